@@ -1,0 +1,15 @@
+/**
+ * The bench suites, in the order a full run runs them. Adding a suite is one
+ * line here: write `bench/suites/NAME.ts` exporting a `Suite` (see
+ * `bench/harness/types.ts`; a suite needing real servers lists them in
+ * `requires`, e.g. `requires: [requirements.slapd]` from
+ * `bench/harness/requirements.ts`) and add it to this array.
+ */
+import type { Suite } from "../harness/types.ts"
+import { poolSuite } from "./pool.ts"
+import { serversetSuite } from "./serverset.ts"
+
+export const suites: ReadonlyArray<Suite> = [
+  poolSuite,
+  serversetSuite
+]

@@ -1,0 +1,623 @@
+/**
+ * Picks the endpoint for the next connection.
+ *
+ * The strategies are small pure functions over a {@link State} value (so they
+ * are deterministic to test); {@link make} wraps them in a `Ref` and feeds
+ * them Effect's `Random` service, and the rest of the system keeps the state
+ * up to date (health, breakers, latency, connections in flight).
+ *
+ * Eligibility, applied before any strategy: an endpoint whose breaker is open
+ * or whose health is `unhealthy` is skipped; healthy endpoints are preferred,
+ * and only when none is healthy are `degraded` and `unknown` ones used; a
+ * `"write"` pick only considers endpoints whose role accepts writes
+ * (`primary` or `any`). When nothing is left the pick fails with
+ * {@link NoEndpointAvailable}, which says why each endpoint was excluded.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Balancer } from "@tether/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const balancer = yield* Balancer.make({
+ *     strategy: "weighted-round-robin",
+ *     endpoints: [
+ *       { id: "ldap://a:389", weight: 3 },
+ *       { id: "ldap://b:389", weight: 1, role: "replica" }
+ *     ]
+ *   })
+ *   yield* balancer.setHealth("ldap://b:389", "unhealthy")
+ *   return yield* balancer.pick("read") // "ldap://a:389"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
+import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
+import type { EndpointId, Role } from "./Endpoint.ts"
+import * as Ewma from "./internal/ewma.ts"
+
+/**
+ * What an operation will do on the server. A `"write"` pick only considers
+ * endpoints whose role is `primary` or `any`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AccessMode = "read" | "write"
+
+/**
+ * An endpoint's health, as the health monitor last classified it.
+ * `unknown` means not probed yet (or not monitored at all).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Health = "healthy" | "degraded" | "unhealthy" | "unknown"
+
+/**
+ * The balancing strategies.
+ *
+ * - `round-robin`: each eligible endpoint in turn.
+ * - `weighted-round-robin`: nginx's smooth weighted round robin; an endpoint
+ *   of weight 5 gets 5 picks in 7 when the others have weight 1, spread out
+ *   (`a a b a c a a`), never in a burst.
+ * - `least-connections`: fewest connections in flight per unit of weight;
+ *   ties are broken in turn.
+ * - `random`: weighted random.
+ * - `priority`: failover only: the lowest `priority` value among the eligible
+ *   endpoints, weighted round robin among equals.
+ * - `fastest`: lowest latency EWMA. An endpoint without a latency sample
+ *   counts as the slowest (no blind exploration: health probes give every
+ *   monitored endpoint a sample within one interval); ties are broken in turn.
+ * - `power-of-two`: two distinct endpoints at random, the one with fewer
+ *   connections in flight (the first of the two on a tie).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Strategy =
+  | "round-robin"
+  | "weighted-round-robin"
+  | "least-connections"
+  | "random"
+  | "priority"
+  | "fastest"
+  | "power-of-two"
+
+/**
+ * The balancer's view of one endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EndpointState {
+  readonly id: EndpointId
+  readonly weight: number
+  readonly priority: number
+  readonly role: Role
+  readonly health: Health
+  readonly breakerOpen: boolean
+  /** Connections (or operations) in flight, for least connections and power of two. */
+  readonly inFlight: number
+  /** Latency EWMA in milliseconds, `undefined` before the first sample. */
+  readonly latency: number | undefined
+  /** Smooth weighted round robin's running weight. */
+  readonly currentWeight: number
+}
+
+/**
+ * Everything the strategies look at.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface State {
+  readonly endpoints: ReadonlyArray<EndpointState>
+  /** Index of the last endpoint picked by a rotating choice (-1 before the first). */
+  readonly cursor: number
+}
+
+/**
+ * What the balancer needs to know about an endpoint; an `Endpoint.Endpoint`
+ * fits.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EndpointInit {
+  readonly id: EndpointId
+  readonly weight?: number | undefined
+  readonly priority?: number | undefined
+  readonly role?: Role | undefined
+}
+
+/**
+ * A source of random numbers in `[0, 1)`, such as `Math.random`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RandomSource = () => number
+
+/**
+ * Why one endpoint could not be picked.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Exclusion {
+  readonly endpoint: EndpointId
+  readonly reason: string
+}
+
+/**
+ * No endpoint could be picked. `exclusions` lists why each endpoint was left
+ * out; the message reads like
+ * `no endpoint available for write: ldap://a: unhealthy; ldap://b: breaker open`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoEndpointAvailable extends Data.TaggedError("NoEndpointAvailable")<{
+  readonly mode: AccessMode | undefined
+  readonly exclusions: ReadonlyArray<Exclusion>
+}> {
+  override get message(): string {
+    const what = this.mode === undefined ? "" : ` for ${this.mode}`
+    if (this.exclusions.length === 0) {
+      return `no endpoint available${what}: none is configured; add at least one endpoint`
+    }
+    const reasons = this.exclusions.map((e) => `${e.endpoint}: ${e.reason}`).join("; ")
+    return `no endpoint available${what}: ${reasons}. ` +
+      "Wait for a health probe to succeed or a breaker to half-open, or add endpoints"
+  }
+}
+
+// -----------------------------------------------------------------------------
+// State
+// -----------------------------------------------------------------------------
+
+const makeEndpointState = (init: EndpointInit): EndpointState => ({
+  id: init.id,
+  weight: init.weight ?? 1,
+  priority: init.priority ?? 0,
+  role: init.role ?? "any",
+  health: "unknown",
+  breakerOpen: false,
+  inFlight: 0,
+  latency: undefined,
+  currentWeight: 0
+})
+
+/**
+ * The initial state for a list of endpoints: health `unknown`, breakers
+ * closed, nothing in flight, no latency sample.
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const initialState = (endpoints: ReadonlyArray<EndpointInit>): State => ({
+  endpoints: endpoints.map(makeEndpointState),
+  cursor: -1
+})
+
+/**
+ * Applies `f` to the endpoint `id` (unchanged state if there is none).
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const updateEndpoint = (
+  state: State,
+  id: EndpointId,
+  f: (endpoint: EndpointState) => EndpointState
+): State => {
+  const index = state.endpoints.findIndex((e) => e.id === id)
+  if (index === -1) return state
+  const endpoints = state.endpoints.slice()
+  endpoints[index] = f(endpoints[index]!)
+  return { ...state, endpoints }
+}
+
+/**
+ * Adds an endpoint, or updates the weight, priority and role of an existing
+ * one (keeping its health, breaker, latency and in-flight count).
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const addEndpoint = (state: State, init: EndpointInit): State => {
+  const exists = state.endpoints.some((e) => e.id === init.id)
+  if (!exists) return { ...state, endpoints: [...state.endpoints, makeEndpointState(init)] }
+  return updateEndpoint(state, init.id, (e) => ({
+    ...e,
+    weight: init.weight ?? e.weight,
+    priority: init.priority ?? e.priority,
+    role: init.role ?? e.role
+  }))
+}
+
+/**
+ * Removes an endpoint.
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const removeEndpoint = (state: State, id: EndpointId): State => {
+  const index = state.endpoints.findIndex((e) => e.id === id)
+  if (index === -1) return state
+  return {
+    endpoints: state.endpoints.filter((_, i) => i !== index),
+    cursor: state.cursor >= index ? state.cursor - 1 : state.cursor
+  }
+}
+
+/**
+ * Records a latency sample (milliseconds) into the endpoint's EWMA.
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const recordLatency = (state: State, id: EndpointId, millis: number, alpha = Ewma.defaultAlpha): State =>
+  updateEndpoint(state, id, (e) => ({ ...e, latency: Ewma.next(e.latency, millis, alpha) }))
+
+// -----------------------------------------------------------------------------
+// Eligibility
+// -----------------------------------------------------------------------------
+
+/**
+ * The indices of the endpoints a pick may choose from, following the
+ * eligibility rule (see the module doc), or why there are none.
+ *
+ * `avoid` lists endpoints to use only as a last resort (a retry avoids the
+ * endpoints that just failed): eligible endpoints outside it come first,
+ * healthy before degraded.
+ *
+ * @since 0.1.0
+ * @category eligibility
+ */
+export const eligible = (
+  state: State,
+  mode?: AccessMode,
+  avoid?: ReadonlySet<EndpointId>
+): Result.Result<ReadonlyArray<number>, NoEndpointAvailable> => {
+  const healthy: Array<number> = []
+  const fallback: Array<number> = []
+  let exclusions: Array<Exclusion> | undefined
+  const endpoints = state.endpoints
+  for (let i = 0; i < endpoints.length; i++) {
+    const e = endpoints[i]!
+    let reason: string | undefined
+    if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
+    else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
+    else if (e.health === "unhealthy") reason = "unhealthy"
+    if (reason !== undefined) {
+      ;(exclusions ??= []).push({ endpoint: e.id, reason })
+    } else if (e.health === "healthy") {
+      healthy.push(i)
+    } else {
+      fallback.push(i)
+    }
+  }
+  if (avoid !== undefined && avoid.size > 0) {
+    const keep = (i: number) => !avoid.has(endpoints[i]!.id)
+    const tiers = [healthy.filter(keep), fallback.filter(keep), healthy, fallback]
+    for (const tier of tiers) if (tier.length > 0) return Result.succeed(tier)
+  } else {
+    if (healthy.length > 0) return Result.succeed(healthy)
+    if (fallback.length > 0) return Result.succeed(fallback)
+  }
+  return Result.fail(new NoEndpointAvailable({ mode, exclusions: exclusions ?? [] }))
+}
+
+// -----------------------------------------------------------------------------
+// Strategies
+// -----------------------------------------------------------------------------
+
+/**
+ * A strategy's choice: the index of the endpoint picked and the next state.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export interface Selection {
+  readonly index: number
+  readonly state: State
+}
+
+/**
+ * A strategy: chooses one of `candidates` (indices into
+ * `state.endpoints`, never empty, in ascending order).
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export type Selector = (state: State, candidates: ReadonlyArray<number>, random: RandomSource) => Selection
+
+/** The first candidate after the cursor, wrapping around; moves the cursor there. */
+const rotate = (state: State, candidates: ReadonlyArray<number>): Selection => {
+  let index = candidates[0]!
+  for (const i of candidates) {
+    if (i > state.cursor) {
+      index = i
+      break
+    }
+  }
+  return { index, state: { ...state, cursor: index } }
+}
+
+/** Candidates whose key is minimal. */
+const argmin = (
+  state: State,
+  candidates: ReadonlyArray<number>,
+  key: (e: EndpointState) => number
+): ReadonlyArray<number> => {
+  let best = Infinity
+  let tied: Array<number> = []
+  for (const i of candidates) {
+    const k = key(state.endpoints[i]!)
+    if (k < best) {
+      best = k
+      tied = [i]
+    } else if (k === best) {
+      tied.push(i)
+    }
+  }
+  return tied.length > 0 ? tied : candidates
+}
+
+/**
+ * Round robin: each candidate in turn, in configuration order.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const roundRobin: Selector = (state, candidates) => rotate(state, candidates)
+
+/**
+ * nginx's smooth weighted round robin: every candidate's running weight grows
+ * by its weight, the largest is picked (the first on a tie) and loses the sum
+ * of the weights. Over any `sum(weights)` consecutive picks with a stable
+ * candidate set, each endpoint is picked exactly `weight` times.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const smoothWeightedRoundRobin: Selector = (state, candidates) => {
+  const endpoints = state.endpoints.slice()
+  let total = 0
+  let best = -1
+  let bestWeight = -Infinity
+  for (const i of candidates) {
+    const e = endpoints[i]!
+    const current = e.currentWeight + e.weight
+    endpoints[i] = { ...e, currentWeight: current }
+    total += e.weight
+    if (current > bestWeight) {
+      bestWeight = current
+      best = i
+    }
+  }
+  const chosen = endpoints[best]!
+  endpoints[best] = { ...chosen, currentWeight: chosen.currentWeight - total }
+  return { index: best, state: { ...state, endpoints } }
+}
+
+/**
+ * Least connections: the fewest in flight per unit of weight; ties in turn.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const leastConnections: Selector = (state, candidates) =>
+  rotate(state, argmin(state, candidates, (e) => e.inFlight / e.weight))
+
+/**
+ * Weighted random: each candidate with probability `weight / sum(weights)`.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const random: Selector = (state, candidates, random) => {
+  let total = 0
+  for (const i of candidates) total += state.endpoints[i]!.weight
+  let r = random() * total
+  for (const i of candidates) {
+    r -= state.endpoints[i]!.weight
+    if (r < 0) return { index: i, state }
+  }
+  return { index: candidates[candidates.length - 1]!, state }
+}
+
+/**
+ * Priority (failover only): the candidates with the lowest `priority` value,
+ * smooth weighted round robin among them.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const priority: Selector = (state, candidates, rng) =>
+  smoothWeightedRoundRobin(state, argmin(state, candidates, (e) => e.priority), rng)
+
+/**
+ * Fastest: the lowest latency EWMA. No sample counts as the slowest; ties
+ * (including "nobody has a sample") are broken in turn.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const fastest: Selector = (state, candidates) =>
+  rotate(state, argmin(state, candidates, (e) => e.latency ?? Infinity))
+
+/**
+ * Power of two choices: two distinct candidates at random, the one with
+ * fewer in flight (the first drawn on a tie).
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const powerOfTwoChoices: Selector = (state, candidates, random) => {
+  const n = candidates.length
+  if (n === 1) return { index: candidates[0]!, state }
+  const a = Math.min(n - 1, Math.floor(random() * n))
+  let b = Math.min(n - 2, Math.floor(random() * (n - 1)))
+  if (b >= a) b++
+  const first = candidates[a]!
+  const second = candidates[b]!
+  const index = state.endpoints[second]!.inFlight < state.endpoints[first]!.inFlight ? second : first
+  return { index, state }
+}
+
+/**
+ * The selector of each strategy.
+ *
+ * @since 0.1.0
+ * @category strategies
+ */
+export const selectors: { readonly [S in Strategy]: Selector } = {
+  "round-robin": roundRobin,
+  "weighted-round-robin": smoothWeightedRoundRobin,
+  "least-connections": leastConnections,
+  "random": random,
+  "priority": priority,
+  "fastest": fastest,
+  "power-of-two": powerOfTwoChoices
+}
+
+/**
+ * One pure pick: eligibility, then the strategy. Returns the endpoint picked
+ * and the next state.
+ *
+ * @example
+ * ```ts
+ * import { Balancer } from "@tether/core"
+ *
+ * let state = Balancer.initialState([{ id: "a", weight: 5 }, { id: "b" }, { id: "c" }])
+ * const picks: Array<string> = []
+ * for (let i = 0; i < 7; i++) {
+ *   const result = Balancer.pickPure(state, "weighted-round-robin", { random: Math.random })
+ *   if (result._tag === "Success") {
+ *     picks.push(result.success[0])
+ *     state = result.success[1]
+ *   }
+ * }
+ * // picks: a a b a c a a
+ * ```
+ *
+ * @since 0.1.0
+ * @category picking
+ */
+export const pickPure = (
+  state: State,
+  strategy: Strategy | Selector,
+  options: {
+    readonly random: RandomSource
+    readonly mode?: AccessMode | undefined
+    readonly avoid?: ReadonlySet<EndpointId> | undefined
+  }
+): Result.Result<readonly [EndpointId, State], NoEndpointAvailable> => {
+  const candidates = eligible(state, options.mode, options.avoid)
+  if (Result.isFailure(candidates)) return Result.fail(candidates.failure)
+  const select = typeof strategy === "function" ? strategy : selectors[strategy]
+  const selection = select(state, candidates.success, options.random)
+  return Result.succeed([selection.state.endpoints[selection.index]!.id, selection.state] as const)
+}
+
+// -----------------------------------------------------------------------------
+// Service
+// -----------------------------------------------------------------------------
+
+/**
+ * Options of a pick.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PickOptions {
+  /** Endpoints to use only when no other is eligible (e.g. the ones that just failed). */
+  readonly avoid?: ReadonlySet<EndpointId> | undefined
+}
+
+/**
+ * A balancer over a `Ref` of {@link State}. Every method is atomic.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Balancer {
+  readonly strategy: Strategy
+  /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
+  readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
+  /** The current state. */
+  readonly state: Effect.Effect<State>
+  readonly setHealth: (id: EndpointId, health: Health) => Effect.Effect<void>
+  readonly setBreakerOpen: (id: EndpointId, open: boolean) => Effect.Effect<void>
+  /** Records the role a probe discovered (e.g. a PostgreSQL replica promoted to primary). */
+  readonly setRole: (id: EndpointId, role: Role) => Effect.Effect<void>
+  /** Records a latency sample in milliseconds. */
+  readonly recordLatency: (id: EndpointId, millis: number) => Effect.Effect<void>
+  /** Adds `delta` (usually +1 or -1) to the endpoint's in-flight count. */
+  readonly addInFlight: (id: EndpointId, delta: number) => Effect.Effect<void>
+  /** Runs `effect` counted as in flight on `id`. */
+  readonly withInFlight: (id: EndpointId) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Adds an endpoint, or updates its weight, priority and role. */
+  readonly add: (endpoint: EndpointInit) => Effect.Effect<void>
+  readonly remove: (id: EndpointId) => Effect.Effect<void>
+}
+
+/**
+ * Makes a {@link Balancer}. Random strategies draw from Effect's `Random`
+ * service (use `Random.withSeed` for reproducible tests).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: {
+  readonly endpoints: ReadonlyArray<EndpointInit>
+  /** Default `"weighted-round-robin"`. */
+  readonly strategy?: Strategy | undefined
+  /** Smoothing factor of the latency EWMA, in (0, 1] (default 0.3). */
+  readonly latencyAlpha?: number | undefined
+}): Effect.Effect<Balancer> =>
+  Effect.map(Ref.make(initialState(options.endpoints)), (ref) => {
+    const strategy = options.strategy ?? "weighted-round-robin"
+    const select = selectors[strategy]
+    const alpha = options.latencyAlpha ?? Ewma.defaultAlpha
+    const modifyEndpoint = (id: EndpointId, f: (e: EndpointState) => EndpointState) =>
+      Ref.update(ref, (state) => updateEndpoint(state, id, f))
+    const addInFlight = (id: EndpointId, delta: number) =>
+      modifyEndpoint(id, (e) => ({ ...e, inFlight: Math.max(0, e.inFlight + delta) }))
+    return {
+      strategy,
+      pick: (mode, pickOptions) =>
+        Effect.flatMap(Effect.service(Random.Random), (rng) =>
+          Effect.flatMap(
+            Ref.modify(ref, (state): readonly [Result.Result<EndpointId, NoEndpointAvailable>, State] => {
+              const result = pickPure(state, select, {
+                random: () => rng.nextDoubleUnsafe(),
+                mode,
+                avoid: pickOptions?.avoid
+              })
+              return Result.isSuccess(result)
+                ? [Result.succeed(result.success[0]), result.success[1]]
+                : [Result.fail(result.failure), state]
+            }),
+            Effect.fromResult
+          )),
+      state: Ref.get(ref),
+      setHealth: (id, health) => modifyEndpoint(id, (e) => (e.health === health ? e : { ...e, health })),
+      setBreakerOpen: (id, open) => modifyEndpoint(id, (e) => (e.breakerOpen === open ? e : { ...e, breakerOpen: open })),
+      setRole: (id, role) => modifyEndpoint(id, (e) => (e.role === role ? e : { ...e, role })),
+      recordLatency: (id, millis) => Ref.update(ref, (state) => recordLatency(state, id, millis, alpha)),
+      addInFlight,
+      withInFlight: (id) => (effect) =>
+        Effect.acquireUseRelease(addInFlight(id, 1), () => effect, () => addInFlight(id, -1)),
+      add: (endpoint) => Ref.update(ref, (state) => addEndpoint(state, endpoint)),
+      remove: (id) => Ref.update(ref, (state) => removeEndpoint(state, id))
+    }
+  })

@@ -1,0 +1,67 @@
+/**
+ * What a backend (LDAP, PostgreSQL, a test fake) plugs into the core. The
+ * core never imports a client library: it only knows how to open a
+ * connection to an endpoint, check it, probe the server and classify errors.
+ *
+ * @since 0.1.0
+ */
+import type { Effect, Scope } from "effect"
+import type { Endpoint } from "./Endpoint.ts"
+import type { Classifier } from "./Fault.ts"
+import type { Role } from "./Endpoint.ts"
+import type { Credentials } from "./Identity.ts"
+
+/**
+ * What a health probe found: its latency (measured by the monitor when
+ * omitted) and, for backends that can tell, the role the server plays now
+ * (a PostgreSQL replica that was promoted reports `primary`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Probe {
+  readonly latencyMillis?: number | undefined
+  readonly role?: Role | undefined
+}
+
+/**
+ * A backend driver for connections of type `C` whose opening fails with `E`.
+ *
+ * @example
+ * ```ts
+ * import type { Driver } from "@tether/core"
+ * import { Fault } from "@tether/core"
+ * import { Effect } from "effect"
+ *
+ * const driver: Driver.Driver<Client, ConnectError> = {
+ *   connect: (endpoint) => Effect.acquireRelease(open(endpoint.url), (c) => close(c)),
+ *   validate: (client) => ping(client),
+ *   classify: (error) => Fault.make(isRefused(error) ? "connection" : "semantic")
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Driver<C, E> {
+  /**
+   * Opens one connection to the endpoint, bound as `identity` (`undefined`:
+   * the driver's own default identity, e.g. a configured service account).
+   * Closing the scope closes it. Keep it interruptible. A rejected bind
+   * should fail with an error `classify` calls `authentication`.
+   */
+  readonly connect: (endpoint: Endpoint, identity: Credentials | undefined) => Effect.Effect<C, E, Scope.Scope>
+  /** A cheap check that a pooled connection still works (see `ConnectionPool.Options.validate`). */
+  readonly validate?:
+    | ((connection: C, identity: Credentials | undefined) => Effect.Effect<unknown, unknown>)
+    | undefined
+  /**
+   * Probes a server's health. The default opens a fresh connection and
+   * validates it, so a hung server is noticed even while the pool is idle.
+   */
+  readonly probe?: ((endpoint: Endpoint) => Effect.Effect<Probe | void, unknown>) | undefined
+  /** Classifies any failure of `connect` or of work done on a connection. */
+  readonly classify: Classifier
+  /** Says whether an error means the connection itself is broken (destroy it instead of pooling it). */
+  readonly isBroken?: ((error: unknown) => boolean) | undefined
+}

@@ -1,0 +1,125 @@
+/**
+ * Credential-aware pooling for one server: idle connections are kept per
+ * identity (keyed by a digest of principal and secret, never by the plain
+ * secret), under one global `max` across identities and an optional
+ * `maxPerIdentity`. When the pool is full and an identity needs a connection
+ * while other identities' connections sit idle, the least recently used idle
+ * one is closed to make room. A connection bound as A is never lent to a
+ * borrower running as B.
+ *
+ * A changed secret for the same principal (a password rotation) retires the
+ * connections opened with the old one.
+ *
+ * @example
+ * ```ts
+ * import { Identity, IdentityPool } from "@tether/core"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* IdentityPool.make({
+ *     name: "ldap1",
+ *     connect: (identity) => openAndBind(identity.principal, identity.secret),
+ *     max: 20,
+ *     maxPerIdentity: 4
+ *   })
+ *   const alice = Identity.make("uid=alice,ou=people,dc=example,dc=com", Redacted.make("…"))
+ *   return yield* pool.use(alice, (client) => whoami(client))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { Effect, Scope } from "effect"
+import type * as ConnectionPool from "./ConnectionPool.ts"
+import type { Credentials } from "./Identity.ts"
+import * as internal from "./internal/identityPool.ts"
+import type { InvalidPoolOptions } from "./PoolError.ts"
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<C, E> {
+  /** Names the pool in logs, metrics and errors (never a secret). */
+  readonly name: string
+  /**
+   * Opens a connection bound as `identity` (`undefined`: the driver's default
+   * identity). Closing the scope closes it. A rejected bind should fail with
+   * the driver's typed "invalid credentials" error: it reaches that caller only.
+   */
+  readonly connect: (identity: Credentials | undefined) => Effect.Effect<C, E, Scope.Scope>
+  /** Checks a pooled connection (ideally that it is still bound as `identity`). */
+  readonly validate?: ((connection: C, identity: Credentials | undefined) => Effect.Effect<unknown, unknown>) | undefined
+  /** Says whether an error means the connection is broken. */
+  readonly isBroken?: ((error: unknown) => boolean) | undefined
+  /** Connections of the default identity kept open, opened at start-up. Default 0. */
+  readonly min?: number | undefined
+  /** Open connections across all identities. Default 10. */
+  readonly max?: number | undefined
+  /** Open connections of one identity. Default `max`. */
+  readonly maxPerIdentity?: number | undefined
+  /** Options of each identity's pool (see `ConnectionPool.Options`). */
+  readonly pool?:
+    | Omit<ConnectionPool.Options<C, E, never>, "name" | "acquire" | "validate" | "isBroken" | "max" | "min">
+    | undefined
+}
+
+/**
+ * One identity's share of the pool, by its label (never its secret).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IdentityStats {
+  readonly label: string
+  readonly idle: number
+  readonly inUse: number
+  readonly borrows: number
+  readonly created: number
+}
+
+/**
+ * A snapshot of the whole pool.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats extends ConnectionPool.Stats {
+  /** Connections open now, across identities (at most `max`). */
+  readonly open: number
+  /** Idle connections closed to make room for another identity. */
+  readonly evictions: number
+  /** Borrows served by a connection already open (and bound as the right identity). */
+  readonly reuseRate: number
+  readonly identities: ReadonlyArray<IdentityStats>
+}
+
+/**
+ * A running credential-aware pool.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IdentityPool<C, E> {
+  readonly name: string
+  /** Borrows a connection bound as `identity` (`undefined`: the default identity), runs `f`, returns it. */
+  readonly use: <A, E2, R>(
+    identity: Credentials | undefined,
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ) => Effect.Effect<A, E | E2 | ConnectionPool.BorrowError, R>
+  /** Destroys every idle connection of every identity. Returns how many. */
+  readonly invalidateIdle: Effect.Effect<number>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * Makes a credential-aware pool in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: <C, E>(
+  options: Options<C, E>
+) => Effect.Effect<IdentityPool<C, E>, InvalidPoolOptions, Scope.Scope> = internal.make

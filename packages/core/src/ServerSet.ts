@@ -1,0 +1,235 @@
+/**
+ * One manager over several servers: a {@link ConnectionPool} per endpoint, a
+ * {@link Balancer} to pick among them, a {@link HealthMonitor} and a
+ * {@link CircuitBreaker} per endpoint, and failover with retries — composed
+ * into one service that keeps working while servers fail, slow down and
+ * come back. Backend-agnostic: a {@link Driver} says how to connect, probe
+ * and classify errors.
+ *
+ * @example
+ * ```ts
+ * import { ServerSet } from "@tether/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const directory = yield* ServerSet.make({
+ *     name: "directory",
+ *     endpoints: ["ldap://ldap1:389", "ldap://ldap2:389", { url: "ldap://ldap3:389", weight: 2 }],
+ *     driver: ldapDriver,
+ *     strategy: "least-connections",
+ *     pool: { min: 1, max: 10 },
+ *     health: { interval: "1 second" }
+ *   })
+ *   const entries = yield* directory.use((client) => search(client, "ou=people,dc=example,dc=com"), {
+ *     mode: "read",
+ *     idempotent: true
+ *   })
+ *   console.log(yield* directory.status)
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { Context, Duration, Effect, Schedule, Scope } from "effect"
+import { Layer } from "effect"
+import type { AccessMode, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
+import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
+import type * as CircuitBreaker from "./CircuitBreaker.ts"
+import type * as ConnectionPool from "./ConnectionPool.ts"
+import type { Driver } from "./Driver.ts"
+import type { Endpoint, EndpointId, EndpointInput, InvalidEndpoint, Role } from "./Endpoint.ts"
+import type { HealthState } from "./HealthMonitor.ts"
+import type { Credentials } from "./Identity.ts"
+import type * as IdentityPool from "./IdentityPool.ts"
+import * as internal from "./internal/serverSet.ts"
+import type { InvalidPoolOptions } from "./PoolError.ts"
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<C, E> {
+  /** Names the set in logs, metrics and spans. */
+  readonly name: string
+  /** The servers: URLs or endpoint definitions (see `Endpoint`). */
+  readonly endpoints: ReadonlyArray<EndpointInput | string>
+  readonly driver: Driver<C, E>
+  /** How to pick an endpoint. Default `"weighted-round-robin"`. */
+  readonly strategy?: Strategy | undefined
+  /** Options of every endpoint's pool (its name and acquire come from the set). */
+  readonly pool?:
+    | (Omit<ConnectionPool.Options<C, E, never>, "name" | "acquire" | "validate" | "isBroken"> & {
+      /** Connections of one identity per endpoint (default `max`). */
+      readonly maxPerIdentity?: number | undefined
+    })
+    | undefined
+  /** Health monitoring of every endpoint; `false` turns it off (every endpoint counts as healthy). */
+  readonly health?:
+    | false
+    | {
+      /** Time between probes (jittered ±20%). Default 5 seconds. */
+      readonly interval?: Duration.Input | undefined
+      /** A probe slower than this fails. Default 2 seconds. */
+      readonly timeout?: Duration.Input | undefined
+      /** Latency EWMA above which an endpoint is degraded. Default: never. */
+      readonly degradedLatency?: Duration.Input | undefined
+      /** Failed probes in a row that make an endpoint unhealthy. Default 1. */
+      readonly unhealthyAfter?: number | undefined
+      /** Successful probes in a row that bring it back. Default 1. */
+      readonly healthyAfter?: number | undefined
+    }
+    | undefined
+  /** Circuit breaker of every endpoint; `false` turns it off. */
+  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
+  /**
+   * Failover and retry: a `Schedule` fed each failure (default: 4 attempts,
+   * exponential backoff from 100 ms with jitter, none after 10 s); `false`
+   * turns retries off.
+   */
+  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
+  /**
+   * Hedged reads: when an idempotent read has no answer after `delay`, send
+   * it to a second endpoint too, take the first answer and interrupt the other.
+   */
+  readonly hedge?: { readonly delay: Duration.Input } | undefined
+}
+
+/**
+ * How an operation may be run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UseOptions {
+  /** `"read"` (any endpoint) or `"write"` (only endpoints whose role accepts writes). Default `"read"`. */
+  readonly mode?: AccessMode | undefined
+  /**
+   * Whether running the operation twice is harmless. An operation that
+   * failed after it may have reached the server is only retried when this is
+   * `true`. Default `false`.
+   */
+  readonly idempotent?: boolean | undefined
+}
+
+/**
+ * The status of one endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EndpointStatus {
+  readonly id: EndpointId
+  readonly url: string
+  readonly role: Role
+  readonly weight: number
+  readonly priority: number
+  readonly health: Health
+  /** The monitor's view; `undefined` when health monitoring is off. */
+  readonly monitor: HealthState | undefined
+  /** The breaker's state; `undefined` when the breaker is off. */
+  readonly breaker: BreakerState | undefined
+  /** The endpoint's pool, across identities (per identity in `pool.identities`). */
+  readonly pool: IdentityPool.Stats
+  /** Latency EWMA of probes and calls, in milliseconds. */
+  readonly latencyMillis: number | undefined
+  readonly inFlight: number
+  readonly requests: number
+  readonly failures: number
+}
+
+/**
+ * A snapshot of a whole set. Holds no secret.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Status {
+  readonly name: string
+  readonly strategy: Strategy
+  readonly endpoints: ReadonlyArray<EndpointStatus>
+}
+
+/**
+ * Everything `use` can fail with besides the operation's own errors.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UseError<E> = E | ConnectionPool.BorrowError | BreakerOpen | NoEndpointAvailable
+
+/**
+ * A running set of servers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerSet<C, E> {
+  readonly name: string
+  /**
+   * Borrows a connection from the endpoint the balancer picks, runs `f` on
+   * it, and fails over and retries on the retryable faults the driver
+   * classifies (see {@link UseOptions}).
+   */
+  readonly use: <A, E2, R>(
+    f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
+    options?: UseOptions
+  ) => Effect.Effect<A, UseError<E> | E2, R>
+  /**
+   * Like `use`, but runs `f` on a connection bound as the identity `key`
+   * holds: the identity appears in the effect's requirements, so running it
+   * without one provided does not compile. Connections are pooled per
+   * identity under one limit per endpoint (see `IdentityPool`).
+   *
+   * @example
+   * ```ts
+   * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}
+   * const mine = directory.useAs(EndUser, (client) => whoami(client)) // Effect<string, …, EndUser>
+   * ```
+   */
+  readonly useAs: <I, A, E2, R>(
+    key: Context.Key<I, Credentials>,
+    f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
+    options?: UseOptions
+  ) => Effect.Effect<A, UseError<E> | E2, R | I>
+  /** A snapshot of every endpoint: health, breaker, pool, traffic. */
+  readonly status: Effect.Effect<Status>
+  /** The endpoints now in the set. */
+  readonly endpoints: Effect.Effect<ReadonlyArray<Endpoint>>
+  /** Adds an endpoint at run time: builds its pool, monitor and breaker. */
+  readonly add: (endpoint: EndpointInput | string) => Effect.Effect<void, InvalidEndpoint | InvalidPoolOptions>
+  /**
+   * Removes an endpoint at run time: no new work goes to it, work in flight
+   * finishes (its pool drains), then its connections close.
+   */
+  readonly remove: (id: EndpointId) => Effect.Effect<void>
+}
+
+/**
+ * Starts a set in the current scope; closing the scope stops its monitors and
+ * drains its pools.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: <C, E>(
+  options: Options<C, E>
+) => Effect.Effect<ServerSet<C, E>, InvalidEndpoint | InvalidPoolOptions, Scope.Scope> = internal.make
+
+/**
+ * A `Layer` providing a set under your own service key.
+ *
+ * @example
+ * ```ts
+ * class Directory extends Context.Service<Directory, ServerSet.ServerSet<Client, LdapError>>()("app/Directory") {}
+ * const DirectoryLive = ServerSet.layer(Directory, { name: "directory", endpoints, driver })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <I, C, E>(
+  key: Context.Key<I, ServerSet<C, E>>,
+  options: Options<C, E>
+): Layer.Layer<I, InvalidEndpoint | InvalidPoolOptions> => Layer.effect(key, make(options))

@@ -1,0 +1,326 @@
+import { Clock, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import * as Balancer from "../Balancer.ts"
+import * as CircuitBreaker from "../CircuitBreaker.ts"
+import type { Credentials } from "../Identity.ts"
+import * as IdentityPool from "../IdentityPool.ts"
+import type * as Driver from "../Driver.ts"
+import * as Endpoint from "../Endpoint.ts"
+import type { Fault } from "../Fault.ts"
+import * as HealthMonitor from "../HealthMonitor.ts"
+import type { InvalidPoolOptions } from "../PoolError.ts"
+import { PoolClosed } from "../PoolError.ts"
+import * as Retry from "../Retry.ts"
+import type * as ServerSet from "../ServerSet.ts"
+
+/** One endpoint of a set, with everything that serves it. */
+interface Member<C, E> {
+  readonly endpoint: Endpoint.Endpoint
+  readonly scope: Scope.Closeable
+  readonly pool: IdentityPool.IdentityPool<C, E>
+  readonly breaker: CircuitBreaker.CircuitBreaker | undefined
+  readonly monitor: HealthMonitor.HealthMonitor | undefined
+  readonly succeeded: Metric.Metric<number, unknown>
+  readonly failed: Metric.Metric<number, unknown>
+  requests: number
+  successes: number
+  failures: number
+  /** What the metrics were last told (flushed by the set's reporter, off the hot path). */
+  reported: { successes: number; failures: number }
+}
+
+const tagOf = (u: unknown): string | undefined =>
+  typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" ? u._tag : undefined
+
+const notReached = (kind: Fault["kind"]): Fault => ({ kind, mayHaveReachedServer: false })
+
+const requestsTotal = Metric.counter("tether_serverset_requests_total", {
+  description: "Operations run through a server set, by endpoint and outcome",
+  incremental: true
+})
+
+/** @internal */
+export const make = <C, E>(
+  options: ServerSet.Options<C, E>
+): Effect.Effect<ServerSet.ServerSet<C, E>, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> =>
+  Effect.gen(function*() {
+    const setScope = yield* Scope.Scope
+    const clock = yield* Clock.Clock
+    const driver = options.driver
+    const name = options.name
+    const endpoints = yield* Endpoint.decodeAll(options.endpoints)
+    const balancer = yield* Balancer.make({
+      endpoints: endpoints.map((e) => ({ id: e.id, weight: e.weight, priority: e.priority, role: e.role })),
+      strategy: options.strategy
+    })
+    const members = new Map<Endpoint.EndpointId, Member<C, E>>()
+
+    // The pool's own errors say nothing about the server, except a connect
+    // that hung; everything else is the driver's call. (`Retry.failover`
+    // itself treats `BreakerOpen` as a connection fault that never reached the server.)
+    const classifyForRetry = (error: unknown): Fault => {
+      switch (tagOf(error)) {
+        case "PoolTimeout":
+          return notReached("overload")
+        case "ConnectTimeout":
+        case "PoolClosed":
+          return notReached("connection")
+        default:
+          return driver.classify(error)
+      }
+    }
+    const classifyForBreaker = (error: unknown): Fault => {
+      switch (tagOf(error)) {
+        case "PoolTimeout":
+        case "PoolClosed":
+          return notReached("semantic")
+        case "ConnectTimeout":
+          return notReached("connection")
+        default:
+          return driver.classify(error)
+      }
+    }
+
+    const health = options.health === false ? undefined : options.health ?? {}
+    const probeOf = (endpoint: Endpoint.Endpoint) => {
+      const probe = driver.probe !== undefined
+        ? driver.probe(endpoint)
+        : Effect.scoped(Effect.flatMap(driver.connect(endpoint, undefined), (c) => driver.validate?.(c, undefined) ?? Effect.void))
+      return Effect.flatMap(probe, (result) => {
+        const role = result === undefined ? undefined : (result as Driver.Probe).role
+        return role === undefined ? Effect.void : balancer.setRole(endpoint.id, role)
+      })
+    }
+
+    /** Builds an endpoint's pool, breaker and monitor in a scope of its own. */
+    const build = (endpoint: Endpoint.Endpoint) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.fork(setScope, "sequential")
+        const member = yield* Effect.gen(function*() {
+          const { max, maxPerIdentity, min, ...poolOptions } = options.pool ?? {}
+          const pool = yield* IdentityPool.make({
+            name: `${name} ${endpoint.id}`,
+            connect: (identity) => driver.connect(endpoint, identity),
+            validate: driver.validate,
+            isBroken: driver.isBroken,
+            min,
+            max,
+            maxPerIdentity,
+            pool: poolOptions
+          })
+          const breaker = options.breaker === false
+            ? undefined
+            : yield* CircuitBreaker.make({ ...options.breaker, endpoint: endpoint.id, classify: classifyForBreaker })
+          if (breaker !== undefined) {
+            yield* Stream.runForEach(
+              SubscriptionRef.changes(breaker.state),
+              (state) => balancer.setBreakerOpen(endpoint.id, state.status === "open")
+            ).pipe(Effect.forkScoped)
+          }
+          let monitor: HealthMonitor.HealthMonitor | undefined
+          if (health === undefined) {
+            yield* balancer.setHealth(endpoint.id, "healthy")
+          } else {
+            monitor = yield* HealthMonitor.make({
+              endpoint: endpoint.id,
+              probe: probeOf(endpoint),
+              schedule: Schedule.spaced(health.interval ?? "5 seconds").pipe(Schedule.jittered),
+              timeout: health.timeout,
+              degradedLatency: health.degradedLatency,
+              unhealthyAfter: health.unhealthyAfter ?? 1,
+              healthyAfter: health.healthyAfter,
+              // The server is gone: its idle connections are dead too.
+              onUnhealthy: () => Effect.asVoid(pool.invalidateIdle)
+            })
+            let probes = 0
+            yield* Stream.runForEach(SubscriptionRef.changes(monitor.state), (state) =>
+              Effect.gen(function*() {
+                yield* balancer.setHealth(endpoint.id, state.status)
+                if (state.probes > probes && state.lastLatency !== undefined && state.consecutiveFailures === 0) {
+                  yield* balancer.recordLatency(endpoint.id, state.lastLatency)
+                }
+                probes = state.probes
+              })).pipe(Effect.forkScoped)
+          }
+          const attributes = { set: name, endpoint: endpoint.id }
+          return {
+            endpoint,
+            scope,
+            pool,
+            breaker,
+            monitor,
+            succeeded: Metric.withAttributes(requestsTotal, { ...attributes, outcome: "success" }),
+            failed: Metric.withAttributes(requestsTotal, { ...attributes, outcome: "failure" }),
+            requests: 0,
+            successes: 0,
+            failures: 0,
+            reported: { successes: 0, failures: 0 }
+          } satisfies Member<C, E>
+        }).pipe(
+          Scope.provide(scope),
+          Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+        )
+        members.set(endpoint.id, member)
+        return member
+      })
+
+    yield* Effect.forEach(endpoints, build, { discard: true })
+
+    // Updating an Effect metric costs about as much as routing a call, so
+    // calls are counted in plain numbers and the metrics told once a second.
+    const report = (member: Member<C, E>) =>
+      Effect.suspend(() => {
+        const successes = member.successes - member.reported.successes
+        const failures = member.failures - member.reported.failures
+        member.reported = { successes: member.successes, failures: member.failures }
+        return Effect.andThen(
+          successes > 0 ? Metric.update(member.succeeded, successes) : Effect.void,
+          failures > 0 ? Metric.update(member.failed, failures) : Effect.void
+        )
+      })
+    yield* Effect.suspend(() => Effect.forEach([...members.values()], report, { discard: true })).pipe(
+      Effect.repeat(Schedule.spaced("1 second")),
+      Effect.forkScoped
+    )
+
+    // --- running operations --------------------------------------------------
+
+    const runOn = <A, E2, R>(
+      id: Endpoint.EndpointId,
+      identity: Credentials | undefined,
+      f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>
+    ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
+      Effect.suspend(() => {
+        const member = members.get(id)
+        if (member === undefined) {
+          // Removed between the pick and now: as if its pool had closed.
+          return Effect.fail(new PoolClosed({ pool: id }))
+        }
+        member.requests++
+        const start = clock.currentTimeMillisUnsafe()
+        const borrowed = member.pool.use(identity, (connection) => f(connection, member.endpoint))
+        const guarded = member.breaker === undefined ? borrowed : member.breaker.protect(borrowed)
+        return balancer.withInFlight(id)(guarded).pipe(
+          Effect.onExit((exit) => {
+            if (Exit.isSuccess(exit)) {
+              member.successes++
+              return balancer.recordLatency(id, clock.currentTimeMillisUnsafe() - start)
+            }
+            member.failures++
+            return Effect.void
+          })
+        )
+      })
+
+    const retrySchedule = options.retry === false ? Schedule.recurs(0) : options.retry?.schedule
+
+    const hedgeDelay = options.hedge === undefined ? undefined : Duration.fromInputUnsafe(options.hedge.delay)
+
+    const useWith = <A, E2, R>(
+      identity: Credentials | undefined,
+      f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
+      useOptions?: ServerSet.UseOptions
+    ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> => {
+      const mode = useOptions?.mode ?? "read"
+      const idempotent = useOptions?.idempotent ?? false
+      const hedged = hedgeDelay !== undefined && mode === "read" && idempotent
+      const attempt = (id: Endpoint.EndpointId): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
+        hedged ? hedge(id, identity, f, hedgeDelay) : runOn(id, identity, f)
+      return Retry.failover({
+        operation: attempt,
+        pick: (context) => balancer.pick(context.mode, context),
+        classify: classifyForRetry,
+        mode,
+        idempotent,
+        schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
+        onRetryableFailure: ({ endpoint, fault }) =>
+          // A refused connection is strong evidence: stop sending work there
+          // until its monitor sees it answer again.
+          fault.kind === "connection" && !fault.mayHaveReachedServer && members.get(endpoint)?.monitor !== undefined
+            ? balancer.setHealth(endpoint, "unhealthy")
+            : Effect.void
+      }).pipe(
+        Effect.withSpan("tether.serverset.use", { attributes: { "tether.set": name, "tether.mode": mode } })
+      )
+    }
+
+    /** Runs on `first`; if no answer after `delay`, also on a second endpoint; the first answer wins. */
+    const hedge = <A, E2, R>(
+      first: Endpoint.EndpointId,
+      identity: Credentials | undefined,
+      f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
+      delay: Duration.Duration
+    ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
+      Effect.raceFirst(
+        runOn(first, identity, f),
+        Effect.sleep(delay).pipe(
+          Effect.andThen(balancer.pick("read", { avoid: new Set([first]) })),
+          Effect.flatMap((second) => second === first ? Effect.never : runOn(second, identity, f))
+        )
+      )
+
+    // --- status and reconfiguration --------------------------------------------
+
+    const memberStatus = (member: Member<C, E>, state: Balancer.State) =>
+      Effect.gen(function*() {
+        const endpointState = state.endpoints.find((e) => e.id === member.endpoint.id)
+        return {
+          id: member.endpoint.id,
+          url: member.endpoint.url,
+          role: endpointState?.role ?? member.endpoint.role,
+          weight: member.endpoint.weight,
+          priority: member.endpoint.priority,
+          health: endpointState?.health ?? "unknown",
+          monitor: member.monitor === undefined ? undefined : yield* member.monitor.get,
+          breaker: member.breaker === undefined ? undefined : yield* SubscriptionRef.get(member.breaker.state),
+          pool: yield* member.pool.stats,
+          latencyMillis: endpointState?.latency,
+          inFlight: endpointState?.inFlight ?? 0,
+          requests: member.requests,
+          failures: member.failures
+        } satisfies ServerSet.EndpointStatus
+      })
+
+    const status = Effect.gen(function*() {
+      const state = yield* balancer.state
+      const statuses = yield* Effect.forEach([...members.values()], (m) => memberStatus(m, state))
+      return { name, strategy: balancer.strategy, endpoints: statuses } satisfies ServerSet.Status
+    })
+
+    const add = (input: Endpoint.EndpointInput | string) =>
+      Effect.gen(function*() {
+        const endpoint = yield* Endpoint.decode(input)
+        if (members.has(endpoint.id)) {
+          return yield* Effect.fail(
+            new Endpoint.InvalidEndpoint({
+              endpoint: endpoint.url,
+              problems: [{ field: "id", message: `${JSON.stringify(endpoint.id)} is already in the set "${name}"` }]
+            })
+          )
+        }
+        yield* balancer.add({ id: endpoint.id, weight: endpoint.weight, priority: endpoint.priority, role: endpoint.role })
+        yield* build(endpoint).pipe(Effect.onError(() => balancer.remove(endpoint.id)))
+        yield* Effect.logInfo(`server set "${name}": added ${endpoint.id}`)
+      })
+
+    const remove = (id: Endpoint.EndpointId) =>
+      Effect.gen(function*() {
+        const member = members.get(id)
+        if (member === undefined) return
+        // No new picks; then the pool drains the work in flight and closes.
+        yield* balancer.remove(id)
+        members.delete(id)
+        yield* Scope.close(member.scope, Exit.void)
+        yield* report(member)
+        yield* Effect.logInfo(`server set "${name}": removed ${id}`)
+      })
+
+    return {
+      name,
+      use: (f, useOptions) => useWith(undefined, f, useOptions),
+      useAs: (key, f, useOptions) => Effect.flatMap(Effect.service(key), (identity) => useWith(identity, f, useOptions)),
+      status,
+      endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
+      add,
+      remove
+    } satisfies ServerSet.ServerSet<C, E>
+  })

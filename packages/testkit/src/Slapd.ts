@@ -1,0 +1,622 @@
+/**
+ * Real OpenLDAP `slapd` servers for integration tests.
+ *
+ * The fixture writes its own `slapd.conf` (mdb backend, the core/cosine/inetorgperson/nis
+ * schemas, a suffix, an admin, users with passwords), seeds it with `slapadd` and runs its own
+ * slapd processes on free 127.0.0.1 ports, never the system service. Two servers replicate both
+ * ways (syncrepl, multi-provider). With TLS on, a throw-away CA signs a certificate for
+ * `localhost` / `127.0.0.1`, and each server serves `ldaps://` and StartTLS. Closing the scope
+ * stops every process and deletes the temp dir, also when the test failed. Needs `slapd` and
+ * `ldap-utils`: `npm run provision` installs them.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Client } from "ldapts"
+ * import { Slapd } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ldap = yield* Slapd.Slapd
+ *   const user = ldap.users[0]!
+ *   const client = new Client({ url: ldap.server.url })
+ *   yield* Effect.promise(() => client.bind(user.dn, user.password).then(() => client.unbind()))
+ * }).pipe(Effect.provide(Slapd.layer({ servers: 2, tls: true })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Context, Duration, Effect, Layer, Semaphore } from "effect"
+import type { Scope } from "effect"
+import { FixtureError } from "./FixtureError.ts"
+import * as Binaries from "./internal/binaries.ts"
+import * as Ldap from "./internal/ldap.ts"
+import { HOST, freePorts } from "./internal/ports.ts"
+import { childEnv, redact, run, signal, tail } from "./internal/process.ts"
+import { trackPid, untrackPid } from "./internal/reaper.ts"
+import * as TempDir from "./internal/tempdir.ts"
+import * as Wait from "./internal/wait.ts"
+
+/**
+ * The process state of a server as the fixture left it: `running`, `stopped` (SIGSTOPped, see
+ * {@link Directory.stop}) or `killed` (SIGKILLed or exited).
+ *
+ * @since 0.1.0
+ */
+export type ServerState = "running" | "stopped" | "killed"
+
+/**
+ * One slapd server. `pid` and `state` always show the current values.
+ *
+ * @example
+ * ```ts
+ * const client = new Client({ url: ldap.server.url }) // ldap://127.0.0.1:PORT
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface Server {
+  /** `ldap1`, `ldap2`. */
+  readonly name: string
+  /** Always `127.0.0.1`. */
+  readonly host: string
+  /** The plain LDAP port (StartTLS too, when TLS is on). */
+  readonly port: number
+  /** `ldap://127.0.0.1:PORT`. */
+  readonly url: string
+  /** The LDAPS port, when TLS is on. */
+  readonly ldapsPort: number | undefined
+  /** `ldaps://127.0.0.1:PORT`, when TLS is on. */
+  readonly ldapsUrl: string | undefined
+  /** This server's directory: `slapd.conf` and the mdb database. */
+  readonly dir: string
+  /** The slapd process id, or `undefined` while killed. */
+  readonly pid: number | undefined
+  readonly state: ServerState
+}
+
+/**
+ * A seeded user: `uid=user<i>,ou=people,<suffix>` with password `password-<i>` (i from 1).
+ *
+ * @since 0.1.0
+ */
+export interface User {
+  readonly uid: string
+  readonly dn: string
+  readonly cn: string
+  readonly mail: string
+  readonly password: string
+}
+
+/**
+ * Running servers, what they hold and their fault controls. Every control takes one of
+ * `servers`.
+ *
+ * @since 0.1.0
+ */
+export interface Directory {
+  /** The temp dir holding every server's files and the certificates. */
+  readonly dir: string
+  readonly servers: ReadonlyArray<Server>
+  /** The first server. */
+  readonly server: Server
+  /** True when the servers replicate to each other (syncrepl, multi-provider). */
+  readonly replicating: boolean
+  /** `dc=example,dc=com` by default. */
+  readonly suffix: string
+  /** `ou=people,<suffix>`: the users. */
+  readonly peopleDn: string
+  /** `ou=groups,<suffix>`: holds `cn=users`, a groupOfNames of every user. */
+  readonly groupsDn: string
+  /** `cn=admin,<suffix>`, the rootdn (not subject to ACLs). */
+  readonly adminDn: string
+  readonly adminPassword: string
+  readonly users: ReadonlyArray<User>
+  /** The test CA's certificate (PEM) to trust, when TLS is on: `tlsOptions: { ca: [caCertPem] }`. */
+  readonly caCertPem: string | undefined
+  /** The file holding `caCertPem`, when TLS is on. */
+  readonly caCertPath: string | undefined
+  /** SIGKILLs a server: a crash. Connections break and new ones are refused until `restart`. */
+  readonly kill: (server: Server) => Effect.Effect<void, FixtureError>
+  /** SIGSTOPs a server: a hang. The kernel still accepts connections; nothing answers. Undo with `cont`. */
+  readonly stop: (server: Server) => Effect.Effect<void, FixtureError>
+  /** SIGCONTs a server paused by `stop`. */
+  readonly cont: (server: Server) => Effect.Effect<void, FixtureError>
+  /**
+   * Restarts a server (resumes it if stopped, SIGTERMs it if running, keeps its data and ports)
+   * and waits until the admin can bind.
+   */
+  readonly restart: (server: Server) => Effect.Effect<void, FixtureError>
+}
+
+/**
+ * Options of {@link make} and {@link layer}.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Number of servers, 1 or 2. Default 1. */
+  readonly servers?: 1 | 2
+  /** Replicate between the two servers (both accept writes). Default: true with 2 servers. */
+  readonly replication?: boolean
+  /** Serve `ldaps://` and StartTLS with a generated CA. Default false. */
+  readonly tls?: boolean
+  /** Number of seeded users. Default 20. */
+  readonly users?: number
+  /** The suffix; its first RDN must be `dc=…`. Default `dc=example,dc=com`. */
+  readonly suffix?: string
+  /** The admin's password. Default `admin-password`. */
+  readonly adminPassword?: string
+  /** Limit for each startup step. Default 30 seconds. */
+  readonly timeout?: Duration.Input
+}
+
+/**
+ * The service: a running {@link Directory}, from {@link layer}.
+ *
+ * @example
+ * ```ts
+ * const ldap = yield* Slapd.Slapd
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class Slapd extends Context.Service<Slapd, Directory>()("@tether/testkit/Slapd") {}
+
+/**
+ * A layer that starts the servers and stops them (deleting every file) when released.
+ *
+ * @example
+ * ```ts
+ * import { layer } from "@effect/vitest"
+ *
+ * layer(Slapd.layer({ servers: 2 }), { excludeTestServices: true })("ldap", (it) => {
+ *   it.effect("binds", () => Effect.gen(function*() {
+ *     const ldap = yield* Slapd.Slapd
+ *     // ...
+ *   }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<Slapd, FixtureError> => Layer.effect(Slapd, make(options))
+
+// ---------------------------------------------------------------------------------------------
+
+const SCHEMAS = ["core", "cosine", "inetorgperson", "nis"].map((name) => `/etc/ldap/schema/${name}.schema`)
+
+class ServerImpl implements Server {
+  readonly host = HOST
+  readonly url: string
+  readonly ldapsUrl: string | undefined
+  readonly dir: string
+  readonly config: string
+  child: ChildProcess | undefined = undefined
+  exit: string | undefined = undefined
+  output = ""
+  state: ServerState = "killed"
+  readonly lock = Semaphore.makeUnsafe(1)
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly port: number,
+    readonly ldapsPort: number | undefined,
+    root: string
+  ) {
+    this.url = `ldap://${HOST}:${port}`
+    this.ldapsUrl = ldapsPort === undefined ? undefined : `ldaps://${HOST}:${ldapsPort}`
+    this.dir = path.join(root, name)
+    this.config = path.join(this.dir, "slapd.conf")
+  }
+  get pid(): number | undefined {
+    return this.state === "killed" ? undefined : this.child?.pid
+  }
+  get listenUrls(): string {
+    return [`ldap://${HOST}:${this.port}/`, ...(this.ldapsPort === undefined ? [] : [`ldaps://${HOST}:${this.ldapsPort}/`])]
+      .join(" ")
+  }
+}
+
+const quote = (value: string): string => `"${value}"`
+
+interface ConfigInput {
+  readonly server: ServerImpl
+  readonly peers: ReadonlyArray<ServerImpl>
+  readonly suffix: string
+  readonly adminDn: string
+  readonly adminPassword: string
+  readonly replicating: boolean
+  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string } | undefined
+}
+
+const renderConfig = (c: ConfigInput): string => {
+  const lines: Array<string> = [
+    "# Generated by @tether/testkit",
+    ...SCHEMAS.map((file) => `include ${file}`),
+    "modulepath /usr/lib/ldap",
+    "moduleload back_mdb",
+    ...(c.replicating ? ["moduleload syncprov", `serverID ${c.server.id}`] : []),
+    `pidfile ${path.join(c.server.dir, "slapd.pid")}`,
+    `argsfile ${path.join(c.server.dir, "slapd.args")}`,
+    "sizelimit 10000",
+    ...(c.tls === undefined ? [] : [
+      `TLSCACertificateFile ${c.tls.ca}`,
+      `TLSCertificateFile ${c.tls.cert}`,
+      `TLSCertificateKeyFile ${c.tls.key}`
+    ]),
+    "",
+    "database mdb",
+    "maxsize 268435456",
+    `suffix ${quote(c.suffix)}`,
+    `rootdn ${quote(c.adminDn)}`,
+    `rootpw ${Ldap.ssha(c.adminPassword)}`,
+    `directory ${path.join(c.server.dir, "data")}`,
+    "index objectClass eq",
+    "index uid,cn,mail eq",
+    ...(c.replicating ? ["index entryCSN,entryUUID eq"] : []),
+    "access to attrs=userPassword by self write by anonymous auth by * none",
+    "access to * by * read",
+    ...c.peers.map((peer) =>
+      [
+        `syncrepl rid=${String(peer.id).padStart(3, "0")}`,
+        `provider=${peer.url}`,
+        "bindmethod=simple",
+        `binddn=${quote(c.adminDn)}`,
+        `credentials=${quote(c.adminPassword)}`,
+        `searchbase=${quote(c.suffix)}`,
+        "type=refreshAndPersist",
+        `retry="1 +"`,
+        "network-timeout=2",
+        "timeout=5",
+        "keepalive=10:3:2"
+      ].join(" ")
+    ),
+    ...(c.replicating ? ["multiprovider on", "overlay syncprov", "syncprov-checkpoint 100 1"] : []),
+    ""
+  ]
+  return lines.join("\n")
+}
+
+const seedLdif = (
+  suffix: string,
+  dc: string,
+  peopleDn: string,
+  groupsDn: string,
+  users: ReadonlyArray<User>
+): string => {
+  const csn = Ldap.csn(new Date())
+  const record = (dn: string, attributes: ReadonlyArray<readonly [string, string]>) =>
+    Ldap.record(dn, [...attributes, ["entryUUID", crypto.randomUUID()], ["entryCSN", csn]])
+  return [
+    record(suffix, [["objectClass", "top"], ["objectClass", "dcObject"], ["objectClass", "organization"], [
+      "dc",
+      dc
+    ], ["o", dc]]),
+    record(peopleDn, [["objectClass", "organizationalUnit"], ["ou", "people"]]),
+    record(groupsDn, [["objectClass", "organizationalUnit"], ["ou", "groups"]]),
+    ...users.map((user, i) =>
+      record(user.dn, [
+        ["objectClass", "inetOrgPerson"],
+        ["uid", user.uid],
+        ["cn", user.cn],
+        ["sn", `User${i + 1}`],
+        ["givenName", "Test"],
+        ["mail", user.mail],
+        ["userPassword", Ldap.ssha(user.password)]
+      ])
+    ),
+    ...(users.length === 0 ? [] : [
+      record(`cn=users,${groupsDn}`, [
+        ["objectClass", "groupOfNames"],
+        ["cn", "users"],
+        ...users.map((user) => ["member", user.dn] as const)
+      ])
+    ])
+  ].join("\n")
+}
+
+/** Generates a CA and a server certificate for localhost / 127.0.0.1 (EC P-256, valid 7 days). */
+const makeCertificates = (openssl: string, dir: string, timeout: Duration.Input) =>
+  Effect.gen(function*() {
+    const file = (name: string) => path.join(dir, name)
+    const curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    yield* run(openssl, [
+      "req",
+      "-x509",
+      ...curve,
+      "-keyout",
+      file("ca.key"),
+      "-out",
+      file("ca.pem"),
+      "-days",
+      "7",
+      "-subj",
+      "/CN=Tether testkit CA",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign"
+    ], { what: "openssl (test CA)", timeout })
+    yield* run(openssl, [
+      "req",
+      ...curve,
+      "-keyout",
+      file("server.key"),
+      "-out",
+      file("server.csr"),
+      "-subj",
+      "/CN=localhost"
+    ], { what: "openssl (server key)", timeout })
+    yield* TempDir.writeFile(
+      file("server.ext"),
+      "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n" +
+        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    )
+    yield* run(openssl, [
+      "x509",
+      "-req",
+      "-in",
+      file("server.csr"),
+      "-CA",
+      file("ca.pem"),
+      "-CAkey",
+      file("ca.key"),
+      "-set_serial",
+      `0x${Date.now().toString(16)}`,
+      "-days",
+      "7",
+      "-extfile",
+      file("server.ext"),
+      "-out",
+      file("server.pem")
+    ], { what: "openssl (server certificate)", timeout })
+    const caCertPem = yield* TempDir.readFile(file("ca.pem"))
+    return { ca: file("ca.pem"), cert: file("server.pem"), key: file("server.key"), caCertPem }
+  })
+
+/** Waits for a child process to exit (at most `timeout`); true when it did. */
+const awaitChildExit = (child: ChildProcess, timeout: Duration.Input): Effect.Effect<boolean> =>
+  Effect.callback<boolean>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resume(Effect.succeed(true))
+      return
+    }
+    const timer = setTimeout(() => resume(Effect.succeed(false)), Duration.toMillis(timeout))
+    child.once("exit", () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(true))
+    })
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+const unknownServer = (server: Server) =>
+  new FixtureError({ message: `${server.name} is not a server of this fixture: pass one of ldap.servers` })
+
+/**
+ * Starts the servers; the scope owns them.
+ *
+ * @example
+ * ```ts
+ * const ldap = yield* Slapd.make({ servers: 2, tls: true, users: 5 })
+ * ldap.users[0]!.dn // "uid=user1,ou=people,dc=example,dc=com"
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<Directory, FixtureError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const count = options.servers ?? 1
+    if (count !== 1 && count !== 2) {
+      return yield* new FixtureError({ message: `servers must be 1 or 2, got ${String(count)}` })
+    }
+    const replicating = options.replication ?? count === 2
+    if (replicating && count !== 2) {
+      return yield* new FixtureError({ message: "replication needs servers: 2" })
+    }
+    const userCount = options.users ?? 20
+    if (!Number.isInteger(userCount) || userCount < 0 || userCount > 100_000) {
+      return yield* new FixtureError({ message: `users must be an integer from 0 to 100000, got ${userCount}` })
+    }
+    const suffix = options.suffix ?? "dc=example,dc=com"
+    const dcMatch = /^dc=([A-Za-z0-9-]+)(,|$)/.exec(suffix)
+    if (dcMatch === null || /["\\\n]/.test(suffix)) {
+      return yield* new FixtureError({ message: `suffix must start with a dc=NAME RDN, got "${suffix}"` })
+    }
+    const adminPassword = options.adminPassword ?? "admin-password"
+    if (adminPassword.length === 0 || /["\\\s]/.test(adminPassword)) {
+      return yield* new FixtureError({
+        message: "adminPassword must be non-empty without quotes, backslashes or white space"
+      })
+    }
+    const timeout = options.timeout ?? Duration.seconds(30)
+    const secrets = [adminPassword]
+    const bins = yield* Binaries.openldap
+    const tlsOn = options.tls ?? false
+
+    const adminDn = `cn=admin,${suffix}`
+    const peopleDn = `ou=people,${suffix}`
+    const groupsDn = `ou=groups,${suffix}`
+    const users: ReadonlyArray<User> = Array.from({ length: userCount }, (_, i) => ({
+      uid: `user${i + 1}`,
+      dn: `uid=user${i + 1},${peopleDn}`,
+      cn: `User ${i + 1}`,
+      mail: `user${i + 1}@example.com`,
+      password: `password-${i + 1}`
+    }))
+
+    const started = Date.now()
+    const root = yield* TempDir.make("tether-ldap-")
+    const ports = yield* freePorts(count * (tlsOn ? 2 : 1))
+    const servers = Array.from({ length: count }, (_, i) =>
+      new ServerImpl(i + 1, `ldap${i + 1}`, ports[i]!, tlsOn ? ports[count + i]! : undefined, root))
+    const asImpl = (server: Server): Effect.Effect<ServerImpl, FixtureError> => {
+      const found = servers.find((s) => s === server)
+      return found === undefined ? Effect.fail(unknownServer(server)) : Effect.succeed(found)
+    }
+
+    const tls = tlsOn ? yield* makeCertificates(bins.openssl, root, timeout) : undefined
+    const tlsOptions = tls === undefined ? undefined : { ca: [tls.caCertPem] }
+
+    yield* Effect.forEach(servers, (server) =>
+      Effect.gen(function*() {
+        yield* Effect.tryPromise({
+          try: () => fs.mkdir(path.join(server.dir, "data"), { recursive: true, mode: 0o700 }),
+          catch: (cause) => new FixtureError({ message: `cannot create ${server.dir}: ${String(cause)}`, cause })
+        })
+        yield* TempDir.writeFile(
+          server.config,
+          renderConfig({
+            server,
+            peers: replicating ? servers.filter((peer) => peer !== server) : [],
+            suffix,
+            adminDn,
+            adminPassword,
+            replicating,
+            tls
+          })
+        )
+      }), { discard: true })
+
+    // Seed every server from the same LDIF. It carries the operational attributes (entryUUID,
+    // entryCSN) that slapadd would otherwise generate differently on each server, so replicating
+    // servers start in sync.
+    const ldif = path.join(root, "seed.ldif")
+    yield* TempDir.writeFile(ldif, seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users))
+    yield* Effect.forEach(servers, (server) =>
+      run(bins.slapadd, ["-q", ...(replicating ? ["-w"] : []), "-f", server.config, "-l", ldif], {
+        what: `slapadd (${server.name})`,
+        timeout,
+        secrets
+      }), { concurrency: "unbounded", discard: true })
+    yield* TempDir.remove(ldif)
+    const first = servers[0]!
+
+    const output = (server: ServerImpl) =>
+      `${server.name} output:\n${redact(tail(server.output) || "(none)", secrets)}`
+
+    const spawnServer = (server: ServerImpl) =>
+      Effect.sync(() => {
+        server.output = ""
+        server.exit = undefined
+        const child = spawn(bins.slapd, ["-f", server.config, "-h", server.listenUrls, "-d", "none"], {
+          env: childEnv(),
+          cwd: server.dir,
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        const collect = (chunk: string) => {
+          server.output = (server.output + chunk).slice(-16384)
+        }
+        child.stdout?.setEncoding("utf8").on("data", collect)
+        child.stderr?.setEncoding("utf8").on("data", collect)
+        child.on("error", (error) => {
+          server.exit = `cannot run ${bins.slapd}: ${error.message}`
+          if (server.child === child) server.state = "killed"
+        })
+        child.on("exit", (code, sig) => {
+          if (child.pid !== undefined) untrackPid(child.pid)
+          server.exit = sig === null ? `exit code ${code}` : `signal ${sig}`
+          if (server.child === child) server.state = "killed"
+        })
+        child.unref()
+        if (child.pid !== undefined) trackPid(child.pid)
+        server.child = child
+        server.state = "running"
+      })
+
+    const awaitReady = (server: ServerImpl) =>
+      Effect.gen(function*() {
+        yield* Wait.until(Effect.as(Ldap.bind(server.url, adminDn, adminPassword), true), {
+          what: `${server.name} (slapd) to accept a bind on ${server.url}`,
+          timeout,
+          interval: Duration.millis(10),
+          abort: () => (server.exit === undefined ? undefined : `${server.name} (slapd) exited (${server.exit})`),
+          detail: () => Effect.succeed(output(server))
+        })
+        if (server.ldapsUrl !== undefined && tlsOptions !== undefined) {
+          const ldapsUrl = server.ldapsUrl
+          yield* Wait.until(Effect.as(Ldap.bind(ldapsUrl, adminDn, adminPassword, tlsOptions), true), {
+            what: `${server.name} (slapd) to accept a bind on ${ldapsUrl}`,
+            timeout,
+            interval: Duration.millis(10),
+            detail: () => Effect.succeed(output(server))
+          })
+        }
+      })
+
+    const terminate = (server: ServerImpl, graceful: boolean) =>
+      Effect.gen(function*() {
+        const child = server.child
+        if (child === undefined || child.pid === undefined) return
+        signal(child.pid, "SIGCONT")
+        if (graceful) {
+          signal(child.pid, "SIGTERM")
+          if (yield* awaitChildExit(child, Duration.seconds(5))) {
+            server.state = "killed"
+            return
+          }
+        }
+        signal(child.pid, "SIGKILL")
+        yield* awaitChildExit(child, Duration.seconds(5))
+        server.state = "killed"
+      })
+
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(servers, (server) => terminate(server, true), { concurrency: "unbounded", discard: true })
+    )
+
+    yield* Effect.forEach(servers, (server) => Effect.andThen(spawnServer(server), awaitReady(server)), {
+      concurrency: "unbounded",
+      discard: true
+    })
+    yield* Effect.logDebug(`Slapd: ${count} server(s) up in ${Date.now() - started} ms`)
+
+    // --- controls
+    const withLock = (server: Server, f: (server: ServerImpl) => Effect.Effect<void, FixtureError>) =>
+      Effect.flatMap(asImpl(server), (impl) => impl.lock.withPermits(1)(f(impl)))
+
+    const pidOf = (server: ServerImpl, action: string, state: ServerState) =>
+      server.state === state && server.child?.pid !== undefined
+        ? Effect.succeed(server.child.pid)
+        : Effect.fail(new FixtureError({ message: `cannot ${action} ${server.name}: it is ${server.state}` }))
+
+    const directory: Directory = {
+      dir: root,
+      servers,
+      server: first,
+      replicating,
+      suffix,
+      peopleDn,
+      groupsDn,
+      adminDn,
+      adminPassword,
+      users,
+      caCertPem: tls?.caCertPem,
+      caCertPath: tls?.ca,
+      kill: (server) => withLock(server, (impl) => terminate(impl, false)),
+      stop: (server) =>
+        withLock(server, (impl) =>
+          Effect.map(pidOf(impl, "stop", "running"), (pid) => {
+            signal(pid, "SIGSTOP")
+            impl.state = "stopped"
+          })),
+      cont: (server) =>
+        withLock(server, (impl) =>
+          Effect.map(pidOf(impl, "cont", "stopped"), (pid) => {
+            signal(pid, "SIGCONT")
+            impl.state = "running"
+          })),
+      restart: (server) =>
+        withLock(server, (impl) =>
+          Effect.gen(function*() {
+            yield* terminate(impl, true)
+            yield* spawnServer(impl)
+            yield* awaitReady(impl)
+          }))
+    }
+    return directory
+  })

@@ -1,0 +1,53 @@
+/**
+ * @tether/testkit — real-server fixtures for integration tests.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * A PostgreSQL primary with streaming replicas on loopback ports, with fault controls.
+ *
+ * @example
+ * ```ts
+ * import { PostgresCluster } from "@tether/testkit"
+ * const TestCluster = PostgresCluster.layer({ replicas: 1 })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as PostgresCluster from "./PostgresCluster.ts"
+
+/**
+ * OpenLDAP `slapd` servers (optionally replicating, optionally with TLS) seeded with users.
+ *
+ * @example
+ * ```ts
+ * import { Slapd } from "@tether/testkit"
+ * const TestLdap = Slapd.layer({ servers: 2, tls: true })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as Slapd from "./Slapd.ts"
+
+/**
+ * The typed error of every fixture.
+ *
+ * @since 0.1.0
+ */
+export { FixtureError } from "./FixtureError.ts"
+
+/**
+ * A loopback TCP proxy that injects faults between a client and a real server: latency, a black
+ * hole, resets, refused connections, connections cut after N bytes.
+ *
+ * @example
+ * ```ts
+ * import { FaultProxy } from "@tether/testkit"
+ * const proxy = yield* FaultProxy.make({ target: cluster.primary })
+ * yield* proxy.blackhole(true)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as FaultProxy from "./FaultProxy.ts"

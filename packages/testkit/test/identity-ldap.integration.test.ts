@@ -1,0 +1,116 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Identity, ServerSet } from "@tether/core"
+import { Effect, Exit, Fiber, Logger, Redacted, References, Scope } from "effect"
+import * as fc from "fast-check"
+import type { Client } from "ldapts"
+import { Slapd } from "../src/index.ts"
+import { attempt, ldapDriver } from "./drivers.ts"
+
+/** The end user of the current request. */
+class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
+
+const whoami = (client: Client) => attempt(() => client.exop("1.3.6.1.4.1.4203.1.11.3")).pipe(Effect.map((r) => r.value))
+
+layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("identities on real slapd", (it) => {
+  const makeSet = (ldap: Slapd.Directory, max: number) =>
+    ServerSet.make({
+      name: "directory",
+      endpoints: [ldap.server.url],
+      driver: ldapDriver(ldap.adminDn, ldap.adminPassword),
+      pool: { max, maxPerIdentity: 4, validationWindow: "1 second" },
+      health: false,
+      retry: false
+    })
+
+  describe("identity-aware pooling", () => {
+    it.effect("property: 20 identities over 200 concurrent fibers with interruptions — the server always sees the identity the effect runs as", () =>
+      Effect.gen(function*() {
+        const ldap = yield* Slapd.Slapd
+        const users = ldap.users.map((u) => Identity.make(u.dn, Redacted.make(u.password), { label: u.uid }))
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(
+              fc.array(
+                fc.record({ who: fc.nat({ max: 19 }), interrupt: fc.nat({ max: 9 }).map((n) => n === 0) }),
+                { minLength: 200, maxLength: 200 }
+              ),
+              (plan) =>
+                Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+                  const scope = yield* Scope.make()
+                  const set = yield* makeSet(ldap, 8).pipe(Scope.provide(scope))
+                  const mismatches: Array<string> = []
+                  // What the handler runs: it needs an EndUser, and asks the server who it is.
+                  const handler = set.useAs(EndUser, (client) => whoami(client))
+                  const fibers = yield* Effect.forEach(plan, (step) =>
+                    Effect.forkChild(
+                      handler.pipe(
+                        Effect.tap((seen) =>
+                          Effect.sync(() => {
+                            if (seen !== `dn:${users[step.who]!.principal}`) mismatches.push(`${step.who} saw ${seen}`)
+                          })
+                        ),
+                        Effect.provideService(EndUser, users[step.who]!)
+                      )
+                    ))
+                  yield* Effect.forEach(fibers.filter((_, i) => plan[i]!.interrupt), (f) => Fiber.interrupt(f), {
+                    discard: true
+                  })
+                  const exits = yield* Effect.forEach(fibers, Fiber.await)
+                  const failures = exits.filter((e) => Exit.isFailure(e) && !Exit.hasInterrupts(e))
+                  const status = yield* set.status
+                  yield* Scope.close(scope, Exit.void)
+                  const pool = status.endpoints[0]!.pool
+                  expect(mismatches).toEqual([])
+                  expect(failures.map((e) => String(Exit.isFailure(e) ? e.cause : ""))).toEqual([])
+                  expect(pool.open).toBeLessThanOrEqual(8)
+                  expect(pool.inUse).toBe(0)
+                })))
+            ),
+            { numRuns: 5 }
+          )
+        )
+      }))
+
+    it.effect("a wrong password is that caller's typed error: no connection kept, the breaker stays closed", () =>
+      Effect.gen(function*() {
+        const ldap = yield* Slapd.Slapd
+        const set = yield* ServerSet.make({
+          name: "directory",
+          endpoints: [ldap.server.url],
+          driver: ldapDriver(ldap.adminDn, ldap.adminPassword),
+          pool: { max: 4 },
+          health: false,
+          breaker: { consecutiveFailures: 1 }
+        })
+        const wrong = Identity.make(ldap.users[0]!.dn, Redacted.make("not-the-password"))
+        for (let i = 0; i < 3; i++) {
+          const error = yield* Effect.flip(set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, wrong)))
+          expect(error._tag).toBe("ClientError")
+        }
+        yield* Effect.sleep("50 millis") // a failed connect's slot is released in the background
+        const status = (yield* set.status).endpoints[0]!
+        expect(status.breaker!.status).toBe("closed")
+        expect(status.pool.open).toBe(0)
+        const right = Identity.make(ldap.users[0]!.dn, Redacted.make(ldap.users[0]!.password))
+        expect(yield* set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, right))).toBe(`dn:${ldap.users[0]!.dn}`)
+      }).pipe(Effect.scoped))
+
+    it.effect("no secret appears in any log line, error or status snapshot", () =>
+      Effect.gen(function*() {
+        const ldap = yield* Slapd.Slapd
+        const secret = "Tr0ub4dor&3-recognisable-secret"
+        const lines: Array<string> = []
+        const logger = Logger.make<unknown, void>((options) => {
+          lines.push(JSON.stringify({ message: options.message, annotations: options.fiber.getRef(References.CurrentLogAnnotations) }, (_k, v) => (typeof v === "bigint" ? String(v) : v)))
+        })
+        const outputs = yield* Effect.gen(function*() {
+          const set = yield* makeSet(ldap, 4)
+          const wrong = Identity.make(ldap.users[1]!.dn, Redacted.make(secret), { label: "user2" })
+          const error = yield* Effect.flip(set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, wrong)))
+          const status = yield* set.status
+          return [String(error), error.message, JSON.stringify(error), JSON.stringify(status), String(wrong.secret), JSON.stringify(wrong)]
+        }).pipe(Effect.scoped, Effect.provide(Logger.layer([logger])), Effect.withSpan("request"))
+        for (const text of [...outputs, ...lines]) expect(text).not.toContain(secret)
+      }))
+  })
+})
