@@ -8,8 +8,10 @@
 import type { Suite } from "../harness/types.ts"
 import { poolSuite } from "./pool.ts"
 import { serversetSuite } from "./serverset.ts"
+import { identitySuite } from "./identity.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
-  serversetSuite
+  serversetSuite,
+  identitySuite
 ]

@@ -60,6 +60,16 @@ export interface Driver<C, E> {
    * validates it, so a hung server is noticed even while the pool is idle.
    */
   readonly probe?: ((endpoint: Endpoint) => Effect.Effect<Probe | void, unknown>) | undefined
+  /**
+   * Re-binds an idle connection as another identity (`undefined`: the
+   * driver's default identity), saving the TCP and TLS handshakes of a new
+   * connection. Optional: drivers that cannot re-bind (PostgreSQL) leave it
+   * out and the pool opens a new connection instead. When it fails, the pool
+   * destroys the connection: it is never returned half-bound.
+   */
+  readonly rebind?:
+    | ((connection: C, identity: Credentials | undefined) => Effect.Effect<void, E>)
+    | undefined
   /** Classifies any failure of `connect` or of work done on a connection. */
   readonly classify: Classifier
   /** Says whether an error means the connection itself is broken (destroy it instead of pooling it). */

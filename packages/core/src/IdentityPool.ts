@@ -4,7 +4,8 @@
  * secret), under one global `max` across identities and an optional
  * `maxPerIdentity`. When the pool is full and an identity needs a connection
  * while other identities' connections sit idle, the least recently used idle
- * one is closed to make room. A connection bound as A is never lent to a
+ * one is re-bound as the new identity (drivers that can, see `rebind`) or
+ * closed to make room. A connection bound as A is never lent to a
  * borrower running as B.
  *
  * A changed secret for the same principal (a password rotation) retires the
@@ -50,6 +51,14 @@ export interface Options<C, E> {
    * the driver's typed "invalid credentials" error: it reaches that caller only.
    */
   readonly connect: (identity: Credentials | undefined) => Effect.Effect<C, E, Scope.Scope>
+  /**
+   * Re-binds an idle connection as another identity. When given, making room
+   * for an identity re-binds another identity's least recently used idle
+   * connection instead of closing it and opening a new one (an LDAP bind on
+   * an open connection saves the TCP and TLS handshakes). A connection whose
+   * re-bind fails is closed, never pooled half-bound, and a new one is opened.
+   */
+  readonly rebind?: ((connection: C, identity: Credentials | undefined) => Effect.Effect<void, unknown>) | undefined
   /** Checks a pooled connection (ideally that it is still bound as `identity`). */
   readonly validate?: ((connection: C, identity: Credentials | undefined) => Effect.Effect<unknown, unknown>) | undefined
   /** Says whether an error means the connection is broken. */
@@ -89,8 +98,12 @@ export interface IdentityStats {
 export interface Stats extends ConnectionPool.Stats {
   /** Connections open now, across identities (at most `max`). */
   readonly open: number
-  /** Idle connections closed to make room for another identity. */
+  /** Idle connections closed (or re-bound) to make room for another identity. */
   readonly evictions: number
+  /** Evicted connections re-bound as another identity instead of being closed. */
+  readonly rebinds: number
+  /** Re-binds that failed (the connection was closed and a new one opened). */
+  readonly rebindFailures: number
   /** Borrows served by a connection already open (and bound as the right identity). */
   readonly reuseRate: number
   readonly identities: ReadonlyArray<IdentityStats>

@@ -7,13 +7,13 @@ class BindFailed extends Data.TaggedError("BindFailed")<{ readonly principal: st
 
 interface Bound {
   readonly id: number
-  readonly principal: string
+  principal: string
   borrowers: number
 }
 
 /** A fake directory: passwords by principal; records every open connection and whom it is bound as. */
 const makeDirectory = (passwords: Record<string, string>) => {
-  const state = { opened: 0, open: new Map<number, Bound>(), maxOpen: 0 }
+  const state = { opened: 0, open: new Map<number, Bound>(), maxOpen: 0, rebinds: 0, failRebinds: false }
   const connect = (identity: Identity.Credentials | undefined) =>
     Effect.acquireRelease(
       Effect.suspend(() => {
@@ -28,7 +28,18 @@ const makeDirectory = (passwords: Record<string, string>) => {
       }),
       (bound) => Effect.sync(() => state.open.delete(bound.id))
     )
-  return { state, connect }
+  /** Binds an open connection again; a failed bind leaves it anonymous, as an LDAP server does. */
+  const rebind = (bound: Bound, identity: Identity.Credentials | undefined) =>
+    Effect.suspend(() => {
+      const principal = identity?.principal ?? "service"
+      const ok = !state.failRebinds &&
+        (identity === undefined || Redacted.value(identity.secret!) === passwords[principal])
+      bound.principal = ok ? principal : "anonymous"
+      if (!ok) return Effect.fail(new BindFailed({ principal }))
+      state.rebinds++
+      return Effect.void
+    })
+  return { state, connect, rebind }
 }
 
 const user = (i: number) => Identity.make(`uid=user${i}`, Redacted.make(`password-${i}`), { label: `user${i}` })
@@ -85,6 +96,40 @@ describe("IdentityPool", () => {
       assert.strictEqual(principal, "uid=user2")
       assert.deepStrictEqual([...dir.state.open.values()].map((b) => b.principal).sort(), ["uid=user1", "uid=user2"])
       assert.strictEqual((yield* pool.stats).evictions, 1)
+    }))
+
+  it.effect("re-binds another identity's least recently used idle connection instead of opening one, when the driver can", () =>
+    Effect.gen(function*() {
+      const dir = makeDirectory(passwordsFor(3))
+      const pool = yield* IdentityPool.make({ name: "ldap", connect: dir.connect, rebind: dir.rebind, max: 2 })
+      yield* pool.use(user(0), () => Effect.void)
+      yield* pool.use(user(1), () => Effect.void)
+      const principal = yield* pool.use(user(2), (c) => Effect.succeed(c.principal))
+      assert.strictEqual(principal, "uid=user2")
+      assert.strictEqual(dir.state.opened, 2, "no third connection opened")
+      assert.strictEqual(dir.state.rebinds, 1)
+      assert.deepStrictEqual([...dir.state.open.values()].map((b) => b.principal).sort(), ["uid=user1", "uid=user2"])
+      // user0's share holds nothing now: its next borrow re-binds user1's (now least recently used) connection.
+      assert.strictEqual(yield* pool.use(user(0), (c) => Effect.succeed(c.principal)), "uid=user0")
+      const stats = yield* pool.stats
+      assert.strictEqual(stats.rebinds, 2)
+      assert.strictEqual(stats.evictions, 2)
+      assert.strictEqual(dir.state.opened, 2)
+    }))
+
+  it.effect("a failed re-bind closes that connection (never pooled half-bound) and opens a new one", () =>
+    Effect.gen(function*() {
+      const dir = makeDirectory(passwordsFor(2))
+      const pool = yield* IdentityPool.make({ name: "ldap", connect: dir.connect, rebind: dir.rebind, max: 1 })
+      yield* pool.use(user(0), () => Effect.void)
+      dir.state.failRebinds = true
+      const principal = yield* pool.use(user(1), (c) => Effect.succeed(c.principal))
+      assert.strictEqual(principal, "uid=user1")
+      assert.strictEqual(dir.state.opened, 2)
+      assert.deepStrictEqual([...dir.state.open.values()].map((b) => b.principal), ["uid=user1"])
+      const stats = yield* pool.stats
+      assert.strictEqual(stats.rebinds, 0)
+      assert.strictEqual(stats.rebindFailures, 1)
     }))
 
   it.effect("an identity waits while every connection is busy, then gets one when another is returned", () =>
@@ -153,6 +198,7 @@ describe("IdentityPool", () => {
       fc.assert(
         fc.asyncProperty(
           fc.integer({ min: 1, max: 4 }),
+          fc.constantFrom("no-rebind", "rebind", "rebind-fails"),
           fc.array(
             fc.record({
               who: fc.nat({ max: 5 }),
@@ -161,12 +207,19 @@ describe("IdentityPool", () => {
             }),
             { minLength: 1, maxLength: 60 }
           ),
-          (max, steps) => {
+          (max, rebinding, steps) => {
             const dir = makeDirectory(passwordsFor(6))
+            dir.state.failRebinds = rebinding === "rebind-fails"
             const violations: Array<string> = []
             const program = Effect.gen(function*() {
               const scope = yield* Scope.make()
-              const pool = yield* IdentityPool.make({ name: "p", connect: dir.connect, max, pool: { drainTimeout: "200 millis" } }).pipe(Scope.provide(scope))
+              const pool = yield* IdentityPool.make({
+                name: "p",
+                connect: dir.connect,
+                rebind: rebinding === "no-rebind" ? undefined : dir.rebind,
+                max,
+                pool: { drainTimeout: "200 millis" }
+              }).pipe(Scope.provide(scope))
               const fibers = []
               for (const s of steps) {
                 const fiber = yield* Effect.forkChild(Effect.exit(pool.use(user(s.who), (c) =>

@@ -88,6 +88,9 @@ export interface Node {
   readonly state: NodeState
 }
 
+/** The group whose member roles authenticate with a password. */
+const PASSWORD_GROUP = "tether_password_roles"
+
 /**
  * A login role that authenticates with a password (`scram-sha-256` in pg_hba.conf), for
  * identity tests. The superuser `postgres` uses `trust`.
@@ -117,6 +120,12 @@ export interface Cluster {
   readonly nodes: ReadonlyArray<Node>
   /** The password-authenticated login role. */
   readonly passwordUser: PasswordUser
+  /**
+   * A group role (`NOLOGIN`): login roles made members of it (`create role … login
+   * password '…' in role tether_password_roles`) must authenticate with their
+   * password (`scram-sha-256`), like {@link passwordUser}. For tests with many identities.
+   */
+  readonly passwordGroup: string
   /** The node that is primary now (the first running node whose role is `primary`). */
   readonly currentPrimary: Effect.Effect<Node, FixtureError>
   /**
@@ -391,14 +400,16 @@ export const make = (options: Options = {}): Effect.Effect<Cluster, FixtureError
     const hbaText = yield* TempDir.readFile(hba)
     yield* TempDir.writeFile(
       hba,
-      `# tether testkit: the password user must authenticate\n` +
+      `# tether testkit: the password user and members of the password group must authenticate\n` +
         `host all ${passwordUser.user} ${HOST}/32 scram-sha-256\n` +
+        `host all +${PASSWORD_GROUP} ${HOST}/32 scram-sha-256\n` +
         hbaText
     )
     yield* start(primary)
     yield* Pg.query(
       primary.url,
-      `create role ${Pg.ident(passwordUser.user)} login password ${Pg.literal(passwordUser.password)}`
+      `create role ${PASSWORD_GROUP} nologin; ` +
+        `create role ${Pg.ident(passwordUser.user)} login password ${Pg.literal(passwordUser.password)}`
     ).pipe(
       // No `cause`: postgres.js errors carry the statement, which holds the password.
       Effect.mapError((cause) =>
@@ -535,6 +546,7 @@ export const make = (options: Options = {}): Effect.Effect<Cluster, FixtureError
       primary,
       replicas,
       nodes,
+      passwordGroup: PASSWORD_GROUP,
       passwordUser: {
         user: passwordUser.user,
         password: passwordUser.password,

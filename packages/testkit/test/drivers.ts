@@ -3,7 +3,7 @@
  * (The full drivers are `@tether/ldap` and `@tether/pg`; these only connect,
  * validate, probe and classify, which is all the core needs.)
  */
-import type { Driver } from "@tether/core"
+import type { Driver, Identity } from "@tether/core"
 import { Fault } from "@tether/core"
 import { Data, Effect, Redacted } from "effect"
 import { Client } from "ldapts"
@@ -66,6 +66,10 @@ const classify = (error: unknown) => {
   return Fault.make("semantic")
 }
 
+/** A node's URL without the user name: endpoints carry no credentials, identities do. */
+export const endpointUrl = (node: { readonly host: string; readonly port: number }) =>
+  `postgres://${node.host}:${node.port}/postgres`
+
 /** A pooled PostgreSQL session and its backend pid (postgres.js reconnects silently; the pid tells). */
 export interface PgSession {
   readonly sql: postgres.Sql
@@ -74,14 +78,16 @@ export interface PgSession {
 
 /**
  * A PostgreSQL driver over postgres.js, one server session per pooled item,
- * as the superuser `postgres` (endpoints carry no credentials).
+ * as the role of the identity asked for, or as the superuser `postgres`
+ * (endpoints carry no credentials).
  */
 export const pgDriver: Driver.Driver<PgSession, ClientError> = {
-  connect: (endpoint) =>
+  connect: (endpoint, identity) =>
     Effect.acquireRelease(
       Effect.sync(() =>
         postgres(endpoint.url, {
-          username: "postgres",
+          username: identity?.principal ?? "postgres",
+          ...(identity?.secret === undefined ? {} : { password: Redacted.value(identity.secret) }),
           max: 1,
           idle_timeout: 0,
           connect_timeout: 1,
@@ -119,21 +125,29 @@ export const pgDriver: Driver.Driver<PgSession, ClientError> = {
   isBroken: (error) => classify(error).kind === "connection"
 }
 
-/** An LDAP driver over ldapts: each pooled connection is bound as the identity asked for (default: `dn`). */
-export const ldapDriver = (dn: string, password: string): Driver.Driver<Client, ClientError> => ({
+const bindAs = (client: Client, dn: string, password: string, identity: Identity.Credentials | undefined) =>
+  attempt(() =>
+    identity === undefined
+      ? client.bind(dn, password)
+      : client.bind(identity.principal, identity.secret === undefined ? "" : Redacted.value(identity.secret))
+  )
+
+/**
+ * An LDAP driver over ldapts: each pooled connection is bound as the identity
+ * asked for (default: `dn`); with `rebind`, an idle connection can be bound
+ * again as another identity.
+ */
+export const ldapDriver = (
+  dn: string,
+  password: string,
+  options?: { readonly rebind?: boolean }
+): Driver.Driver<Client, ClientError> => ({
+  rebind: options?.rebind === false ? undefined : (client, identity) => bindAs(client, dn, password, identity),
   connect: (endpoint, identity) =>
     Effect.acquireRelease(
       Effect.sync(() => new Client({ url: endpoint.url, connectTimeout: 1_000, timeout: 2_000 })),
       (client) => Effect.promise(() => client.unbind().catch(() => undefined))
-    ).pipe(
-      Effect.tap((client) =>
-        attempt(() =>
-          identity === undefined
-            ? client.bind(dn, password)
-            : client.bind(identity.principal, identity.secret === undefined ? "" : Redacted.value(identity.secret))
-        )
-      )
-    ),
+    ).pipe(Effect.tap((client) => bindAs(client, dn, password, identity))),
   // Still bound as the right identity? (ldapts reconnects a lost connection anonymously.)
   validate: (client, identity) =>
     bounded(

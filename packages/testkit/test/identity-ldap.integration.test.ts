@@ -1,6 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity, ServerSet } from "@tether/core"
-import { Effect, Exit, Fiber, Logger, Redacted, References, Scope } from "effect"
+import { Effect, Exit, Fiber, Logger, Metric, Redacted, References, Scope, Tracer } from "effect"
 import * as fc from "fast-check"
 import type { Client } from "ldapts"
 import { Slapd } from "../src/index.ts"
@@ -12,32 +12,33 @@ class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 const whoami = (client: Client) => attempt(() => client.exop("1.3.6.1.4.1.4203.1.11.3")).pipe(Effect.map((r) => r.value))
 
 layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("identities on real slapd", (it) => {
-  const makeSet = (ldap: Slapd.Directory, max: number) =>
+  const makeSet = (ldap: Slapd.Directory, max: number, rebind = true) =>
     ServerSet.make({
       name: "directory",
       endpoints: [ldap.server.url],
-      driver: ldapDriver(ldap.adminDn, ldap.adminPassword),
+      driver: ldapDriver(ldap.adminDn, ldap.adminPassword, { rebind }),
       pool: { max, maxPerIdentity: 4, validationWindow: "1 second" },
       health: false,
       retry: false
     })
 
   describe("identity-aware pooling", () => {
-    it.effect("property: 20 identities over 200 concurrent fibers with interruptions — the server always sees the identity the effect runs as", () =>
+    it.effect("property: 20 identities over 200 concurrent fibers with interruptions, re-binding or reconnecting — the server always sees the identity the effect runs as", () =>
       Effect.gen(function*() {
         const ldap = yield* Slapd.Slapd
         const users = ldap.users.map((u) => Identity.make(u.dn, Redacted.make(u.password), { label: u.uid }))
         yield* Effect.promise(() =>
           fc.assert(
             fc.asyncProperty(
+              fc.boolean(),
               fc.array(
                 fc.record({ who: fc.nat({ max: 19 }), interrupt: fc.nat({ max: 9 }).map((n) => n === 0) }),
                 { minLength: 200, maxLength: 200 }
               ),
-              (plan) =>
+              (rebind, plan) =>
                 Effect.runPromise(Effect.scoped(Effect.gen(function*() {
                   const scope = yield* Scope.make()
-                  const set = yield* makeSet(ldap, 8).pipe(Scope.provide(scope))
+                  const set = yield* makeSet(ldap, 8, rebind).pipe(Scope.provide(scope))
                   const mismatches: Array<string> = []
                   // What the handler runs: it needs an EndUser, and asks the server who it is.
                   const handler = set.useAs(EndUser, (client) => whoami(client))
@@ -64,9 +65,13 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
                   expect(failures.map((e) => String(Exit.isFailure(e) ? e.cause : ""))).toEqual([])
                   expect(pool.open).toBeLessThanOrEqual(8)
                   expect(pool.inUse).toBe(0)
+                  expect(pool.evictions).toBeGreaterThan(0)
+                  // With re-binding, making room binds an open connection again instead of opening one.
+                  if (rebind) expect(pool.rebinds).toBeGreaterThan(0)
+                  else expect(pool.rebinds).toBe(0)
                 })))
             ),
-            { numRuns: 5 }
+            { numRuns: 6 }
           )
         )
       }))
@@ -95,11 +100,19 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
         expect(yield* set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, right))).toBe(`dn:${ldap.users[0]!.dn}`)
       }).pipe(Effect.scoped))
 
-    it.effect("no secret appears in any log line, error or status snapshot", () =>
+    it.effect("no secret appears in any log line, error, span, metric or status snapshot", () =>
       Effect.gen(function*() {
         const ldap = yield* Slapd.Slapd
         const secret = "Tr0ub4dor&3-recognisable-secret"
         const lines: Array<string> = []
+        const spans: Array<Tracer.NativeSpan> = []
+        const tracer = Tracer.make({
+          span: (options) => {
+            const span = new Tracer.NativeSpan(options)
+            spans.push(span)
+            return span
+          }
+        })
         const logger = Logger.make<unknown, void>((options) => {
           lines.push(JSON.stringify({ message: options.message, annotations: options.fiber.getRef(References.CurrentLogAnnotations) }, (_k, v) => (typeof v === "bigint" ? String(v) : v)))
         })
@@ -107,10 +120,33 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
           const set = yield* makeSet(ldap, 4)
           const wrong = Identity.make(ldap.users[1]!.dn, Redacted.make(secret), { label: "user2" })
           const error = yield* Effect.flip(set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, wrong)))
+          // A successful borrow too: its spans and metrics are searched as well.
+          const right = Identity.make(ldap.users[0]!.dn, Redacted.make(ldap.users[0]!.password), { label: "user1" })
+          yield* set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, right))
+          yield* Effect.sleep("1100 millis") // let the sweep publish its metrics
           const status = yield* set.status
-          return [String(error), error.message, JSON.stringify(error), JSON.stringify(status), String(wrong.secret), JSON.stringify(wrong)]
-        }).pipe(Effect.scoped, Effect.provide(Logger.layer([logger])), Effect.withSpan("request"))
-        for (const text of [...outputs, ...lines]) expect(text).not.toContain(secret)
+          const metrics = yield* Metric.snapshot
+          return [
+            String(error),
+            error.message,
+            JSON.stringify(error),
+            JSON.stringify(status),
+            String(wrong.secret),
+            JSON.stringify(wrong),
+            JSON.stringify(metrics, (_k, v) => (typeof v === "bigint" ? String(v) : v))
+          ]
+        }).pipe(Effect.scoped, Effect.provide(Logger.layer([logger])), Effect.withSpan("request"), Effect.withTracer(tracer))
+        const spanTexts = spans.map((span) =>
+          JSON.stringify({
+            name: span.name,
+            attributes: Object.fromEntries(span.attributes),
+            events: span.events,
+            status: span.status._tag === "Ended" ? String(span.status.exit) : "open"
+          }, (_k, v) => (typeof v === "bigint" ? String(v) : v))
+        )
+        // The capture works: the request span and the set's spans (with the identity's label) were seen.
+        expect(spanTexts.some((t) => t.includes("tether.serverset.use") && t.includes("user2"))).toBe(true)
+        for (const text of [...outputs, ...lines, ...spanTexts]) expect(text).not.toContain(secret)
       }))
   })
 })

@@ -2,10 +2,9 @@ import { describe, expect, layer } from "@effect/vitest"
 import { ServerSet } from "@tether/core"
 import { Effect, Fiber, Schedule } from "effect"
 import { PostgresCluster } from "../src/index.ts"
-import { attempt, bounded, pgDriver } from "./drivers.ts"
+import { attempt, bounded, endpointUrl, pgDriver } from "./drivers.ts"
 
 /** A node's endpoint URL: no credentials (the driver supplies the user). */
-const endpointUrl = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
 
 /** A read through the set: returns the endpoint that served it. */
 const read = (set: ServerSet.ServerSet<any, any>) =>

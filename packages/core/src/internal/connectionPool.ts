@@ -104,6 +104,8 @@ export const make = <A, E, R>(
   shared?: {
     /** A limit shared with other pools (one per identity): see `Capacity`. */
     readonly capacity: Capacity
+    /** Told which connection is about to be closed to make room for another pool (it may be re-bound there). */
+    readonly onEvict?: ((connection: A) => void) | undefined
   }
 ): Effect.Effect<
   ConnectionPool.ConnectionPool<A, E>,
@@ -167,6 +169,7 @@ export const make = <A, E, R>(
           const entry = oldestIdle()
           // Just opened, `Pool` may not hold it yet: it cannot be invalidated until it does.
           if (entry === undefined || !isPooled(entry)) return Effect.succeed(false)
+          shared?.onEvict?.(entry.connection)
           return Effect.as(retire(entry), true)
         })
     }

@@ -23,9 +23,26 @@ const identityConnections = Metric.gauge("tether_identity_connections", {
   description: "Open connections per identity (by its label, never its principal or secret)"
 })
 const evictionsTotal = Metric.counter("tether_identity_evictions_total", {
-  description: "Idle connections closed to make room for another identity",
+  description: "Idle connections closed or re-bound to make room for another identity",
   incremental: true
 })
+const rebindsTotal = Metric.counter("tether_identity_rebinds_total", {
+  description: "Evicted idle connections re-bound as another identity (outcome: ok | failed)",
+  incremental: true
+})
+const reuseTotal = Metric.counter("tether_identity_reuse_total", {
+  description: "Borrows served by an open connection of the right identity (hit) or needing a new or re-bound one (miss)",
+  incremental: true
+})
+
+/** An open connection and the scope that closes it, apart from the pool item holding it (so it can change hands). */
+interface Held<C> {
+  readonly connection: C
+  readonly scope: Scope.Closeable
+}
+
+/** How long an evicted connection waits to be re-bound before it is closed. */
+const donationMillis = 1_000
 
 /** @internal */
 export const make = <C, E>(
@@ -56,10 +73,68 @@ export const make = <C, E>(
     const principals = new Map<string, string>()
     const creating = Semaphore.makeUnsafe(1)
 
+    // Re-binding: a connection evicted to make room is not closed but kept
+    // here (its permit is given back) for the pool that asked for room, whose
+    // next connection re-binds it instead of opening a new one. Each permit
+    // taken claims a kept connection first, so open + kept never exceeds max.
+    const rebind = options.rebind
+    const evicted = new Set<C>()
+    const kept: Array<Held<C> & { readonly at: number }> = []
+    let closed = false
+    const rebindCounts = { ok: 0, failed: 0 }
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        return Effect.forEach(kept.splice(0), (held) => Scope.close(held.scope, Exit.void), { discard: true })
+      })
+    )
+
+    /** Opens (or re-binds) a connection for a pool item; it closes with the item unless it is evicted for a re-bind. */
+    const acquireFor = (identity: Credentials | undefined): Effect.Effect<C, E, Scope.Scope> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const item = yield* Scope.Scope
+          let held: Held<C> | undefined
+          while (rebind !== undefined && held === undefined && kept.length > 0) {
+            const candidate = kept.shift()!
+            const exit = yield* Effect.exit(restore(rebind(candidate.connection, identity)))
+            if (exit._tag === "Success") {
+              held = candidate
+              rebindCounts.ok++
+            } else {
+              yield* Scope.close(candidate.scope, Exit.void)
+              if (Exit.hasInterrupts(exit)) return yield* Effect.interrupt
+              rebindCounts.failed++
+            }
+          }
+          if (held === undefined) {
+            const scope = yield* Scope.make("sequential")
+            const exit = yield* Effect.exit(restore(Scope.provide(options.connect(identity), scope)))
+            if (exit._tag === "Failure") {
+              yield* Scope.close(scope, exit)
+              return yield* exit
+            }
+            held = { connection: exit.value, scope }
+          }
+          const mine = held
+          yield* Scope.addFinalizer(
+            item,
+            Effect.suspend(() => {
+              if (evicted.delete(mine.connection) && !closed) {
+                kept.push({ ...mine, at: clock.currentTimeMillisUnsafe() })
+                return Effect.void
+              }
+              return Scope.close(mine.scope, Exit.void)
+            })
+          )
+          return mine.connection
+        })
+      )
+
     const shareOptions = (identity: Credentials | undefined): ConnectionPool.Options<C, E, Scope.Scope> => ({
       ...options.pool,
       name: identity === undefined ? name : `${name} [${identity.label}]`,
-      acquire: options.connect(identity),
+      acquire: acquireFor(identity),
       validate: options.validate === undefined ? undefined : (c: C) => options.validate!(c, identity),
       isBroken: options.isBroken,
       min: identity === undefined ? min : 0,
@@ -74,7 +149,10 @@ export const make = <C, E>(
         const existing = shares.get(key)
         if (existing !== undefined) return existing
         const shareScope = yield* Scope.fork(scope, "sequential")
-        const pool = yield* pools.make(shareOptions(identity), { capacity }).pipe(
+        const pool = yield* pools.make(shareOptions(identity), {
+          capacity,
+          onEvict: rebind === undefined ? undefined : (connection) => evicted.add(connection)
+        }).pipe(
           Scope.provide(shareScope),
           Effect.onError((cause) => Scope.close(shareScope, Exit.failCause(cause))),
           Effect.orDie // checked above
@@ -136,6 +214,8 @@ export const make = <C, E>(
         draining: false,
         open: capacity.open,
         evictions: capacity.evictions,
+        rebinds: rebindCounts.ok,
+        rebindFailures: rebindCounts.failed,
         reuseRate: borrows === 0 ? 1 : Math.max(0, borrows - created) / borrows,
         identities: all.map(({ share, stats: s }) => ({
           label: share.identity?.label ?? DEFAULT,
@@ -149,13 +229,28 @@ export const make = <C, E>(
 
     // Forget identities that have had no connection for a while; publish metrics.
     const idleShareMillis = 60_000
-    let reportedEvictions = 0
+    const reported = { evictions: 0, rebinds: 0, rebindFailures: 0, borrows: 0, created: 0 }
     const evictionsMetric = Metric.withAttributes(evictionsTotal, { pool: name })
+    const counters = [
+      [() => capacity.evictions, "evictions", evictionsMetric],
+      [() => rebindCounts.ok, "rebinds", Metric.withAttributes(rebindsTotal, { pool: name, outcome: "ok" })],
+      [() => rebindCounts.failed, "rebindFailures", Metric.withAttributes(rebindsTotal, { pool: name, outcome: "failed" })]
+    ] as const
+    const reuseHits = Metric.withAttributes(reuseTotal, { pool: name, outcome: "hit" })
+    const reuseMisses = Metric.withAttributes(reuseTotal, { pool: name, outcome: "miss" })
     const sweep = Effect.gen(function*() {
       const now = clock.currentTimeMillisUnsafe()
+      // Evicted connections nobody re-bound in time are closed.
+      while (kept.length > 0 && now - kept[0]!.at >= donationMillis) {
+        yield* Scope.close(kept.shift()!.scope, Exit.void)
+      }
       const perLabel = new Map<string, number>()
+      let borrows = 0
+      let created = 0
       for (const { share, stats: s } of yield* allStats) {
         const label = share.identity?.label ?? DEFAULT
+        borrows += s.borrows
+        created += s.created
         perLabel.set(label, (perLabel.get(label) ?? 0) + s.idle + s.inUse)
         if (s.idle + s.inUse + s.pending === 0 && now - share.lastUsed > idleShareMillis) {
           shares.delete(share.key)
@@ -168,10 +263,18 @@ export const make = <C, E>(
       for (const [label, n] of perLabel) {
         yield* Metric.update(Metric.withAttributes(identityConnections, { pool: name, identity: label }), n)
       }
-      if (capacity.evictions > reportedEvictions) {
-        yield* Metric.update(evictionsMetric, capacity.evictions - reportedEvictions)
-        reportedEvictions = capacity.evictions
+      for (const [current, key, metric] of counters) {
+        const value = current()
+        if (value > reported[key]) yield* Metric.update(metric, value - reported[key])
+        reported[key] = value
       }
+      // Shares forgotten above take their counts with them: count only growth.
+      const misses = Math.max(0, created - reported.created)
+      const hits = Math.max(0, borrows - reported.borrows - misses)
+      if (misses > 0) yield* Metric.update(reuseMisses, misses)
+      if (hits > 0) yield* Metric.update(reuseHits, hits)
+      reported.borrows = borrows
+      reported.created = created
     })
     yield* sweep.pipe(
       Effect.catchCause((cause) => Effect.logError("identity pool sweep failed", cause)),

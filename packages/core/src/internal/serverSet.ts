@@ -100,6 +100,7 @@ export const make = <C, E>(
           const pool = yield* IdentityPool.make({
             name: `${name} ${endpoint.id}`,
             connect: (identity) => driver.connect(endpoint, identity),
+            rebind: driver.rebind,
             validate: driver.validate,
             isBroken: driver.isBroken,
             min,
@@ -239,7 +240,14 @@ export const make = <C, E>(
             ? balancer.setHealth(endpoint, "unhealthy")
             : Effect.void
       }).pipe(
-        Effect.withSpan("tether.serverset.use", { attributes: { "tether.set": name, "tether.mode": mode } })
+        Effect.withSpan("tether.serverset.use", {
+          attributes: {
+            "tether.set": name,
+            "tether.mode": mode,
+            // The label the user chose for the identity: never its principal or secret.
+            "tether.identity": identity === undefined ? "default" : identity.label
+          }
+        })
       )
     }
 
