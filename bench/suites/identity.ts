@@ -127,9 +127,9 @@ export const identitySuite: Suite = {
             peers: { "seed (reported)": seed }
           })
           notes.push(
-            `${label}: ${pool.borrows} borrows, ${pool.created} connections opened, ${pool.rebinds} re-binds, ${pool.evictions} evictions.`
+            `${label}: ${pool.borrows} borrows, ${pool.created - pool.rebinds} connections opened, ${pool.rebinds} re-binds, ${pool.evictions} evictions.`
           )
-          log(`identity: ${label}: reuse ${(pool.reuseRate * 100).toFixed(1)}% (${pool.created} opened, ${pool.rebinds} re-binds)`)
+          log(`identity: ${label}: reuse ${(pool.reuseRate * 100).toFixed(1)}% (${pool.created - pool.rebinds} opened, ${pool.rebinds} re-binds)`)
         })
       const as = (set: ServerSet.ServerSet<Client, LdapError>, user: Identity.Credentials) =>
         set.useAs(User, whoami, { idempotent: true }).pipe(Effect.provideService(User, user))
