@@ -9,9 +9,11 @@ import type { Suite } from "../harness/types.ts"
 import { poolSuite } from "./pool.ts"
 import { serversetSuite } from "./serverset.ts"
 import { identitySuite } from "./identity.ts"
+import { pgSuite } from "./pg.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
   serversetSuite,
-  identitySuite
+  identitySuite,
+  pgSuite
 ]

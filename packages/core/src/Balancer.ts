@@ -42,13 +42,15 @@ import type { EndpointId, Role } from "./Endpoint.ts"
 import * as Ewma from "./internal/ewma.ts"
 
 /**
- * What an operation will do on the server. A `"write"` pick only considers
- * endpoints whose role is `primary` or `any`.
+ * What an operation will do on the server, and where it may run: `"read"`
+ * any endpoint; `"write"` only endpoints whose role is `primary` or `any`;
+ * `"replica-only"` only replicas; `"replica-preferred"` replicas while one is
+ * eligible, else any endpoint (e.g. the primary).
  *
  * @since 0.1.0
  * @category models
  */
-export type AccessMode = "read" | "write"
+export type AccessMode = "read" | "write" | "replica-preferred" | "replica-only"
 
 /**
  * An endpoint's health, as the health monitor last classified it.
@@ -286,14 +288,23 @@ export const eligible = (
   mode?: AccessMode,
   avoid?: ReadonlySet<EndpointId>
 ): Result.Result<ReadonlyArray<number>, NoEndpointAvailable> => {
+  const endpoints = state.endpoints
+  if (mode === "replica-preferred") {
+    // Replicas first (ones not to avoid); else any endpoint, the avoided last.
+    const replicas = eligible(state, "replica-only", avoid)
+    if (Result.isSuccess(replicas) && (avoid === undefined || replicas.success.some((i) => !avoid.has(endpoints[i]!.id)))) {
+      return replicas
+    }
+    return eligible(state, "read", avoid)
+  }
   const healthy: Array<number> = []
   const fallback: Array<number> = []
   let exclusions: Array<Exclusion> | undefined
-  const endpoints = state.endpoints
   for (let i = 0; i < endpoints.length; i++) {
     const e = endpoints[i]!
     let reason: string | undefined
     if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
+    else if (mode === "replica-only" && e.role !== "replica") reason = `${e.role} (replica-only read)`
     else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
     else if (e.health === "unhealthy") reason = "unhealthy"
     if (reason !== undefined) {

@@ -179,7 +179,8 @@ export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E
     const idempotent = options.idempotent ?? false
     const pick = options.pick
     const picker = Effect.isEffect(pick) ? () => pick : pick
-    const step = yield* Schedule.toStep(options.schedule ?? defaultSchedule)
+    // Built on the first failure only: most calls succeed at once.
+    let step: ((now: number, input: E | NoEndpointAvailable) => Effect.Effect<readonly [unknown, Duration.Duration], unknown>) | undefined
     const avoid = new Set<EndpointId>()
     const tried: Array<EndpointId> = []
     let attempt = 0
@@ -203,6 +204,7 @@ export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E
           yield* options.onRetryableFailure({ endpoint, attempt, fault, error: error as E })
         }
       }
+      step ??= yield* Schedule.toStep(options.schedule ?? defaultSchedule)
       const next = yield* Effect.result(step(clock.currentTimeMillisUnsafe(), error))
       const annotations = {
         mode,

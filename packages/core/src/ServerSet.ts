@@ -103,7 +103,11 @@ export interface Options<C, E> {
  * @category models
  */
 export interface UseOptions {
-  /** `"read"` (any endpoint) or `"write"` (only endpoints whose role accepts writes). Default `"read"`. */
+  /**
+   * `"read"` (any endpoint), `"write"` (only endpoints whose role accepts
+   * writes), `"replica-only"` or `"replica-preferred"` (see `Balancer.AccessMode`).
+   * Default `"read"`.
+   */
   readonly mode?: AccessMode | undefined
   /**
    * Whether running the operation twice is harmless. An operation that

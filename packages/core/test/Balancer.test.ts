@@ -113,6 +113,23 @@ describe("Balancer strategies", () => {
     assert.deepStrictEqual(picks(mainsDown, "priority", 2).ids, ["backup", "backup"])
   })
 
+  it("replica-preferred reads go to replicas while one is usable, then to the primary; replica-only never", () => {
+    const state = Balancer.initialState([
+      { id: "pg0", role: "primary" },
+      { id: "pg1", role: "replica" },
+      { id: "pg2", role: "replica" }
+    ])
+    assert.deepStrictEqual(picks(state, "round-robin", 4, { mode: "replica-preferred" }).ids, ["pg1", "pg2", "pg1", "pg2"])
+    const replicasDown = withHealth(state, { pg1: "unhealthy", pg2: "unhealthy" })
+    assert.deepStrictEqual(picks(replicasDown, "round-robin", 2, { mode: "replica-preferred" }).ids, ["pg0", "pg0"])
+    const none = Balancer.pickPure(replicasDown, "round-robin", { random: Math.random, mode: "replica-only" })
+    assert.isTrue(Result.isFailure(none))
+    // A retry that avoids the replica that just failed prefers the primary to that replica.
+    const oneReplica = Balancer.initialState([{ id: "pg0", role: "primary" }, { id: "pg1", role: "replica" }])
+    const retry = Balancer.eligible(oneReplica, "replica-preferred", new Set(["pg1"]))
+    assert.deepStrictEqual(Result.isSuccess(retry) ? retry.success : [], [0])
+  })
+
   it("fastest picks the lowest latency EWMA; no sample counts as slowest", () => {
     let state = Balancer.recordLatency(abc, "b", 20)
     state = Balancer.recordLatency(state, "c", 5)

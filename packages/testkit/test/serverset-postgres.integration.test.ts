@@ -4,8 +4,6 @@ import { Effect, Fiber, Schedule } from "effect"
 import { PostgresCluster } from "../src/index.ts"
 import { attempt, bounded, endpointUrl, pgDriver } from "./drivers.ts"
 
-/** A node's endpoint URL: no credentials (the driver supplies the user). */
-
 /** A read through the set: returns the endpoint that served it. */
 const read = (set: ServerSet.ServerSet<any, any>) =>
   set.use(

@@ -223,9 +223,9 @@ export const make = <C, E>(
     ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> => {
       const mode = useOptions?.mode ?? "read"
       const idempotent = useOptions?.idempotent ?? false
-      const hedged = hedgeDelay !== undefined && mode === "read" && idempotent
+      const hedged = hedgeDelay !== undefined && mode !== "write" && idempotent
       const attempt = (id: Endpoint.EndpointId): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
-        hedged ? hedge(id, identity, f, hedgeDelay) : runOn(id, identity, f)
+        hedged ? hedge(id, identity, f, hedgeDelay, mode) : runOn(id, identity, f)
       return Retry.failover({
         operation: attempt,
         pick: (context) => balancer.pick(context.mode, context),
@@ -247,7 +247,8 @@ export const make = <C, E>(
             // The label the user chose for the identity: never its principal or secret.
             "tether.identity": identity === undefined ? "default" : identity.label
           }
-        })
+          // A stack trace per call costs more than the routing itself; the caller's span locates it.
+        }, { captureStackTrace: false })
       )
     }
 
@@ -256,12 +257,13 @@ export const make = <C, E>(
       first: Endpoint.EndpointId,
       identity: Credentials | undefined,
       f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
-      delay: Duration.Duration
+      delay: Duration.Duration,
+      mode: Balancer.AccessMode
     ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
       Effect.raceFirst(
         runOn(first, identity, f),
         Effect.sleep(delay).pipe(
-          Effect.andThen(balancer.pick("read", { avoid: new Set([first]) })),
+          Effect.andThen(balancer.pick(mode, { avoid: new Set([first]) })),
           Effect.flatMap((second) => second === first ? Effect.never : runOn(second, identity, f))
         )
       )

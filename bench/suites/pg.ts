@@ -1,0 +1,238 @@
+/**
+ * The `pg` suite: `@tether/pg` against raw postgres.js and `@effect/sql-pg` 4
+ * on one real PostgreSQL server (from the testkit), 8 connections each.
+ *
+ * 1. `select 1` and a small indexed read (primary-key lookup in a 10,000-row
+ *    table) at concurrency 1, 16 and 64: throughput and p99 latency, for
+ *    Tether exclusive (one statement per connection at a time), Tether
+ *    multiplexed (8 statements pipelined per connection), raw postgres.js
+ *    (`max: 8`, its own pipelining) and `@effect/sql-pg` (`maxConnections: 8`).
+ * 2. The ceiling: `pgbench -S` (select-only) with 8 clients on the same server.
+ * 3. Cache hits: `cached` reads served from the result cache vs. the same read
+ *    uncached.
+ */
+import * as PgSql from "@effect/sql-pg/PgClient"
+import { PgClient } from "@tether/pg"
+import { PostgresCluster } from "@tether/testkit"
+import { execFile } from "node:child_process"
+import { Effect, Exit, Layer, Scope } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import postgres from "postgres"
+import * as requirements from "../harness/requirements.ts"
+import { now, percentile } from "../harness/measure.ts"
+import type { Measurement, Suite } from "../harness/types.ts"
+
+const CONNECTIONS = 8
+const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+
+interface Result {
+  readonly opsPerSecond: number
+  readonly p99Micros: number
+}
+
+/** Runs `op` from `concurrency` fibers for `millis` (after a warm-up); throughput and p99. */
+const measureEffect = (op: (i: number) => Effect.Effect<unknown, unknown>, concurrency: number, millis: number) =>
+  Effect.gen(function*() {
+    const samples: Array<number> = []
+    const run = (windowMillis: number, record: boolean) =>
+      Effect.gen(function*() {
+        let done = 0
+        const end = now() + windowMillis
+        yield* Effect.forEach(
+          Array.from({ length: concurrency }, (_, f) => f),
+          (f) =>
+            Effect.gen(function*() {
+              let i = f
+              while (now() < end) {
+                const t0 = now()
+                yield* op(i)
+                if (record) samples.push(now() - t0)
+                i += concurrency
+                done++
+              }
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        return done
+      })
+    yield* run(Math.min(500, millis / 2), false)
+    const done = yield* run(millis, true)
+    return { opsPerSecond: done / (millis / 1000), p99Micros: percentile(samples.sort((a, b) => a - b), 0.99) * 1000 }
+  })
+
+/** The same for a promise-returning operation. */
+const measurePromise = async (op: (i: number) => Promise<unknown>, concurrency: number, millis: number): Promise<Result> => {
+  const samples: Array<number> = []
+  const run = async (windowMillis: number, record: boolean) => {
+    let done = 0
+    const end = now() + windowMillis
+    await Promise.all(Array.from({ length: concurrency }, async (_, f) => {
+      let i = f
+      while (now() < end) {
+        const t0 = now()
+        await op(i)
+        if (record) samples.push(now() - t0)
+        i += concurrency
+        done++
+      }
+    }))
+    return done
+  }
+  await run(Math.min(500, millis / 2), false)
+  const done = await run(millis, true)
+  return { opsPerSecond: done / (millis / 1000), p99Micros: percentile(samples.sort((a, b) => a - b), 0.99) * 1000 }
+}
+
+const pgbench = (args: ReadonlyArray<string>) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(PGBENCH, [...args], { timeout: 120_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`pgbench failed: ${stderr || error.message}`)) : resolve(stdout))
+  )
+
+export const pgSuite: Suite = {
+  name: "pg",
+  description: "@tether/pg vs raw postgres.js and @effect/sql-pg (8 connections), pgbench ceiling, cache hits",
+  requires: [requirements.postgres, requirements.command("pgbench", { extraDirs: ["/usr/lib/postgresql/15/bin"] })],
+  run: async ({ quick, log }) => {
+    const millis = quick ? 1_000 : 3_000
+    const measurements: Array<Measurement> = []
+    const notes: Array<string> = []
+
+    const program = Effect.gen(function*() {
+      log("pg: starting PostgreSQL")
+      const cluster = yield* PostgresCluster.make({ replicas: 0 })
+      const node = cluster.primary
+      const url = `postgres://${node.host}:${node.port}/postgres`
+      const common = {
+        endpoints: [url],
+        user: "postgres",
+        readFrom: "any" as const,
+        health: false as const,
+        pool: { min: CONNECTIONS, max: CONNECTIONS },
+        slowQueryThreshold: "1 minute" as const
+      }
+      const exclusive = yield* PgClient.make(common)
+      const multiplexed = yield* PgClient.make({ ...common, multiplex: 8 })
+      yield* exclusive.write`create table if not exists bench_items (id int primary key, name text not null)`
+      yield* exclusive.write`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g on conflict do nothing`
+
+      const raw = postgres(url, { username: "postgres", max: CONNECTIONS, fetch_types: false, onnotice: () => undefined })
+      yield* Effect.addFinalizer(() => Effect.promise(() => raw.end({ timeout: 1 }).catch(() => undefined)))
+      const sqlPg = yield* PgSql.make({
+        host: node.host,
+        port: node.port,
+        username: "postgres",
+        database: "postgres",
+        maxConnections: CONNECTIONS,
+        minConnections: CONNECTIONS
+      }).pipe(Effect.provide(Layer.succeed(Reactivity.Reactivity)(yield* Reactivity.make)))
+
+      const workloads = [
+        {
+          name: "select 1",
+          tether: (db: PgClient.PgClient) => () => db.read`select 1`,
+          raw: () => raw`select 1`,
+          effectSql: () => sqlPg`select 1`
+        },
+        {
+          name: "indexed read",
+          tether: (db: PgClient.PgClient) => (i: number) => db.read`select name from bench_items where id = ${(i % 10000) + 1}`,
+          raw: (i: number) => raw`select name from bench_items where id = ${(i % 10000) + 1}`,
+          effectSql: (i: number) => sqlPg`select name from bench_items where id = ${(i % 10000) + 1}`
+        }
+      ]
+      for (const workload of workloads) {
+        for (const concurrency of [1, 16, 64]) {
+          const ours = yield* measureEffect(workload.tether(exclusive), concurrency, millis)
+          const mux = yield* measureEffect(workload.tether(multiplexed), concurrency, millis)
+          const rawResult = yield* Effect.promise(() => measurePromise(workload.raw, concurrency, millis))
+          const effectSql = yield* measureEffect(workload.effectSql, concurrency, millis)
+          const label = `${workload.name}, concurrency ${concurrency}`
+          measurements.push({
+            case: label,
+            metric: "throughput",
+            unit: "ops/s",
+            higherIsBetter: true,
+            tether: ours.opsPerSecond,
+            peers: {
+              "Tether multiplexed": mux.opsPerSecond,
+              "postgres.js": rawResult.opsPerSecond,
+              "@effect/sql-pg": effectSql.opsPerSecond
+            }
+          })
+          measurements.push({
+            case: label,
+            metric: "p99 latency",
+            unit: "µs",
+            higherIsBetter: false,
+            tether: ours.p99Micros,
+            peers: {
+              "Tether multiplexed": mux.p99Micros,
+              "postgres.js": rawResult.p99Micros,
+              "@effect/sql-pg": effectSql.p99Micros
+            }
+          })
+          log(
+            `pg: ${label}: Tether ${Math.round(ours.opsPerSecond)}, multiplexed ${Math.round(mux.opsPerSecond)}, ` +
+              `postgres.js ${Math.round(rawResult.opsPerSecond)}, @effect/sql-pg ${Math.round(effectSql.opsPerSecond)} ops/s`
+          )
+        }
+      }
+
+      // The ceiling: pgbench select-only, 8 clients.
+      const seconds = quick ? 2 : 5
+      const connection = ["-h", node.host, "-p", String(node.port), "-U", "postgres"]
+      yield* Effect.promise(() => pgbench(["-i", "-s", "1", "-q", ...connection, "postgres"]))
+      const out = yield* Effect.promise(() =>
+        pgbench(["-S", "-c", String(CONNECTIONS), "-j", "2", "-T", String(seconds), ...connection, "postgres"])
+      )
+      const tps = Number(/tps = ([0-9.]+)/.exec(out)?.[1] ?? Number.NaN)
+      const ours = yield* measureEffect(
+        (i) => exclusive.read`select abalance from pgbench_accounts where aid = ${(i % 100000) + 1}`,
+        CONNECTIONS,
+        millis
+      )
+      measurements.push({
+        case: `pgbench -S workload, ${CONNECTIONS} clients`,
+        metric: "throughput",
+        unit: "ops/s",
+        higherIsBetter: true,
+        tether: ours.opsPerSecond,
+        peers: { "pgbench -S (ceiling)": tps }
+      })
+      log(`pg: pgbench -S ${Math.round(tps)} tps; Tether on the same query ${Math.round(ours.opsPerSecond)} ops/s`)
+
+      // Cache hits.
+      const cachedClient = yield* PgClient.make({ ...common, cache: { ttl: "1 hour", capacity: 100 } })
+      const hit = yield* measureEffect(() => cachedClient.cached`select name from bench_items where id = ${1}`, 16, millis)
+      const miss = yield* measureEffect(() => exclusive.read`select name from bench_items where id = ${1}`, 16, millis)
+      measurements.push({
+        case: "indexed read, concurrency 16",
+        metric: "throughput, cache hit",
+        unit: "ops/s",
+        higherIsBetter: true,
+        tether: hit.opsPerSecond,
+        peers: { "Tether uncached": miss.opsPerSecond }
+      })
+      notes.push(`Cache: ${JSON.stringify(yield* cachedClient.cacheStats)}.`)
+    })
+
+    const scope = Effect.runSync(Scope.make())
+    try {
+      await Effect.runPromise(program.pipe(Scope.provide(scope)))
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+    return {
+      tetherLabel: "Tether",
+      peers: ["Tether multiplexed", "postgres.js", "@effect/sql-pg", "pgbench -S (ceiling)", "Tether uncached"],
+      measurements,
+      notes: [
+        `One PostgreSQL 15 server on loopback; every client holds ${CONNECTIONS} connections. "Tether" is exclusive mode (a connection per statement in flight); "Tether multiplexed" pipelines up to 8 plain reads per connection.`,
+        "Targets: Tether ≥ 0.9x of raw postgres.js and ≥ 1.0x of @effect/sql-pg at every concurrency.",
+        "pgbench -S: its own select-only transactions (one primary-key lookup each) with 8 clients; Tether runs the same lookup.",
+        ...notes
+      ]
+    }
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * `PgClient`: PostgreSQL through a Tether `ServerSet` — replica routing,
+ * writes only on the primary, transactions retried as a whole, failover,
+ * typed errors, an opt-in query cache and a slow-query log.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@tether/pg"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const Live = PgClient.layer({
+ *   endpoints: [
+ *     { url: "postgres://10.0.0.1:5432/app", role: "primary" },
+ *     { url: "postgres://10.0.0.2:5432/app", role: "replica" }
+ *   ],
+ *   user: "app",
+ *   password: Redacted.make(process.env.PGPASSWORD!)
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const db = yield* PgClient.PgClient
+ *   const users = yield* db.read<{ id: number; name: string }>`select id, name from users where id = ${42}`
+ *   yield* db.write`update users set seen = now() where id = ${42}`
+ *   yield* db.transaction((tx) => tx.sql`insert into audit (what) values (${"seen"})`, { isolation: "serializable" })
+ * }).pipe(Effect.provide(Live))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import { Context, Layer } from "effect"
+import type { Duration, Effect, Redacted, Schedule, Scope, Stream } from "effect"
+import * as internal from "./internal/pgClient.ts"
+import type { PgError } from "./PgError.ts"
+
+/**
+ * Where reads go: `replica-preferred` (default: replicas, the primary when
+ * no replica is usable), `replica-only`, or `any` endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ReadFrom = "replica-preferred" | "replica-only" | "any"
+
+/**
+ * Transaction isolation levels.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Isolation = "read committed" | "repeatable read" | "serializable"
+
+/**
+ * Options of {@link make} and {@link layer}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Names the client in logs, metrics and spans. Default `pg`. */
+  readonly name?: string | undefined
+  /** `postgres://host:port/db` URLs (no credentials) or endpoint definitions with a `role`. */
+  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
+  /** The default role: operations not run `as` an identity log in as it. */
+  readonly user: string
+  readonly password?: Redacted.Redacted<string> | undefined
+  readonly database?: string | undefined
+  readonly ssl?: "disable" | "require" | "verify-full" | undefined
+  /** PEM text of the CA for `verify-full`. */
+  readonly ca?: string | undefined
+  /** Default 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Server-side `statement_timeout`. Default: none. */
+  readonly statementTimeout?: Duration.Input | undefined
+  /** Client-side bound on every statement (a hung server or socket). Default 30 seconds. */
+  readonly queryTimeout?: Duration.Input | undefined
+  /** Default `replica-preferred`. */
+  readonly readFrom?: ReadFrom | undefined
+  /**
+   * Plain reads share connections: up to this many statements in flight on
+   * one connection (postgres.js pipelines them). Transactions, streams,
+   * batches and writes always get a connection of their own. Default 1 (off).
+   */
+  readonly multiplex?: number | undefined
+  /** Balancing strategy. Default `round-robin`. */
+  readonly strategy?: Balancer.Strategy | undefined
+  /** Pool options of each endpoint (see `ServerSet.Options.pool`). */
+  readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
+  /** Health probes (they also detect each server's role). Default every 2 seconds. */
+  readonly health?: ServerSet.Options<unknown, unknown>["health"]
+  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
+  /** Failover of statements that were not sent, and of whole transactions. */
+  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
+  /** The result cache of `cached` reads. Default 1,000 results for 10 seconds. */
+  readonly cache?: { readonly capacity?: number | undefined; readonly ttl?: Duration.Input | undefined } | undefined
+  /** Statements slower than this are logged (text only, never parameter values) and counted. Default 1 second. */
+  readonly slowQueryThreshold?: Duration.Input | undefined
+}
+
+/**
+ * A statement built by the `statement` tagged template (for `batch`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Statement {
+  readonly strings: TemplateStringsArray
+  readonly values: ReadonlyArray<unknown>
+}
+
+/**
+ * Builds a {@link Statement}; its values are bound parameters, never text.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const statement = (strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>): Statement => ({
+  strings,
+  values
+})
+
+/**
+ * A row: column name to value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Row = Record<string, unknown>
+
+/**
+ * Everything a statement can fail with: the statement's own errors and the
+ * set's (no endpoint, breaker open, pool timeout).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PgClientError = ServerSet.UseError<PgError>
+
+/**
+ * A tagged template that runs a statement (parameters are always bound).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Query<R> = <A extends object = Row>(
+  strings: TemplateStringsArray,
+  ...values: ReadonlyArray<unknown>
+) => Effect.Effect<ReadonlyArray<A>, PgClientError, R>
+
+/**
+ * Statements inside a transaction, all on its one connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transaction {
+  readonly sql: <A extends object = Row>(
+    strings: TemplateStringsArray,
+    ...values: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<A>, PgError>
+  readonly unsafe: <A extends object = Row>(
+    text: string,
+    parameters?: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<A>, PgError>
+}
+
+/**
+ * What runs statements, as the default role (`R = never`) or as an identity.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Executor<R> {
+  /** A read, routed by `readFrom`; idempotent, so failed over and retried. */
+  readonly read: Query<R>
+  /** A write, on the primary only; never replayed once it may have reached the server. */
+  readonly write: Query<R>
+  /** A read whose result is cached (LRU + TTL) by statement, parameters and identity. */
+  readonly cached: Query<R>
+  /** A statement given as text with `$1…` parameters. */
+  readonly unsafe: <A extends object = Row>(
+    text: string,
+    parameters?: ReadonlyArray<unknown>,
+    options?: { readonly mode?: "read" | "write" | undefined }
+  ) => Effect.Effect<ReadonlyArray<A>, PgClientError, R>
+  /** A read streamed with a cursor, `batchSize` rows at a time, on a connection held until the stream ends. */
+  readonly stream: <A extends object = Row>(
+    strings: TemplateStringsArray,
+    ...values: ReadonlyArray<unknown>
+  ) => Stream.Stream<A, PgClientError, R>
+  /**
+   * Runs `body` in a transaction on the primary. On a serialization failure,
+   * a deadlock, or a lost connection before COMMIT was sent, the whole block
+   * is run again (it is atomic: nothing of a failed attempt was kept) on the
+   * retry schedule. A connection lost during COMMIT is `PgOutcomeUnknown`.
+   */
+  readonly transaction: <A, E, R2>(
+    body: (tx: Transaction) => Effect.Effect<A, E, R2>,
+    options?: {
+      readonly isolation?: Isolation | undefined
+      readonly readOnly?: boolean | undefined
+      readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+    }
+  ) => Effect.Effect<A, E | PgClientError, R | R2>
+  /** Several statements pipelined on one connection (`mode` default `write`); their results in order. */
+  readonly batch: (
+    statements: ReadonlyArray<Statement>,
+    options?: { readonly mode?: "read" | "write" | undefined }
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<Row>>, PgClientError, R>
+}
+
+/**
+ * The client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgClient extends Executor<never> {
+  /** The same operations, run as the identity `key` holds (a role and its password). */
+  readonly as: <I>(key: Context.Key<I, Identity.Credentials>) => Executor<I>
+  /** Drops cached results (those whose statement text matches, or all). Returns how many. */
+  readonly invalidateCache: (predicate?: (text: string) => boolean) => Effect.Effect<number>
+  /** Cache hits and misses so far. */
+  readonly cacheStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
+  /** Every endpoint's health, role, breaker and pool. */
+  readonly status: Effect.Effect<ServerSet.Status>
+}
+
+/**
+ * The `PgClient` service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const PgClient: Context.Service<PgClient, PgClient> = Context.Service<PgClient>("@tether/pg/PgClient")
+
+/**
+ * Starts a client in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options: Options
+) => Effect.Effect<PgClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> = internal.make
+
+/**
+ * A `Layer` of {@link PgClient}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<PgClient, Endpoint.InvalidEndpoint | InvalidPoolOptions> =>
+  Layer.effect(PgClient, make(options))

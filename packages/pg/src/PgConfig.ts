@@ -1,0 +1,148 @@
+/**
+ * `PgClient` configuration as an `effect/Schema` (for JSON or YAML files)
+ * and from environment variables (`effect/Config`).
+ *
+ * @example
+ * ```ts
+ * import { PgClient, PgConfig } from "@tether/pg"
+ * import { Effect, Layer } from "effect"
+ *
+ * // TETHER_PG_URLS=postgres://db1:5432/app,postgres://db2:5432/app TETHER_PG_USER=app TETHER_PG_PASSWORD=…
+ * const Live = Layer.unwrap(Effect.map(PgConfig.fromEnv.asEffect(), PgClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Config, Data, Effect, Redacted, Schema } from "effect"
+import type * as PgClient from "./PgClient.ts"
+
+const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * The shape of a configuration file's PostgreSQL section. Durations are
+ * milliseconds. The password is read as text and kept `Redacted` from then on.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PgConfigSchema = Schema.Struct({
+  name: Schema.optionalKey(Schema.String),
+  endpoints: Schema.Array(
+    Schema.Union([
+      Schema.String,
+      Schema.Struct({
+        url: Schema.String,
+        role: Schema.optionalKey(Schema.Literals(["primary", "replica", "any"])),
+        weight: Schema.optionalKey(Schema.Number),
+        priority: Schema.optionalKey(Schema.Number)
+      })
+    ])
+  ).check(Schema.isMinLength(1)),
+  user: Schema.String.check(Schema.isNonEmpty()),
+  password: Schema.optionalKey(Schema.String),
+  database: Schema.optionalKey(Schema.String),
+  ssl: Schema.optionalKey(Schema.Literals(["disable", "require", "verify-full"])),
+  ca: Schema.optionalKey(Schema.String),
+  connectTimeoutMillis: Schema.optionalKey(Millis),
+  statementTimeoutMillis: Schema.optionalKey(Millis),
+  queryTimeoutMillis: Schema.optionalKey(Millis),
+  readFrom: Schema.optionalKey(Schema.Literals(["replica-preferred", "replica-only", "any"])),
+  multiplex: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+  slowQueryThresholdMillis: Schema.optionalKey(Millis)
+})
+
+/**
+ * The decoded (plain) configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PgConfig = typeof PgConfigSchema.Type
+
+/**
+ * The configuration is invalid: `problems` names each bad setting. It never
+ * shows the password.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidPgConfig extends Data.TaggedError("InvalidPgConfig")<{ readonly problems: string }> {
+  override get message() {
+    return `invalid PostgreSQL configuration: ${this.problems}`
+  }
+}
+
+const decodeUnknown = Schema.decodeUnknownEffect(PgConfigSchema)
+
+/**
+ * Decodes a configuration (e.g. parsed JSON) into `PgClient.Options`.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (input: unknown): Effect.Effect<PgClient.Options, InvalidPgConfig> => {
+  // The password is checked apart, so that no decoding message can quote it.
+  const record = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : undefined
+  const password = record?.["password"]
+  const checked = record !== undefined && "password" in record ? { ...record, password: "<redacted>" } : input
+  if (password !== undefined && typeof password !== "string") {
+    return Effect.fail(new InvalidPgConfig({ problems: "password: must be a string" }))
+  }
+  return decodeUnknown(checked, { errors: "all" }).pipe(
+    Effect.mapError((error) => new InvalidPgConfig({ problems: error.message })),
+    Effect.map((config) => toOptions({ ...config, ...(password === undefined ? {} : { password }) }))
+  )
+}
+
+/**
+ * Turns a decoded configuration into `PgClient.Options`.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const toOptions = (config: PgConfig): PgClient.Options => ({
+  name: config.name,
+  endpoints: config.endpoints,
+  user: config.user,
+  password: config.password === undefined ? undefined : Redacted.make(config.password),
+  database: config.database,
+  ssl: config.ssl,
+  ca: config.ca,
+  connectTimeout: config.connectTimeoutMillis,
+  statementTimeout: config.statementTimeoutMillis,
+  queryTimeout: config.queryTimeoutMillis,
+  readFrom: config.readFrom,
+  multiplex: config.multiplex,
+  slowQueryThreshold: config.slowQueryThresholdMillis
+})
+
+/**
+ * From the environment: `TETHER_PG_URLS` (comma-separated), `TETHER_PG_USER`,
+ * `TETHER_PG_PASSWORD`, and optionally `TETHER_PG_DATABASE`, `TETHER_PG_SSL`,
+ * `TETHER_PG_READ_FROM`, `TETHER_PG_MULTIPLEX`, `TETHER_PG_STATEMENT_TIMEOUT`
+ * (a duration, e.g. `5 seconds`). Roles are detected by the health probes.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromEnv: Config.Config<PgClient.Options> = Config.all({
+  urls: Config.String("TETHER_PG_URLS"),
+  user: Config.String("TETHER_PG_USER"),
+  password: Config.option(Config.Redacted("TETHER_PG_PASSWORD")),
+  database: Config.option(Config.String("TETHER_PG_DATABASE")),
+  ssl: Config.option(Config.Literals(["disable", "require", "verify-full"], "TETHER_PG_SSL")),
+  readFrom: Config.option(Config.Literals(["replica-preferred", "replica-only", "any"], "TETHER_PG_READ_FROM")),
+  multiplex: Config.option(Config.Int("TETHER_PG_MULTIPLEX")),
+  statementTimeout: Config.option(Config.Duration("TETHER_PG_STATEMENT_TIMEOUT"))
+}).pipe(
+  Config.map((env): PgClient.Options => ({
+    endpoints: env.urls.split(",").map((url) => url.trim()).filter((url) => url !== ""),
+    user: env.user,
+    password: env.password._tag === "Some" ? env.password.value : undefined,
+    database: env.database._tag === "Some" ? env.database.value : undefined,
+    ssl: env.ssl._tag === "Some" ? env.ssl.value : undefined,
+    readFrom: env.readFrom._tag === "Some" ? env.readFrom.value : undefined,
+    multiplex: env.multiplex._tag === "Some" ? env.multiplex.value : undefined,
+    statementTimeout: env.statementTimeout._tag === "Some" ? env.statementTimeout.value : undefined
+  }))
+)

@@ -1,0 +1,324 @@
+import { Identity, Retry, ServerSet } from "@tether/core"
+import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
+import { Clock, Deferred, Duration, Effect, Metric, Stream } from "effect"
+import type { Context, Schedule, Scope } from "effect"
+import type postgres from "postgres"
+import type * as PgClient from "../PgClient.ts"
+import * as PgDriver from "../PgDriver.ts"
+import type { PgConnection } from "../PgDriver.ts"
+import { fromUnknown, PgOutcomeUnknown } from "../PgError.ts"
+import type { PgError } from "../PgError.ts"
+import { keyOf, QueryCache } from "./queryCache.ts"
+
+const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
+  description: "Statements slower than the slow-query threshold",
+  incremental: true
+})
+const cacheRequests = Metric.counter("tether_pg_cache_requests_total", {
+  description: "Cached reads, by outcome (hit | miss)",
+  incremental: true
+})
+
+const millis = (input: Duration.Input | undefined, fallback: number) =>
+  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+/** `select … $1 … $2`: the statement text with placeholders, never the values. */
+const texts = new WeakMap<TemplateStringsArray, string>()
+const textOf = (strings: TemplateStringsArray): string => {
+  let text = texts.get(strings)
+  if (text === undefined) {
+    text = strings.reduce((acc, part, i) => (i === 0 ? part : `${acc}$${i}${part}`), "")
+    texts.set(strings, text)
+  }
+  return text
+}
+
+const query = (sql: postgres.Sql, strings: TemplateStringsArray, values: ReadonlyArray<unknown>) =>
+  sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>))
+
+/**
+ * postgres.js cursors answer `next()` and `return()` with plain objects at
+ * times, not promises; `for await` accepts both, so read them through it.
+ */
+async function* batchesOf<A>(cursor: AsyncIterable<A>): AsyncGenerator<A> {
+  for await (const batch of cursor) yield batch
+}
+
+/** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
+const defaultRetry = Retry.backoff({ base: "50 millis", maxDelay: "500 millis", maxAttempts: 40, maxElapsed: "10 seconds" })
+
+const isTagged = (u: unknown, tag: string) => typeof u === "object" && u !== null && "_tag" in u && u._tag === tag
+
+/** Whether a failed transaction attempt may run again: it did not commit. */
+const transactionRetryable = (error: unknown): boolean => {
+  if (isTagged(error, "PgQueryError")) {
+    const kind = (error as { kind: string }).kind
+    return kind === "serialization" || kind === "deadlock"
+  }
+  return isTagged(error, "PgConnectionError") || isTagged(error, "PgTimeout") ||
+    isTagged(error, "NoEndpointAvailable") || isTagged(error, "BreakerOpen")
+}
+
+type Use<R> = <A, E2, R2>(
+  target: ServerSet.ServerSet<PgConnection, PgError>,
+  f: (connection: PgConnection) => Effect.Effect<A, E2, R2>,
+  options: ServerSet.UseOptions
+) => Effect.Effect<A, PgClient.PgClientError | E2, R | R2>
+
+/** @internal */
+export const make = (
+  options: PgClient.Options
+): Effect.Effect<PgClient.PgClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "pg"
+    const timeoutMillis = millis(options.queryTimeout, 30_000)
+    const slowMillis = millis(options.slowQueryThreshold, 1_000)
+    const readMode: Balancer.AccessMode = options.readFrom === "any" ? "read" : options.readFrom ?? "replica-preferred"
+    const multiplex = options.multiplex ?? 1
+    const driverOptions: PgDriver.Options = {
+      user: options.user,
+      password: options.password,
+      database: options.database,
+      ssl: options.ssl,
+      ca: options.ca,
+      connectTimeout: options.connectTimeout,
+      statementTimeout: options.statementTimeout
+    }
+    const setOptions = (
+      driver: PgDriver.Options,
+      suffix: string,
+      pool: PgClient.Options["pool"]
+    ): ServerSet.Options<PgConnection, PgError> => ({
+      name: `${name}${suffix}`,
+      endpoints: options.endpoints,
+      driver: PgDriver.make(driver),
+      strategy: options.strategy ?? "round-robin",
+      pool,
+      health: options.health ?? { interval: "2 seconds", timeout: "1 second" },
+      breaker: options.breaker,
+      retry: options.retry ?? { schedule: defaultRetry }
+    })
+    const exclusive = yield* ServerSet.make(setOptions(driverOptions, "", options.pool))
+    const shared = multiplex > 1
+      ? yield* ServerSet.make(
+        setOptions({ ...driverOptions, readOnlySessions: true }, " (multiplexed)", { ...options.pool, concurrency: multiplex })
+      )
+      : undefined
+    const cache = new QueryCache(options.cache?.capacity ?? 1_000, millis(options.cache?.ttl, 10_000))
+    const hits = Metric.withAttributes(cacheRequests, { client: name, outcome: "hit" })
+    const misses = Metric.withAttributes(cacheRequests, { client: name, outcome: "miss" })
+    const slowMetric = Metric.withAttributes(slowQueries, { client: name })
+
+    /** Times a statement: a span with its text (no values), a warning and a count when slow. */
+    const instrument = <A, E, R>(text: string, mode: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.exit(effect)
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        if (elapsed >= slowMillis) {
+          yield* Metric.update(slowMetric, 1)
+          yield* Effect.logWarning(`slow statement (${elapsed} ms, threshold ${slowMillis} ms): ${text}`).pipe(
+            Effect.annotateLogs({ client: name, mode, durationMillis: elapsed })
+          )
+        }
+        return yield* exit
+      }).pipe(
+        Effect.withSpan("tether.pg.query", {
+          attributes: { "db.system": "postgresql", "db.statement": text, "tether.mode": mode, "tether.client": name }
+        }, { captureStackTrace: false })
+      )
+
+    /** Puts the session in the read-only (or read-write) default, when it is not already. */
+    const sessionMode = (connection: PgConnection, readOnly: boolean): Effect.Effect<void, PgError> =>
+      connection.session.readOnly === readOnly
+        ? Effect.void
+        : PgDriver.run(
+          connection,
+          "set",
+          (sql) => sql.unsafe(`set default_transaction_read_only = ${readOnly ? "on" : "off"}`),
+          { timeoutMillis }
+        ).pipe(Effect.tap(() => Effect.sync(() => (connection.session.readOnly = readOnly))))
+
+    const rollback = (connection: PgConnection): Effect.Effect<void> =>
+      PgDriver.run(connection, "rollback", (sql) => sql.unsafe("rollback"), { timeoutMillis: Math.min(timeoutMillis, 5_000) })
+        .pipe(
+          Effect.tap(() => Effect.sync(() => (connection.session.inTransaction = false))),
+          // The session is in an unknown state: end it, so that it is destroyed, never reused.
+          Effect.catch(() => Effect.promise(() => connection.sql.end({ timeout: 0 }).catch(() => undefined))),
+          Effect.asVoid
+        )
+
+    const transactionOf = (connection: PgConnection): PgClient.Transaction => ({
+      sql: (strings, ...values) =>
+        instrument(
+          textOf(strings),
+          "transaction",
+          PgDriver.run(connection, textOf(strings), (sql) => query(sql, strings, values), { timeoutMillis })
+        ) as never,
+      unsafe: (text, parameters) =>
+        instrument(
+          text,
+          "transaction",
+          PgDriver.run(
+            connection,
+            text,
+            (sql) => sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined),
+            { timeoutMillis }
+          )
+        ) as never
+    })
+
+    const executor = <R>(key: Context.Key<R, Identity.Credentials> | undefined): PgClient.Executor<R> => {
+      const use: Use<R> = (target, f, useOptions) =>
+        (key === undefined ? target.use(f, useOptions) : target.useAs(key, f, useOptions)) as Effect.Effect<
+          never,
+          never,
+          never
+        >
+
+      const readVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
+        shared !== undefined
+          ? use(shared, (c) => PgDriver.run(c, text, run, { timeoutMillis }), { mode: readMode, idempotent: true })
+          : use(
+            exclusive,
+            (c) => Effect.andThen(sessionMode(c, true), PgDriver.run(c, text, run, { timeoutMillis })),
+            { mode: readMode, idempotent: true }
+          )
+
+      const writeVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
+        use(
+          exclusive,
+          (c) => Effect.andThen(sessionMode(c, false), PgDriver.run(c, text, run, { write: true, timeoutMillis })),
+          { mode: "write", idempotent: false }
+        )
+
+      const read: PgClient.Query<R> = (strings, ...values) => {
+        const text = textOf(strings)
+        return instrument(text, "read", readVia(text, (sql) => query(sql, strings, values))) as never
+      }
+
+      const write: PgClient.Query<R> = (strings, ...values) => {
+        const text = textOf(strings)
+        return instrument(text, "write", writeVia(text, (sql) => query(sql, strings, values))) as never
+      }
+
+      const identityDigest: Effect.Effect<string, never, R> = key === undefined
+        ? Effect.succeed("default") as Effect.Effect<string, never, R>
+        : Effect.map(Effect.service(key), Identity.digest)
+
+      const cached: PgClient.Query<R> = (strings, ...values) =>
+        Effect.gen(function*() {
+          const text = textOf(strings)
+          const cacheKey = keyOf(text, values, yield* identityDigest)
+          const now = yield* Clock.currentTimeMillis
+          const hit = cache.get(cacheKey, now)
+          if (hit !== undefined) {
+            yield* Metric.update(hits, 1)
+            return hit
+          }
+          yield* Metric.update(misses, 1)
+          const rows = yield* read(strings, ...values)
+          cache.set(cacheKey, text, rows, yield* Clock.currentTimeMillis)
+          return rows
+        }) as never
+
+      const unsafe: PgClient.Executor<R>["unsafe"] = (text, parameters, unsafeOptions) => {
+        const run = (sql: postgres.Sql) =>
+          sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined)
+        const mode = unsafeOptions?.mode ?? "read"
+        return instrument(text, mode, mode === "write" ? writeVia(text, run) : readVia(text, run)) as never
+      }
+
+      const stream: PgClient.Executor<R>["stream"] = (strings, ...values) =>
+        Stream.unwrap(Effect.gen(function*() {
+          const text = textOf(strings)
+          const lent = yield* Deferred.make<PgConnection, PgClient.PgClientError>()
+          const done = yield* Deferred.make<void>()
+          // Holds one connection until the stream ends (the finalizer below lets it go).
+          yield* use(
+            exclusive,
+            (c) =>
+              sessionMode(c, true).pipe(
+                Effect.andThen(Deferred.succeed(lent, c)),
+                Effect.andThen(Deferred.await(done))
+              ),
+            { mode: readMode, idempotent: true }
+          ).pipe(
+            Effect.catchCause((cause) => Deferred.failCause(lent, cause)),
+            Effect.forkScoped
+          )
+          yield* Effect.addFinalizer(() => Deferred.succeed(done, undefined))
+          const connection = yield* Deferred.await(lent)
+          return Stream.fromAsyncIterable(
+            batchesOf(query(connection.sql, strings, values).cursor(100) as AsyncIterable<ReadonlyArray<never>>),
+            (cause) => fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user })
+          ).pipe(Stream.flattenIterable, Stream.withSpan("tether.pg.stream", { attributes: { "db.statement": text } }))
+        })) as never
+
+      const transaction: PgClient.Executor<R>["transaction"] = (body, transactionOptions) => {
+        const isolation = transactionOptions?.isolation ?? "read committed"
+        const readOnly = transactionOptions?.readOnly === true
+        const begin = `begin isolation level ${isolation} ${readOnly ? "read only" : "read write"}`
+        const attempt = use(
+          exclusive,
+          (connection) =>
+            Effect.uninterruptibleMask((restore) =>
+              Effect.gen(function*() {
+                yield* PgDriver.run(connection, "begin", (sql) => sql.unsafe(begin), { timeoutMillis })
+                connection.session.inTransaction = true
+                const exit = yield* Effect.exit(restore(body(transactionOf(connection))))
+                if (exit._tag === "Failure") {
+                  yield* rollback(connection)
+                  return yield* exit
+                }
+                // From here the outcome may be unknown: a lost answer to COMMIT is never replayed.
+                const committed = yield* Effect.exit(
+                  PgDriver.run(connection, "commit", (sql) => sql.unsafe("commit"), { write: true, timeoutMillis }).pipe(
+                    Effect.mapError((error) =>
+                      error._tag === "PgTimeout"
+                        ? new PgOutcomeUnknown({ endpoint: connection.endpoint, reason: "no answer to COMMIT" })
+                        : error
+                    )
+                  )
+                )
+                if (committed._tag === "Failure") {
+                  // A serialization failure at COMMIT rolled the transaction back; the session is idle again.
+                  if (committed.cause.reasons.some((r) => r._tag === "Fail" && r.error._tag === "PgQueryError")) {
+                    connection.session.inTransaction = false
+                  }
+                  return yield* committed
+                }
+                connection.session.inTransaction = false
+                return exit.value
+              })
+            ),
+          { mode: readOnly ? readMode : "write", idempotent: false }
+        )
+        return Effect.retry(attempt, {
+          schedule: (transactionOptions?.retry ?? defaultRetry) as Schedule.Schedule<unknown, unknown>,
+          while: transactionRetryable
+        }).pipe(Effect.withSpan("tether.pg.transaction", { attributes: { "tether.isolation": isolation } })) as never
+      }
+
+      const batch: PgClient.Executor<R>["batch"] = (statements, batchOptions) => {
+        const mode = batchOptions?.mode ?? "write"
+        const text = statements.map((s) => textOf(s.strings)).join("; ")
+        // Sent together: postgres.js pipelines them on the one connection.
+        const run = (sql: postgres.Sql) => Promise.all(statements.map((s) => query(sql, s.strings, s.values)))
+        return instrument(text, `batch ${mode}`, mode === "write" ? writeVia(text, run) : readVia(text, run)) as never
+      }
+
+      return { read, write, cached, unsafe, stream, transaction, batch }
+    }
+
+    const base = executor<never>(undefined)
+    const client: PgClient.PgClient = {
+      ...base,
+      as: (key) => executor(key),
+      invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
+      cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
+      status: exclusive.status
+    }
+    return client
+  })
+
