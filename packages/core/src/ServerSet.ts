@@ -30,7 +30,7 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Effect, Schedule, Scope } from "effect"
+import type { Context, Duration, Effect, Schedule, Scope, Stream } from "effect"
 import { Layer } from "effect"
 import type { AccessMode, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
@@ -197,6 +197,26 @@ export interface ServerSet<C, E> {
     f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
     options?: UseOptions
   ) => Effect.Effect<A, UseError<E> | E2, R | I>
+  /**
+   * Like `use`, for a stream: one connection is held from the stream's start
+   * until it ends (or is interrupted), then returned. Failover covers getting
+   * the connection, not elements already emitted.
+   *
+   * @example
+   * ```ts
+   * const entries = directory.useStream((client) => Stream.fromAsyncIterable(client.searchPaginated(base), toError))
+   * ```
+   */
+  readonly useStream: <A, E2, R>(
+    f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,
+    options?: UseOptions
+  ) => Stream.Stream<A, UseError<E> | E2, R>
+  /** `useStream` on a connection bound as the identity `key` holds. */
+  readonly useStreamAs: <I, A, E2, R>(
+    key: Context.Key<I, Credentials>,
+    f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,
+    options?: UseOptions
+  ) => Stream.Stream<A, UseError<E> | E2, R | I>
   /** A snapshot of every endpoint: health, breaker, pool, traffic. */
   readonly status: Effect.Effect<Status>
   /** The endpoints now in the set. */

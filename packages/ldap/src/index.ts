@@ -1,1 +1,22 @@
-export {}
+/**
+ * @tether/ldap — LDAP on ldapts through Tether: pooled connections bound per
+ * identity, failover, breakers, typed errors, streaming paged search, bulk
+ * operations, safe filters and DNs.
+ *
+ * @since 0.1.0
+ */
+
+/** The client service: search streams, CRUD, bulk operations. */
+export * as LdapClient from "./LdapClient.ts"
+
+/** The `@tether/core` driver: one ldapts client per pooled item, bound per identity, re-bindable. */
+export * as LdapDriver from "./LdapDriver.ts"
+
+/** Typed errors from LDAP result codes, and their classification. */
+export * as LdapError from "./LdapError.ts"
+
+/** Filters with escaped values (RFC 4515). */
+export * as Filter from "./Filter.ts"
+
+/** Distinguished names with escaped values (RFC 4514). */
+export * as Dn from "./Dn.ts"

@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import type { Credentials } from "../Identity.ts"
@@ -324,10 +324,39 @@ export const make = <C, E>(
         yield* Effect.logInfo(`server set "${name}": removed ${id}`)
       })
 
+    /**
+     * Holds one connection for the life of a stream: a fiber borrows it (with
+     * failover for the borrow and the stream's start) and hands it over; the
+     * stream's finalizer gives it back.
+     */
+    const streamWith = <A, E2, R, RI>(
+      identity: Effect.Effect<Credentials | undefined, never, RI>,
+      f: (connection: C, endpoint: Endpoint.Endpoint) => Stream.Stream<A, E2, R>,
+      useOptions?: ServerSet.UseOptions
+    ): Stream.Stream<A, ServerSet.UseError<E> | E2, R | RI> =>
+      Stream.unwrap(Effect.gen(function*() {
+        const lent = yield* Deferred.make<readonly [C, Endpoint.Endpoint], ServerSet.UseError<E>>()
+        const done = yield* Deferred.make<void>()
+        const credentials = yield* identity
+        yield* useWith(
+          credentials,
+          (connection, endpoint) => Effect.andThen(Deferred.succeed(lent, [connection, endpoint]), Deferred.await(done)),
+          useOptions
+        ).pipe(
+          Effect.catchCause((cause) => Deferred.failCause(lent, cause)),
+          Effect.forkScoped
+        )
+        yield* Effect.addFinalizer(() => Deferred.succeed(done, undefined))
+        const [connection, endpoint] = yield* Deferred.await(lent)
+        return f(connection, endpoint)
+      }))
+
     return {
       name,
       use: (f, useOptions) => useWith(undefined, f, useOptions),
       useAs: (key, f, useOptions) => Effect.flatMap(Effect.service(key), (identity) => useWith(identity, f, useOptions)),
+      useStream: (f, useOptions) => streamWith(Effect.succeed(undefined), f, useOptions),
+      useStreamAs: (key, f, useOptions) => streamWith(Effect.service(key), f, useOptions),
       status,
       endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
       add,

@@ -1,6 +1,6 @@
 import { Identity, Retry, ServerSet } from "@tether/core"
 import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
-import { Clock, Deferred, Duration, Effect, Metric, Stream } from "effect"
+import { Clock, Duration, Effect, Metric, Stream } from "effect"
 import type { Context, Schedule, Scope } from "effect"
 import type postgres from "postgres"
 import type * as PgClient from "../PgClient.ts"
@@ -229,31 +229,21 @@ export const make = (
         return instrument(text, mode, mode === "write" ? writeVia(text, run) : readVia(text, run)) as never
       }
 
-      const stream: PgClient.Executor<R>["stream"] = (strings, ...values) =>
-        Stream.unwrap(Effect.gen(function*() {
-          const text = textOf(strings)
-          const lent = yield* Deferred.make<PgConnection, PgClient.PgClientError>()
-          const done = yield* Deferred.make<void>()
-          // Holds one connection until the stream ends (the finalizer below lets it go).
-          yield* use(
-            exclusive,
-            (c) =>
-              sessionMode(c, true).pipe(
-                Effect.andThen(Deferred.succeed(lent, c)),
-                Effect.andThen(Deferred.await(done))
-              ),
-            { mode: readMode, idempotent: true }
-          ).pipe(
-            Effect.catchCause((cause) => Deferred.failCause(lent, cause)),
-            Effect.forkScoped
-          )
-          yield* Effect.addFinalizer(() => Deferred.succeed(done, undefined))
-          const connection = yield* Deferred.await(lent)
-          return Stream.fromAsyncIterable(
-            batchesOf(query(connection.sql, strings, values).cursor(100) as AsyncIterable<ReadonlyArray<never>>),
-            (cause) => fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user })
-          ).pipe(Stream.flattenIterable, Stream.withSpan("tether.pg.stream", { attributes: { "db.statement": text } }))
-        })) as never
+      const stream: PgClient.Executor<R>["stream"] = (strings, ...values) => {
+        const text = textOf(strings)
+        const f = (connection: PgConnection) =>
+          Stream.unwrap(Effect.as(
+            sessionMode(connection, true),
+            Stream.fromAsyncIterable(
+              batchesOf(query(connection.sql, strings, values).cursor(100) as AsyncIterable<ReadonlyArray<never>>),
+              (cause) => fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user })
+            ).pipe(Stream.flattenIterable)
+          ))
+        const options = { mode: readMode, idempotent: true }
+        return (key === undefined ? exclusive.useStream(f, options) : exclusive.useStreamAs(key, f, options)).pipe(
+          Stream.withSpan("tether.pg.stream", { attributes: { "db.statement": text } })
+        ) as never
+      }
 
       const transaction: PgClient.Executor<R>["transaction"] = (body, transactionOptions) => {
         const isolation = transactionOptions?.isolation ?? "read committed"

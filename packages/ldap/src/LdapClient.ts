@@ -1,0 +1,222 @@
+/**
+ * `LdapClient`: LDAP through a Tether `ServerSet` — pooled connections bound
+ * per identity, failover, breakers, typed errors, streaming paged search and
+ * bulk operations.
+ *
+ * @example
+ * ```ts
+ * import { Filter, LdapClient } from "@tether/ldap"
+ * import { Effect, Redacted, Stream } from "effect"
+ *
+ * const Live = LdapClient.layer({
+ *   endpoints: ["ldaps://ldap1:636", "ldaps://ldap2:636"],
+ *   bindDn: "cn=app,dc=example,dc=com",
+ *   password: Redacted.make(process.env.LDAP_PASSWORD!)
+ * })
+ *
+ * const people = (name: string) =>
+ *   Effect.gen(function*() {
+ *     const ldap = yield* LdapClient.LdapClient
+ *     return yield* ldap.searchAll("ou=people,dc=example,dc=com", { filter: Filter.filter`(cn=${name}*)` })
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import { Context, Layer } from "effect"
+import type { Duration, Effect, Option, Redacted, Schedule, Scope, Stream } from "effect"
+import type * as tls from "node:tls"
+import * as internal from "./internal/ldapClient.ts"
+import type { LdapConnection } from "./LdapDriver.ts"
+import type { LdapError } from "./LdapError.ts"
+
+/**
+ * An entry: its DN and attribute values (binary values as bytes).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entry {
+  readonly dn: string
+  readonly attributes: { readonly [type: string]: ReadonlyArray<string | Uint8Array> }
+}
+
+/**
+ * Options of a search.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SearchOptions {
+  /** Default `sub`. */
+  readonly scope?: "base" | "one" | "sub" | "children" | undefined
+  /** Default `(objectClass=*)`. Build it with `Filter.filter` when it holds user input. */
+  readonly filter?: string | undefined
+  /** Attributes to return (default: all user attributes). */
+  readonly attributes?: ReadonlyArray<string> | undefined
+  /** Page size of the paged-results control (default 500; 0 turns paging off). */
+  readonly pageSize?: number | undefined
+  /** Server-side limits (0: none). */
+  readonly sizeLimit?: number | undefined
+  readonly timeLimit?: number | undefined
+}
+
+/**
+ * One modification of `modify`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Change {
+  readonly operation: "add" | "delete" | "replace"
+  readonly attribute: string
+  readonly values: ReadonlyArray<string>
+}
+
+/**
+ * What to do when `addMany` meets an entry that exists already.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OnExists = "fail" | "skip" | "replace"
+
+/**
+ * The outcome of a bulk operation: every input entry is in exactly one of
+ * `done`, `skipped` or `failed` (with its typed error).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BulkReport {
+  readonly done: number
+  readonly skipped: number
+  readonly failed: ReadonlyArray<{ readonly dn: string; readonly error: LdapClientError }>
+}
+
+/**
+ * Everything an operation can fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LdapClientError = ServerSet.UseError<LdapError>
+
+/**
+ * The operations, as the default identity (`R = never`) or as an identity.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Operations<R> {
+  /** Searches, streaming entries page by page: the first entry arrives before the search ends. */
+  readonly search: (base: string, options?: SearchOptions) => Stream.Stream<Entry, LdapClientError, R>
+  /** Searches and collects every entry. */
+  readonly searchAll: (base: string, options?: SearchOptions) => Effect.Effect<ReadonlyArray<Entry>, LdapClientError, R>
+  /** The entry at `dn`, if it exists. */
+  readonly get: (
+    dn: string,
+    attributes?: ReadonlyArray<string>
+  ) => Effect.Effect<Option.Option<Entry>, LdapClientError, R>
+  readonly add: (
+    dn: string,
+    attributes: { readonly [type: string]: string | ReadonlyArray<string> }
+  ) => Effect.Effect<void, LdapClientError, R>
+  readonly modify: (dn: string, changes: ReadonlyArray<Change>) => Effect.Effect<void, LdapClientError, R>
+  readonly delete: (dn: string) => Effect.Effect<void, LdapClientError, R>
+  readonly modifyDN: (dn: string, newDn: string) => Effect.Effect<void, LdapClientError, R>
+  readonly compare: (dn: string, attribute: string, value: string) => Effect.Effect<boolean, LdapClientError, R>
+  /** Whom the server sees: `dn:…` (or `""` when anonymous). */
+  readonly whoami: Effect.Effect<string, LdapClientError, R>
+  /** Any extended operation. */
+  readonly exop: (
+    oid: string,
+    value?: string
+  ) => Effect.Effect<{ readonly oid?: string | undefined; readonly value?: string | undefined }, LdapClientError, R>
+  /**
+   * Adds every entry of a stream, `concurrency` at a time (default 8). Nothing
+   * is dropped: each entry is done, skipped (`onExists: "skip"`) or failed
+   * with its typed error in the report. `onExists: "replace"` deletes and
+   * re-adds an existing entry.
+   */
+  readonly addMany: <E2, R2>(
+    entries: Stream.Stream<Entry, E2, R2>,
+    options?: {
+      readonly concurrency?: number | undefined
+      readonly onExists?: OnExists | undefined
+      readonly onProgress?: ((report: BulkReport) => Effect.Effect<void>) | undefined
+    }
+  ) => Effect.Effect<BulkReport, E2, R | R2>
+}
+
+/**
+ * The client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LdapClient extends Operations<never> {
+  /** The same operations on connections bound as the identity `key` holds. */
+  readonly as: <I>(key: Context.Key<I, Identity.Credentials>) => Operations<I>
+  /** Every server's health, breaker and pool. */
+  readonly status: Effect.Effect<ServerSet.Status>
+  /** The underlying set, for operations this API does not cover. */
+  readonly set: ServerSet.ServerSet<LdapConnection, LdapError>
+}
+
+/**
+ * Options of {@link make} and {@link layer}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Names the client in logs, metrics and spans. Default `ldap`. */
+  readonly name?: string | undefined
+  /** `ldap://` or `ldaps://` URLs, or endpoint definitions. */
+  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
+  /** The default identity (service account); none: anonymous. */
+  readonly bindDn?: string | undefined
+  readonly password?: Redacted.Redacted<string> | undefined
+  readonly startTls?: boolean | undefined
+  /** TLS options: `ca`, `cert`, `key`, `servername`; `rejectUnauthorized: false` must be explicit (and is logged). */
+  readonly tls?: tls.ConnectionOptions | undefined
+  /** Default 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Bound on every operation. Default 10 seconds. */
+  readonly timeout?: Duration.Input | undefined
+  readonly strategy?: Balancer.Strategy | undefined
+  readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
+  /** Health probes (Who am I?). Default every 5 seconds. */
+  readonly health?: ServerSet.Options<unknown, unknown>["health"]
+  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
+  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
+}
+
+/**
+ * The `LdapClient` service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const LdapClient: Context.Service<LdapClient, LdapClient> = Context.Service<LdapClient>("@tether/ldap/LdapClient")
+
+/**
+ * Starts a client in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options: Options
+) => Effect.Effect<LdapClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> = internal.make
+
+/**
+ * A `Layer` of {@link LdapClient}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<LdapClient, Endpoint.InvalidEndpoint | InvalidPoolOptions> =>
+  Layer.effect(LdapClient, make(options))
