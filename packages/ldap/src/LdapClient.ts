@@ -28,6 +28,7 @@ import { Context, Layer } from "effect"
 import type { Duration, Effect, Option, Redacted, Schedule, Scope, Stream } from "effect"
 import type * as tls from "node:tls"
 import * as internal from "./internal/ldapClient.ts"
+import type * as Ldif from "./Ldif.ts"
 import type { LdapConnection } from "./LdapDriver.ts"
 import type { LdapError } from "./LdapError.ts"
 
@@ -142,6 +143,21 @@ export interface Operations<R> {
    */
   readonly addMany: <E2, R2>(
     entries: Stream.Stream<Entry, E2, R2>,
+    options?: {
+      readonly concurrency?: number | undefined
+      readonly onExists?: OnExists | undefined
+      readonly onProgress?: ((report: BulkReport) => Effect.Effect<void>) | undefined
+    }
+  ) => Effect.Effect<BulkReport, E2, R | R2>
+  /**
+   * Applies LDIF records (e.g. `Ldif.parseFile(path)`): entries and adds are
+   * added (with `onExists`), and modify, delete and modrdn records applied,
+   * `concurrency` at a time (default 8; use 1 when records depend on each
+   * other). Every record is in the report; `onProgress` is called every
+   * 1,000 records. Memory stays flat: records are read as they are applied.
+   */
+  readonly importLdif: <E2, R2>(
+    records: Stream.Stream<Ldif.LdifRecord, E2, R2>,
     options?: {
       readonly concurrency?: number | undefined
       readonly onExists?: OnExists | undefined

@@ -20,3 +20,9 @@ export * as Filter from "./Filter.ts"
 
 /** Distinguished names with escaped values (RFC 4514). */
 export * as Dn from "./Dn.ts"
+
+/** Configuration as an effect/Schema and from the environment; TLS files read at load. */
+export * as LdapConfig from "./LdapConfig.ts"
+
+/** LDIF (RFC 2849): streaming parser and writer. */
+export * as Ldif from "./Ldif.ts"

@@ -2,7 +2,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Effect, Option, Redacted, Stream } from "effect"
-import { Dn, Filter, LdapClient } from "../src/index.ts"
+import { Dn, Filter, LdapClient, Ldif } from "../src/index.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 
@@ -80,6 +80,57 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
           expect(failed.failed[0]!.error._tag === "LdapOperationError" && failed.failed[0]!.error.kind).toBe("already-exists")
           expect(yield* ldap.addMany(again, { onExists: "skip" })).toEqual({ done: 0, skipped: 10, failed: [] })
           expect(yield* ldap.addMany(again, { onExists: "replace" })).toEqual({ done: 10, skipped: 0, failed: [] })
+        }).pipe(Effect.scoped))
+    })
+
+    describe("LDIF", () => {
+      it.effect("importLdif applies entries and change records; search results written as LDIF parse back", () =>
+        Effect.gen(function*() {
+          const directory = yield* Slapd.Slapd
+          const ldap = yield* clientOf(directory)
+          const ou = `ou=ldif,${directory.suffix}`
+          const text = [
+            `dn: ${ou}`,
+            "objectClass: organizationalUnit",
+            "ou: ldif",
+            "",
+            `dn: cn=grace,${ou}`,
+            "objectClass: person",
+            "cn: grace",
+            "sn:: SG9wcGVyIMOp",
+            "",
+            `dn: cn=alan,${ou}`,
+            "objectClass: person",
+            "cn: alan",
+            "sn: Turing",
+            "",
+            `dn: cn=grace,${ou}`,
+            "changetype: modify",
+            "add: description",
+            "description: compiler",
+            "-",
+            "",
+            `dn: cn=alan,${ou}`,
+            "changetype: modrdn",
+            "newrdn: cn=turing",
+            "deleteoldrdn: 1",
+            ""
+          ].join("\n")
+          const report = yield* ldap.importLdif(Ldif.parse(Stream.make(text)), { concurrency: 1 })
+          expect(report).toEqual({ done: 5, skipped: 0, failed: [] })
+          const grace = yield* ldap.get(`cn=grace,${ou}`)
+          expect(Option.isSome(grace) && grace.value.attributes).toMatchObject({ sn: ["Hopper é"], description: ["compiler"] })
+          expect(Option.isSome(yield* ldap.get(`cn=turing,${ou}`))).toBe(true)
+
+          const exported = yield* Stream.mkString(Ldif.write(
+            ldap.search(ou, { scope: "one", attributes: ["cn", "sn", "objectClass"] }).pipe(
+              Stream.map((e): Ldif.LdifRecord => ({ _tag: "Entry", dn: e.dn, attributes: e.attributes as Ldif.Attributes }))
+            )
+          ))
+          const back = yield* Ldif.parseString(exported)
+          expect(back.map((r) => r.dn).sort()).toEqual([`cn=grace,${ou}`, `cn=turing,${ou}`])
+          const again = yield* ldap.importLdif(Ldif.parse(Stream.make(text)), { concurrency: 1 })
+          expect(again.failed.map((f) => f.error._tag === "LdapOperationError" && f.error.kind)).toContain("already-exists")
         }).pipe(Effect.scoped))
     })
 

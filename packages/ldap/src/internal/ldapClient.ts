@@ -5,6 +5,7 @@ import type { Context, Scope } from "effect"
 import { Attribute, Change } from "ldapts"
 import type { Entry as LdaptsEntry, SearchOptions as LdaptsSearchOptions } from "ldapts"
 import type * as LdapClient from "../LdapClient.ts"
+import type * as Ldif from "../Ldif.ts"
 import * as LdapDriver from "../LdapDriver.ts"
 import type { LdapConnection } from "../LdapDriver.ts"
 import { fromUnknown } from "../LdapError.ts"
@@ -116,36 +117,79 @@ export const make = (
 
       const remove = (dn: string) => use("delete", ({ client }) => client.del(dn), true)
 
-      const addMany: LdapClient.Operations<R>["addMany"] = (entries, bulkOptions) =>
+      /** Adds an entry: binary values are sent as bytes. */
+      const addEntry = (dn: string, attributes: { readonly [type: string]: ReadonlyArray<string | Uint8Array> }) =>
+        use("add", ({ client }) =>
+          client.add(
+            dn,
+            Object.entries(attributes).map(([type, values]) =>
+              values.every((v) => typeof v === "string")
+                ? new Attribute({ type, values: [...values] as Array<string> })
+                : new Attribute({ type, values: values.map((v) => Buffer.from(v)) })
+            )
+          ), true)
+
+      /** Applies one LDIF record. */
+      const applyRecord = (record: Ldif.LdifRecord, onExists: LdapClient.OnExists) => {
+        switch (record._tag) {
+          case "Entry":
+          case "Add":
+            return addEntry(record.dn, record.attributes).pipe(
+              Effect.as("done" as const),
+              Effect.catch((error) => {
+                if (!isAlreadyExists(error) || onExists === "fail") return Effect.fail(error)
+                if (onExists === "skip") return Effect.succeed("skipped" as const)
+                return Effect.as(Effect.andThen(remove(record.dn), addEntry(record.dn, record.attributes)), "done" as const)
+              })
+            )
+          case "Delete":
+            return Effect.as(remove(record.dn), "done" as const)
+          case "Modify":
+            return Effect.as(
+              use("modify", ({ client }) =>
+                client.modify(
+                  record.dn,
+                  record.changes.map((c) =>
+                    new Change({
+                      operation: c.operation,
+                      modification: new Attribute({
+                        type: c.attribute,
+                        values: c.values.every((v) => typeof v === "string")
+                          ? [...c.values] as Array<string>
+                          : c.values.map((v) => Buffer.from(v))
+                      })
+                    })
+                  )
+                ), true),
+              "done" as const
+            )
+          case "ModRdn": {
+            const parent = record.newSuperior ?? record.dn.slice(record.dn.search(/(?<!\\),/) + 1)
+            return Effect.as(
+              use("modifyDN", ({ client }) => client.modifyDN(record.dn, parent === "" ? record.newRdn : `${record.newRdn},${parent}`), true),
+              "done" as const
+            )
+          }
+        }
+      }
+
+      const importLdif: LdapClient.Operations<R>["importLdif"] = (records, bulkOptions) =>
         Effect.gen(function*() {
           const onExists = bulkOptions?.onExists ?? "fail"
           let done = 0
           let skipped = 0
           const failed: Array<{ dn: string; error: LdapClient.LdapClientError }> = []
           const report = (): LdapClient.BulkReport => ({ done, skipped, failed: [...failed] })
-          const attributesOf = (entry: LdapClient.Entry) =>
-            Object.fromEntries(
-              Object.entries(entry.attributes).map(([k, vs]) => [
-                k,
-                vs.map((v) => (typeof v === "string" ? v : Buffer.from(v).toString("utf8")))
-              ])
-            )
-          const one = (entry: LdapClient.Entry) =>
-            add(entry.dn, attributesOf(entry)).pipe(
-              Effect.map(() => "done" as const),
-              Effect.catch((error) => {
-                if (!isAlreadyExists(error) || onExists === "fail") return Effect.fail(error)
-                if (onExists === "skip") return Effect.succeed("skipped" as const)
-                return Effect.as(Effect.andThen(remove(entry.dn), add(entry.dn, attributesOf(entry))), "done" as const)
-              }),
+          const one = (record: Ldif.LdifRecord) =>
+            applyRecord(record, onExists).pipe(
               Effect.result,
               Effect.map((result) => {
-                if (result._tag === "Failure") failed.push({ dn: entry.dn, error: result.failure })
+                if (result._tag === "Failure") failed.push({ dn: record.dn, error: result.failure })
                 else if (result.success === "done") done++
                 else skipped++
               })
             )
-          yield* entries.pipe(
+          yield* records.pipe(
             Stream.mapEffect(one, { concurrency: bulkOptions?.concurrency ?? 8 }),
             Stream.runForEach(() => {
               const n = done + skipped + failed.length
@@ -154,6 +198,16 @@ export const make = (
           )
           return report()
         })
+
+      const addMany: LdapClient.Operations<R>["addMany"] = (entries, bulkOptions) =>
+        importLdif(
+          Stream.map(entries, (entry): Ldif.LdifRecord => ({
+            _tag: "Entry",
+            dn: entry.dn,
+            attributes: entry.attributes as Ldif.Attributes
+          })),
+          bulkOptions
+        )
 
       // Collected in one borrow: unlike a stream, the whole search fails over and is retried.
       const searchAll = (base: string, searchOptions?: LdapClient.SearchOptions) => {
@@ -191,7 +245,8 @@ export const make = (
         whoami: use("whoami", ({ client }) => client.exop(LdapDriver.WHO_AM_I).then((r) => r.value ?? ""), false),
         // An extended operation may change state: treated as a write (never replayed).
         exop: (oid, value) => use("exop", ({ client }) => client.exop(oid, value), true),
-        addMany
+        addMany,
+        importLdif
       }
     }
 

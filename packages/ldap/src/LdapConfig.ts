@@ -1,0 +1,181 @@
+/**
+ * `LdapClient` configuration as an `effect/Schema` (for JSON or YAML files)
+ * and from environment variables (`effect/Config`). TLS files (CA, client
+ * certificate and key) are read when the configuration is loaded: a missing
+ * or unreadable file is a typed error naming the setting.
+ *
+ * @example
+ * ```ts
+ * import { LdapClient, LdapConfig } from "@tether/ldap"
+ * import { Effect, Layer } from "effect"
+ *
+ * // TETHER_LDAP_URLS=ldaps://ldap1:636,ldaps://ldap2:636 TETHER_LDAP_BIND_DN=… TETHER_LDAP_PASSWORD=… TETHER_LDAP_CA_FILE=/etc/ssl/ldap-ca.pem
+ * const Live = Layer.unwrap(Effect.map(Effect.flatMap(LdapConfig.fromEnv.asEffect(), LdapConfig.load), LdapClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Config, Data, Effect, Redacted, Schema } from "effect"
+import * as fs from "node:fs/promises"
+import type * as LdapClient from "./LdapClient.ts"
+
+const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * The shape of a configuration file's LDAP section. Durations are
+ * milliseconds; the password is read as text and kept `Redacted`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LdapConfigSchema = Schema.Struct({
+  name: Schema.optionalKey(Schema.String),
+  endpoints: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
+  bindDn: Schema.optionalKey(Schema.String),
+  password: Schema.optionalKey(Schema.String),
+  startTls: Schema.optionalKey(Schema.Boolean),
+  tls: Schema.optionalKey(Schema.Struct({
+    caFile: Schema.optionalKey(Schema.String),
+    certFile: Schema.optionalKey(Schema.String),
+    keyFile: Schema.optionalKey(Schema.String),
+    servername: Schema.optionalKey(Schema.String),
+    /** Turning verification off must be explicit; it is logged as a warning. */
+    rejectUnauthorized: Schema.optionalKey(Schema.Boolean)
+  })),
+  connectTimeoutMillis: Schema.optionalKey(Millis),
+  timeoutMillis: Schema.optionalKey(Millis),
+  strategy: Schema.optionalKey(
+    Schema.Literals(["round-robin", "weighted-round-robin", "least-connections", "random", "priority", "fastest", "power-of-two"])
+  )
+})
+
+/**
+ * The decoded (plain) configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LdapConfig = typeof LdapConfigSchema.Type
+
+/**
+ * The configuration is invalid or names a file that cannot be read.
+ * `setting` names the culprit; the password is never shown.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidLdapConfig extends Data.TaggedError("InvalidLdapConfig")<{
+  readonly setting: string
+  readonly problem: string
+}> {
+  override get message() {
+    return `invalid LDAP configuration: ${this.setting}: ${this.problem}`
+  }
+}
+
+const decodeUnknown = Schema.decodeUnknownEffect(LdapConfigSchema)
+
+/**
+ * Decodes a configuration (e.g. parsed JSON) and loads its TLS files.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (input: unknown): Effect.Effect<LdapClient.Options, InvalidLdapConfig> => {
+  const record = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : undefined
+  const password = record?.["password"]
+  if (password !== undefined && typeof password !== "string") {
+    return Effect.fail(new InvalidLdapConfig({ setting: "password", problem: "must be a string" }))
+  }
+  // The password is checked apart, so that no decoding message can quote it.
+  const checked = record !== undefined && "password" in record ? { ...record, password: "<redacted>" } : input
+  return decodeUnknown(checked, { errors: "all" }).pipe(
+    Effect.mapError((error) => new InvalidLdapConfig({ setting: "configuration", problem: error.message })),
+    Effect.flatMap((config) => load({ ...config, ...(password === undefined ? {} : { password }) }))
+  )
+}
+
+const readSetting = (setting: string, file: string | undefined) =>
+  file === undefined ? Effect.succeed(undefined) : Effect.tryPromise({
+    try: () => fs.readFile(file, "utf8"),
+    catch: (cause) =>
+      new InvalidLdapConfig({
+        setting,
+        problem: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
+      })
+  })
+
+/**
+ * Turns a decoded configuration into `LdapClient.Options`, reading its TLS files.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, InvalidLdapConfig> =>
+  Effect.gen(function*() {
+    for (const url of config.endpoints) {
+      if (!/^ldaps?:\/\/[^/]+/.test(url)) {
+        return yield* Effect.fail(
+          new InvalidLdapConfig({ setting: "endpoints", problem: `"${url}" is not an ldap:// or ldaps:// URL` })
+        )
+      }
+    }
+    const ca = yield* readSetting("tls.caFile", config.tls?.caFile)
+    const cert = yield* readSetting("tls.certFile", config.tls?.certFile)
+    const key = yield* readSetting("tls.keyFile", config.tls?.keyFile)
+    const tls = {
+      ...(ca === undefined ? {} : { ca: [ca] }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      ...(config.tls?.servername === undefined ? {} : { servername: config.tls.servername }),
+      ...(config.tls?.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: config.tls.rejectUnauthorized })
+    }
+    return {
+      name: config.name,
+      endpoints: config.endpoints,
+      bindDn: config.bindDn,
+      password: config.password === undefined ? undefined : Redacted.make(config.password),
+      startTls: config.startTls,
+      tls,
+      connectTimeout: config.connectTimeoutMillis,
+      timeout: config.timeoutMillis,
+      strategy: config.strategy
+    }
+  })
+
+/**
+ * From the environment: `TETHER_LDAP_URLS` (comma-separated), and optionally
+ * `TETHER_LDAP_BIND_DN`, `TETHER_LDAP_PASSWORD`, `TETHER_LDAP_START_TLS`,
+ * `TETHER_LDAP_CA_FILE`, `TETHER_LDAP_CERT_FILE`, `TETHER_LDAP_KEY_FILE`.
+ * Pass the result to {@link load}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromEnv: Config.Config<LdapConfig> = Config.all({
+  urls: Config.String("TETHER_LDAP_URLS"),
+  bindDn: Config.option(Config.String("TETHER_LDAP_BIND_DN")),
+  password: Config.option(Config.Redacted("TETHER_LDAP_PASSWORD")),
+  startTls: Config.option(Config.Boolean("TETHER_LDAP_START_TLS")),
+  caFile: Config.option(Config.String("TETHER_LDAP_CA_FILE")),
+  certFile: Config.option(Config.String("TETHER_LDAP_CERT_FILE")),
+  keyFile: Config.option(Config.String("TETHER_LDAP_KEY_FILE"))
+}).pipe(
+  Config.map((env): LdapConfig => {
+    const some = <A>(o: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }) =>
+      o._tag === "Some" ? o.value : undefined
+    const tls = {
+      ...(some(env.caFile) === undefined ? {} : { caFile: some(env.caFile)! }),
+      ...(some(env.certFile) === undefined ? {} : { certFile: some(env.certFile)! }),
+      ...(some(env.keyFile) === undefined ? {} : { keyFile: some(env.keyFile)! })
+    }
+    const password = some(env.password)
+    return {
+      endpoints: env.urls.split(",").map((u) => u.trim()).filter((u) => u !== ""),
+      ...(some(env.bindDn) === undefined ? {} : { bindDn: some(env.bindDn)! }),
+      ...(password === undefined ? {} : { password: Redacted.value(password) }),
+      ...(some(env.startTls) === undefined ? {} : { startTls: some(env.startTls)! }),
+      ...(Object.keys(tls).length === 0 ? {} : { tls })
+    }
+  })
+)
