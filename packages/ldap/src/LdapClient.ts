@@ -29,7 +29,6 @@ import type { Duration, Effect, Option, Redacted, Schedule, Scope, Stream } from
 import type * as tls from "node:tls"
 import * as internal from "./internal/ldapClient.ts"
 import type * as Ldif from "./Ldif.ts"
-import type { LdapConnection } from "./LdapDriver.ts"
 import type { LdapError } from "./LdapError.ts"
 
 /**
@@ -177,8 +176,6 @@ export interface LdapClient extends Operations<never> {
   readonly as: <I>(key: Context.Key<I, Identity.Credentials>) => Operations<I>
   /** Every server's health, breaker and pool. */
   readonly status: Effect.Effect<ServerSet.Status>
-  /** The underlying set, for operations this API does not cover. */
-  readonly set: ServerSet.ServerSet<LdapConnection, LdapError>
 }
 
 /**

@@ -26,3 +26,6 @@ export * as LdapConfig from "./LdapConfig.ts"
 
 /** LDIF (RFC 2849): streaming parser and writer. */
 export * as Ldif from "./Ldif.ts"
+
+/** An in-memory LdapClient for unit tests, with the real client's typed errors. */
+export * as LdapClientMemory from "./LdapClientMemory.ts"

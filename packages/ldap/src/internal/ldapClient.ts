@@ -253,7 +253,6 @@ export const make = (
     return {
       ...operations<never>(undefined),
       as: (key) => operations(key),
-      status: set.status,
-      set
+      status: set.status
     }
   })

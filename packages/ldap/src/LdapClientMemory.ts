@@ -1,0 +1,274 @@
+/**
+ * An in-memory `LdapClient` for users' unit tests: a directory held in a
+ * `Map`, the same operations and the same typed errors as the real client
+ * (no such object, already exists, invalid filter, invalid credentials), no
+ * server. Identities bind against `userPassword` values of the entries.
+ *
+ * @example
+ * ```ts
+ * import { LdapClient, LdapClientMemory } from "@tether/ldap"
+ * import { Effect } from "effect"
+ *
+ * const TestLdap = LdapClientMemory.layer([
+ *   { dn: "dc=example,dc=com", attributes: { objectClass: ["domain"], dc: ["example"] } },
+ *   { dn: "uid=ada,dc=example,dc=com", attributes: { objectClass: ["person"], uid: ["ada"], userPassword: ["secret"] } }
+ * ])
+ * const test = Effect.gen(function*() {
+ *   const ldap = yield* LdapClient.LdapClient
+ *   return yield* ldap.searchAll("dc=example,dc=com", { filter: "(uid=ada)" })
+ * }).pipe(Effect.provide(TestLdap))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { Identity } from "@tether/core"
+import { Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { Context } from "effect"
+import { AndFilter, EqualityFilter, FilterParser, GreaterThanEqualsFilter, LessThanEqualsFilter, NotFilter, OrFilter, PresenceFilter, SubstringFilter } from "ldapts"
+import type { Filter } from "ldapts"
+import * as LdapClient from "./LdapClient.ts"
+import type * as Ldif from "./Ldif.ts"
+import { LdapInvalidCredentials, LdapOperationError } from "./LdapError.ts"
+
+const ENDPOINT = "memory"
+
+/** DNs compare case-insensitively, ignoring spaces after commas. */
+const normalize = (dn: string) => dn.toLowerCase().replace(/,\s+/g, ",")
+const parentOf = (dn: string) => {
+  const i = dn.search(/(?<!\\),/)
+  return i < 0 ? "" : dn.slice(i + 1)
+}
+
+const failure = (operation: string, kind: LdapOperationError["kind"], reason: string, resultCode?: number) =>
+  new LdapOperationError({ endpoint: ENDPOINT, operation, kind, resultCode, reason })
+
+const text = (v: string | Uint8Array) => (typeof v === "string" ? v : Buffer.from(v).toString("utf8"))
+
+const valuesOf = (entry: LdapClient.Entry, attribute: string): ReadonlyArray<string> => {
+  const wanted = attribute.toLowerCase()
+  for (const [type, values] of Object.entries(entry.attributes)) {
+    if (type.toLowerCase() === wanted) return values.map(text)
+  }
+  return []
+}
+
+/** Whether an entry matches a parsed filter (multi-valued, case-insensitive attribute names and values). */
+const matches = (filter: Filter, entry: LdapClient.Entry): boolean => {
+  if (filter instanceof AndFilter) return filter.filters.every((f) => matches(f, entry))
+  if (filter instanceof OrFilter) return filter.filters.some((f) => matches(f, entry))
+  if (filter instanceof NotFilter) return !matches(filter.filter, entry)
+  if (filter instanceof PresenceFilter) return valuesOf(entry, filter.attribute).length > 0
+  if (filter instanceof EqualityFilter) {
+    const value = text(filter.value).toLowerCase()
+    return valuesOf(entry, filter.attribute).some((v) => v.toLowerCase() === value)
+  }
+  if (filter instanceof SubstringFilter) {
+    return valuesOf(entry, filter.attribute).some((raw) => {
+      const v = raw.toLowerCase()
+      let at = 0
+      if (filter.initial) {
+        if (!v.startsWith(filter.initial.toLowerCase())) return false
+        at = filter.initial.length
+      }
+      for (const part of filter.any) {
+        const found = v.indexOf(part.toLowerCase(), at)
+        if (found < 0) return false
+        at = found + part.length
+      }
+      return !filter.final || (v.length - filter.final.length >= at && v.endsWith(filter.final.toLowerCase()))
+    })
+  }
+  if (filter instanceof GreaterThanEqualsFilter) {
+    return valuesOf(entry, filter.attribute).some((v) => v.toLowerCase() >= filter.value.toLowerCase())
+  }
+  if (filter instanceof LessThanEqualsFilter) {
+    return valuesOf(entry, filter.attribute).some((v) => v.toLowerCase() <= filter.value.toLowerCase())
+  }
+  return false
+}
+
+/**
+ * Makes an in-memory client holding `entries`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapClient => {
+  const directory = new Map<string, LdapClient.Entry>()
+  for (const entry of entries) directory.set(normalize(entry.dn), entry)
+
+  const search = (base: string, options?: LdapClient.SearchOptions) =>
+    Effect.suspend(() => {
+      let filter: Filter
+      try {
+        filter = FilterParser.parseString(options?.filter ?? "(objectClass=*)")
+      } catch (error) {
+        return Effect.fail(failure("search", "invalid-filter", (error as Error).message))
+      }
+      const key = normalize(base)
+      if (!directory.has(key)) return Effect.fail(failure("search", "no-such-object", "No Such Object", 32))
+      const scope = options?.scope ?? "sub"
+      const found: Array<LdapClient.Entry> = []
+      for (const [dn, entry] of directory) {
+        const inScope = scope === "base"
+          ? dn === key
+          : scope === "one"
+          ? parentOf(dn) === key
+          : scope === "children"
+          ? dn !== key && dn.endsWith(`,${key}`)
+          : dn === key || dn.endsWith(`,${key}`)
+        if (inScope && matches(filter, entry)) found.push(project(entry, options?.attributes))
+      }
+      const limit = options?.sizeLimit ?? 0
+      return Effect.succeed(limit > 0 ? found.slice(0, limit) : found)
+    })
+
+  const project = (entry: LdapClient.Entry, attributes: ReadonlyArray<string> | undefined): LdapClient.Entry => {
+    if (attributes === undefined || attributes.length === 0 || attributes.includes("*")) return entry
+    const wanted = new Set(attributes.map((a) => a.toLowerCase()))
+    return { dn: entry.dn, attributes: Object.fromEntries(Object.entries(entry.attributes).filter(([t]) => wanted.has(t.toLowerCase()))) }
+  }
+
+  const requireEntry = (operation: string, dn: string) =>
+    Effect.suspend(() => {
+      const entry = directory.get(normalize(dn))
+      return entry === undefined ? Effect.fail(failure(operation, "no-such-object", "No Such Object", 32)) : Effect.succeed(entry)
+    })
+
+  const add = (dn: string, attributes: { readonly [type: string]: string | ReadonlyArray<string | Uint8Array> }) =>
+    Effect.suspend(() => {
+      const key = normalize(dn)
+      if (!/^[^=,]+=[^,]*/.test(dn)) return Effect.fail(failure("add", "invalid-dn", `invalid DN "${dn}"`, 34))
+      if (directory.has(key)) return Effect.fail(failure("add", "already-exists", "Already Exists", 68))
+      const parent = parentOf(key)
+      if (parent !== "" && !directory.has(parent) && directory.size > 0) {
+        return Effect.fail(failure("add", "no-such-object", "the parent entry does not exist", 32))
+      }
+      directory.set(key, {
+        dn,
+        attributes: Object.fromEntries(Object.entries(attributes).map(([t, v]) => [t, typeof v === "string" ? [v] : [...v]]))
+      })
+      return Effect.void
+    })
+
+  const remove = (dn: string) =>
+    Effect.flatMap(requireEntry("delete", dn), () => {
+      const key = normalize(dn)
+      for (const other of directory.keys()) {
+        if (other.endsWith(`,${key}`)) return Effect.fail(failure("delete", "other", "Not Allowed On Non-leaf", 66))
+      }
+      directory.delete(key)
+      return Effect.void
+    })
+
+  const modify = (dn: string, changes: ReadonlyArray<LdapClient.Change>) =>
+    Effect.flatMap(requireEntry("modify", dn), (entry) => {
+      const attributes: Record<string, Array<string | Uint8Array>> = {}
+      for (const [t, vs] of Object.entries(entry.attributes)) attributes[t] = [...vs]
+      for (const change of changes) {
+        const type = Object.keys(attributes).find((t) => t.toLowerCase() === change.attribute.toLowerCase()) ?? change.attribute
+        if (change.operation === "replace") attributes[type] = [...change.values]
+        else if (change.operation === "add") attributes[type] = [...(attributes[type] ?? []), ...change.values]
+        else if (change.values.length === 0) delete attributes[type]
+        else attributes[type] = (attributes[type] ?? []).filter((v) => !change.values.includes(text(v)))
+        if (attributes[type]?.length === 0) delete attributes[type]
+      }
+      directory.set(normalize(dn), { dn: entry.dn, attributes })
+      return Effect.void
+    })
+
+  const modifyDN = (dn: string, newDn: string) =>
+    Effect.flatMap(requireEntry("modifyDN", dn), (entry) => {
+      const target = newDn.includes(",") ? newDn : `${newDn},${parentOf(entry.dn)}`
+      if (directory.has(normalize(target))) return Effect.fail(failure("modifyDN", "already-exists", "Already Exists", 68))
+      directory.delete(normalize(dn))
+      directory.set(normalize(target), { dn: target, attributes: entry.attributes })
+      return Effect.void
+    })
+
+  const operations = <R>(whoami: Effect.Effect<string, LdapClient.LdapClientError, R>): LdapClient.Operations<R> => {
+    // Each operation first checks the caller's bind, like the real client's connection.
+    const bound = <A, E>(effect: Effect.Effect<A, E>) => Effect.andThen(whoami, effect)
+    const importLdif: LdapClient.Operations<R>["importLdif"] = (records, options) =>
+      Effect.gen(function*() {
+        let done = 0
+        let skipped = 0
+        const failed: Array<{ dn: string; error: LdapClient.LdapClientError }> = []
+        const apply = (record: Ldif.LdifRecord): Effect.Effect<"done" | "skipped", LdapClient.LdapClientError, R> => {
+          switch (record._tag) {
+            case "Entry":
+            case "Add":
+              return bound(add(record.dn, record.attributes)).pipe(
+                Effect.as("done" as const),
+                Effect.catch((error) => {
+                  const exists = error._tag === "LdapOperationError" && error.kind === "already-exists"
+                  if (!exists || (options?.onExists ?? "fail") === "fail") return Effect.fail(error)
+                  if (options?.onExists === "skip") return Effect.succeed("skipped" as const)
+                  return Effect.as(Effect.andThen(remove(record.dn), add(record.dn, record.attributes)), "done" as const)
+                })
+              )
+            case "Delete":
+              return Effect.as(bound(remove(record.dn)), "done" as const)
+            case "Modify":
+              return Effect.as(bound(modify(record.dn, record.changes.map((c) => ({ ...c, values: c.values.map(text) })))), "done" as const)
+            case "ModRdn":
+              return Effect.as(bound(modifyDN(record.dn, record.newSuperior === undefined ? record.newRdn : `${record.newRdn},${record.newSuperior}`)), "done" as const)
+          }
+        }
+        yield* Stream.runForEach(records, (record) =>
+          Effect.map(Effect.result(apply(record)), (result) => {
+            if (result._tag === "Failure") failed.push({ dn: record.dn, error: result.failure })
+            else if (result.success === "done") done++
+            else skipped++
+          }))
+        return { done, skipped, failed }
+      })
+    return {
+      search: (base, options) => Stream.unwrap(Effect.map(bound(search(base, options)), Stream.fromIterable)),
+      searchAll: (base, options) => bound(search(base, options)),
+      get: (dn, attributes) =>
+        bound(search(dn, { scope: "base", ...(attributes === undefined ? {} : { attributes }) })).pipe(
+          Effect.map((found) => Option.fromNullishOr(found[0])),
+          Effect.catchIf((e) => e._tag === "LdapOperationError" && e.kind === "no-such-object", () => Effect.succeed(Option.none()))
+        ),
+      add: (dn, attributes) => bound(add(dn, attributes)),
+      modify: (dn, changes) => bound(modify(dn, changes)),
+      delete: (dn) => bound(remove(dn)),
+      modifyDN: (dn, newDn) => bound(modifyDN(dn, newDn)),
+      compare: (dn, attribute, value) =>
+        bound(Effect.map(requireEntry("compare", dn), (entry) => valuesOf(entry, attribute).includes(value))),
+      whoami,
+      exop: (oid) => bound(Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))),
+      addMany: (entries, options) =>
+        importLdif(Stream.map(entries, (e): Ldif.LdifRecord => ({ _tag: "Entry", dn: e.dn, attributes: e.attributes as Ldif.Attributes })), options),
+      importLdif
+    }
+  }
+
+  /** Binds as an identity: its principal must be an entry whose `userPassword` is its secret. */
+  const bindAs = (credentials: Identity.Credentials) =>
+    Effect.suspend(() => {
+      const entry = directory.get(normalize(credentials.principal))
+      const password = credentials.secret === undefined ? "" : Redacted.value(credentials.secret)
+      if (entry === undefined || !valuesOf(entry, "userPassword").includes(password)) {
+        return Effect.fail(new LdapInvalidCredentials({ endpoint: ENDPOINT, dn: credentials.principal, resultCode: 49 }))
+      }
+      return Effect.succeed(`dn:${entry.dn}`)
+    })
+
+  return {
+    ...operations(Effect.succeed("")),
+    as: <I>(key: Context.Key<I, Identity.Credentials>) => operations(Effect.flatMap(Effect.service(key), bindAs)),
+    // No servers: an empty status.
+    status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
+  }
+}
+
+/**
+ * A `Layer` of an in-memory `LdapClient` holding `entries`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (entries: Iterable<LdapClient.Entry> = []): Layer.Layer<LdapClient.LdapClient> =>
+  Layer.sync(LdapClient.LdapClient, () => make(entries))
