@@ -10,10 +10,12 @@ import { poolSuite } from "./pool.ts"
 import { serversetSuite } from "./serverset.ts"
 import { identitySuite } from "./identity.ts"
 import { pgSuite } from "./pg.ts"
+import { ldapSuite } from "./ldap.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
   serversetSuite,
   identitySuite,
-  pgSuite
+  pgSuite,
+  ldapSuite
 ]
