@@ -17,6 +17,7 @@ import type { Driver } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Data, Effect, Exit, Redacted, Scope } from "effect"
 import { Client } from "ldapts"
+import { effectLoop, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
 import { now, percentile } from "../harness/measure.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
@@ -52,27 +53,6 @@ const userIdentity = (user: Slapd.User) => Identity.make(user.dn, Redacted.make(
 const memoryDriver = {
   connect: (identity: Identity.Credentials | undefined) => Effect.succeed({ principal: identity?.principal ?? "service" })
 }
-
-/** Runs `op` from `fibers` fibers for `millis`; returns completed ops per second. */
-const throughput = <E>(op: (i: number) => Effect.Effect<unknown, E>, fibers: number, millis: number) =>
-  Effect.gen(function*() {
-    let done = 0
-    const end = now() + millis
-    yield* Effect.forEach(
-      Array.from({ length: fibers }, (_, f) => f),
-      (f) =>
-        Effect.gen(function*() {
-          let i = f
-          while (now() < end) {
-            yield* op(i)
-            i += fibers
-            done++
-          }
-        }),
-      { concurrency: "unbounded", discard: true }
-    )
-    return done / (millis / 1000)
-  })
 
 /** Median latency (µs) of `n` sequential runs of `op`. */
 const medianMicros = <E>(op: (i: number) => Effect.Effect<unknown, E>, n: number) =>
@@ -156,8 +136,8 @@ export const identitySuite: Suite = {
           const op = (i: number) => pool.use(identities[i % identities.length]!, (c) => Effect.succeed(c.principal))
           // Warm up: every identity has its connection open before measuring.
           yield* Effect.forEach(identities, (identity) => pool.use(identity, () => Effect.void), { discard: true })
-          yield* throughput(op, 16, 300)
-          const rate = yield* throughput(op, 16, millis)
+          yield* effectLoop(op, 16, 300)
+          const rate = (yield* effectLoop(op, 16, millis)).opsPerSecond
           yield* Scope.close(scope, Exit.void)
           return rate
         })
@@ -217,12 +197,7 @@ export const identitySuite: Suite = {
       log(`identity: pooled ${pooled.toFixed(0)} µs, re-bind ${rebind.toFixed(0)} µs, connect+bind ${connectBind.toFixed(0)} µs`)
     })
 
-    const scope = Effect.runSync(Scope.make())
-    try {
-      await Effect.runPromise(program.pipe(Scope.provide(scope)))
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
+    await runScoped(program)
     return {
       tetherLabel: "Tether",
       peers: ["seed (reported)", "1 identity", "connect+bind per request"],

@@ -19,10 +19,11 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Exit, Redacted, Scope, Stream } from "effect"
+import { Effect, Redacted, Stream } from "effect"
 import { Client } from "ldapts"
+import { effectLoop, promiseLoop, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
-import { now } from "../harness/measure.ts"
+import { collectGarbage, now } from "../harness/measure.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
 
 const CONNECTIONS = 8
@@ -34,40 +35,6 @@ const ldifOf = (count: number, ou: string) => {
   }
   return text
 }
-
-/** Runs `op` from `concurrency` workers for `millis`; ops per second. */
-const rate = async (op: (i: number) => Promise<unknown>, concurrency: number, millis: number) => {
-  let done = 0
-  const end = now() + millis
-  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
-    let i = w
-    while (now() < end) {
-      await op(i)
-      i += concurrency
-      done++
-    }
-  }))
-  return done / (millis / 1000)
-}
-
-/** The same for an effect, from `concurrency` fibers (how an Effect program calls the client). */
-const rateEffect = (op: Effect.Effect<unknown, unknown>, concurrency: number, millis: number) =>
-  Effect.gen(function*() {
-    let done = 0
-    const end = now() + millis
-    yield* Effect.forEach(
-      Array.from({ length: concurrency }),
-      () =>
-        Effect.gen(function*() {
-          while (now() < end) {
-            yield* op
-            done++
-          }
-        }),
-      { concurrency: "unbounded", discard: true }
-    )
-    return done / (millis / 1000)
-  })
 
 const ldapadd = (args: ReadonlyArray<string>) =>
   new Promise<void>((resolve, reject) =>
@@ -105,6 +72,41 @@ export const ldapSuite: Suite = {
       })
       log(`ldap: LDIF parse ${Math.round(parseRate)} entries/s`)
 
+      // Flat memory: 1,000,000 entries generated lazily (never held whole); the live heap is sampled while parsing.
+      const million = 1_000_000
+      const line = (i: number) => `dn: cn=bench${i},ou=people,dc=example,dc=com\nobjectClass: person\ncn: bench${i}\nsn: Bench ${i}\n\n`
+      collectGarbage()
+      const heapBefore = process.memoryUsage().heapUsed
+      let heapPeak = heapBefore
+      let inputBytes = 0
+      const counted = yield* Stream.runCount(
+        Ldif.parse(
+          Stream.range(1, million).pipe(
+            Stream.map((i) => {
+              const text = line(i)
+              inputBytes += text.length
+              // After a full collection, heapUsed is what the parse retains (not garbage awaiting the collector).
+              if (i % 100_000 === 0) {
+                collectGarbage()
+                heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)
+              }
+              return text
+            }),
+            Stream.rechunk(512)
+          )
+        )
+      )
+      const growthMb = (heapPeak - heapBefore) / 2 ** 20
+      measurements.push({
+        case: `parse ${counted.toLocaleString("en")} generated entries (${Math.round(inputBytes / 2 ** 20)} MiB)`,
+        metric: "peak live-heap growth",
+        unit: "MiB",
+        higherIsBetter: false,
+        tether: growthMb,
+        peers: { "input size": inputBytes / 2 ** 20 }
+      })
+      log(`ldap: 1,000,000 entries parsed; peak live-heap growth ${growthMb.toFixed(1)} MiB for ${Math.round(inputBytes / 2 ** 20)} MiB of input`)
+
       log("ldap: starting slapd with TLS")
       const directory = yield* Slapd.make({ servers: 1, tls: true, users: 20 })
       const user = directory.users[3]!
@@ -141,12 +143,12 @@ export const ldapSuite: Suite = {
       const searchHandHeld = (i: number) => handHeld[i % CONNECTIONS]!.search(directory.peopleDn, { filter })
 
       for (const concurrency of [1, 32]) {
-        const ours = yield* rateEffect(searchPooled(pooled), concurrency, millis)
-        const oursTls = yield* rateEffect(searchPooled(pooledTls), concurrency, millis)
-        const plain = yield* Effect.promise(() => rate(perRequest(directory.server.url), concurrency, millis))
-        const tls = yield* Effect.promise(() => rate(perRequest(directory.server.ldapsUrl!), concurrency, millis))
-        const held = yield* Effect.promise(() => rate(searchHandHeld, concurrency, millis))
-        const mux = yield* rateEffect(searchPooled(multiplexed), concurrency, millis)
+        const ours = (yield* effectLoop(() => searchPooled(pooled), concurrency, millis)).opsPerSecond
+        const oursTls = (yield* effectLoop(() => searchPooled(pooledTls), concurrency, millis)).opsPerSecond
+        const plain = yield* Effect.promise(() => promiseLoop(perRequest(directory.server.url), concurrency, millis).then((r) => r.opsPerSecond))
+        const tls = yield* Effect.promise(() => promiseLoop(perRequest(directory.server.ldapsUrl!), concurrency, millis).then((r) => r.opsPerSecond))
+        const held = yield* Effect.promise(() => promiseLoop(searchHandHeld, concurrency, millis).then((r) => r.opsPerSecond))
+        const mux = (yield* effectLoop(() => searchPooled(multiplexed), concurrency, millis)).opsPerSecond
         measurements.push({
           case: `search by uid, concurrency ${concurrency}, ldap://`,
           metric: "throughput",
@@ -217,16 +219,15 @@ export const ldapSuite: Suite = {
       })
     })
 
-    const scope = Effect.runSync(Scope.make())
     try {
-      await Effect.runPromise(program.pipe(Scope.provide(scope)))
+      await runScoped(program)
     } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
       fs.rmSync(tmp, { recursive: true, force: true })
     }
     return {
       tetherLabel: "Tether",
       peers: [
+        "input size",
         "Tether multiplexed (4/conn)",
         "seed (50k/s)",
         "target (200k/s)",

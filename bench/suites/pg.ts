@@ -15,73 +15,17 @@ import * as PgSql from "@effect/sql-pg/PgClient"
 import { PgClient } from "@tether/pg"
 import { PostgresCluster } from "@tether/testkit"
 import { execFile } from "node:child_process"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Layer } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import postgres from "postgres"
+import { effectLoop, promiseLoop, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
-import { now, percentile } from "../harness/measure.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
 
 const CONNECTIONS = 8
+/** Every loop: half a second of warm-up, then a window with latencies. */
+const measured = { warmupMillis: 500, latencies: true }
 const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
-
-interface Result {
-  readonly opsPerSecond: number
-  readonly p99Micros: number
-}
-
-/** Runs `op` from `concurrency` fibers for `millis` (after a warm-up); throughput and p99. */
-const measureEffect = (op: (i: number) => Effect.Effect<unknown, unknown>, concurrency: number, millis: number) =>
-  Effect.gen(function*() {
-    const samples: Array<number> = []
-    const run = (windowMillis: number, record: boolean) =>
-      Effect.gen(function*() {
-        let done = 0
-        const end = now() + windowMillis
-        yield* Effect.forEach(
-          Array.from({ length: concurrency }, (_, f) => f),
-          (f) =>
-            Effect.gen(function*() {
-              let i = f
-              while (now() < end) {
-                const t0 = now()
-                yield* op(i)
-                if (record) samples.push(now() - t0)
-                i += concurrency
-                done++
-              }
-            }),
-          { concurrency: "unbounded", discard: true }
-        )
-        return done
-      })
-    yield* run(Math.min(500, millis / 2), false)
-    const done = yield* run(millis, true)
-    return { opsPerSecond: done / (millis / 1000), p99Micros: percentile(samples.sort((a, b) => a - b), 0.99) * 1000 }
-  })
-
-/** The same for a promise-returning operation. */
-const measurePromise = async (op: (i: number) => Promise<unknown>, concurrency: number, millis: number): Promise<Result> => {
-  const samples: Array<number> = []
-  const run = async (windowMillis: number, record: boolean) => {
-    let done = 0
-    const end = now() + windowMillis
-    await Promise.all(Array.from({ length: concurrency }, async (_, f) => {
-      let i = f
-      while (now() < end) {
-        const t0 = now()
-        await op(i)
-        if (record) samples.push(now() - t0)
-        i += concurrency
-        done++
-      }
-    }))
-    return done
-  }
-  await run(Math.min(500, millis / 2), false)
-  const done = await run(millis, true)
-  return { opsPerSecond: done / (millis / 1000), p99Micros: percentile(samples.sort((a, b) => a - b), 0.99) * 1000 }
-}
 
 const pgbench = (args: ReadonlyArray<string>) =>
   new Promise<string>((resolve, reject) =>
@@ -143,10 +87,10 @@ export const pgSuite: Suite = {
       ]
       for (const workload of workloads) {
         for (const concurrency of [1, 16, 64]) {
-          const ours = yield* measureEffect(workload.tether(exclusive), concurrency, millis)
-          const mux = yield* measureEffect(workload.tether(multiplexed), concurrency, millis)
-          const rawResult = yield* Effect.promise(() => measurePromise(workload.raw, concurrency, millis))
-          const effectSql = yield* measureEffect(workload.effectSql, concurrency, millis)
+          const ours = yield* effectLoop(workload.tether(exclusive), concurrency, millis, measured)
+          const mux = yield* effectLoop(workload.tether(multiplexed), concurrency, millis, measured)
+          const rawResult = yield* Effect.promise(() => promiseLoop(workload.raw, concurrency, millis, measured))
+          const effectSql = yield* effectLoop(workload.effectSql, concurrency, millis, measured)
           const label = `${workload.name}, concurrency ${concurrency}`
           measurements.push({
             case: label,
@@ -187,7 +131,7 @@ export const pgSuite: Suite = {
         pgbench(["-S", "-c", String(CONNECTIONS), "-j", "2", "-T", String(seconds), ...connection, "postgres"])
       )
       const tps = Number(/tps = ([0-9.]+)/.exec(out)?.[1] ?? Number.NaN)
-      const ours = yield* measureEffect(
+      const ours = yield* effectLoop(
         (i) => exclusive.read`select abalance from pgbench_accounts where aid = ${(i % 100000) + 1}`,
         CONNECTIONS,
         millis
@@ -204,8 +148,8 @@ export const pgSuite: Suite = {
 
       // Cache hits.
       const cachedClient = yield* PgClient.make({ ...common, cache: { ttl: "1 hour", capacity: 100 } })
-      const hit = yield* measureEffect(() => cachedClient.cached`select name from bench_items where id = ${1}`, 16, millis)
-      const miss = yield* measureEffect(() => exclusive.read`select name from bench_items where id = ${1}`, 16, millis)
+      const hit = yield* effectLoop(() => cachedClient.cached`select name from bench_items where id = ${1}`, 16, millis, measured)
+      const miss = yield* effectLoop(() => exclusive.read`select name from bench_items where id = ${1}`, 16, millis, measured)
       measurements.push({
         case: "indexed read, concurrency 16",
         metric: "throughput, cache hit",
@@ -217,12 +161,7 @@ export const pgSuite: Suite = {
       notes.push(`Cache: ${JSON.stringify(yield* cachedClient.cacheStats)}.`)
     })
 
-    const scope = Effect.runSync(Scope.make())
-    try {
-      await Effect.runPromise(program.pipe(Scope.provide(scope)))
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
+    await runScoped(program)
     return {
       tetherLabel: "Tether",
       peers: ["Tether multiplexed", "postgres.js", "@effect/sql-pg", "pgbench -S (ceiling)", "Tether uncached"],

@@ -15,9 +15,10 @@ import { CircuitBreaker, ConnectionPool, Fault, ServerSet } from "@tether/core"
 import type { Driver } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
 import { circuitBreaker as cockatielBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
-import { Data, Effect, Exit, Fiber, Scope } from "effect"
+import { Data, Effect, Fiber } from "effect"
 import OpossumBreaker from "opossum"
 import postgres from "postgres"
+import { effectLoop, promiseLoop, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
 
@@ -37,35 +38,6 @@ const driver: Driver.Driver<postgres.Sql, PgError> = {
 }
 
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
-
-/** Runs `op` from `fibers` fibers for `millis`; returns completed ops per second. */
-const throughput = <E>(op: Effect.Effect<unknown, E>, fibers: number, millis: number) =>
-  Effect.gen(function*() {
-    let done = 0
-    const end = performance.now() + millis
-    yield* Effect.forEach(
-      Array.from({ length: fibers }),
-      () =>
-        Effect.gen(function*() {
-          while (performance.now() < end) {
-            yield* op
-            done++
-          }
-        }),
-      { concurrency: "unbounded", discard: true }
-    )
-    return done / (millis / 1000)
-  })
-
-const promiseThroughput = async (op: () => Promise<unknown>, millis: number) => {
-  let done = 0
-  const end = performance.now() + millis
-  while (performance.now() < end) {
-    await op()
-    done++
-  }
-  return done / (millis / 1000)
-}
 
 export const serversetSuite: Suite = {
   name: "serverset",
@@ -90,14 +62,14 @@ export const serversetSuite: Suite = {
       })
       const viaPool = pool.use((sql) => attempt(() => sql`select 1`))
       const viaSet = set.use((sql) => attempt(() => sql`select 1`), { idempotent: true })
-      yield* throughput(viaPool, 16, 300)
-      yield* throughput(viaSet, 16, 300)
+      yield* effectLoop(() => viaPool, 16, 300)
+      yield* effectLoop(() => viaSet, 16, 300)
       const rounds = quick ? 1 : 3
       let bare = 0
       let routed = 0
       for (let i = 0; i < rounds; i++) {
-        bare += yield* throughput(viaPool, 16, millis)
-        routed += yield* throughput(viaSet, 16, millis)
+        bare += (yield* effectLoop(() => viaPool, 16, millis)).opsPerSecond
+        routed += (yield* effectLoop(() => viaSet, 16, millis)).opsPerSecond
       }
       measurements.push({
         case: "select 1, 4 connections, 16 fibers",
@@ -112,12 +84,12 @@ export const serversetSuite: Suite = {
       // 2. Breaker overhead around an async no-op.
       const breaker = yield* CircuitBreaker.make({ endpoint: "bench" })
       const noop = () => Promise.resolve(1)
-      const ours = yield* throughput(breaker.protect(Effect.promise(noop)), 1, millis)
-      const raw = yield* throughput(Effect.promise(noop), 1, millis)
+      const ours = (yield* effectLoop(() => breaker.protect(Effect.promise(noop)), 1, millis)).opsPerSecond
+      const raw = (yield* effectLoop(() => Effect.promise(noop), 1, millis)).opsPerSecond
       const cockatiel = cockatielBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) })
-      const cockatielOps = yield* Effect.promise(() => promiseThroughput(() => cockatiel.execute(noop), millis))
+      const cockatielOps = yield* Effect.promise(() => promiseLoop(() => cockatiel.execute(noop), 1, millis).then((r) => r.opsPerSecond))
       const opossum = new OpossumBreaker(noop, { timeout: false, errorThresholdPercentage: 50, resetTimeout: 10_000 })
-      const opossumOps = yield* Effect.promise(() => promiseThroughput(() => opossum.fire(), millis))
+      const opossumOps = yield* Effect.promise(() => promiseLoop(() => opossum.fire(), 1, millis).then((r) => r.opsPerSecond))
       opossum.shutdown()
       measurements.push({
         case: "breaker around an async no-op",
@@ -169,12 +141,7 @@ export const serversetSuite: Suite = {
       log(`serverset: last request routed to the killed endpoint ${routedAfterKill.toFixed(1)} ms after the kill`)
     })
 
-    const scope = Effect.runSync(Scope.make())
-    try {
-      await Effect.runPromise(program.pipe(Scope.provide(scope)))
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
+    await runScoped(program)
     return {
       tetherLabel: "Tether",
       peers: ["bare ConnectionPool", "cockatiel", "opossum", "Effect.promise alone", "target (1 s)", "seed (5 s)"],
