@@ -1,135 +1,124 @@
 /**
- * `npm start`: Tether's pools against real servers.
+ * `npm start`: Tether against real servers.
  *
  * Starts a throwaway PostgreSQL primary + streaming replica and a slapd (in
- * temp dirs, on free loopback ports), opens a `ConnectionPool` to each,
- * runs a burst of concurrent queries and searches, kills the replica's
- * connections to show validation replacing them, prints every pool's
- * statistics and metrics, and shuts everything down.
+ * temp dirs, on free loopback ports), then:
+ * 1. PostgreSQL through `PgClient`: writes go to the primary, reads to the
+ *    replica, a transaction, a cached read;
+ * 2. LDAP through `LdapClient`: an LDIF import, a paged search stream, and
+ *    10 users binding as themselves concurrently over one pool;
+ * 3. a failover: the primary is killed and the replica promoted while
+ *    writes keep coming; every write is accounted for;
+ * 4. the status of every endpoint, pool and breaker — and shuts everything down.
  */
-import { ConnectionPool } from "@tether/core"
+import { Identity } from "@tether/core"
+import type { ServerSet } from "@tether/core"
+import { LdapClient, Ldif } from "@tether/ldap"
+import { PgClient } from "@tether/pg"
 import { PostgresCluster, Slapd } from "@tether/testkit"
-import { Cause, Data, Effect, Metric } from "effect"
-import { Client } from "ldapts"
-import postgres from "postgres"
+import { Cause, Effect, Fiber, Redacted, Stream } from "effect"
 
-class DriverError extends Data.TaggedError("DriverError")<{ readonly cause: unknown }> {}
-const attempt = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (cause) => new DriverError({ cause }) })
+class EndUser extends Identity.Service<EndUser>()("demo/EndUser") {}
 
-/** A pooled PostgreSQL session: one postgres.js client with one connection, and its backend pid. */
-const pgSession = (url: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => postgres(url, { max: 1, idle_timeout: 0, connect_timeout: 2, onnotice: () => undefined, fetch_types: false })),
-    (sql) => Effect.promise(() => sql.end({ timeout: 1 }).catch(() => undefined))
-  ).pipe(
-    Effect.flatMap((sql) =>
-      attempt(() => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`).pipe(
-        Effect.map((rows) => ({ sql, pid: rows[0]!.pid }))
+const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
+
+const printStatus = (status: ServerSet.Status) =>
+  Effect.sync(() => {
+    console.log(`\n${status.name} (${status.strategy})`)
+    for (const e of status.endpoints) {
+      console.log(
+        `  ${e.url.padEnd(34)} ${e.role.padEnd(8)} ${e.health.padEnd(10)} breaker ${(e.breaker?.status ?? "off").padEnd(9)}` +
+          ` open ${e.pool.open}/${e.pool.max} borrows ${e.pool.borrows} reuse ${(e.pool.reuseRate * 100).toFixed(0)}%` +
+          ` requests ${e.requests} failures ${e.failures}`
       )
-    )
-  )
-
-/** A pooled LDAP connection bound as `dn`. */
-const ldapSession = (url: string, dn: string, password: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => new Client({ url, connectTimeout: 2_000, timeout: 5_000 })),
-    (client) => Effect.promise(() => client.unbind().catch(() => undefined))
-  ).pipe(Effect.tap((client) => attempt(() => client.bind(dn, password))))
+    }
+  })
 
 const program = Effect.gen(function*() {
   yield* Effect.logInfo("starting PostgreSQL primary + replica and slapd in temp dirs…")
   const cluster = yield* PostgresCluster.make({ replicas: 1 })
-  const ldap = yield* Slapd.make({ users: 50 })
+  const ldap = yield* Slapd.make({ users: 10 })
 
-  const pgPool = (node: PostgresCluster.Node) =>
-    ConnectionPool.make({
-      name: `${node.name} ${node.host}:${node.port}`,
-      acquire: pgSession(node.url),
-      // Still the same server session? (postgres.js reconnects silently.)
-      validate: ({ pid, sql }) =>
-        attempt(() => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`).pipe(
-          Effect.map((rows) => rows[0]!.pid === pid)
-        ),
-      min: 2,
-      max: 8,
-      validationWindow: "100 millis"
-    })
-  const primary = yield* pgPool(cluster.primary)
-  const replica = yield* pgPool(cluster.replicas[0]!)
-  const directory = yield* ConnectionPool.make({
-    name: ldap.server.url,
-    acquire: ldapSession(ldap.server.url, ldap.adminDn, ldap.adminPassword),
-    min: 1,
-    max: 4
+  // 1. PostgreSQL.
+  const db = yield* PgClient.make({
+    name: "orders-db",
+    endpoints: cluster.nodes.map((node) => ({ url: urlOf(node), role: node.role })),
+    user: "postgres",
+    health: { interval: "250 millis", timeout: "500 millis" },
+    queryTimeout: "1 second"
   })
+  // Synchronous replication: an acknowledged commit is applied on the replica too (reads see it; a failover loses none).
+  yield* db.write`alter system set synchronous_standby_names = '*'`
+  yield* db.write`alter system set synchronous_commit = 'remote_apply'`
+  yield* db.write`select pg_reload_conf()`
+  yield* db.write`create table orders (id int primary key, item text not null)`
+  yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i + 1), (id) => db.write`insert into orders values (${id}, ${`item ${id}`})`, {
+    concurrency: 8
+  })
+  const [count] = yield* db.read<{ n: number; replica: boolean }>`select count(*)::int as n, pg_is_in_recovery() as replica from orders`
+  console.log(`\nPostgreSQL: 100 orders written on the primary; the replica reads ${count!.n} (in recovery: ${count!.replica})`)
+  yield* db.transaction((tx) => tx.sql`update orders set item = item || ' (gift)' where id = ${7}`, { isolation: "serializable" })
+  yield* db.cached`select count(*) from orders`
+  yield* db.cached`select count(*) from orders`
+  console.log(`  cache after two identical reads: ${JSON.stringify(yield* db.cacheStats)}`)
 
-  yield* primary.use(({ sql }) => attempt(() => sql`create table visits (id serial primary key, at timestamptz default now())`))
-  yield* Effect.forEach(
-    Array.from({ length: 200 }, (_, i) => i),
-    () => primary.use(({ sql }) => attempt(() => sql`insert into visits default values`)),
-    { concurrency: 32, discard: true }
-  )
-  // Streaming replication is asynchronous: wait (bounded) until the replica has replayed every row.
-  const replicaCount = replica.use(({ sql }) =>
-    attempt(() => sql<Array<{ n: number }>>`select count(*)::int as n from visits`).pipe(Effect.map((r) => r[0]!.n))
-  ).pipe(Effect.orElseSucceed(() => 0)) // the table itself may not have been replayed yet
-  for (let i = 0; i < 100 && (yield* replicaCount) < 200; i++) yield* Effect.sleep("20 millis")
-  const counts = yield* Effect.forEach(
-    Array.from({ length: 200 }, (_, i) => i),
-    () => replica.use(({ sql }) => attempt(() => sql<Array<{ n: number }>>`select count(*)::int as n from visits`)),
-    { concurrency: 32 }
-  )
-  const entries = yield* Effect.forEach(
-    ldap.users,
-    (user) =>
-      directory.use((client) =>
-        attempt(() => client.search(ldap.peopleDn, { filter: `(uid=${user.uid})`, attributes: ["cn", "mail"] }))
-      ),
-    { concurrency: 16 }
-  )
-  yield* Effect.logInfo(
-    `wrote 200 rows on the primary; the replica counted ${counts[0]![0]!.n}; found ${
-      entries.filter((r) => r.searchEntries.length === 1).length
-    } of ${ldap.users.length} LDAP users`
-  )
+  // 2. LDAP.
+  const directory = yield* LdapClient.make({
+    name: "directory",
+    endpoints: [ldap.server.url],
+    bindDn: ldap.adminDn,
+    password: Redacted.make(ldap.adminPassword),
+    pool: { max: 4, maxPerIdentity: 2 }
+  })
+  const ou = `ou=demo,${ldap.suffix}`
+  const ldif = [`dn: ${ou}\nobjectClass: organizationalUnit\nou: demo\n`]
+  for (let i = 1; i <= 200; i++) ldif.push(`dn: cn=device${i},${ou}\nobjectClass: device\ncn: device${i}\n`)
+  const report = yield* directory.importLdif(Ldif.parse(Stream.make(ldif.join("\n"))), { concurrency: 1 })
+  const devices = yield* Stream.runCount(directory.search(ou, { scope: "one", pageSize: 50 }))
+  console.log(`\nLDAP: LDIF import ${JSON.stringify(report)}; a paged search streams ${devices} devices`)
+  // Ten users, each bound as themselves, over a pool of 4 connections (re-bound as needed).
+  const seen = yield* Effect.forEach(ldap.users, (user) =>
+    directory.as(EndUser).whoami.pipe(
+      Effect.provideService(EndUser, Identity.make(user.dn, Redacted.make(user.password), { label: user.uid }))
+    ), { concurrency: 10 })
+  console.log(`  10 users asked "Who am I?" concurrently; each saw itself: ${seen.every((s, i) => s === `dn:${ldap.users[i]!.dn}`)}`)
 
-  // Terminate every replica session behind the pool's back: validation notices on borrow.
-  const admin = postgres(cluster.replicas[0]!.url, { max: 1, onnotice: () => undefined, fetch_types: false })
-  yield* attempt(() => admin`select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and backend_type = 'client backend'`)
-  yield* Effect.promise(() => admin.end())
-  yield* Effect.sleep("150 millis")
-  yield* Effect.forEach(
-    Array.from({ length: 20 }, (_, i) => i),
-    () => replica.use(({ sql }) => attempt(() => sql`select 1`)),
-    { concurrency: 4, discard: true }
-  )
-  yield* Effect.logInfo("terminated the replica's sessions; borrowers never saw it (see validationFailures)")
-
-  const table = [yield* primary.stats, yield* replica.stats, yield* directory.stats].map((s) => ({
-    pool: s.name,
-    idle: s.idle,
-    inUse: s.inUse,
-    max: s.max,
-    borrows: s.borrows,
-    created: s.created,
-    destroyed: s.destroyed,
-    validationFailures: s.validationFailures,
-    timeouts: s.timeouts
+  // 3. Failover under a steady write load.
+  let running = true
+  const outcomes = { committed: 0, unknown: 0, failed: 0 }
+  let id = 1000
+  const writer = yield* Effect.forkChild(Effect.gen(function*() {
+    while (running) {
+      const result = yield* Effect.result(db.write`insert into orders values (${++id}, ${"during failover"})`)
+      if (result._tag === "Success") outcomes.committed++
+      else if (result.failure._tag === "PgOutcomeUnknown") outcomes.unknown++
+      else outcomes.failed++
+      yield* Effect.sleep("10 millis")
+    }
   }))
-  console.table(table)
-  const snapshot = yield* Metric.snapshot
-  const poolMetrics = snapshot.filter((m) => m.id.startsWith("tether_pool_connections_created_total"))
-  console.log(
-    "metrics:",
-    poolMetrics.map((m) => `${m.id}{pool="${m.attributes?.pool}"} ${JSON.stringify((m.state as { count?: number }).count)}`)
-      .join("\n  ")
-  )
-  yield* Effect.logInfo("shutting down: pools drain, servers stop, temp dirs are removed")
-}).pipe(Effect.scoped)
+  yield* Effect.sleep("300 millis")
+  console.log(`\nFailover: killing the primary, promoting the replica, writes continuing…`)
+  yield* cluster.kill(cluster.primary)
+  yield* Effect.sleep("200 millis")
+  yield* cluster.promote(cluster.replicas[0]!)
+  yield* Effect.sleep("1500 millis")
+  running = false
+  yield* Fiber.join(writer)
+  const [after] = yield* db.write<{ n: number }>`select count(*)::int as n from orders where item = 'during failover'`
+  console.log(`  writes: ${JSON.stringify(outcomes)}; rows on the new primary: ${after!.n}`)
 
-Effect.runPromiseExit(program).then((exit) => {
-  if (exit._tag === "Failure") {
-    console.error(Cause.pretty(exit.cause))
-    process.exitCode = 1
-  }
+  // 4. Status.
+  yield* printStatus(yield* db.status)
+  yield* printStatus(yield* directory.status)
 })
+
+Effect.runPromise(
+  Effect.scoped(program).pipe(
+    Effect.catchCause((cause) =>
+      Effect.sync(() => {
+        console.error(Cause.pretty(cause))
+        process.exitCode = 1
+      })
+    )
+  )
+)
