@@ -2,7 +2,7 @@
  * Picks the endpoint for the next connection.
  *
  * The strategies are small pure functions over a {@link State} value (so they
- * are deterministic to test); {@link make} wraps them in a `Ref` and feeds
+ * are deterministic to test); {@link make} holds the current state and feeds
  * them Effect's `Random` service, and the rest of the system keeps the state
  * up to date (health, breakers, latency, connections in flight).
  *
@@ -36,7 +36,6 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
-import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
 import type { EndpointId, Role } from "./Endpoint.ts"
 import * as Ewma from "./internal/ewma.ts"
@@ -400,6 +399,8 @@ export const roundRobin: Selector = (state, candidates) => rotate(state, candida
  * @category strategies
  */
 export const smoothWeightedRoundRobin: Selector = (state, candidates) => {
+  // One candidate: its current weight would gain and lose its own weight, i.e. not change.
+  if (candidates.length === 1) return { index: candidates[0]!, state }
   const endpoints = state.endpoints.slice()
   let total = 0
   let best = -1
@@ -555,7 +556,8 @@ export interface PickOptions {
 }
 
 /**
- * A balancer over a `Ref` of {@link State}. Every method is atomic.
+ * A balancer over a {@link State}. Every method is atomic (it runs without
+ * yielding).
  *
  * @since 0.1.0
  * @category models
@@ -572,8 +574,12 @@ export interface Balancer {
   readonly setRole: (id: EndpointId, role: Role) => Effect.Effect<void>
   /** Records a latency sample in milliseconds. */
   readonly recordLatency: (id: EndpointId, millis: number) => Effect.Effect<void>
+  /** `recordLatency`, synchronously (for code already inside an effect's callback). */
+  readonly recordLatencyUnsafe: (id: EndpointId, millis: number) => void
   /** Adds `delta` (usually +1 or -1) to the endpoint's in-flight count. */
   readonly addInFlight: (id: EndpointId, delta: number) => Effect.Effect<void>
+  /** `addInFlight`, synchronously. */
+  readonly addInFlightUnsafe: (id: EndpointId, delta: number) => void
   /** Runs `effect` counted as in flight on `id`. */
   readonly withInFlight: (id: EndpointId) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Adds an endpoint, or updates its weight, priority and role. */
@@ -595,40 +601,69 @@ export const make = (options: {
   /** Smoothing factor of the latency EWMA, in (0, 1] (default 0.3). */
   readonly latencyAlpha?: number | undefined
 }): Effect.Effect<Balancer> =>
-  Effect.map(Ref.make(initialState(options.endpoints)), (ref) => {
+  Effect.sync(() => {
     const strategy = options.strategy ?? "weighted-round-robin"
     const select = selectors[strategy]
     const alpha = options.latencyAlpha ?? Ewma.defaultAlpha
+    // One fiber runs at a time, so a plain variable updated synchronously is
+    // as atomic as a `Ref`, and cheaper on the per-call path.
+    let state = initialState(options.endpoints)
     const modifyEndpoint = (id: EndpointId, f: (e: EndpointState) => EndpointState) =>
-      Ref.update(ref, (state) => updateEndpoint(state, id, f))
-    const addInFlight = (id: EndpointId, delta: number) =>
-      modifyEndpoint(id, (e) => ({ ...e, inFlight: Math.max(0, e.inFlight + delta) }))
+      Effect.sync(() => {
+        state = updateEndpoint(state, id, f)
+      })
+    // The per-call counters change in place on the current state's endpoint
+    // object: every call would otherwise copy the state three times. Picks
+    // copy the endpoint objects they change, so a later update still lands
+    // on the current one.
+    const live = (id: EndpointId) => state.endpoints.find((e) => e.id === id) as Mutable<EndpointState> | undefined
+    const addInFlightUnsafe = (id: EndpointId, delta: number) => {
+      const e = live(id)
+      if (e !== undefined) e.inFlight = Math.max(0, e.inFlight + delta)
+    }
+    const recordLatencyUnsafe = (id: EndpointId, millis: number) => {
+      const e = live(id)
+      if (e !== undefined) e.latency = Ewma.next(e.latency, millis, alpha)
+    }
     return {
       strategy,
       pick: (mode, pickOptions) =>
         Effect.flatMap(Effect.service(Random.Random), (rng) =>
-          Effect.flatMap(
-            Ref.modify(ref, (state): readonly [Result.Result<EndpointId, NoEndpointAvailable>, State] => {
-              const result = pickPure(state, select, {
-                random: () => rng.nextDoubleUnsafe(),
-                mode,
-                avoid: pickOptions?.avoid
-              })
-              return Result.isSuccess(result)
-                ? [Result.succeed(result.success[0]), result.success[1]]
-                : [Result.fail(result.failure), state]
-            }),
-            Effect.fromResult
-          )),
-      state: Ref.get(ref),
+          Effect.suspend(() => {
+            const result = pickPure(state, select, {
+              random: () => rng.nextDoubleUnsafe(),
+              mode,
+              avoid: pickOptions?.avoid
+            })
+            if (Result.isFailure(result)) return Effect.fail(result.failure)
+            state = result.success[1]
+            return Effect.succeed(result.success[0])
+          })),
+      state: Effect.sync(() => state),
       setHealth: (id, health) => modifyEndpoint(id, (e) => (e.health === health ? e : { ...e, health })),
       setBreakerOpen: (id, open) => modifyEndpoint(id, (e) => (e.breakerOpen === open ? e : { ...e, breakerOpen: open })),
       setRole: (id, role) => modifyEndpoint(id, (e) => (e.role === role ? e : { ...e, role })),
-      recordLatency: (id, millis) => Ref.update(ref, (state) => recordLatency(state, id, millis, alpha)),
-      addInFlight,
+      recordLatency: (id, millis) => Effect.sync(() => recordLatencyUnsafe(id, millis)),
+      recordLatencyUnsafe,
+      addInFlight: (id, delta) => Effect.sync(() => addInFlightUnsafe(id, delta)),
+      addInFlightUnsafe,
       withInFlight: (id) => (effect) =>
-        Effect.acquireUseRelease(addInFlight(id, 1), () => effect, () => addInFlight(id, -1)),
-      add: (endpoint) => Ref.update(ref, (state) => addEndpoint(state, endpoint)),
-      remove: (id) => Ref.update(ref, (state) => removeEndpoint(state, id))
+        Effect.suspend(() => {
+          addInFlightUnsafe(id, 1)
+          return Effect.onExitPrimitive(effect, () => {
+            addInFlightUnsafe(id, -1)
+            return undefined
+          })
+        }),
+      add: (endpoint) =>
+        Effect.sync(() => {
+          state = addEndpoint(state, endpoint)
+        }),
+      remove: (id) =>
+        Effect.sync(() => {
+          state = removeEndpoint(state, id)
+        })
     }
   })
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }

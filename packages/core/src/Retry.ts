@@ -172,30 +172,49 @@ const retries = Metric.counter("tether_retries_total", {
  * @since 0.1.0
  * @category combinators
  */
-export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E | NoEndpointAvailable, R> =>
+export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E | NoEndpointAvailable, R> => {
+  const mode = options.mode ?? "read"
+  const pick = options.pick
+  const picker = Effect.isEffect(pick) ? () => pick : pick
+  const avoid = new Set<EndpointId>()
+  // The first attempt runs without the retry loop's machinery: most calls succeed at once.
+  return Effect.matchEffect(picker({ mode, attempt: 1, avoid }), {
+    onFailure: (error) => retryAfter(options, picker, avoid, { endpoint: undefined, error }),
+    onSuccess: (endpoint) =>
+      Effect.catch(options.operation(endpoint, 1), (error) => retryAfter(options, picker, avoid, { endpoint, error }))
+  })
+}
+
+/** The retry loop, entered once the first attempt (pick or operation) failed. */
+const retryAfter = <A, E, R>(
+  options: Options<A, E, R>,
+  picker: (context: PickContext) => Effect.Effect<EndpointId, NoEndpointAvailable>,
+  avoid: Set<EndpointId>,
+  first: { readonly endpoint: EndpointId | undefined; readonly error: E | NoEndpointAvailable }
+): Effect.Effect<A, E | NoEndpointAvailable, R> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const mode = options.mode ?? "read"
     const idempotent = options.idempotent ?? false
-    const pick = options.pick
-    const picker = Effect.isEffect(pick) ? () => pick : pick
-    // Built on the first failure only: most calls succeed at once.
-    let step: ((now: number, input: E | NoEndpointAvailable) => Effect.Effect<readonly [unknown, Duration.Duration], unknown>) | undefined
-    const avoid = new Set<EndpointId>()
+    const step = yield* Schedule.toStep(options.schedule ?? defaultSchedule)
     const tried: Array<EndpointId> = []
-    let attempt = 0
+    let attempt = 1
+    let failed: { endpoint: EndpointId | undefined; error: E | NoEndpointAvailable } | undefined = first
     while (true) {
-      attempt++
-      const picked = yield* Effect.result(picker({ mode, attempt, avoid }))
-      let error: E | NoEndpointAvailable
-      let endpoint: EndpointId | undefined
-      if (picked._tag === "Failure") {
-        error = picked.failure
-      } else {
-        endpoint = picked.success
-        const result = yield* Effect.result(options.operation(endpoint, attempt))
-        if (result._tag === "Success") return result.success
-        error = result.failure
+      if (failed === undefined) {
+        attempt++
+        const picked = yield* Effect.result(picker({ mode, attempt, avoid }))
+        if (picked._tag === "Failure") {
+          failed = { endpoint: undefined, error: picked.failure }
+        } else {
+          const result = yield* Effect.result(options.operation(picked.success, attempt))
+          if (result._tag === "Success") return result.success
+          failed = { endpoint: picked.success, error: result.failure }
+        }
+      }
+      const { endpoint, error } = failed
+      failed = undefined
+      if (endpoint !== undefined) {
         const fault = isTagged(error, "BreakerOpen") ? notReachedFault : options.classify(error)
         if (!isRetryable(fault, idempotent)) return yield* Effect.fail(error)
         avoid.add(endpoint)
@@ -204,7 +223,6 @@ export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E
           yield* options.onRetryableFailure({ endpoint, attempt, fault, error: error as E })
         }
       }
-      step ??= yield* Schedule.toStep(options.schedule ?? defaultSchedule)
       const next = yield* Effect.result(step(clock.currentTimeMillisUnsafe(), error))
       const annotations = {
         mode,

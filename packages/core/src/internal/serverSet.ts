@@ -200,16 +200,18 @@ export const make = <C, E>(
         const start = clock.currentTimeMillisUnsafe()
         const borrowed = member.pool.use(identity, (connection) => f(connection, member.endpoint))
         const guarded = member.breaker === undefined ? borrowed : member.breaker.protect(borrowed)
-        return balancer.withInFlight(id)(guarded).pipe(
-          Effect.onExit((exit) => {
-            if (Exit.isSuccess(exit)) {
-              member.successes++
-              return balancer.recordLatency(id, clock.currentTimeMillisUnsafe() - start)
-            }
+        // One exit callback does the per-call bookkeeping: in flight, outcome, latency.
+        balancer.addInFlightUnsafe(id, 1)
+        return Effect.onExitPrimitive(guarded, (exit) => {
+          balancer.addInFlightUnsafe(id, -1)
+          if (Exit.isSuccess(exit)) {
+            member.successes++
+            balancer.recordLatencyUnsafe(id, clock.currentTimeMillisUnsafe() - start)
+          } else {
             member.failures++
-            return Effect.void
-          })
-        )
+          }
+          return undefined
+        })
       })
 
     const retrySchedule = options.retry === false ? Schedule.recurs(0) : options.retry?.schedule
