@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
-import { Deferred, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Logger, Redacted, References, Schedule, Stream } from "effect"
 import { PgClient } from "../src/index.ts"
 
 /** A node's URL without credentials: the client logs in as its configured user. */
@@ -198,6 +198,28 @@ layer(
         yield* get
         expect(yield* db.cacheStats).toMatchObject({ hits: 1, misses: 2 })
       }).pipe(Effect.scoped))
+  })
+
+  describe("observability", () => {
+    it.effect("a slow statement is logged with its text and duration, never its parameter values", () =>
+      Effect.gen(function*() {
+        const { cluster } = yield* ready
+        const lines: Array<string> = []
+        const logger = Logger.make<unknown, void>((options) => {
+          lines.push(`${String(options.message)} ${JSON.stringify(options.fiber.getRef(References.CurrentLogAnnotations))}`)
+        })
+        yield* Effect.gen(function*() {
+          const db = yield* clientFor(cluster, { slowQueryThreshold: "50 millis" })
+          const secret = "card-4111-1111-1111-1111"
+          yield* db.read`select pg_sleep(0.1), ${secret}::text as card`
+          yield* db.read`select ${secret}::text as fast`
+          const slow = lines.filter((l) => l.includes("slow statement"))
+          expect(slow).toHaveLength(1)
+          expect(slow[0]).toContain("select pg_sleep(0.1), $1::text as card")
+          expect(slow[0]).toContain("durationMillis")
+          for (const line of lines) expect(line).not.toContain(secret)
+        }).pipe(Effect.scoped, Effect.provide(Logger.layer([logger])))
+      }))
   })
 
   describe("a hung primary", () => {

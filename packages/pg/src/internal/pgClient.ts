@@ -110,18 +110,21 @@ export const make = (
     const slowMetric = Metric.withAttributes(slowQueries, { client: name })
 
     /** Times a statement: a span with its text (no values), a warning and a count when slow. */
+    const clock = yield* Clock.Clock
     const instrument = <A, E, R>(text: string, mode: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.gen(function*() {
-        const start = yield* Clock.currentTimeMillis
-        const exit = yield* Effect.exit(effect)
-        const elapsed = (yield* Clock.currentTimeMillis) - start
-        if (elapsed >= slowMillis) {
-          yield* Metric.update(slowMetric, 1)
-          yield* Effect.logWarning(`slow statement (${elapsed} ms, threshold ${slowMillis} ms): ${text}`).pipe(
-            Effect.annotateLogs({ client: name, mode, durationMillis: elapsed })
+      Effect.suspend(() => {
+        const start = clock.currentTimeMillisUnsafe()
+        // One exit callback: it only produces an effect (a warning and a count) when the statement was slow.
+        return Effect.onExitPrimitive(effect, () => {
+          const elapsed = clock.currentTimeMillisUnsafe() - start
+          if (elapsed < slowMillis) return undefined
+          return Effect.andThen(
+            Metric.update(slowMetric, 1),
+            Effect.logWarning(`slow statement (${elapsed} ms, threshold ${slowMillis} ms): ${text}`).pipe(
+              Effect.annotateLogs({ client: name, mode, durationMillis: elapsed })
+            )
           )
-        }
-        return yield* exit
+        })
       }).pipe(
         Effect.withSpan("tether.pg.query", {
           attributes: { "db.system": "postgresql", "db.statement": text, "tether.mode": mode, "tether.client": name }
