@@ -199,6 +199,7 @@ describe("IdentityPool", () => {
         fc.asyncProperty(
           fc.integer({ min: 1, max: 4 }),
           fc.constantFrom("no-rebind", "rebind", "rebind-fails"),
+          fc.constantFrom(1, 3),
           fc.array(
             fc.record({
               who: fc.nat({ max: 5 }),
@@ -207,7 +208,7 @@ describe("IdentityPool", () => {
             }),
             { minLength: 1, maxLength: 60 }
           ),
-          (max, rebinding, steps) => {
+          (max, rebinding, concurrency, steps) => {
             const dir = makeDirectory(passwordsFor(6))
             dir.state.failRebinds = rebinding === "rebind-fails"
             const violations: Array<string> = []
@@ -218,14 +219,14 @@ describe("IdentityPool", () => {
                 connect: dir.connect,
                 rebind: rebinding === "no-rebind" ? undefined : dir.rebind,
                 max,
-                pool: { drainTimeout: "200 millis" }
+                pool: { drainTimeout: "200 millis", concurrency }
               }).pipe(Scope.provide(scope))
               const fibers = []
               for (const s of steps) {
                 const fiber = yield* Effect.forkChild(Effect.exit(pool.use(user(s.who), (c) =>
                   Effect.gen(function*() {
                     if (c.principal !== `uid=user${s.who}`) violations.push(`user${s.who} got ${c.principal}`)
-                    if (++c.borrowers > 1) violations.push(`connection #${c.id} lent twice`)
+                    if (++c.borrowers > concurrency) violations.push(`connection #${c.id} lent ${c.borrowers} times at once`)
                     yield* Effect.forEach(Array.from({ length: s.hold }), () => Effect.yieldNow, { discard: true })
                   }).pipe(Effect.ensuring(Effect.sync(() => c.borrowers--))))))
                 fibers.push(fiber)
