@@ -149,6 +149,18 @@ export interface Operations<R> {
     }
   ) => Effect.Effect<BulkReport, E2, R | R2>
   /**
+   * Applies every modification of a stream, `concurrency` at a time (default
+   * 8). Nothing is dropped: each is done or failed with its typed error in
+   * the report.
+   */
+  readonly modifyMany: <E2, R2>(
+    modifications: Stream.Stream<{ readonly dn: string; readonly changes: ReadonlyArray<Change> }, E2, R2>,
+    options?: {
+      readonly concurrency?: number | undefined
+      readonly onProgress?: ((report: BulkReport) => Effect.Effect<void>) | undefined
+    }
+  ) => Effect.Effect<BulkReport, E2, R | R2>
+  /**
    * Applies LDIF records (e.g. `Ldif.parseFile(path)`): entries and adds are
    * added (with `onExists`), and modify, delete and modrdn records applied,
    * `concurrency` at a time (default 8; use 1 when records depend on each

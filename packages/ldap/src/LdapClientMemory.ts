@@ -241,6 +241,8 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       exop: (oid) => bound(Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))),
       addMany: (entries, options) =>
         importLdif(Stream.map(entries, (e): Ldif.LdifRecord => ({ _tag: "Entry", dn: e.dn, attributes: e.attributes as Ldif.Attributes })), options),
+      modifyMany: (modifications, options) =>
+        importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), options),
       importLdif
     }
   }

@@ -49,29 +49,40 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
           expect(me).toBe(`dn:${user.dn}`)
         }).pipe(Effect.scoped))
 
-      it.effect("paged search over 3,000 entries added in bulk; the stream starts before the search ends", () =>
+      it.effect("paged search over 10,000 entries added in bulk, then modified in bulk", () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
           const ldap = yield* clientOf(directory, { pool: { max: 8 } })
           const ou = `ou=bulk,${directory.suffix}`
           yield* ldap.add(ou, { objectClass: ["organizationalUnit"], ou: "bulk" })
-          const entries = Stream.range(1, 3000).pipe(
+          const entries = Stream.range(1, 10_000).pipe(
             Stream.map((i): LdapClient.Entry => ({
               dn: `cn=item${i},${ou}`,
               attributes: { objectClass: ["person"], cn: [`item${i}`], sn: [`n${i % 7}`] }
             }))
           )
           const report = yield* ldap.addMany(entries, { concurrency: 8 })
-          expect(report).toEqual({ done: 3000, skipped: 0, failed: [] })
+          expect(report).toEqual({ done: 10_000, skipped: 0, failed: [] })
 
           const all = yield* ldap.searchAll(ou, { scope: "one", filter: "(objectClass=person)", pageSize: 200, attributes: ["cn"] })
-          expect(all.length).toBe(3000)
-          expect(new Set(all.map((e) => e.dn)).size).toBe(3000)
+          expect(all.length).toBe(10_000)
+          expect(new Set(all.map((e) => e.dn)).size).toBe(10_000)
           const some = yield* ldap.searchAll(ou, { scope: "one", filter: Filter.filter`(sn=${"n3"})`, pageSize: 50 })
-          expect(some.length).toBe(Array.from({ length: 3000 }, (_, i) => i + 1).filter((i) => i % 7 === 3).length)
-          // Taking the first entry does not wait for the other 2,999 (one page of 100 is read).
+          expect(some.length).toBe(Array.from({ length: 10_000 }, (_, i) => i + 1).filter((i) => i % 7 === 3).length)
+          // Taking the first entry does not wait for the other 9,999 (one page of 100 is read).
           const first = yield* Stream.runHead(ldap.search(ou, { scope: "one", pageSize: 100 }))
           expect(Option.isSome(first)).toBe(true)
+
+          // Bulk modify: every entry's sn replaced; one modification of a missing entry is reported, not lost.
+          const modifications = Stream.range(1, 500).pipe(
+            Stream.map((i) => ({ dn: `cn=item${i},${ou}`, changes: [{ operation: "replace" as const, attribute: "sn", values: ["modified"] }] })),
+            Stream.concat(Stream.make({ dn: `cn=missing,${ou}`, changes: [{ operation: "replace" as const, attribute: "sn", values: ["x"] }] }))
+          )
+          const modified = yield* ldap.modifyMany(modifications, { concurrency: 8 })
+          expect(modified.done).toBe(500)
+          expect(modified.failed.map((f) => f.dn)).toEqual([`cn=missing,${ou}`])
+          const changed = yield* ldap.searchAll(ou, { scope: "one", filter: "(sn=modified)", attributes: ["cn"] })
+          expect(changed.length).toBe(500)
 
           // Again, with every policy for existing entries.
           const again = entries.pipe(Stream.take(10))

@@ -246,6 +246,8 @@ export const make = (
         // An extended operation may change state: treated as a write (never replayed).
         exop: (oid, value) => use("exop", ({ client }) => client.exop(oid, value), true),
         addMany,
+        modifyMany: (modifications, bulkOptions) =>
+          importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), bulkOptions),
         importLdif
       }
     }
