@@ -40,3 +40,6 @@ export * as Identity from "./Identity.ts"
 
 /** Credential-aware pooling for one server, one global limit across identities. */
 export * as IdentityPool from "./IdentityPool.ts"
+
+/** Shared pool, balancing, health, breaker and retry settings as a Schema for configuration files. */
+export * as ServerSetConfig from "./ServerSetConfig.ts"

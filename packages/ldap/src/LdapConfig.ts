@@ -15,6 +15,7 @@
  *
  * @since 0.1.0
  */
+import { ServerSetConfig } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
@@ -22,13 +23,15 @@ import type * as LdapClient from "./LdapClient.ts"
 const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 
 /**
- * The shape of a configuration file's LDAP section. Durations are
- * milliseconds; the password is read as text and kept `Redacted`.
+ * The shape of a configuration file's LDAP section, with the shared pool,
+ * balancing, health, breaker and retry settings (`ServerSetConfig`).
+ * Durations are milliseconds; the password is read as text and kept `Redacted`.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const LdapConfigSchema = Schema.Struct({
+  ...ServerSetConfig.ServerSetConfigSchema.fields,
   name: Schema.optionalKey(Schema.String),
   endpoints: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
   bindDn: Schema.optionalKey(Schema.String),
@@ -43,10 +46,7 @@ export const LdapConfigSchema = Schema.Struct({
     rejectUnauthorized: Schema.optionalKey(Schema.Boolean)
   })),
   connectTimeoutMillis: Schema.optionalKey(Millis),
-  timeoutMillis: Schema.optionalKey(Millis),
-  strategy: Schema.optionalKey(
-    Schema.Literals(["round-robin", "weighted-round-robin", "least-connections", "random", "priority", "fastest", "power-of-two"])
-  )
+  timeoutMillis: Schema.optionalKey(Millis)
 })
 
 /**
@@ -131,6 +131,7 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
       ...(config.tls?.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: config.tls.rejectUnauthorized })
     }
     return {
+      ...ServerSetConfig.toOptions(config),
       name: config.name,
       endpoints: config.endpoints,
       bindDn: config.bindDn,
@@ -138,8 +139,7 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
       startTls: config.startTls,
       tls,
       connectTimeout: config.connectTimeoutMillis,
-      timeout: config.timeoutMillis,
-      strategy: config.strategy
+      timeout: config.timeoutMillis
     }
   })
 

@@ -13,19 +13,23 @@
  *
  * @since 0.1.0
  */
+import { ServerSetConfig } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
 import type * as PgClient from "./PgClient.ts"
 
 const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 
 /**
- * The shape of a configuration file's PostgreSQL section. Durations are
- * milliseconds. The password is read as text and kept `Redacted` from then on.
+ * The shape of a configuration file's PostgreSQL section, with the shared
+ * pool, balancing, health, breaker and retry settings (`ServerSetConfig`).
+ * Durations are milliseconds. The password is read as text and kept
+ * `Redacted` from then on.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const PgConfigSchema = Schema.Struct({
+  ...ServerSetConfig.ServerSetConfigSchema.fields,
   name: Schema.optionalKey(Schema.String),
   endpoints: Schema.Array(
     Schema.Union([
@@ -101,6 +105,7 @@ export const decode = (input: unknown): Effect.Effect<PgClient.Options, InvalidP
  * @category decoding
  */
 export const toOptions = (config: PgConfig): PgClient.Options => ({
+  ...ServerSetConfig.toOptions(config),
   name: config.name,
   endpoints: config.endpoints,
   user: config.user,

@@ -75,6 +75,28 @@ describe("PgConfig", () => {
       assert.notInclude(String(options.password), "s3cret")
     }))
 
+  it.effect("the shared pool, health, breaker and retry settings reach the client's options", () =>
+    Effect.gen(function*() {
+      const options = yield* PgConfig.decode({
+        endpoints: ["postgres://db1:5432/app"],
+        user: "app",
+        strategy: "fastest",
+        pool: { max: 20, maxPerIdentity: 4, acquireTimeoutMillis: 2000 },
+        health: { intervalMillis: 500 },
+        breaker: false,
+        retry: { maxAttempts: 2 }
+      })
+      assert.strictEqual(options.strategy, "fastest")
+      assert.strictEqual(options.pool?.max, 20)
+      assert.strictEqual(options.pool?.maxPerIdentity, 4)
+      assert.strictEqual(options.pool?.acquireTimeout, 2000)
+      assert.deepStrictEqual(options.health, { interval: 500, timeout: undefined, unhealthyAfter: undefined, healthyAfter: undefined })
+      assert.strictEqual(options.breaker, false)
+      assert.isDefined(options.retry === false ? undefined : options.retry?.schedule)
+      const bad = yield* Effect.flip(PgConfig.decode({ endpoints: ["postgres://db1/app"], user: "app", breaker: { consecutiveFailures: 0 } }))
+      assert.include(bad.message, "breaker")
+    }))
+
   it.effect("a bad setting is a typed error naming it, and never shows the password", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(PgConfig.decode({

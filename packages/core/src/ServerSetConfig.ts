@@ -1,0 +1,130 @@
+/**
+ * The resilience settings every driver's configuration shares — pool,
+ * balancing, health checks, breaker and retry — as an `effect/Schema` for
+ * configuration files (durations in milliseconds), and their translation to
+ * `ServerSet.Options`.
+ *
+ * @example
+ * ```ts
+ * import { ServerSetConfig } from "@tether/core"
+ * import { Schema } from "effect"
+ *
+ * const config = Schema.decodeUnknownSync(ServerSetConfig.ServerSetConfigSchema)({
+ *   strategy: "fastest",
+ *   pool: { max: 20, maxPerIdentity: 4 },
+ *   health: { intervalMillis: 2000 },
+ *   breaker: { consecutiveFailures: 5 },
+ *   retry: { maxAttempts: 3 }
+ * })
+ * const options = ServerSetConfig.toOptions(config) // strategy, pool, health, breaker, retry
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import * as Retry from "./Retry.ts"
+import type * as ServerSet from "./ServerSet.ts"
+
+const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+/**
+ * The schema of the shared settings.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ServerSetConfigSchema = Schema.Struct({
+  strategy: Schema.optionalKey(
+    Schema.Literals(["round-robin", "weighted-round-robin", "least-connections", "random", "priority", "fastest", "power-of-two"])
+  ),
+  pool: Schema.optionalKey(Schema.Struct({
+    min: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+    max: Schema.optionalKey(Count),
+    maxPerIdentity: Schema.optionalKey(Count),
+    concurrency: Schema.optionalKey(Count),
+    idleTimeToLiveMillis: Schema.optionalKey(Millis),
+    maxLifetimeMillis: Schema.optionalKey(Millis),
+    acquireTimeoutMillis: Schema.optionalKey(Millis),
+    connectTimeoutMillis: Schema.optionalKey(Millis)
+  })),
+  health: Schema.optionalKey(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      intervalMillis: Schema.optionalKey(Millis),
+      timeoutMillis: Schema.optionalKey(Millis),
+      unhealthyAfter: Schema.optionalKey(Count),
+      healthyAfter: Schema.optionalKey(Count)
+    })
+  ])),
+  breaker: Schema.optionalKey(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      consecutiveFailures: Schema.optionalKey(Count),
+      halfOpenTrials: Schema.optionalKey(Count)
+    })
+  ])),
+  retry: Schema.optionalKey(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      maxAttempts: Schema.optionalKey(Count),
+      baseDelayMillis: Schema.optionalKey(Millis),
+      maxDelayMillis: Schema.optionalKey(Millis),
+      maxElapsedMillis: Schema.optionalKey(Millis)
+    })
+  ]))
+})
+
+/**
+ * The decoded shared settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerSetConfig = typeof ServerSetConfigSchema.Type
+
+/**
+ * The `ServerSet.Options` fields the settings give.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toOptions = (
+  config: ServerSetConfig
+): Pick<ServerSet.Options<unknown, unknown>, "strategy" | "pool" | "health" | "breaker" | "retry"> => {
+  const pool = config.pool
+  const health = config.health
+  const breaker = config.breaker
+  const retry = config.retry
+  return {
+    strategy: config.strategy,
+    pool: pool === undefined ? undefined : {
+      min: pool.min,
+      max: pool.max,
+      maxPerIdentity: pool.maxPerIdentity,
+      concurrency: pool.concurrency,
+      idleTimeToLive: pool.idleTimeToLiveMillis,
+      maxLifetime: pool.maxLifetimeMillis,
+      acquireTimeout: pool.acquireTimeoutMillis,
+      connectTimeout: pool.connectTimeoutMillis
+    },
+    health: health === undefined || health === false ? health : {
+      interval: health.intervalMillis,
+      timeout: health.timeoutMillis,
+      unhealthyAfter: health.unhealthyAfter,
+      healthyAfter: health.healthyAfter
+    },
+    breaker: breaker === undefined || breaker === false ? breaker : {
+      consecutiveFailures: breaker.consecutiveFailures,
+      halfOpenTrials: breaker.halfOpenTrials
+    },
+    retry: retry === undefined || retry === false ? retry : {
+      schedule: Retry.backoff({
+        maxAttempts: retry.maxAttempts,
+        base: retry.baseDelayMillis,
+        maxDelay: retry.maxDelayMillis,
+        maxElapsed: retry.maxElapsedMillis
+      })
+    }
+  }
+}
