@@ -1,15 +1,12 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity, ServerSet } from "@tether/core"
-import { Effect, Exit, Fiber, Logger, Metric, Redacted, References, Scope, Tracer } from "effect"
-import * as fc from "fast-check"
+import { Effect, Logger, Metric, Redacted, References, Tracer } from "effect"
 import type { Client } from "ldapts"
 import { Slapd } from "../src/index.ts"
 import { attempt, ldapDriver } from "./drivers.ts"
+import { EndUser, identityProperty } from "./identityProperty.ts"
 
-/** The end user of the current request. */
-class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
-
-const whoami = (client: Client) => attempt(() => client.exop("1.3.6.1.4.1.4203.1.11.3")).pipe(Effect.map((r) => r.value))
+const whoami = (client: Client) => attempt(() => client.exop("1.3.6.1.4.1.4203.1.11.3")).pipe(Effect.map((r) => r.value ?? ""))
 
 layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("identities on real slapd", (it) => {
   const makeSet = (ldap: Slapd.Directory, max: number, rebind = true) =>
@@ -26,54 +23,26 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
     it.effect("property: 20 identities over 200 concurrent fibers with interruptions, re-binding or reconnecting — the server always sees the identity the effect runs as", () =>
       Effect.gen(function*() {
         const ldap = yield* Slapd.Slapd
-        const users = ldap.users.map((u) => Identity.make(u.dn, Redacted.make(u.password), { label: u.uid }))
-        yield* Effect.promise(() =>
-          fc.assert(
-            fc.asyncProperty(
-              fc.boolean(),
-              fc.array(
-                fc.record({ who: fc.nat({ max: 19 }), interrupt: fc.nat({ max: 9 }).map((n) => n === 0) }),
-                { minLength: 200, maxLength: 200 }
-              ),
-              (rebind, plan) =>
-                Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-                  const scope = yield* Scope.make()
-                  const set = yield* makeSet(ldap, 8, rebind).pipe(Scope.provide(scope))
-                  const mismatches: Array<string> = []
-                  // What the handler runs: it needs an EndUser, and asks the server who it is.
-                  const handler = set.useAs(EndUser, (client) => whoami(client))
-                  const fibers = yield* Effect.forEach(plan, (step) =>
-                    Effect.forkChild(
-                      handler.pipe(
-                        Effect.tap((seen) =>
-                          Effect.sync(() => {
-                            if (seen !== `dn:${users[step.who]!.principal}`) mismatches.push(`${step.who} saw ${seen}`)
-                          })
-                        ),
-                        Effect.provideService(EndUser, users[step.who]!)
-                      )
-                    ))
-                  yield* Effect.forEach(fibers.filter((_, i) => plan[i]!.interrupt), (f) => Fiber.interrupt(f), {
-                    discard: true
-                  })
-                  const exits = yield* Effect.forEach(fibers, Fiber.await)
-                  const failures = exits.filter((e) => Exit.isFailure(e) && !Exit.hasInterrupts(e))
-                  const status = yield* set.status
-                  yield* Scope.close(scope, Exit.void)
-                  const pool = status.endpoints[0]!.pool
-                  expect(mismatches).toEqual([])
-                  expect(failures.map((e) => String(Exit.isFailure(e) ? e.cause : ""))).toEqual([])
-                  expect(pool.open).toBeLessThanOrEqual(8)
-                  expect(pool.inUse).toBe(0)
-                  expect(pool.evictions).toBeGreaterThan(0)
-                  // With re-binding, making room binds an open connection again instead of opening one.
-                  if (rebind) expect(pool.rebinds).toBeGreaterThan(0)
-                  else expect(pool.rebinds).toBe(0)
-                })))
-            ),
-            { numRuns: 6 }
-          )
-        )
+        // Half of the runs re-bind evicted connections, half close them and reconnect.
+        const rebinding = (run: number) => run % 2 === 0
+        yield* identityProperty({
+          identities: ldap.users.map((u) => Identity.make(u.dn, Redacted.make(u.password), { label: u.uid })),
+          makeSet: (run) => makeSet(ldap, 8, rebinding(run)),
+          whoami,
+          expected: (i) => `dn:${ldap.users[i]!.dn}`,
+          runs: 6,
+          check: ({ failures, mismatches, status }, run) =>
+            Effect.sync(() => {
+              const pool = status.endpoints[0]!.pool
+              expect(mismatches).toEqual([])
+              expect(failures).toEqual([])
+              expect(pool.open).toBeLessThanOrEqual(8)
+              expect(pool.inUse).toBe(0)
+              expect(pool.evictions).toBeGreaterThan(0)
+              if (rebinding(run)) expect(pool.rebinds).toBeGreaterThan(0)
+              else expect(pool.rebinds).toBe(0)
+            })
+        })
       }))
 
     it.effect("a wrong password is that caller's typed error: no connection kept, the breaker stays closed", () =>

@@ -1,14 +1,12 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity, ServerSet } from "@tether/core"
-import { Effect, Exit, Fiber, Redacted, Schedule, Scope } from "effect"
-import * as fc from "fast-check"
+import { Effect, Redacted, Schedule } from "effect"
 import { PostgresCluster } from "../src/index.ts"
 import { query } from "../src/internal/pg.ts"
 import { attempt, endpointUrl, pgDriver } from "./drivers.ts"
+import { EndUser, identityProperty } from "./identityProperty.ts"
 import type { PgSession } from "./drivers.ts"
 
-/** The end user of the current request: a PostgreSQL role with a password. */
-class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 
 const currentUser = (session: PgSession) =>
   attempt(() => session.sql<Array<{ user: string }>>`select current_user as user`).pipe(Effect.map((rows) => rows[0]!.user))
@@ -40,59 +38,31 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
     it.effect("property: 20 roles over 200 concurrent fibers with interruptions — current_user is always the role the effect runs as", () =>
       Effect.gen(function*() {
         const cluster = yield* setUp
-        const users = Array.from({ length: ROLES }, (_, i) =>
-          Identity.make(roleName(i), Redacted.make(rolePassword(i)), { label: `user${i}` }))
-        yield* Effect.promise(() =>
-          fc.assert(
-            fc.asyncProperty(
-              fc.array(
-                fc.record({ who: fc.nat({ max: ROLES - 1 }), interrupt: fc.nat({ max: 9 }).map((n) => n === 0) }),
-                { minLength: 200, maxLength: 200 }
-              ),
-              (plan) =>
-                Effect.runPromise(Effect.gen(function*() {
-                  const scope = yield* Scope.make()
-                  const set = yield* makeSet(endpointUrl(cluster.primary), 8).pipe(Scope.provide(scope))
-                  const mismatches: Array<string> = []
-                  const handler = set.useAs(EndUser, currentUser)
-                  const fibers = yield* Effect.forEach(plan, (step) =>
-                    Effect.forkChild(
-                      handler.pipe(
-                        Effect.tap((seen) =>
-                          Effect.sync(() => {
-                            if (seen !== roleName(step.who)) mismatches.push(`${roleName(step.who)} saw ${seen}`)
-                          })
-                        ),
-                        Effect.provideService(EndUser, users[step.who]!)
-                      )
-                    ))
-                  yield* Effect.forEach(fibers.filter((_, i) => plan[i]!.interrupt), (f) => Fiber.interrupt(f), {
-                    discard: true
-                  })
-                  const exits = yield* Effect.forEach(fibers, Fiber.await)
-                  const failures = exits.filter((e) => Exit.isFailure(e) && !Exit.hasInterrupts(e))
-                  const status = yield* set.status
-                  yield* Scope.close(scope, Exit.void)
-                  // Every session the pool opened ends once its scope closed (a backend exits a moment after its client left).
-                  const left = yield* query(
-                    cluster.primary.url,
-                    `select count(*)::int as n from pg_stat_activity where usename like 'app_user_%'`
-                  ).pipe(
-                    Effect.orDie,
-                    Effect.repeat({ until: (rows) => rows[0]!["n"] === 0, schedule: Schedule.spaced("100 millis"), times: 30 })
-                  )
-                  const pool = status.endpoints[0]!.pool
-                  expect(mismatches).toEqual([])
-                  expect(failures.map((e) => String(Exit.isFailure(e) ? e.cause : ""))).toEqual([])
-                  expect(pool.open).toBeLessThanOrEqual(8)
-                  expect(pool.inUse).toBe(0)
-                  expect(pool.evictions).toBeGreaterThan(0)
-                  expect(left[0]!["n"]).toBe(0)
-                }))
-            ),
-            { numRuns: 4 }
-          )
-        )
+        yield* identityProperty({
+          identities: Array.from({ length: ROLES }, (_, i) =>
+            Identity.make(roleName(i), Redacted.make(rolePassword(i)), { label: `user${i}` })),
+          makeSet: () => makeSet(endpointUrl(cluster.primary), 8),
+          whoami: currentUser,
+          expected: roleName,
+          runs: 4,
+          check: ({ failures, mismatches, status }) =>
+            Effect.gen(function*() {
+              // Every session the pool opened ends once its scope closed (a backend exits a moment after its client left).
+              const left = yield* query(
+                cluster.primary.url,
+                `select count(*)::int as n from pg_stat_activity where usename like 'app_user_%'`
+              ).pipe(
+                Effect.repeat({ until: (rows) => rows[0]!["n"] === 0, schedule: Schedule.spaced("100 millis"), times: 30 })
+              )
+              const pool = status.endpoints[0]!.pool
+              expect(mismatches).toEqual([])
+              expect(failures).toEqual([])
+              expect(pool.open).toBeLessThanOrEqual(8)
+              expect(pool.inUse).toBe(0)
+              expect(pool.evictions).toBeGreaterThan(0)
+              expect(left[0]!["n"]).toBe(0)
+            })
+        })
       }))
 
     it.effect("a wrong password is that caller's typed error: no connection kept, the breaker stays closed", () =>
