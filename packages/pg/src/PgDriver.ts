@@ -18,6 +18,7 @@ import type { Driver, Endpoint, Identity } from "@tether/core"
 import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
+import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
 
@@ -161,7 +162,7 @@ export const run = <A>(
 ): Effect.Effect<A, PgError> => {
   const timeoutMillis = options?.timeoutMillis
   return Effect.tryPromise({
-    // The bound is a plain timer around the promise: an Effect race per statement costs more.
+    // The bound is a shared deadline sweeper around the promise: an Effect race (or a timer) per statement costs more.
     try: () => (timeoutMillis === undefined ? query(connection.sql) : bounded(query(connection.sql), timeoutMillis)),
     catch: (cause) => {
       if (cause !== TIMED_OUT) {
@@ -174,24 +175,6 @@ export const run = <A>(
     }
   })
 }
-
-const TIMED_OUT = Symbol("TIMED_OUT")
-
-/** Rejects with {@link TIMED_OUT} when `promise` has not settled within `millis` (it is still awaited, so nothing goes unhandled). */
-const bounded = <A>(promise: Promise<A>, millis: number): Promise<A> =>
-  new Promise<A>((resolve, reject) => {
-    const timer = setTimeout(() => reject(TIMED_OUT), millis)
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error) => {
-        clearTimeout(timer)
-        reject(error)
-      }
-    )
-  })
 
 /**
  * The driver: connect as an identity, validate by backend pid, probe the
