@@ -59,7 +59,11 @@ export type Isolation = "read committed" | "repeatable read" | "serializable"
 export interface Options {
   /** Names the client in logs, metrics and spans. Default `pg`. */
   readonly name?: string | undefined
-  /** `postgres://host:port/db` URLs (no credentials) or endpoint definitions with a `role`. */
+  /**
+   * `postgres://host:port/db` URLs (no credentials), host lists
+   * (`postgres://h1:5432,h2:5432/db`: one endpoint per host), or endpoint
+   * definitions with a `role`.
+   */
   readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
   /** The default role: operations not run `as` an identity log in as it. */
   readonly user: string

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Fault } from "@tether/core"
 import { Effect, Redacted } from "effect"
 import { PgConfig, PgError } from "../src/index.ts"
+import { expandHostList } from "../src/internal/pgClient.ts"
 import { keyOf, QueryCache } from "../src/internal/queryCache.ts"
 
 const context = { endpoint: "postgres://db1:5432/app", user: "app" }
@@ -112,6 +113,16 @@ describe("PgConfig", () => {
       assert.include(error.message, "ssl")
       assert.notInclude(error.message, "s3cret")
     }))
+})
+
+describe("host lists", () => {
+  it("a libpq-style host list becomes one URL per host", () => {
+    assert.deepStrictEqual(expandHostList("postgres://db1:5432,db2:5433/app?sslmode=require"), [
+      "postgres://db1:5432/app?sslmode=require",
+      "postgres://db2:5433/app?sslmode=require"
+    ])
+    assert.deepStrictEqual(expandHostList("postgres://db1:5432/app"), ["postgres://db1:5432/app"])
+  })
 })
 
 describe("query cache", () => {

@@ -37,6 +37,17 @@ const query = (sql: postgres.Sql, strings: TemplateStringsArray, values: Readonl
   sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>))
 
 /**
+ * A libpq-style host list, `postgres://h1:5432,h2:5433/db`, as one URL per
+ * host (each becomes an endpoint); any other URL is returned as is.
+ */
+export const expandHostList = (url: string): ReadonlyArray<string> => {
+  const match = /^(postgres(?:ql)?:\/\/)([^/?#]*,[^/?#]*)(.*)$/.exec(url)
+  if (match === null) return [url]
+  const [, scheme, hosts, rest] = match
+  return hosts!.split(",").filter((h) => h !== "").map((host) => `${scheme}${host}${rest}`)
+}
+
+/**
  * postgres.js cursors answer `next()` and `return()` with plain objects at
  * times, not promises; `for await` accepts both, so read them through it.
  */
@@ -90,7 +101,9 @@ export const make = (
       pool: PgClient.Options["pool"]
     ): ServerSet.Options<PgConnection, PgError> => ({
       name: `${name}${suffix}`,
-      endpoints: options.endpoints,
+      endpoints: options.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+        typeof e === "string" ? expandHostList(e) : [e]
+      ),
       driver: PgDriver.make(driver),
       strategy: options.strategy ?? "round-robin",
       pool,
