@@ -81,6 +81,14 @@ export interface Options {
   /** Default `replica-preferred`. */
   readonly readFrom?: ReadFrom | undefined
   /**
+   * Run reads in read-only sessions (`default_transaction_read_only = on`), so
+   * that a write sent as a read fails even when it lands on the primary.
+   * Default `true`. A connection switches mode (one `SET`) only when its use
+   * changes; on a single server with reads and writes interleaved on the same
+   * connections, `false` saves those round trips at the cost of the guarantee.
+   */
+  readonly enforceReadOnly?: boolean | undefined
+  /**
    * Plain reads share connections: up to this many statements in flight on
    * one connection (postgres.js pipelines them). Transactions, streams,
    * batches and writes always get a connection of their own. Default 1 (off).

@@ -99,6 +99,10 @@ layer(
         const anywhere = yield* clientFor(cluster, { endpoints: [urlOf(cluster.primary)], readFrom: "any" })
         const onPrimary = yield* Effect.flip(anywhere.read`insert into items values (1001, 'x')`)
         expect(onPrimary._tag === "PgQueryError" && onPrimary.kind).toBe("read-only")
+        // With the guarantee turned off, the same statement goes through (the documented trade-off).
+        const lax = yield* clientFor(cluster, { endpoints: [urlOf(cluster.primary)], readFrom: "any", enforceReadOnly: false })
+        yield* lax.read`insert into items values (1002, 'lax') on conflict do nothing`
+        yield* db.write`delete from items where id = 1002`
 
         const secret = "not-the-Password-91b"
         const wrong = Identity.make(cluster.passwordUser.user, Redacted.make(secret))

@@ -114,7 +114,10 @@ export const make = (
     const exclusive = yield* ServerSet.make(setOptions(driverOptions, "", options.pool))
     const shared = multiplex > 1
       ? yield* ServerSet.make(
-        setOptions({ ...driverOptions, readOnlySessions: true }, " (multiplexed)", { ...options.pool, concurrency: multiplex })
+        setOptions({ ...driverOptions, readOnlySessions: options.enforceReadOnly ?? true }, " (multiplexed)", {
+          ...options.pool,
+          concurrency: multiplex
+        })
       )
       : undefined
     const cache = new QueryCache(options.cache?.capacity ?? 1_000, millis(options.cache?.ttl, 10_000))
@@ -145,8 +148,9 @@ export const make = (
       )
 
     /** Puts the session in the read-only (or read-write) default, when it is not already. */
+    const enforceReadOnly = options.enforceReadOnly ?? true
     const sessionMode = (connection: PgConnection, readOnly: boolean): Effect.Effect<void, PgError> =>
-      connection.session.readOnly === readOnly
+      !enforceReadOnly || connection.session.readOnly === readOnly
         ? Effect.void
         : PgDriver.run(
           connection,
