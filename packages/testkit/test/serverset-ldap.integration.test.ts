@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { ServerSet } from "@tether/core"
 import { Effect, Schedule } from "effect"
-import type { Client } from "ldapts"
+import { Client } from "ldapts"
 import { Slapd } from "../src/index.ts"
 import { attempt, bounded, type ClientError, ldapDriver } from "./drivers.ts"
 
@@ -15,6 +15,18 @@ layer(Slapd.layer({ servers: 2 }), { excludeTestServices: true })("ServerSet on 
           attempt(() => client.search(ldap.peopleDn, { filter: `(uid=user${(i % ldap.users.length) + 1})` }))
         ).pipe(Effect.map((r) => ({ endpoint: endpoint.id, found: r.searchEntries.length }))),
       { idempotent: true }
+    )
+
+  /** How many users a server returns to the admin, asked directly (not through a set). */
+  const usersOn = (ldap: Slapd.Directory, url: string) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => new Client({ url, connectTimeout: 1_000, timeout: 2_000 })),
+      (client) =>
+        attempt(async () => {
+          await client.bind(ldap.adminDn, ldap.adminPassword)
+          return (await client.search(ldap.peopleDn, { filter: "(objectClass=inetOrgPerson)", attributes: ["uid"] })).searchEntries.length
+        }).pipe(Effect.orElseSucceed(() => -1)),
+      (client) => Effect.promise(() => client.unbind().catch(() => undefined))
     )
 
   describe("failover", () => {
@@ -71,13 +83,18 @@ layer(Slapd.layer({ servers: 2 }), { excludeTestServices: true })("ServerSet on 
           breaker: { consecutiveFailures: 2, openDuration: Schedule.spaced("500 millis") },
           retry: { schedule: Schedule.recurs(4) }
         })
-        const victim = ldap.servers[0]!
+        // The server restarted by the previous test may still be catching up with its provider
+        // (syncrepl refresh): wait until both serve every user before taking one away.
+        yield* Effect.forEach(ldap.servers, (server) => usersOn(ldap, server.url).pipe(
+          Effect.repeat({ until: (n) => n === ldap.users.length, schedule: Schedule.spaced("100 millis"), times: 50 })
+        ), { discard: true })
+        const victim = ldap.servers[1]!
         yield* Effect.forEach(Array.from({ length: 4 }, (_, i) => i), (i) => search(set, ldap, i), { discard: true })
         yield* ldap.stop(victim)
         const during = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), (i) => search(set, ldap, i), {
           concurrency: 2
         })
-        expect(during.every((r) => r.endpoint !== victim.url && r.found === 1)).toBe(true)
+        expect(during.filter((r) => r.endpoint === victim.url || r.found !== 1)).toEqual([])
         yield* ldap.cont(victim)
         let back = false
         for (let i = 0; i < 60 && !back; i++) {
