@@ -16,7 +16,7 @@ import type { ServerSet } from "@tether/core"
 import { LdapClient, Ldif } from "@tether/ldap"
 import { PgClient } from "@tether/pg"
 import { PostgresCluster, Slapd } from "@tether/testkit"
-import { Cause, Effect, Fiber, Redacted, Stream } from "effect"
+import { Cause, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
 
 class EndUser extends Identity.Service<EndUser>()("demo/EndUser") {}
 
@@ -36,7 +36,8 @@ const printStatus = (status: ServerSet.Status) =>
 
 const program = Effect.gen(function*() {
   yield* Effect.logInfo("starting PostgreSQL primary + replica and slapd in temp dirs…")
-  const cluster = yield* PostgresCluster.make({ replicas: 1 })
+  // remote_apply is inert until a synchronous standby is named (below).
+  const cluster = yield* PostgresCluster.make({ replicas: 1, settings: { synchronous_commit: "remote_apply" } })
   const ldap = yield* Slapd.make({ users: 10 })
 
   // 1. PostgreSQL.
@@ -49,8 +50,11 @@ const program = Effect.gen(function*() {
   })
   // Synchronous replication: an acknowledged commit is applied on the replica too (reads see it; a failover loses none).
   yield* db.write`alter system set synchronous_standby_names = '*'`
-  yield* db.write`alter system set synchronous_commit = 'remote_apply'`
   yield* db.write`select pg_reload_conf()`
+  // A reload is asynchronous: wait until the replica is a synchronous standby.
+  yield* db.write<{ n: number }>`select count(*)::int as n from pg_stat_replication where sync_state = 'sync'`.pipe(
+    Effect.repeat({ until: (rows) => rows[0]!.n >= 1, schedule: Schedule.spaced("50 millis"), times: 200 })
+  )
   yield* db.write`create table orders (id int primary key, item text not null)`
   yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i + 1), (id) => db.write`insert into orders values (${id}, ${`item ${id}`})`, {
     concurrency: 8

@@ -19,20 +19,24 @@ const clientFor = (cluster: PostgresCluster.Cluster, options?: Partial<PgClient.
 class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 
 /**
- * Synchronous replication, once the replica streams: a commit is acknowledged
- * only once the replica applied it, so a promoted replica has every
+ * Synchronous replication, once the replica streams (the fixture starts with
+ * `synchronous_commit = remote_apply`, inert until a standby is named): a
+ * commit is acknowledged only once the replica applied it, so a promoted replica has every
  * acknowledged write (with asynchronous replication, a failover may lose the
  * last ones — PostgreSQL's trade-off, not the client's).
  */
 const synchronous = (db: PgClient.PgClient) =>
   Effect.gen(function*() {
     yield* db.write`alter system set synchronous_standby_names = '*'`
-    yield* db.write`alter system set synchronous_commit = 'remote_apply'`
     yield* db.write`select pg_reload_conf()`
+    // A reload is asynchronous: wait until the replica is a synchronous standby.
+    yield* db.write<{ n: number }>`select count(*)::int as n from pg_stat_replication where sync_state = 'sync'`.pipe(
+      Effect.repeat({ until: (rows) => rows[0]!.n >= 1, schedule: Schedule.spaced("50 millis"), times: 200 })
+    )
   })
 
 layer(
-  PostgresCluster.layer({ replicas: 1 }),
+  PostgresCluster.layer({ replicas: 1, settings: { synchronous_commit: "remote_apply" } }),
   { excludeTestServices: true }
 )("PgClient on a primary and a replica", (it) => {
   const ready = Effect.gen(function*() {
@@ -258,7 +262,7 @@ layer(
 })
 
 layer(
-  PostgresCluster.layer({ replicas: 1 }),
+  PostgresCluster.layer({ replicas: 1, settings: { synchronous_commit: "remote_apply" } }),
   { excludeTestServices: true }
 )("PgClient through a failover", (it) => {
   it.effect("kill the primary, promote the replica: reads never fail, writes resume, every write accounted for", () =>
