@@ -70,6 +70,14 @@ export interface Driver<C, E> {
   readonly rebind?:
     | ((connection: C, identity: Credentials | undefined) => Effect.Effect<void, E>)
     | undefined
+  /**
+   * Says at once, without I/O, whether a pooled connection may be lent:
+   * `false` when the driver knows the connection lost the identity it was
+   * bound as (its socket closed, so the client library would reconnect it
+   * unbound). Checked before every loan, even within `validationWindow`; a
+   * connection that is not ready is destroyed and another one lent.
+   */
+  readonly isReady?: ((connection: C) => boolean) | undefined
   /** Classifies any failure of `connect` or of work done on a connection. */
   readonly classify: Classifier
   /** Says whether an error means the connection itself is broken (destroy it instead of pooling it). */

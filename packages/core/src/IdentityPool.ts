@@ -8,8 +8,17 @@
  * closed to make room. A connection bound as A is never lent to a
  * borrower running as B.
  *
- * A changed secret for the same principal (a password rotation) retires the
- * connections opened with the old one.
+ * A changed secret for the same principal (a password rotation, or a caller
+ * with a wrong password) replaces the old one only once it has bound: until
+ * then connections of the old secret keep serving their callers, and a bind
+ * that fails is its caller's typed error alone. Once a connection of the new
+ * secret is open, those of the old one are retired gracefully (work in
+ * flight completes; callers still holding the old secret get fresh
+ * connections, which bind only if the server still accepts it).
+ *
+ * A connection is lent only while its bound identity is known: drivers that
+ * can lose it (ldapts reconnects unbound) say so through `isReady`, checked
+ * before every loan.
  *
  * @example
  * ```ts
@@ -61,6 +70,12 @@ export interface Options<C, E> {
   readonly rebind?: ((connection: C, identity: Credentials | undefined) => Effect.Effect<void, unknown>) | undefined
   /** Checks a pooled connection (ideally that it is still bound as `identity`). */
   readonly validate?: ((connection: C, identity: Credentials | undefined) => Effect.Effect<unknown, unknown>) | undefined
+  /**
+   * Says at once whether a pooled connection still holds the identity it was
+   * bound as (see `Driver.isReady`). A connection that is not ready is never
+   * lent: it is destroyed and the borrow goes to another connection.
+   */
+  readonly isReady?: ((connection: C) => boolean) | undefined
   /** Says whether an error means the connection is broken. */
   readonly isBroken?: ((error: unknown) => boolean) | undefined
   /** Connections of the default identity kept open, opened at start-up. Default 0. */

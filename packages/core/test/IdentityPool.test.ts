@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Identity, IdentityPool } from "@tether/core"
 import { Data, Effect, Exit, Fiber, Redacted, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 
 class BindFailed extends Data.TaggedError("BindFailed")<{ readonly principal: string }> {}
@@ -172,6 +173,76 @@ describe("IdentityPool", () => {
       assert.isFalse(dir.state.open.has(before), "the connection bound with the old password is closed")
       // The old credentials now fail: their pool is gone and the directory refuses them.
       assert.strictEqual((yield* Effect.flip(pool.use(user(0), () => Effect.void)))._tag, "BindFailed")
+    }))
+
+  it.effect("a wrong password for a principal in use: its borrowers carry on, the caller gets its typed error (not an interruption)", () =>
+    Effect.gen(function*() {
+      const dir = makeDirectory(passwordsFor(1))
+      const pool = yield* IdentityPool.make({ name: "ldap", connect: dir.connect, rebind: dir.rebind, max: 4 })
+      const victims = yield* Effect.forEach(Array.from({ length: 3 }), () =>
+        Effect.forkChild(pool.use(user(0), (c) => Effect.as(Effect.sleep("1 second"), c.principal))))
+      yield* settle
+      const opened = dir.state.opened
+      const attacker = Identity.make("uid=user0", Redacted.make("guess"))
+      for (let i = 0; i < 3; i++) {
+        const exit = yield* Effect.exit(pool.use(attacker, () => Effect.void))
+        assert.isTrue(Exit.isFailure(exit) && !Exit.hasInterrupts(exit), "a typed failure, not an interruption")
+        assert.strictEqual((yield* Effect.flip(pool.use(attacker, () => Effect.void)))._tag, "BindFailed")
+      }
+      yield* TestClock.adjust("1 second")
+      for (const victim of victims) assert.strictEqual(yield* Fiber.join(victim), "uid=user0")
+      // The victim's connections were kept and are reused.
+      assert.strictEqual(yield* pool.use(user(0), (c) => Effect.succeed(c.principal)), "uid=user0")
+      assert.strictEqual(dir.state.opened, opened)
+      assert.deepStrictEqual([...dir.state.open.values()].map((b) => b.principal), ["uid=user0", "uid=user0", "uid=user0"])
+    }))
+
+  it.effect("a rotated secret replaces the old one once it has bound; work in flight on the old one completes", () =>
+    Effect.gen(function*() {
+      const passwords = passwordsFor(1)
+      const dir = makeDirectory(passwords)
+      const pool = yield* IdentityPool.make({ name: "ldap", connect: dir.connect, max: 4 })
+      const inFlight = yield* Effect.forkChild(pool.use(user(0), (c) => Effect.as(Effect.sleep("3 seconds"), c.id)))
+      yield* settle
+      passwords["uid=user0"] = "rotated"
+      const rotated = Identity.make("uid=user0", Redacted.make("rotated"))
+      const fresh = yield* pool.use(rotated, (c) => Effect.succeed(c.id))
+      yield* TestClock.adjust("3 seconds")
+      const old = yield* Fiber.join(inFlight)
+      assert.notStrictEqual(fresh, old)
+      yield* TestClock.adjust("2 seconds") // the sweep closes the old secret's connections once given back
+      assert.deepStrictEqual([...dir.state.open.keys()], [fresh])
+      assert.strictEqual(yield* pool.use(rotated, (c) => Effect.succeed(c.id)), fresh)
+    }))
+
+  it.effect("a new secret that does not bind leaves the old one in place", () =>
+    Effect.gen(function*() {
+      const dir = makeDirectory(passwordsFor(1))
+      const pool = yield* IdentityPool.make({ name: "ldap", connect: dir.connect, max: 4 })
+      const first = yield* pool.use(user(0), (c) => Effect.succeed(c.id))
+      yield* Effect.flip(pool.use(Identity.make("uid=user0", Redacted.make("guess")), () => Effect.void))
+      yield* TestClock.adjust("5 seconds")
+      assert.strictEqual(yield* pool.use(user(0), (c) => Effect.succeed(c.id)), first)
+      assert.strictEqual(dir.state.opened, 1)
+    }))
+
+  it.effect("a connection whose driver says it lost its identity (isReady) is never lent, even within the validation window", () =>
+    Effect.gen(function*() {
+      const dir = makeDirectory(passwordsFor(1))
+      const lost = new Set<number>()
+      const pool = yield* IdentityPool.make({
+        name: "ldap",
+        connect: dir.connect,
+        isReady: (c) => !lost.has(c.id),
+        max: 2,
+        pool: { validationWindow: "1 hour" }
+      })
+      const first = yield* pool.use(user(0), (c) => Effect.succeed(c.id))
+      lost.add(first)
+      const second = yield* pool.use(user(0), (c) => Effect.succeed(c.id))
+      assert.notStrictEqual(second, first)
+      assert.isFalse(dir.state.open.has(first), "the lost connection is closed")
+      assert.strictEqual(yield* pool.use(user(0), (c) => Effect.succeed(c.id)), second)
     }))
 
   it.effect("keys by a keyed digest, never by the secret, and shows only labels", () =>

@@ -14,7 +14,19 @@ interface Share<C, E> {
   readonly pool: ConnectionPool.ConnectionPool<C, E>
   readonly scope: Scope.Closeable
   lastUsed: number
+  /** Replaced by a newer secret of its principal: no new borrower finds it; it closes once nobody uses it. */
+  retired: boolean
 }
+
+/** A pooled connection found not ready (see `Options.isReady`) when it was about to be lent. */
+class NotReady {
+  readonly _tag = "NotReady"
+}
+const notReady = new NotReady()
+
+const isPoolClosed = (error: unknown, pool: string) =>
+  typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "PoolClosed" &&
+  (error as { pool?: unknown }).pool === pool
 
 /** The key of the driver's default identity (not a digest: it has no secret of ours). */
 const DEFAULT = "default"
@@ -69,8 +81,14 @@ export const make = <C, E>(
     const clock = yield* Clock.Clock
     const capacity = new Capacity(max)
     const shares = new Map<string, Share<C, E>>()
-    /** The current key of each principal, to retire connections opened with an old secret. */
+    /** Shares of a replaced secret, closed by the sweep once nobody uses them. */
+    const retiring = new Set<Share<C, E>>()
+    /**
+     * The proven key of each principal: the secret that bound last. A new
+     * secret replaces it only once one of its connections has bound.
+     */
     const principals = new Map<string, string>()
+    const isReady = options.isReady
     const creating = Semaphore.makeUnsafe(1)
 
     // Re-binding: a connection evicted to make room is not closed but kept
@@ -90,18 +108,24 @@ export const make = <C, E>(
     )
 
     /** Opens (or re-binds) a connection for a pool item; it closes with the item unless it is evicted for a re-bind. */
-    const acquireFor = (identity: Credentials | undefined): Effect.Effect<C, E, Scope.Scope> =>
+    const acquireFor = (identity: Credentials | undefined, key: string): Effect.Effect<C, E, Scope.Scope> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const item = yield* Scope.Scope
           let held: Held<C> | undefined
-          while (rebind !== undefined && held === undefined && kept.length > 0) {
+          // Connections that lost their socket are closed, never re-bound.
+          while (isReady !== undefined && kept.length > 0 && !isReady(kept[0]!.connection)) {
+            yield* Scope.close(kept.shift()!.scope, Exit.void)
+          }
+          // One re-bind at most: a rejected secret must not burn every kept connection.
+          if (rebind !== undefined && kept.length > 0) {
             const candidate = kept.shift()!
             const exit = yield* Effect.exit(restore(rebind(candidate.connection, identity)))
             if (exit._tag === "Success") {
               held = candidate
               rebindCounts.ok++
             } else {
+              // Its bind state is unknown now: it is closed.
               yield* Scope.close(candidate.scope, Exit.void)
               if (Exit.hasInterrupts(exit)) return yield* Effect.interrupt
               rebindCounts.failed++
@@ -117,6 +141,7 @@ export const make = <C, E>(
             held = { connection: exit.value, scope }
           }
           const mine = held
+          yield* prove(identity, key)
           yield* Scope.addFinalizer(
             item,
             Effect.suspend(() => {
@@ -131,25 +156,63 @@ export const make = <C, E>(
         })
       )
 
-    const shareOptions = (identity: Credentials | undefined): ConnectionPool.Options<C, E, Scope.Scope> => ({
+    /**
+     * A connection of `key` has bound: its secret is proven. If the principal
+     * had another proven secret, that one's connections retire gracefully.
+     */
+    const prove = (identity: Credentials | undefined, key: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (identity === undefined) return Effect.void
+        const current = principals.get(identity.principal)
+        if (current === key) return Effect.void
+        const share = shares.get(key)
+        // Replaced meanwhile by a secret proven later: this one stays retired.
+        if (share === undefined || share.retired) return Effect.void
+        principals.set(identity.principal, key)
+        const old = current === undefined ? undefined : shares.get(current)
+        if (old === undefined) return Effect.void
+        return Effect.andThen(
+          retire(old),
+          Effect.logInfo(
+            `identity pool "${name}": a new secret of "${identity.label}" has bound; retiring the old one's connections`
+          )
+        )
+      })
+
+    /** Takes a share out of lookups; its idle connections close now, the rest once given back. */
+    const retire = (share: Share<C, E>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (share.retired) return Effect.void
+        share.retired = true
+        if (shares.get(share.key) === share) shares.delete(share.key)
+        retiring.add(share)
+        return Effect.asVoid(share.pool.invalidateIdle)
+      })
+
+    const validate = options.validate
+    const shareOptions = (identity: Credentials | undefined, key: string): ConnectionPool.Options<C, E, Scope.Scope> => ({
       ...options.pool,
       name: identity === undefined ? name : `${name} [${identity.label}]`,
-      acquire: acquireFor(identity),
-      validate: options.validate === undefined ? undefined : (c: C) => options.validate!(c, identity),
-      isBroken: options.isBroken,
+      acquire: acquireFor(identity, key),
+      validate: validate === undefined
+        ? undefined
+        : isReady === undefined
+        ? (c: C) => validate(c, identity)
+        : (c: C) => (isReady(c) ? validate(c, identity) : Effect.succeed(false)),
+      isBroken: (error: unknown) => error === notReady || (options.isBroken !== undefined && options.isBroken(error)),
       min: identity === undefined ? min : 0,
       max: maxPerIdentity,
       warmUp: identity === undefined
     })
     // Every identity's pool has the same options: check them once, here.
-    yield* pools.checkOptions(shareOptions(undefined))
+    yield* pools.checkOptions(shareOptions(undefined, DEFAULT))
 
     const open = (identity: Credentials | undefined, key: string) =>
       creating.withPermits(1)(Effect.gen(function*() {
         const existing = shares.get(key)
         if (existing !== undefined) return existing
         const shareScope = yield* Scope.fork(scope, "sequential")
-        const pool = yield* pools.make(shareOptions(identity), {
+        const pool = yield* pools.make(shareOptions(identity, key), {
           capacity,
           onEvict: rebind === undefined ? undefined : (connection) => evicted.add(connection)
         }).pipe(
@@ -157,23 +220,31 @@ export const make = <C, E>(
           Effect.onError((cause) => Scope.close(shareScope, Exit.failCause(cause))),
           Effect.orDie // checked above
         )
-        const share: Share<C, E> = { key, identity, pool, scope: shareScope, lastUsed: clock.currentTimeMillisUnsafe() }
-        shares.set(key, share)
-        if (identity !== undefined) {
-          const previous = principals.get(identity.principal)
-          principals.set(identity.principal, key)
-          const old = previous === undefined ? undefined : shares.get(previous)
-          if (old !== undefined) {
-            // The secret changed: connections opened with the old one go (after their work).
-            shares.delete(old.key)
-            yield* Effect.forkIn(Scope.close(old.scope, Exit.void), scope)
-            yield* Effect.logInfo(`identity pool "${name}": credentials of "${identity.label}" changed; retiring old connections`)
-          }
+        const share: Share<C, E> = {
+          key,
+          identity,
+          pool,
+          scope: shareScope,
+          lastUsed: clock.currentTimeMillisUnsafe(),
+          retired: false
         }
+        // Not yet proven: it becomes its principal's secret once a connection binds (see `prove`).
+        shares.set(key, share)
         return share
       }))
 
     if (min > 0) yield* open(undefined, DEFAULT)
+
+    /** Borrows from one share; a connection found not ready is destroyed and another one borrowed. */
+    const useShare = <A, E2, R>(
+      share: Share<C, E>,
+      f: (connection: C) => Effect.Effect<A, E2, R>
+    ): Effect.Effect<A, E | E2 | ConnectionPool.BorrowError | NotReady, R> =>
+      isReady === undefined
+        ? share.pool.use(f)
+        : share.pool.use((connection): Effect.Effect<A, E2 | NotReady, R> =>
+          isReady(connection) ? f(connection) : Effect.fail(notReady)
+        )
 
     const use = <A, E2, R>(
       identity: Credentials | undefined,
@@ -181,16 +252,29 @@ export const make = <C, E>(
     ): Effect.Effect<A, E | E2 | ConnectionPool.BorrowError, R> =>
       Effect.suspend(() => {
         const key = identity === undefined ? DEFAULT : digestOf(identity)
+        const borrowFrom = (share: Share<C, E>): Effect.Effect<A, E | E2 | ConnectionPool.BorrowError, R> =>
+          useShare(share, f).pipe(
+            Effect.catch((error): Effect.Effect<A, E | E2 | ConnectionPool.BorrowError, R> => {
+              // Nothing ran: borrow again (another connection).
+              if (error === notReady) return use(identity, f)
+              // Its share was retired or forgotten while this borrower waited: borrow from the current one.
+              if (!closed && shares.get(share.key) !== share && isPoolClosed(error, share.pool.name)) return use(identity, f)
+              return Effect.fail(error as E | E2 | ConnectionPool.BorrowError)
+            })
+          )
         const share = shares.get(key)
         if (share !== undefined) {
           share.lastUsed = clock.currentTimeMillisUnsafe()
-          return share.pool.use(f)
+          return borrowFrom(share)
         }
-        return Effect.flatMap(open(identity, key), (created) => created.pool.use(f))
+        return Effect.flatMap(open(identity, key), borrowFrom)
       })
 
     const allStats = Effect.suspend(() =>
-      Effect.forEach([...shares.values()], (share) => Effect.map(share.pool.stats, (stats) => ({ share, stats })))
+      Effect.forEach(
+        [...shares.values(), ...retiring],
+        (share) => Effect.map(share.pool.stats, (stats) => ({ share, stats }))
+      )
     )
 
     const stats = Effect.map(allStats, (all): IdentityPool.Stats => {
@@ -252,7 +336,18 @@ export const make = <C, E>(
         borrows += s.borrows
         created += s.created
         perLabel.set(label, (perLabel.get(label) ?? 0) + s.idle + s.inUse)
-        if (s.idle + s.inUse + s.pending === 0 && now - share.lastUsed > idleShareMillis) {
+        if (share.retired) {
+          // Replaced by a newer secret: closed once its last borrower is done.
+          if (s.inUse + s.pending === 0) {
+            retiring.delete(share)
+            yield* Scope.close(share.scope, Exit.void)
+          } else if (s.idle > 0) yield* share.pool.invalidateIdle
+          continue
+        }
+        const proven = share.identity === undefined || principals.get(share.identity.principal) === share.key
+        // A secret that never bound (a wrong password) is forgotten as soon as nobody waits on it.
+        const unused = s.idle + s.inUse + s.pending === 0
+        if (unused && now - share.lastUsed > (proven ? idleShareMillis : donationMillis)) {
           shares.delete(share.key)
           if (share.identity !== undefined && principals.get(share.identity.principal) === share.key) {
             principals.delete(share.identity.principal)

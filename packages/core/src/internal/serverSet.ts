@@ -102,6 +102,7 @@ export const make = <C, E>(
             connect: (identity) => driver.connect(endpoint, identity),
             rebind: driver.rebind,
             validate: driver.validate,
+            isReady: driver.isReady,
             isBroken: driver.isBroken,
             min,
             max,
