@@ -3,9 +3,22 @@
  * ldapts `Client`, bound as an identity (or the configured service account,
  * or anonymous), over `ldap://`, `ldaps://` or StartTLS.
  *
- * ldapts reconnects a dropped connection silently and *anonymously*, so a
- * liveness check is not enough: `validate` asks the server "Who am I?" and
- * checks it still sees the identity the connection was bound as.
+ * **A connection never runs unbound.** ldapts reconnects a dropped socket on
+ * the next operation *without binding*, so the server would then see the
+ * operations as anonymous. This driver gives each client one socket for its
+ * whole life: the socket factory it hands ldapts refuses a second one, so an
+ * operation that would reconnect fails with `LdapConnectionError` (code
+ * `ERECONNECT`, a connection fault: the connection is destroyed and the
+ * server set retries idempotent work on a fresh, bound connection).
+ * `isReady` tells the pool, before each loan, that the socket is gone, and
+ * `validate` still asks the server "Who am I?".
+ *
+ * **TLS checks the URL's host.** `ldaps://` and StartTLS verify the server
+ * certificate against the host of the endpoint URL: its IP address (IP SAN)
+ * for an address, its name otherwise (or `servername` when given). Turning
+ * verification off, and sending a password over plain `ldap://` without
+ * StartTLS, are logged once per endpoint at WARN (`allowPlaintext: true`
+ * silences the latter).
  *
  * @since 0.1.0
  */
@@ -13,8 +26,10 @@ import type { Driver, Endpoint, Identity } from "@tether/core"
 import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import { Client } from "ldapts"
-import type * as tls from "node:tls"
-import { classify, fromUnknown, isBroken } from "./LdapError.ts"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as tls from "node:tls"
+import { classify, fromUnknown, isBroken, LdapConnectionError } from "./LdapError.ts"
 import type { LdapError } from "./LdapError.ts"
 
 /** The "Who am I?" extended operation (RFC 4532). */
@@ -31,6 +46,8 @@ export interface LdapConnection {
   readonly client: Client
   readonly endpoint: string
   boundAs: string
+  /** Whether the client has opened its one socket (an anonymous connection opens it on its first operation). */
+  readonly socket: { opened: boolean }
 }
 
 /**
@@ -47,6 +64,12 @@ export interface Options {
   readonly startTls?: boolean | undefined
   /** TLS options for `ldaps://` and StartTLS (CA, client certificate, `rejectUnauthorized`, `servername`). */
   readonly tls?: tls.ConnectionOptions | undefined
+  /**
+   * Send passwords over plain `ldap://` without StartTLS without a warning
+   * (e.g. on loopback or inside a trusted tunnel). Default `false`: such a
+   * bind is logged once per endpoint at WARN.
+   */
+  readonly allowPlaintext?: boolean | undefined
   /** Default 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
   /** Bound on every operation. Default 10 seconds. */
@@ -100,7 +123,48 @@ export const bind = (
 }
 
 /**
+ * The host of an LDAP URL (without IPv6 brackets), as ldapts connects to it.
+ *
+ * @since 0.1.0
+ * @category connecting
+ */
+export const hostOf = (url: string): string => {
+  try {
+    const host = new URL(url).hostname
+    return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host === "" ? "localhost" : host
+  } catch {
+    return "localhost"
+  }
+}
+
+/**
+ * The TLS options that verify the certificate against `host`: an IP address
+ * is checked against the certificate's IP SANs (no SNI: RFC 6066 forbids
+ * addresses there), a name against its DNS names and sent as SNI. An explicit
+ * `servername` wins.
+ *
+ * @since 0.1.0
+ * @category connecting
+ */
+export const verifyingHost = (host: string, options: tls.ConnectionOptions): tls.ConnectionOptions => {
+  if (options.servername !== undefined) return { ...options, host }
+  return net.isIP(host) === 0 ? { ...options, host, servername: host } : { ...options, host }
+}
+
+const reconnectRefused = (endpoint: string) =>
+  new LdapConnectionError({
+    endpoint,
+    code: "ERECONNECT",
+    reason: "the connection was lost; a reconnected socket would not be bound, so it is not reopened " +
+      "(Tether replaces the connection)",
+    // The borrower may have run earlier operations on the lost socket: never replay its work unless idempotent.
+    mayHaveReachedServer: true
+  })
+
+/**
  * Opens a connection to `endpoint` and binds it. Closing the scope unbinds it.
+ * The client gets exactly one socket: ldapts's silent, unbound reconnect is
+ * refused (see the module's documentation).
  *
  * @since 0.1.0
  * @category connecting
@@ -109,45 +173,76 @@ export const connect = (
   options: Options,
   endpoint: Endpoint.Endpoint,
   identity: Identity.Credentials | undefined
-): Effect.Effect<LdapConnection, LdapError, Scope.Scope> => {
-  const tlsOptions: tls.ConnectionOptions = {
-    ...endpointTls(endpoint),
-    ...options.tls
-  }
-  return Effect.acquireRelease(
-    Effect.sync((): LdapConnection => ({
-      client: new Client({
-        url: endpoint.url,
-        connectTimeout: millis(options.connectTimeout, 5_000),
-        timeout: millis(options.timeout, 10_000),
-        // For ldap:// URLs the TLS options go to StartTLS only: given to the constructor too, they
-        // make ldapts's StartTLS handshake fail.
-        ...(endpoint.url.startsWith("ldaps:") ? { tlsOptions } : {})
+): Effect.Effect<LdapConnection, LdapError, Scope.Scope> =>
+  Effect.flatMap(tlsFor(options, endpoint), (tlsOptions) => {
+    const host = hostOf(endpoint.url)
+    const secure = endpoint.url.toLowerCase().startsWith("ldaps:")
+    return Effect.acquireRelease(
+      Effect.sync((): LdapConnection => {
+        const socket = { opened: false }
+        const once = () => {
+          if (socket.opened) throw reconnectRefused(endpoint.url)
+          socket.opened = true
+        }
+        const client = new Client({
+          url: endpoint.url,
+          connectTimeout: millis(options.connectTimeout, 5_000),
+          timeout: millis(options.timeout, 10_000),
+          // For ldap:// URLs the TLS options go to StartTLS only: given to the constructor too, they
+          // make ldapts's StartTLS handshake fail.
+          ...(secure ? { tlsOptions } : {}),
+          createConnection: ((port: number, h: string) => {
+            once()
+            return net.connect(port, h)
+          }) as typeof net.connect,
+          createSecureConnection: ((...args: Array<unknown>) => {
+            // StartTLS: the upgrade of our one socket (one options object holding it).
+            if (args.length === 1) return tls.connect(args[0] as tls.ConnectionOptions)
+            once()
+            return tls.connect(verifyingHost(host, { ...tlsOptions, port: args[0] as number }))
+          }) as typeof tls.connect
+        })
+        return { client, endpoint: endpoint.url, boundAs: "", socket }
       }),
-      endpoint: endpoint.url,
-      boundAs: ""
-    })),
-    (connection) => Effect.promise(() => connection.client.unbind().catch(() => undefined))
-  ).pipe(
-    Effect.tap((connection) =>
-      options.startTls === true && endpoint.url.startsWith("ldap:")
-        ? attempt(connection, "startTLS", (c) => c.startTLS({ ...tlsOptions }))
-        : Effect.void
-    ),
-    Effect.tap((connection) => bind(options, connection, identity))
-  )
-}
+      (connection) => Effect.promise(() => connection.client.unbind().catch(() => undefined))
+    ).pipe(
+      Effect.tap((connection) =>
+        options.startTls === true && !secure
+          ? attempt(connection, "startTLS", (c) => c.startTLS(verifyingHost(host, tlsOptions)))
+          : Effect.void
+      ),
+      Effect.tap((connection) => bind(options, connection, identity))
+    )
+  })
 
-/** TLS settings declared on the endpoint (`Endpoint.tls`). */
-const endpointTls = (endpoint: Endpoint.Endpoint): tls.ConnectionOptions => {
+/** TLS settings declared on the endpoint (`Endpoint.tls`), its CA read from a file when it is a path. */
+const endpointTls = (endpoint: Endpoint.Endpoint): Effect.Effect<tls.ConnectionOptions, LdapError> => {
   const t = endpoint.tls
-  if (t === undefined) return {}
-  return {
-    ...(t.ca === undefined ? {} : { ca: [t.ca] }),
+  if (t === undefined) return Effect.succeed({})
+  const ca = t.ca
+  const readCa = ca === undefined
+    ? Effect.succeed(undefined)
+    : ca.includes("-----BEGIN")
+    ? Effect.succeed(ca)
+    : Effect.try({
+      try: () => fs.readFileSync(ca, "utf8"),
+      catch: (cause) =>
+        new LdapConnectionError({
+          endpoint: endpoint.url,
+          code: "ETLSCA",
+          reason: `cannot read the CA file tls.ca (${ca}): ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
+          mayHaveReachedServer: false
+        })
+    })
+  return Effect.map(readCa, (pem) => ({
+    ...(pem === undefined ? {} : { ca: [pem] }),
     ...(t.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: t.rejectUnauthorized }),
     ...(t.servername === undefined ? {} : { servername: t.servername })
-  }
+  }))
 }
+
+const tlsFor = (options: Options, endpoint: Endpoint.Endpoint) =>
+  Effect.map(endpointTls(endpoint), (fromEndpoint): tls.ConnectionOptions => ({ ...fromEndpoint, ...options.tls }))
 
 /**
  * Asks the server whom it sees on this connection (`dn:…`, or `""` for anonymous).
@@ -157,6 +252,16 @@ const endpointTls = (endpoint: Endpoint.Endpoint): tls.ConnectionOptions => {
  */
 export const whoami = (connection: LdapConnection): Effect.Effect<string, LdapError> =>
   Effect.map(attempt(connection, "whoami", (c) => c.exop(WHO_AM_I)), (r) => r.value ?? "")
+
+/**
+ * Whether a pooled connection may be lent: its one socket is still open (or
+ * not opened yet, for an anonymous connection that opens it on first use).
+ *
+ * @since 0.1.0
+ * @category operations
+ */
+export const isReady = (connection: LdapConnection): boolean =>
+  !connection.socket.opened || connection.client.isConnected
 
 /**
  * The driver.
@@ -177,13 +282,49 @@ export const whoami = (connection: LdapConnection): Effect.Effect<string, LdapEr
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Driver.Driver<LdapConnection, LdapError> => ({
-  connect: (endpoint, identity) => connect(options, endpoint, identity),
-  rebind: (connection, identity) => bind(options, connection, identity),
-  validate: (connection) =>
-    Effect.map(whoami(connection), (seen) => connection.boundAs === "" ? seen === "" : seen === `dn:${connection.boundAs}`),
-  probe: (endpoint) =>
-    Effect.scoped(Effect.flatMap(connect(options, endpoint, undefined), (connection) => Effect.asVoid(whoami(connection)))),
-  classify,
-  isBroken
-})
+export const make = (options: Options): Driver.Driver<LdapConnection, LdapError> => {
+  // Each warning once per endpoint (and driver).
+  const warned = new Set<string>()
+  const warnOnce = (key: string, message: string) =>
+    Effect.suspend(() => {
+      if (warned.has(key)) return Effect.void
+      warned.add(key)
+      return Effect.logWarning(message)
+    })
+  const warnings = (endpoint: Endpoint.Endpoint, identity: Identity.Credentials | undefined) =>
+    Effect.gen(function*() {
+      const secure = endpoint.url.toLowerCase().startsWith("ldaps:")
+      const verifying = endpoint.tls?.rejectUnauthorized !== false && options.tls?.rejectUnauthorized !== false
+      if ((secure || options.startTls === true) && !verifying) {
+        yield* warnOnce(
+          `verify ${endpoint.id}`,
+          `LDAP endpoint ${endpoint.id}: TLS certificate verification is OFF (rejectUnauthorized: false); ` +
+            `anyone on the path can impersonate the server. Use it for tests only.`
+        )
+      }
+      const sendsPassword = identity === undefined ? options.password !== undefined : identity.secret !== undefined
+      if (!secure && options.startTls !== true && options.allowPlaintext !== true && sendsPassword) {
+        yield* warnOnce(
+          `plaintext ${endpoint.id}`,
+          `LDAP endpoint ${endpoint.id}: passwords are sent in clear text (ldap:// without StartTLS). ` +
+            `Use ldaps:// or startTls: true, or set allowPlaintext: true to accept it.`
+        )
+      }
+    })
+  return {
+    connect: (endpoint, identity) => Effect.andThen(warnings(endpoint, identity), connect(options, endpoint, identity)),
+    rebind: (connection, identity) => bind(options, connection, identity),
+    isReady,
+    validate: (connection) =>
+      isReady(connection)
+        ? Effect.map(
+          whoami(connection),
+          (seen) => connection.boundAs === "" ? seen === "" : seen === `dn:${connection.boundAs}`
+        )
+        : Effect.succeed(false),
+    probe: (endpoint) =>
+      Effect.scoped(Effect.flatMap(connect(options, endpoint, undefined), (connection) => Effect.asVoid(whoami(connection)))),
+    classify,
+    isBroken
+  }
+}
