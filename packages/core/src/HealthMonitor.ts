@@ -11,6 +11,13 @@
  * - `unhealthy`: `unhealthyAfter` probes in a row failed or timed out. It
  *   stays unhealthy until `healthyAfter` probes in a row succeed.
  *
+ * A probe whose credentials are rejected (`isAuthFailure`) says the server
+ * *answered*: it counts as a successful probe for the endpoint's health, and
+ * the rejection is reported apart — `probeAuthFailure` in the state, one WARN
+ * log when it starts (and an INFO one when it ends), and the counter
+ * `tether_probe_auth_failures_total{endpoint}` — so a wrong service-account
+ * password never takes a working server away from identities that can bind.
+ *
  * The state is published in a `SubscriptionRef`. `onUnhealthy` runs each
  * time the endpoint becomes unhealthy (the pool drops its idle connections
  * there). A probe *failure* or timeout is a failed probe; a *defect* (the
@@ -80,6 +87,13 @@ export interface HealthState {
   readonly failures: number
   /** How many times the probe loop died with a defect and was restarted. */
   readonly restarts: number
+  /**
+   * While the probe's own credentials are rejected: the rejection's message
+   * (the server answered, so this does not make the endpoint unhealthy).
+   */
+  readonly probeAuthFailure: string | undefined
+  /** Probes whose credentials were rejected, in total. */
+  readonly probeAuthFailures: number
 }
 
 /**
@@ -99,6 +113,7 @@ export type ProbeResult = void | { readonly latency?: Duration.Input | undefined
  */
 export type Outcome =
   | { readonly _tag: "Success"; readonly latency: number; readonly at: number }
+  | { readonly _tag: "AuthFailure"; readonly error: string; readonly latency: number; readonly at: number }
   | { readonly _tag: "Failure"; readonly error: string; readonly timedOut: boolean; readonly at: number }
 
 /**
@@ -132,7 +147,9 @@ export const initialState = (endpoint: EndpointId): HealthState => ({
   lastProbeAt: undefined,
   probes: 0,
   failures: 0,
-  restarts: 0
+  restarts: 0,
+  probeAuthFailure: undefined,
+  probeAuthFailures: 0
 })
 
 /**
@@ -142,6 +159,11 @@ export const initialState = (endpoint: EndpointId): HealthState => ({
  * @category state
  */
 export const classify = (state: HealthState, outcome: Outcome, thresholds: Thresholds): HealthState => {
+  if (outcome._tag === "AuthFailure") {
+    // The server answered (it rejected our probe's credentials): healthy as far as the server goes.
+    const answered = classify(state, { _tag: "Success", latency: outcome.latency, at: outcome.at }, thresholds)
+    return { ...answered, probeAuthFailure: outcome.error, probeAuthFailures: state.probeAuthFailures + 1 }
+  }
   if (outcome._tag === "Success") {
     const latencyEwma = Ewma.next(state.latencyEwma, outcome.latency, thresholds.latencyAlpha)
     const consecutiveSuccesses = state.consecutiveSuccesses + 1
@@ -158,7 +180,8 @@ export const classify = (state: HealthState, outcome: Outcome, thresholds: Thres
       consecutiveFailures: 0,
       consecutiveSuccesses,
       lastProbeAt: outcome.at,
-      probes: state.probes + 1
+      probes: state.probes + 1,
+      probeAuthFailure: undefined
     }
   }
   const consecutiveFailures = state.consecutiveFailures + 1
@@ -199,6 +222,13 @@ export interface Options<E, R> {
   readonly healthyAfter?: number | undefined
   /** Smoothing factor of the latency EWMA, in (0, 1] (default 0.3). */
   readonly latencyAlpha?: number | undefined
+  /**
+   * Says whether a probe failure means the probe's own credentials were
+   * rejected (e.g. `driver.classify(error).kind === "authentication"`): the
+   * server answered, so the probe counts as successful for health and the
+   * rejection is reported in `probeAuthFailure`. Default: never.
+   */
+  readonly isAuthFailure?: ((error: E) => boolean) | undefined
   /** Runs each time the endpoint becomes `unhealthy`. */
   readonly onUnhealthy?: ((state: HealthState) => Effect.Effect<void>) | undefined
   /** Backoff between restarts of a crashed probe loop (default exponential from 1 second, at most 1 minute). */
@@ -229,6 +259,10 @@ const probesTotal = Metric.counter("tether_health_probes_total", {
 })
 const healthGauge = Metric.gauge("tether_endpoint_health", {
   description: "Endpoint health: 1 for the current status of each endpoint, 0 for the others"
+})
+const authFailuresTotal = Metric.counter("tether_probe_auth_failures_total", {
+  description: "Health probes whose own credentials the server rejected (the server answered)",
+  incremental: true
 })
 const restartsTotal = Metric.counter("tether_health_monitor_restarts_total", {
   description: "Health probe loops restarted after a defect",
@@ -280,6 +314,7 @@ export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor,
     }
     const gauges = new Map(statuses.map((status) => [status, Metric.withAttributes(healthGauge, { endpoint, status })]))
     const restartsMetric = Metric.withAttributes(restartsTotal, { endpoint })
+    const authFailuresMetric = Metric.withAttributes(authFailuresTotal, { endpoint })
     yield* Metric.update(gauges.get("unknown")!, 1)
 
     const onStatusChange = (previous: HealthState, next: HealthState): Effect.Effect<void> => {
@@ -312,8 +347,19 @@ export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor,
         ([previous, next]) => {
           const metric = outcome._tag === "Success"
             ? Effect.andThen(Metric.update(outcomes.success, 1), Metric.update(latencyMetric, outcome.latency))
+            : outcome._tag === "AuthFailure"
+            ? Effect.andThen(Metric.update(outcomes.success, 1), Metric.update(authFailuresMetric, 1))
             : Metric.update(outcome.timedOut ? outcomes.timeout : outcomes.failure, 1)
-          return previous.status === next.status ? metric : Effect.andThen(metric, onStatusChange(previous, next))
+          const auth = previous.probeAuthFailure === undefined && next.probeAuthFailure !== undefined
+            ? Effect.logWarning(
+              `health probe credentials rejected: ${next.probeAuthFailure}. The server answered, so it stays in ` +
+                `service for identities that can bind; fix the probe's (service account's) credentials`
+            ).pipe(Effect.annotateLogs({ endpoint }))
+            : previous.probeAuthFailure !== undefined && next.probeAuthFailure === undefined
+            ? Effect.logInfo("health probe credentials accepted again").pipe(Effect.annotateLogs({ endpoint }))
+            : Effect.void
+          const reported = Effect.andThen(metric, auth)
+          return previous.status === next.status ? reported : Effect.andThen(reported, onStatusChange(previous, next))
         }
       )
 
@@ -327,6 +373,9 @@ export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor,
           return record({ _tag: "Success", latency, at })
         }
         const timedOut = Cause.isTimeoutError(result.failure)
+        if (!timedOut && options.isAuthFailure !== undefined && options.isAuthFailure(result.failure as E)) {
+          return record({ _tag: "AuthFailure", error: describeError(result.failure), latency: at - start, at })
+        }
         return record({
           _tag: "Failure",
           error: timedOut ? timeoutMessage : describeError(result.failure),

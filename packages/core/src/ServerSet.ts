@@ -132,6 +132,12 @@ export interface EndpointStatus {
   readonly health: Health
   /** The monitor's view; `undefined` when health monitoring is off. */
   readonly monitor: HealthState | undefined
+  /**
+   * Set while the health probe's own credentials (the driver's default
+   * identity, e.g. a service account) are rejected: the server answers and
+   * stays usable for identities that can bind. Fix the probe's credentials.
+   */
+  readonly probeAuthFailure?: string | undefined
   /** The breaker's state; `undefined` when the breaker is off. */
   readonly breaker: BreakerState | undefined
   /** The endpoint's pool, across identities (per identity in `pool.identities`). */

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
@@ -72,7 +73,9 @@ describe("HealthMonitor.classify", () => {
         lastProbeAt: 1,
         probes: 9,
         failures: 4,
-        restarts: 0
+        restarts: 0,
+        probeAuthFailure: undefined,
+        probeAuthFailures: 0
       }
     )
   })
@@ -161,6 +164,41 @@ describe("HealthMonitor", () => {
       state = yield* monitor.get
       assert.strictEqual(state.status, "unhealthy")
       assert.strictEqual(state.consecutiveFailures, 2)
+    }))
+
+  it.effect("a probe whose credentials are rejected: the server answered, so it stays healthy; reported in state, log and metric", () =>
+    Effect.gen(function*() {
+      const { probe } = scripted([{ fail: "bind rejected (49)" }, { fail: "bind rejected (49)" }, { fail: "refused" }, { latency: 5 }])
+      const id = endpoint()
+      const logs: Array<string> = []
+      const monitor = yield* HealthMonitor.make({
+        endpoint: id,
+        probe,
+        schedule: Schedule.spaced("1 second"),
+        unhealthyAfter: 1,
+        isAuthFailure: (error) => error.message.includes("bind rejected")
+      }).pipe(Effect.provide(Logger.layer([Logger.make((o) => logs.push(`${o.logLevel} ${String(o.message)}`))])))
+      yield* settle
+      let state = yield* monitor.get
+      assert.strictEqual(state.status, "healthy")
+      assert.strictEqual(state.probeAuthFailure, "bind rejected (49)")
+      yield* TestClock.adjust("1 second")
+      state = yield* monitor.get
+      assert.strictEqual(state.status, "healthy")
+      assert.strictEqual(state.probeAuthFailures, 2)
+      // A real failure still counts.
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* monitor.get).status, "unhealthy")
+      yield* TestClock.adjust("1 second")
+      state = yield* monitor.get
+      assert.strictEqual(state.status, "healthy")
+      assert.isUndefined(state.probeAuthFailure)
+      assert.strictEqual(logs.filter((l) => l.includes("credentials rejected")).length, 1, "one WARN, not one per probe")
+      assert.isTrue(logs.some((l) => l.startsWith("Warn") && l.includes("credentials rejected")))
+      const counted = (yield* Metric.snapshot).find((m) =>
+        m.id === "tether_probe_auth_failures_total" && m.attributes?.["endpoint"] === id
+      )
+      assert.strictEqual((counted?.state as { count?: number } | undefined)?.count, 2)
     }))
 
   it.effect("restarts the loop after a defect, with backoff, and counts restarts", () =>

@@ -6,7 +6,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { FaultProxy, Slapd } from "@tether/testkit"
-import { Clock, Effect, Exit, Fiber, Random, Redacted, Stream } from "effect"
+import { Clock, Effect, Exit, Fiber, Metric, Random, Redacted, Stream } from "effect"
 import { LdapClient } from "../src/index.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/trust/EndUser") {}
@@ -99,6 +99,42 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LD
           expect(status.pool.open).toBeLessThanOrEqual(48)
         }).pipe(Effect.scoped)
     )
+  })
+
+  describe("a wrong service-account password", () => {
+    it.effect("does not make a healthy server unhealthy: end users keep working, status and metric show the probe's auth failure", () =>
+      Effect.gen(function*() {
+        const directory = yield* Slapd.Slapd
+        const ldap = yield* LdapClient.make({
+          name: "wrong-service-password",
+          endpoints: [directory.server.url],
+          bindDn: directory.adminDn,
+          password: Redacted.make("not-the-service-password"),
+          health: { interval: "100 millis", unhealthyAfter: 1 }
+        })
+        // Let several probes run.
+        let status = (yield* ldap.status).endpoints[0]!
+        for (let i = 0; i < 100 && (status.monitor?.probeAuthFailures ?? 0) < 3; i++) {
+          yield* Effect.sleep("50 millis")
+          status = (yield* ldap.status).endpoints[0]!
+        }
+        expect(status.monitor!.probeAuthFailures).toBeGreaterThanOrEqual(3)
+        expect(status.health).toBe("healthy")
+        expect(status.probeAuthFailure).toContain("refused the bind")
+        expect(status.probeAuthFailure).not.toContain("not-the-service-password")
+        for (const user of directory.users.slice(0, 5)) {
+          const seen = yield* ldap.as(EndUser).whoami.pipe(
+            Effect.provideService(EndUser, Identity.make(user.dn, Redacted.make(user.password)))
+          )
+          expect(seen).toBe(`dn:${user.dn}`)
+        }
+        // The service account itself gets its typed error.
+        expect((yield* Effect.flip(ldap.whoami))._tag).toBe("LdapInvalidCredentials")
+        const counted = (yield* Metric.snapshot).find((m) =>
+          m.id === "tether_probe_auth_failures_total" && m.attributes?.["endpoint"] === status.id
+        )
+        expect((counted?.state as { count?: number } | undefined)?.count).toBeGreaterThanOrEqual(3)
+      }).pipe(Effect.scoped))
   })
 
   describe("a wrong password hurts only its caller", () => {

@@ -130,6 +130,8 @@ export const make = <C, E>(
               degradedLatency: health.degradedLatency,
               unhealthyAfter: health.unhealthyAfter ?? 1,
               healthyAfter: health.healthyAfter,
+              // A rejected probe bind says the server answered: reported, not counted against its health.
+              isAuthFailure: (error) => driver.classify(error).kind === "authentication",
               // The server is gone: its idle connections are dead too.
               onUnhealthy: () => Effect.asVoid(pool.invalidateIdle)
             })
@@ -276,6 +278,7 @@ export const make = <C, E>(
     const memberStatus = (member: Member<C, E>, state: Balancer.State) =>
       Effect.gen(function*() {
         const endpointState = state.endpoints.find((e) => e.id === member.endpoint.id)
+        const monitor = member.monitor === undefined ? undefined : yield* member.monitor.get
         return {
           id: member.endpoint.id,
           url: member.endpoint.url,
@@ -283,7 +286,8 @@ export const make = <C, E>(
           weight: member.endpoint.weight,
           priority: member.endpoint.priority,
           health: endpointState?.health ?? "unknown",
-          monitor: member.monitor === undefined ? undefined : yield* member.monitor.get,
+          monitor,
+          probeAuthFailure: monitor?.probeAuthFailure,
           breaker: member.breaker === undefined ? undefined : yield* SubscriptionRef.get(member.breaker.state),
           pool: yield* member.pool.stats,
           latencyMillis: endpointState?.latency,
