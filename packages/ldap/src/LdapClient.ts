@@ -205,6 +205,11 @@ export interface Options {
   readonly bindDn?: string | undefined
   readonly password?: Redacted.Redacted<string> | undefined
   readonly startTls?: boolean | undefined
+  /**
+   * Accept sending passwords over plain `ldap://` without StartTLS (loopback,
+   * a trusted tunnel). Default `false`: it is logged once per endpoint at WARN.
+   */
+  readonly allowPlaintext?: boolean | undefined
   /** TLS options: `ca`, `cert`, `key`, `servername`; `rejectUnauthorized: false` must be explicit (and is logged). */
   readonly tls?: tls.ConnectionOptions | undefined
   /** Default 5 seconds. */

@@ -63,6 +63,7 @@ export const make = (
       password: options.password,
       startTls: options.startTls,
       tls: options.tls,
+      allowPlaintext: options.allowPlaintext,
       connectTimeout: options.connectTimeout,
       timeout: options.timeout
     }
