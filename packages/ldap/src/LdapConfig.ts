@@ -25,7 +25,9 @@ const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 /**
  * The shape of a configuration file's LDAP section, with the shared pool,
  * balancing, health, breaker and retry settings (`ServerSetConfig`).
- * Durations are milliseconds; the password is read as text and kept `Redacted`.
+ * Durations are milliseconds; the password is read as text and decoded
+ * straight into `Redacted`. Endpoint URLs must not hold credentials
+ * (`user:password@`, or an RFC 4516 `bindname` / `X-BINDPW` extension).
  *
  * @since 0.1.0
  * @category schemas
@@ -35,8 +37,10 @@ export const LdapConfigSchema = Schema.Struct({
   name: Schema.optionalKey(Schema.String),
   endpoints: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
   bindDn: Schema.optionalKey(Schema.String),
-  password: Schema.optionalKey(Schema.String),
+  password: Schema.optionalKey(Schema.RedactedFromValue(Schema.String)),
   startTls: Schema.optionalKey(Schema.Boolean),
+  /** Accept passwords over plain ldap:// without StartTLS (otherwise logged at WARN). */
+  allowPlaintext: Schema.optionalKey(Schema.Boolean),
   tls: Schema.optionalKey(Schema.Struct({
     caFile: Schema.optionalKey(Schema.String),
     certFile: Schema.optionalKey(Schema.String),
@@ -91,8 +95,18 @@ export const decode = (input: unknown): Effect.Effect<LdapClient.Options, Invali
   const checked = record !== undefined && "password" in record ? { ...record, password: "<redacted>" } : input
   return decodeUnknown(checked, { errors: "all" }).pipe(
     Effect.mapError((error) => new InvalidLdapConfig({ setting: "configuration", problem: error.message })),
-    Effect.flatMap((config) => load({ ...config, ...(password === undefined ? {} : { password }) }))
+    Effect.flatMap((config) => load({ ...config, ...(password === undefined ? {} : { password: Redacted.make(password) }) }))
   )
+}
+
+/** Userinfo before the host (`ldap://user:pw@host`), or an RFC 4516 bind extension (`X-BINDPW`, `bindname`). */
+const hasCredentials = (url: string): boolean =>
+  /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url) || /\?.*\b(x-bindpw|bindname)\s*(=|%3d)/i.test(url)
+
+/** The URL with any userinfo and everything after the host dropped: safe to print. */
+const withoutCredentials = (url: string): string => {
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#]*@)?([^/?#]*)/i.exec(url)
+  return match === null ? "<not a URL>" : `${match[1]}${match[2]}`
 }
 
 const readSetting = (setting: string, file: string | undefined) =>
@@ -114,6 +128,15 @@ const readSetting = (setting: string, file: string | undefined) =>
 export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, InvalidLdapConfig> =>
   Effect.gen(function*() {
     for (const url of config.endpoints) {
+      if (hasCredentials(url)) {
+        return yield* Effect.fail(
+          new InvalidLdapConfig({
+            setting: "endpoints",
+            problem: `"${withoutCredentials(url)}" holds credentials (user:password@, bindname or X-BINDPW); ` +
+              `give them as bindDn and password (kept Redacted) instead`
+          })
+        )
+      }
       if (!/^ldaps?:\/\/[^/]+/.test(url)) {
         return yield* Effect.fail(
           new InvalidLdapConfig({ setting: "endpoints", problem: `"${url}" is not an ldap:// or ldaps:// URL` })
@@ -135,8 +158,9 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
       name: config.name,
       endpoints: config.endpoints,
       bindDn: config.bindDn,
-      password: config.password === undefined ? undefined : Redacted.make(config.password),
+      password: config.password,
       startTls: config.startTls,
+      allowPlaintext: config.allowPlaintext,
       tls,
       connectTimeout: config.connectTimeoutMillis,
       timeout: config.timeoutMillis
@@ -145,7 +169,8 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
 
 /**
  * From the environment: `TETHER_LDAP_URLS` (comma-separated), and optionally
- * `TETHER_LDAP_BIND_DN`, `TETHER_LDAP_PASSWORD`, `TETHER_LDAP_START_TLS`,
+ * `TETHER_LDAP_BIND_DN`, `TETHER_LDAP_PASSWORD` (read as `Redacted` and kept
+ * so), `TETHER_LDAP_START_TLS`, `TETHER_LDAP_ALLOW_PLAINTEXT`,
  * `TETHER_LDAP_CA_FILE`, `TETHER_LDAP_CERT_FILE`, `TETHER_LDAP_KEY_FILE`.
  * Pass the result to {@link load}.
  *
@@ -157,6 +182,7 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
   bindDn: Config.option(Config.String("TETHER_LDAP_BIND_DN")),
   password: Config.option(Config.Redacted("TETHER_LDAP_PASSWORD")),
   startTls: Config.option(Config.Boolean("TETHER_LDAP_START_TLS")),
+  allowPlaintext: Config.option(Config.Boolean("TETHER_LDAP_ALLOW_PLAINTEXT")),
   caFile: Config.option(Config.String("TETHER_LDAP_CA_FILE")),
   certFile: Config.option(Config.String("TETHER_LDAP_CERT_FILE")),
   keyFile: Config.option(Config.String("TETHER_LDAP_KEY_FILE"))
@@ -173,8 +199,10 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
     return {
       endpoints: env.urls.split(",").map((u) => u.trim()).filter((u) => u !== ""),
       ...(some(env.bindDn) === undefined ? {} : { bindDn: some(env.bindDn)! }),
-      ...(password === undefined ? {} : { password: Redacted.value(password) }),
+      // Kept Redacted from the moment it is read.
+      ...(password === undefined ? {} : { password }),
       ...(some(env.startTls) === undefined ? {} : { startTls: some(env.startTls)! }),
+      ...(some(env.allowPlaintext) === undefined ? {} : { allowPlaintext: some(env.allowPlaintext)! }),
       ...(Object.keys(tls).length === 0 ? {} : { tls })
     }
   })

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { ConfigProvider, Effect, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as util from "node:util"
 import { LdapConfig } from "../src/index.ts"
 
 describe("LdapConfig", () => {
@@ -36,5 +37,43 @@ describe("LdapConfig", () => {
       assert.include(shape.message, "endpoints")
       assert.include(shape.message, "startTls")
       for (const error of [ca, key, url, shape]) assert.notInclude(error.message, "s3cret")
+    }))
+
+  it.effect("fromEnv holds the password as Redacted from the moment it is read", () =>
+    Effect.gen(function*() {
+      const secret = "env-secret-4f1c9"
+      const provider = ConfigProvider.fromEnv({
+        env: { TETHER_LDAP_URLS: "ldaps://ldap1:636", TETHER_LDAP_BIND_DN: "cn=app", TETHER_LDAP_PASSWORD: secret }
+      })
+      const config = yield* LdapConfig.fromEnv.parse(provider)
+      assert.isTrue(Redacted.isRedacted(config.password))
+      assert.strictEqual(Redacted.value(config.password!), secret)
+      for (const text of [String(config), JSON.stringify(config), util.inspect(config, { depth: 10 }), String(config.password)]) {
+        assert.notInclude(text, secret)
+      }
+      const options = yield* LdapConfig.load(config)
+      assert.strictEqual(Redacted.value(options.password!), secret)
+      assert.notInclude(util.inspect(options, { depth: 10 }), secret)
+    }))
+
+  it.effect("an endpoint URL holding credentials is rejected, and the error does not print them", () =>
+    Effect.gen(function*() {
+      const secret = "url-secret-77ab"
+      for (
+        const url of [
+          `ldap://cn=admin:${secret}@ldap1:389`,
+          `ldaps://admin:${secret}@ldap1`,
+          `ldap://ldap1:389/dc=example,dc=com???bindname=cn%3Dadmin,X-BINDPW=${secret}`,
+          `ldap://ldap1/??sub?(objectClass=*)?!x-bindpw=${secret}`
+        ]
+      ) {
+        const error = yield* Effect.flip(LdapConfig.decode({ endpoints: [url] }))
+        assert.strictEqual(error.setting, "endpoints")
+        assert.include(error.message, "credentials")
+        assert.notInclude(error.message, secret)
+        assert.notInclude(JSON.stringify(error), secret)
+      }
+      // Plain URLs (with a DN and search parts) are fine.
+      yield* LdapConfig.decode({ endpoints: ["ldap://ldap1:389/dc=example,dc=com??sub"] })
     }))
 })
