@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity, ServerSet } from "@tether/core"
-import { Effect, Redacted, Schedule } from "effect"
-import { PostgresCluster } from "../src/index.ts"
+import { Clock, Effect, Exit, Fiber, Random, Redacted, Schedule } from "effect"
+import { FaultProxy, PostgresCluster } from "../src/index.ts"
 import { query } from "../src/internal/pg.ts"
 import { attempt, endpointUrl, pgDriver } from "./drivers.ts"
 import { EndUser, identityProperty } from "./identityProperty.ts"
@@ -90,6 +90,136 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
         expect(status.pool.open).toBe(0)
         const right = Identity.make(roleName(0), Redacted.make(rolePassword(0)))
         expect(yield* set.useAs(EndUser, currentUser).pipe(Effect.provideService(EndUser, right))).toBe(roleName(0))
+      }).pipe(Effect.scoped))
+  })
+
+  describe("trust under faults and attacks", () => {
+    const tagOf = (u: unknown) =>
+      typeof u === "object" && u !== null && "_tag" in u ? String((u as { _tag: unknown })._tag) : String(u)
+    const roles = Array.from({ length: ROLES }, (_, i) =>
+      Identity.make(roleName(i), Redacted.make(rolePassword(i)), { label: `user${i}` }))
+
+    it.effect("20 roles, random timeouts and interruptions, resetAll every 100-200 ms: 0 operations as another role", () =>
+      Effect.gen(function*() {
+        const cluster = yield* setUp
+        const proxy = yield* FaultProxy.make({ target: cluster.primary })
+        const set = yield* ServerSet.make({
+          name: "database",
+          endpoints: [endpointUrl({ host: proxy.host, port: proxy.port })],
+          driver: pgDriver,
+          pool: { max: 44, maxPerIdentity: 2, validationWindow: "10 seconds", acquireTimeout: "10 seconds" },
+          health: false,
+          breaker: false
+        })
+        const tally = { ok: 0, wrong: [] as Array<string>, failed: new Map<string, number>(), interrupted: 0 }
+        const start = yield* Clock.currentTimeMillis
+        // 10 s, longer on a loaded machine until 20 operations went through (sessions are slow to open), at most 45 s.
+        const running = Effect.map(Clock.currentTimeMillis, (now) => now < start + 10_000 || (tally.ok < 20 && now < start + 45_000))
+        const one = (i: number) =>
+          Effect.gen(function*() {
+            const check = set.useAs(EndUser, currentUser, { idempotent: true }).pipe(
+              Effect.tap((seen) =>
+                Effect.sync(() => {
+                  if (seen !== roleName(i)) tally.wrong.push(`${roleName(i)} saw ${seen}`)
+                  else tally.ok++
+                })
+              ),
+              Effect.provideService(EndUser, roles[i]!)
+            )
+            const style = yield* Random.nextIntBetween(0, 10)
+            if (style === 0) {
+              const fiber = yield* Effect.forkChild(check)
+              yield* Effect.sleep(yield* Random.nextIntBetween(0, 3))
+              yield* Fiber.interrupt(fiber)
+              tally.interrupted++
+              return
+            }
+            const exit = yield* Effect.exit(style === 1 ? Effect.timeout(check, yield* Random.nextIntBetween(1, 5)) : check)
+            if (Exit.isFailure(exit)) {
+              const reason = exit.cause.reasons[0]
+              const tag = Exit.hasInterrupts(exit) ? "Interrupt" : tagOf(reason?._tag === "Fail" ? reason.error : exit.cause)
+              tally.failed.set(tag, (tally.failed.get(tag) ?? 0) + 1)
+            }
+          })
+        let resets = 0
+        const finished = yield* Effect.all([
+          Effect.forEach(Array.from({ length: ROLES * 2 }, (_, k) => k % ROLES), (i) =>
+            Effect.gen(function*() {
+              while (yield* running) {
+                yield* one(i)
+                yield* Effect.sleep(yield* Random.nextIntBetween(0, 10))
+              }
+            }), { concurrency: "unbounded", discard: true }),
+          Effect.gen(function*() {
+            while (yield* running) {
+              yield* Effect.sleep(yield* Random.nextIntBetween(100, 200))
+              resets += yield* proxy.resetAll
+            }
+          })
+        ], { concurrency: "unbounded", discard: true }).pipe(Effect.timeoutOption("60 seconds"))
+        const summary = JSON.stringify({ ...tally, failed: Object.fromEntries(tally.failed), resets })
+        expect(finished._tag, summary).toBe("Some")
+        expect(tally.wrong, summary).toEqual([])
+        expect(resets, summary).toBeGreaterThan(20)
+        // Sessions are expensive to re-open (SCRAM) and every reset cuts them all: few operations get through.
+        expect(tally.ok, summary).toBeGreaterThanOrEqual(20)
+        expect((yield* set.status).endpoints[0]!.pool.open).toBeLessThanOrEqual(44)
+      }).pipe(Effect.scoped))
+
+    it.effect("victims and attackers on the same roles: 0 victim failures, every attacker call is the typed 28P01; a rotation fails no work in flight", () =>
+      Effect.gen(function*() {
+        const cluster = yield* setUp
+        const set = yield* ServerSet.make({
+          name: "database",
+          endpoints: [endpointUrl(cluster.primary)],
+          driver: pgDriver,
+          pool: { max: 20, maxPerIdentity: 2, acquireTimeout: "20 seconds" },
+          health: false,
+          // Under test, the breaker is not: a slow SCRAM handshake on a loaded machine must not open it.
+          breaker: false
+        })
+        const victimFailures: Array<string> = []
+        const attackerOutcomes = new Map<string, number>()
+        const as = (i: number, password: string) => Effect.provideService(EndUser, Identity.make(roleName(i), Redacted.make(password)))
+        yield* Effect.forEach(Array.from({ length: 20 }, (_, k) => k), (k) =>
+          Effect.gen(function*() {
+            const i = k % 10
+            for (let n = 0; n < 10; n++) {
+              if (n % 5 === k % 5) {
+                const exit = yield* Effect.exit(set.useAs(EndUser, currentUser, { idempotent: true }).pipe(as(i, `guess-${k}-${n}`)))
+                const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+                const tag = Exit.isSuccess(exit)
+                  ? "Success"
+                  : Exit.hasInterrupts(exit)
+                  ? "Interrupt"
+                  : reason?._tag === "Fail" && reason.error._tag === "ClientError"
+                  ? `ClientError ${reason.error.code}`
+                  : "other"
+                attackerOutcomes.set(tag, (attackerOutcomes.get(tag) ?? 0) + 1)
+              }
+              // Idempotent: a connect that times out on a loaded machine is retried (that is not what is tested here).
+              const exit = yield* Effect.exit(set.useAs(EndUser, currentUser, { idempotent: true }).pipe(as(i, rolePassword(i))))
+              if (Exit.isFailure(exit)) victimFailures.push(String(exit.cause))
+              else if (exit.value !== roleName(i)) victimFailures.push(`${roleName(i)} saw ${exit.value}`)
+            }
+          }), { concurrency: "unbounded", discard: true })
+        expect(victimFailures).toEqual([])
+        expect(Object.fromEntries(attackerOutcomes)).toEqual({ "ClientError 28P01": 40 })
+
+        // Rotation: work in flight on a session opened with the old password completes.
+        const i = 15
+        const held = yield* set.useAs(EndUser, (session) =>
+          attempt(() => session.sql<Array<{ user: string }>>`select current_user as user, pg_sleep(0.5)`).pipe(
+            Effect.map((rows) => rows[0]!.user)
+          )).pipe(as(i, rolePassword(i)), Effect.forkChild)
+        yield* Effect.sleep("100 millis")
+        const rotated = `${rolePassword(i)}-rotated`
+        yield* query(cluster.primary.url, `alter role ${roleName(i)} password '${rotated}'`).pipe(Effect.orDie)
+        expect(yield* set.useAs(EndUser, currentUser).pipe(as(i, rotated))).toBe(roleName(i))
+        expect(yield* Fiber.join(held)).toBe(roleName(i))
+        const stale = yield* Effect.flip(set.useAs(EndUser, currentUser).pipe(as(i, rolePassword(i))))
+        expect(stale._tag === "ClientError" ? stale.code : stale._tag).toBe("28P01")
+        yield* query(cluster.primary.url, `alter role ${roleName(i)} password '${rolePassword(i)}'`).pipe(Effect.orDie)
       }).pipe(Effect.scoped))
   })
 })
