@@ -22,7 +22,8 @@
  *
  * @since 0.1.0
  */
-import type { Driver, Endpoint, Identity } from "@tether/core"
+import type { Driver, Identity } from "@tether/core"
+import { Endpoint } from "@tether/core"
 import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import { Client } from "ldapts"
@@ -150,6 +151,38 @@ export const verifyingHost = (host: string, options: tls.ConnectionOptions): tls
   if (options.servername !== undefined) return { ...options, host }
   return net.isIP(host) === 0 ? { ...options, host, servername: host } : { ...options, host }
 }
+
+/**
+ * Rejects endpoint URLs that carry credentials in an RFC 4516 extension
+ * (`bindname`, `X-BINDPW`), without printing them: credentials belong in
+ * `bindDn` / `password` or an identity, where they stay `Redacted`.
+ * (`user:password@` is rejected by `Endpoint.decode` itself.)
+ *
+ * @since 0.1.0
+ * @category connecting
+ */
+export const rejectCredentialUrls = (
+  endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
+): Effect.Effect<void, Endpoint.InvalidEndpoint> =>
+  Effect.suspend(() => {
+    for (const input of endpoints) {
+      const url = typeof input === "string" ? input : input.url
+      if (/\?.*\b(x-bindpw|bindname)\s*(=|%3d)/i.test(url)) {
+        const shown = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#]*@)?([^/?#]*)/i.exec(url)
+        return Effect.fail(
+          new Endpoint.InvalidEndpoint({
+            endpoint: shown === null ? "<not a URL>" : `${shown[1]}${shown[2]}`,
+            problems: [{
+              field: "url",
+              message: "must not contain credentials (a bindname or X-BINDPW extension): give them as bindDn and " +
+                "password, or as an identity"
+            }]
+          })
+        )
+      }
+    }
+    return Effect.void
+  })
 
 const reconnectRefused = (endpoint: string) =>
   new LdapConnectionError({

@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as util from "node:util"
-import { LdapConfig } from "../src/index.ts"
+import { LdapClient, LdapConfig } from "../src/index.ts"
 
 describe("LdapConfig", () => {
   it.effect("loads a configuration, reading the CA file; the password stays Redacted", () =>
@@ -76,4 +76,15 @@ describe("LdapConfig", () => {
       // Plain URLs (with a DN and search parts) are fine.
       yield* LdapConfig.decode({ endpoints: ["ldap://ldap1:389/dc=example,dc=com??sub"] })
     }))
+
+  it.effect("LdapClient.make rejects an endpoint URL with credentials in an extension, without printing them", () =>
+    Effect.gen(function*() {
+      const secret = "ext-secret-90d2"
+      for (const url of [`ldap://ldap1:389/dc=x???bindname=cn%3Dadmin,X-BINDPW=${secret}`, `ldaps://admin:${secret}@ldap1`]) {
+        const error = yield* Effect.flip(LdapClient.make({ endpoints: [url], health: false }))
+        assert.strictEqual(error._tag, "InvalidEndpoint")
+        assert.include(error.message, "credentials")
+        for (const text of [error.message, JSON.stringify(error), String(error)]) assert.notInclude(text, secret)
+      }
+    }).pipe(Effect.scoped))
 })

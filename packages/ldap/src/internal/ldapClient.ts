@@ -52,6 +52,7 @@ export const make = (
 ): Effect.Effect<LdapClient.LdapClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name ?? "ldap"
+    yield* LdapDriver.rejectCredentialUrls(options.endpoints)
     if (options.tls?.rejectUnauthorized === false) {
       yield* Effect.logWarning(
         `LDAP client "${name}": TLS certificate verification is OFF (tls.rejectUnauthorized: false); ` +
