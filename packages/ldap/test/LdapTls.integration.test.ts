@@ -129,6 +129,9 @@ layer(Slapd.layer({ servers: 1, tls: true, users: 1 }), { excludeTestServices: t
         yield* run({ ...base, endpoints: [{ url: directory.server.ldapsUrl!, tls: { rejectUnauthorized: false } }] })
         expect(warnings.filter((w) => /verification is OFF/.test(w))).toHaveLength(1)
         warnings.length = 0
+        yield* run({ ...base, endpoints: [directory.server.ldapsUrl!], tls: { rejectUnauthorized: false } })
+        expect(warnings.filter((w) => /verification is OFF/.test(w))).toHaveLength(1)
+        warnings.length = 0
         yield* run({ ...base, endpoints: [directory.server.url] })
         expect(warnings.filter((w) => /clear text/.test(w))).toHaveLength(1)
         warnings.length = 0

@@ -53,12 +53,7 @@ export const make = (
   Effect.gen(function*() {
     const name = options.name ?? "ldap"
     yield* LdapDriver.rejectCredentialUrls(options.endpoints)
-    if (options.tls?.rejectUnauthorized === false) {
-      yield* Effect.logWarning(
-        `LDAP client "${name}": TLS certificate verification is OFF (tls.rejectUnauthorized: false); ` +
-          `anyone on the path can impersonate the server. Use it for tests only.`
-      )
-    }
+    // Turning TLS verification off is logged once per endpoint, by the driver.
     const driverOptions: LdapDriver.Options = {
       bindDn: options.bindDn,
       password: options.password,
