@@ -177,9 +177,29 @@ export const run = <A>(
 }
 
 /**
+ * The probe's query: the role (`pg_is_in_recovery()`) and the timeline.
+ *
+ * On a primary the timeline is read from the name of the WAL segment being
+ * written (`pg_walfile_name(pg_current_wal_lsn())`, its first 8 hex digits):
+ * a promoted server writes on its new timeline from the moment it leaves
+ * recovery, whereas `pg_control_checkpoint()` keeps the old timeline until
+ * the first checkpoint after the promotion finishes (a fast promotion only
+ * requests it). On a replica it is the newest of the last restartpoint's
+ * timeline and the timeline the WAL receiver streams (`received_tli`, visible
+ * to privileged roles only); a replica's timeline only matters by raising the
+ * highest timeline seen. Every function used is executable by any role.
+ */
+const PROBE = `select pg_is_in_recovery() as replica,
+  case when pg_is_in_recovery()
+    then greatest((select timeline_id from pg_control_checkpoint()), (select received_tli from pg_stat_wal_receiver))::int
+    else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+  end as timeline`
+
+/**
  * The driver: connect as an identity, validate by backend pid, probe the
  * server's role with `pg_is_in_recovery()` (so a promoted replica is seen as
- * the primary on the next probe), classify errors.
+ * the primary on the next probe) and its timeline (so an old primary that
+ * comes back outside recovery is fenced, never written to), classify errors.
  *
  * @example
  * ```ts
@@ -216,10 +236,14 @@ export const make = (options: Options): Driver.Driver<PgConnection, PgError> => 
           const rows = yield* run(
             connection,
             "probe",
-            (sql) => sql<Array<{ replica: boolean }>>`select pg_is_in_recovery() as replica`,
+            (sql) => sql.unsafe<Array<{ replica: boolean; timeline: number | null }>>(PROBE),
             { timeoutMillis: probeMillis }
           )
-          return { role: rows[0]!.replica ? "replica" as const : "primary" as const }
+          const row = rows[0]!
+          return {
+            role: row.replica ? "replica" as const : "primary" as const,
+            timeline: row.timeline === null ? undefined : Number(row.timeline)
+          }
         })
       ),
     classify,
