@@ -34,8 +34,12 @@ export interface PgConnection {
   readonly pid: number
   readonly user: string
   readonly endpoint: string
-  /** Session state Tether tracks: whether `default_transaction_read_only` is on, whether a transaction is open. */
-  readonly session: { readOnly: boolean; inTransaction: boolean }
+  /**
+   * Session state Tether tracks: whether `default_transaction_read_only` is
+   * on (`undefined`: unknown, a change was sent and not confirmed), whether a
+   * transaction is open.
+   */
+  readonly session: { readOnly: boolean | undefined; inTransaction: boolean }
 }
 
 /**
@@ -226,8 +230,9 @@ export const make = (options: Options): Driver.Driver<PgConnection, PgError> => 
           timeoutMillis: probeMillis
         }),
         // A different pid: postgres.js reconnected behind our back; the session (and its state) is gone.
-        // A transaction left open (its rollback failed) makes the session unusable too.
-        (rows) => rows[0]!.pid === connection.pid && !connection.session.inTransaction
+        // A transaction left open (its rollback failed), or a session setting in an unknown state, makes it unusable too.
+        (rows) =>
+          rows[0]!.pid === connection.pid && !connection.session.inTransaction && connection.session.readOnly !== undefined
       ),
     probe: (endpoint) =>
       Effect.scoped(

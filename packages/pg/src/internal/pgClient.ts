@@ -147,17 +147,29 @@ export const make = (
         }, { captureStackTrace: false })
       )
 
-    /** Puts the session in the read-only (or read-write) default, when it is not already. */
+    /**
+     * Puts the session in the read-only (or read-write) default, when it is
+     * not known to be in it already. The change and Tether's record of it are
+     * one step: the record says "unknown" from the moment the `SET` is sent
+     * until the server confirms it, and the step cannot be interrupted (an
+     * interrupted caller waits for the answer, bounded by the query timeout).
+     * A `SET` that fails leaves the record unknown: a broken session is
+     * destroyed, any other is set again before its next use, and validation
+     * destroys a session in an unknown state.
+     */
     const enforceReadOnly = options.enforceReadOnly ?? true
     const sessionMode = (connection: PgConnection, readOnly: boolean): Effect.Effect<void, PgError> =>
       !enforceReadOnly || connection.session.readOnly === readOnly
         ? Effect.void
-        : PgDriver.run(
-          connection,
-          "set",
-          (sql) => sql.unsafe(`set default_transaction_read_only = ${readOnly ? "on" : "off"}`),
-          { timeoutMillis }
-        ).pipe(Effect.tap(() => Effect.sync(() => (connection.session.readOnly = readOnly))))
+        : Effect.uninterruptible(Effect.suspend(() => {
+          connection.session.readOnly = undefined
+          return PgDriver.run(
+            connection,
+            "set",
+            (sql) => sql.unsafe(`set default_transaction_read_only = ${readOnly ? "on" : "off"}`),
+            { timeoutMillis }
+          ).pipe(Effect.tap(() => Effect.sync(() => (connection.session.readOnly = readOnly))))
+        }))
 
     const rollback = (connection: PgConnection): Effect.Effect<void> =>
       PgDriver.run(connection, "rollback", (sql) => sql.unsafe("rollback"), { timeoutMillis: Math.min(timeoutMillis, 5_000) })
