@@ -31,6 +31,7 @@ import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, 
 import { Context, Layer } from "effect"
 import type { Duration, Effect, Redacted, Schedule, Scope, Stream } from "effect"
 import * as internal from "./internal/pgClient.ts"
+import type * as PgDriver from "./PgDriver.ts"
 import type { PgError } from "./PgError.ts"
 
 /**
@@ -69,8 +70,13 @@ export interface Options {
   readonly user: string
   readonly password?: Redacted.Redacted<string> | undefined
   readonly database?: string | undefined
-  readonly ssl?: "disable" | "require" | "verify-full" | undefined
-  /** PEM text of the CA for `verify-full`. */
+  /**
+   * TLS of every endpoint, as libpq's `sslmode` (default `disable`); a URL's
+   * own `?sslmode=` / `?sslrootcert=` and an endpoint's `tls` win. See
+   * `PgDriver.SslMode`.
+   */
+  readonly ssl?: PgDriver.SslMode | undefined
+  /** The CA to verify servers against: PEM text or a file path (default: the system's CAs). */
   readonly ca?: string | undefined
   /** Default 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined

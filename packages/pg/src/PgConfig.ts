@@ -15,6 +15,7 @@
  */
 import { ServerSetConfig } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
+import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
 
 const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
@@ -45,7 +46,7 @@ export const PgConfigSchema = Schema.Struct({
   user: Schema.String.check(Schema.isNonEmpty()),
   password: Schema.optionalKey(Schema.String),
   database: Schema.optionalKey(Schema.String),
-  ssl: Schema.optionalKey(Schema.Literals(["disable", "require", "verify-full"])),
+  ssl: Schema.optionalKey(Schema.Literals(SSL_MODES)),
   ca: Schema.optionalKey(Schema.String),
   connectTimeoutMillis: Schema.optionalKey(Millis),
   statementTimeoutMillis: Schema.optionalKey(Millis),
@@ -135,7 +136,7 @@ export const fromEnv: Config.Config<PgClient.Options> = Config.all({
   user: Config.String("TETHER_PG_USER"),
   password: Config.option(Config.Redacted("TETHER_PG_PASSWORD")),
   database: Config.option(Config.String("TETHER_PG_DATABASE")),
-  ssl: Config.option(Config.Literals(["disable", "require", "verify-full"], "TETHER_PG_SSL")),
+  ssl: Config.option(Config.Literals(SSL_MODES, "TETHER_PG_SSL")),
   readFrom: Config.option(Config.Literals(["replica-preferred", "replica-only", "any"], "TETHER_PG_READ_FROM")),
   multiplex: Config.option(Config.Int("TETHER_PG_MULTIPLEX")),
   statementTimeout: Config.option(Config.Duration("TETHER_PG_STATEMENT_TIMEOUT"))

@@ -1,5 +1,5 @@
-import { Identity, Retry, ServerSet } from "@tether/core"
-import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
+import { Endpoint, Identity, Retry, ServerSet } from "@tether/core"
+import type { Balancer, InvalidPoolOptions } from "@tether/core"
 import { Clock, Duration, Effect, Metric, Stream } from "effect"
 import type { Context, Schedule, Scope } from "effect"
 import type postgres from "postgres"
@@ -93,7 +93,31 @@ export const make = (
       ssl: options.ssl,
       ca: options.ca,
       connectTimeout: options.connectTimeout,
-      statementTimeout: options.statementTimeout
+      statementTimeout: options.statementTimeout,
+      // Said once below, not once per set.
+      warnUnverified: false
+    }
+    const endpointInputs = options.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+      typeof e === "string" ? expandHostList(e) : [e]
+    )
+    // TLS settings are checked before anything connects: a bad sslmode or CA file is a typed error now, and an
+    // endpoint whose certificate will not be verified is logged once.
+    for (const endpoint of yield* Endpoint.decodeAll(endpointInputs)) {
+      const tls = PgDriver.tlsOf(driverOptions, endpoint)
+      if ("problem" in tls) {
+        const colon = tls.problem.indexOf(": ")
+        return yield* Effect.fail(
+          new Endpoint.InvalidEndpoint({
+            endpoint: endpoint.url,
+            problems: [{ field: tls.problem.slice(0, colon), message: tls.problem.slice(colon + 2) }]
+          })
+        )
+      }
+      if (tls.unverified !== undefined) {
+        yield* Effect.logWarning(PgDriver.unverifiedWarning(endpoint, tls.unverified)).pipe(
+          Effect.annotateLogs({ client: name, endpoint: endpoint.id })
+        )
+      }
     }
     const setOptions = (
       driver: PgDriver.Options,
@@ -101,9 +125,7 @@ export const make = (
       pool: PgClient.Options["pool"]
     ): ServerSet.Options<PgConnection, PgError> => ({
       name: `${name}${suffix}`,
-      endpoints: options.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
-        typeof e === "string" ? expandHostList(e) : [e]
-      ),
+      endpoints: endpointInputs,
       driver: PgDriver.make(driver),
       strategy: options.strategy ?? "round-robin",
       pool,
