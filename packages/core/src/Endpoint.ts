@@ -196,6 +196,14 @@ const safeDecode = (text: string): string => {
 
 const checkUrl = (url: string): string | undefined => {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return URL_MESSAGE
+  // Credentials first, on the text: a URL that does not parse (a host list) may still hold them.
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^@/?#]*@/i.test(url)) {
+    return "must not contain credentials: remove the user:password@ part and declare an identity instead"
+  }
+  if (hasPasswordParam(url)) {
+    return "must not contain credentials: remove the password parameter and declare an identity " +
+      "(or the client's password option) instead"
+  }
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -204,10 +212,6 @@ const checkUrl = (url: string): string | undefined => {
   }
   if (parsed.username !== "" || parsed.password !== "") {
     return "must not contain credentials: remove the user:password@ part and declare an identity instead"
-  }
-  if (hasPasswordParam(url)) {
-    return "must not contain credentials: remove the password parameter and declare an identity " +
-      "(or the client's password option) instead"
   }
   return undefined
 }
