@@ -21,7 +21,12 @@
  * until it reports `replica` (it rejoined) or the operator calls
  * {@link unfence}. Once any timeline is known, a write also needs the
  * endpoint's own timeline to be known and equal to the highest one, so an
- * endpoint whose claim was not checked yet never takes a write.
+ * endpoint whose claim was not checked yet never takes a write; and an
+ * endpoint that comes back from `unhealthy` (or was never probed) takes
+ * writes only once every other reachable endpoint has been probed after it
+ * came back — another one may have been promoted while it was away, and the
+ * balancer has not seen it yet. Sets whose probes report no timeline (LDAP)
+ * are not affected by any of this.
  *
  * @example
  * ```ts
@@ -123,6 +128,10 @@ export interface EndpointState {
   readonly timeline: number | undefined
   /** Set while the endpoint is fenced as a stale primary. */
   readonly fenced: Fence | undefined
+  /** The number of the last observation of this endpoint (see `State.observations`); 0 before any. */
+  readonly observedAt: number
+  /** `State.observations` when the endpoint last came back from `unhealthy` (0 at start). */
+  readonly returnedAt: number
 }
 
 /**
@@ -172,6 +181,8 @@ export interface State {
   readonly cursor: number
   /** The highest timeline any probe reported (never lowered, except by {@link unfence}). */
   readonly highestTimeline?: number | undefined
+  /** Observations recorded so far (each {@link observe} numbers one). */
+  readonly observations?: number | undefined
 }
 
 /**
@@ -245,7 +256,9 @@ const makeEndpointState = (init: EndpointInit): EndpointState => ({
   latency: undefined,
   currentWeight: 0,
   timeline: undefined,
-  fenced: undefined
+  fenced: undefined,
+  observedAt: 0,
+  returnedAt: 0
 })
 
 /**
@@ -350,19 +363,14 @@ export const observe = (
   observation: Observation
 ): { readonly state: State; readonly fenced: ReadonlyArray<Fenced> } => {
   const { role, timeline } = observation
-  let next = updateEndpoint(state, id, (e) => {
+  const seq = (state.observations ?? 0) + 1
+  let next = updateEndpoint({ ...state, observations: seq }, id, (e) => {
     let fenced = e.fenced
     if (fenced !== undefined) {
       if (role === "replica") fenced = undefined
       else if (role === "primary" && timeline !== undefined && timeline > fenced.timeline) fenced = undefined
     }
-    const updated = {
-      ...e,
-      role: role ?? e.role,
-      timeline: timeline ?? e.timeline,
-      fenced
-    }
-    return updated.role === e.role && updated.timeline === e.timeline && updated.fenced === e.fenced ? e : updated
+    return { ...e, role: role ?? e.role, timeline: timeline ?? e.timeline, fenced, observedAt: seq }
   })
   const highest = timeline === undefined
     ? next.highestTimeline
@@ -411,13 +419,39 @@ export const unfence = (state: State, id: EndpointId): { readonly state: State; 
   return { state: e.timeline === undefined ? next : { ...next, highestTimeline: e.timeline }, unfenced: true }
 }
 
+/**
+ * Records a health classification. An endpoint coming back from `unhealthy`
+ * notes when (see {@link eligible}'s re-admission rule).
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const setHealth = (state: State, id: EndpointId, health: Health): State =>
+  updateEndpoint(state, id, (e) => {
+    if (e.health === health) return e
+    return e.health === "unhealthy"
+      ? { ...e, health, returnedAt: state.observations ?? 0 }
+      : { ...e, health }
+  })
+
 /** Why an endpoint may not take a write under the fencing rule, if it may not. */
-const fencingExclusion = (e: EndpointState, highest: number | undefined): string | undefined => {
+const fencingExclusion = (state: State, e: EndpointState): string | undefined => {
   if (e.fenced !== undefined) return staleReason(e.fenced)
-  if (highest === undefined || e.timeline === highest) return undefined
-  return e.timeline === undefined
-    ? `timeline not checked yet (the newest is ${highest})`
-    : `stale timeline ${e.timeline} (the newest is ${highest})`
+  const highest = state.highestTimeline
+  if (highest === undefined) return undefined
+  if (e.timeline !== highest) {
+    return e.timeline === undefined
+      ? `timeline not checked yet (the newest is ${highest})`
+      : `stale timeline ${e.timeline} (the newest is ${highest})`
+  }
+  // Re-admission: an endpoint back from `unhealthy` (or new) takes writes only once every other reachable
+  // endpoint was probed after it came back — one of them may have been promoted meanwhile.
+  for (const o of state.endpoints) {
+    if (o !== e && o.health !== "unhealthy" && o.observedAt <= e.returnedAt) {
+      return `waiting for ${o.id} to be probed (another endpoint may have been promoted)`
+    }
+  }
+  return undefined
 }
 
 const staleReason = (fence: Fence) =>
@@ -474,7 +508,7 @@ export const eligible = (
     else if (mode === "replica-only" && e.role !== "replica") reason = `${e.role} (replica-only read)`
     else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
     else if (e.health === "unhealthy") reason = "unhealthy"
-    else if (mode === "write") reason = fencingExclusion(e, state.highestTimeline)
+    else if (mode === "write") reason = fencingExclusion(state, e)
     if (reason !== undefined) {
       ;(exclusions ??= []).push({ endpoint: e.id, reason })
     } else if (e.health === "healthy") {
@@ -813,7 +847,10 @@ export const make = (options: {
             return Effect.succeed(result.success[0])
           })),
       state: Effect.sync(() => state),
-      setHealth: (id, health) => modifyEndpoint(id, (e) => (e.health === health ? e : { ...e, health })),
+      setHealth: (id, health) =>
+        Effect.sync(() => {
+          state = setHealth(state, id, health)
+        }),
       setBreakerOpen: (id, open) => modifyEndpoint(id, (e) => (e.breakerOpen === open ? e : { ...e, breakerOpen: open })),
       setRole: (id, role) => modifyEndpoint(id, (e) => (e.role === role ? e : { ...e, role })),
       observe: (id, observation) =>

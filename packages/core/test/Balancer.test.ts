@@ -415,10 +415,36 @@ describe("Balancer fencing (split brain)", () => {
     // No timeline reported anywhere (e.g. LDAP): the fencing rule is inert.
     assert.deepStrictEqual(writes(state, 3).ids, ["a", "b", "c"])
     state = Balancer.observe(state, "a", { role: "primary", timeline: 4 }).state
+    // b and c were not probed yet: one of them may be a newer primary, so a waits too.
+    const waiting = writes(state, 1).error!
+    assert.match(waiting.message, /a: waiting for b to be probed/)
+    assert.match(waiting.message, /c: timeline not checked yet \(the newest is 4\)/)
+    assert.match(waiting.message, /b: timeline not checked yet/)
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 4 }).state
+    state = Balancer.observe(state, "c", { role: "replica", timeline: 3 }).state
     assert.deepStrictEqual(writes(state, 3).ids, ["a", "a", "a"])
-    const failed = writes(Balancer.updateEndpoint(state, "a", (e) => ({ ...e, health: "unhealthy" })), 1).error!
-    assert.match(failed.message, /c: timeline not checked yet \(the newest is 4\)/)
-    assert.match(failed.message, /b: timeline not checked yet/)
+  })
+
+  it("an endpoint back from unhealthy takes writes only once every other reachable endpoint was probed again", () => {
+    let state = Balancer.observe(ab(), "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(state, 2).ids, ["a", "a"])
+    // a goes down; meanwhile b is promoted, but its next probe has not run yet when a comes back.
+    state = Balancer.setHealth(state, "a", "unhealthy")
+    state = Balancer.observe(state, "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.setHealth(state, "a", "healthy")
+    const held = writes(state, 1).error!
+    assert.match(held.message, /a: waiting for b to be probed \(another endpoint may have been promoted\)/)
+    // b's probe shows the promotion: a is fenced, b takes the writes.
+    const promoted = Balancer.observe(state, "b", { role: "primary", timeline: 2 })
+    assert.deepStrictEqual(promoted.fenced.map((f) => f.endpoint), ["a"])
+    assert.deepStrictEqual(writes(promoted.state, 2).ids, ["b", "b"])
+    // Had b not been promoted, its probe would have released a.
+    const notPromoted = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(notPromoted, 2).ids, ["a", "a"])
+    // An unreachable endpoint does not hold the others back.
+    const bDown = Balancer.setHealth(state, "b", "unhealthy")
+    assert.deepStrictEqual(writes(bDown, 2).ids, ["a", "a"])
   })
 
   it("unfence lifts the fence on the operator's word; a conflicting claim fences again on the next probe", () => {

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ServerSet } from "@tether/core"
-import { Effect, Fiber, Logger, Metric, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Logger, Metric, Schedule } from "effect"
 import type { Driver } from "@tether/core"
 import { TestClock } from "effect/testing"
 import { FakeError, makeFakeDriver } from "./fakeDriver.ts"
@@ -327,6 +327,57 @@ describe("ServerSet", () => {
           assert.deepStrictEqual(count(fake.calls), { [A]: 5, [B]: 15 })
           assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "replica")
         }).pipe(Effect.provide(Logger.layer([logger])))
+      }))
+
+    it.effect("an old primary back before the promoted one was probed again gets no write in between", () =>
+      Effect.gen(function*() {
+        const fake = makeFakeDriver()
+        const probes = new Map<string, Driver.Probe>([
+          [A, { role: "primary", timeline: 1 }],
+          [B, { role: "replica", timeline: 1 }]
+        ])
+        // B's probes can be held (a slow probe), so that A is seen back first.
+        let holdB = false
+        const gate = yield* Deferred.make<void>()
+        const driver = {
+          ...fake.driver,
+          probe: (endpoint: { readonly url: string }) =>
+            Effect.suspend(() => {
+              if (fake.conditions.get(endpoint.url) === "down") {
+                return Effect.fail(new FakeError({ kind: "refused", endpoint: endpoint.url }))
+              }
+              const wait = endpoint.url === B && holdB ? Deferred.await(gate) : Effect.void
+              return Effect.andThen(wait, Effect.sync(() => probes.get(endpoint.url) ?? {}))
+            })
+        }
+        const set = yield* ServerSet.make({
+          name: "window",
+          endpoints: [{ url: A, role: "primary" }, { url: B, role: "replica" }],
+          driver,
+          health: { interval: "100 millis", timeout: "1 minute" },
+          retry: { schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 100 })) }
+        })
+        yield* TestClock.adjust("300 millis")
+        assert.strictEqual(yield* set.use((c) => fake.operation(c), { mode: "write" }), A)
+        holdB = true
+        yield* TestClock.adjust("300 millis")
+        // A crashes; B is promoted, but its probe is slow; A comes back (outside recovery) and is probed first.
+        fake.conditions.set(A, "down")
+        yield* TestClock.adjust("300 millis")
+        probes.set(B, { role: "primary", timeline: 2 })
+        fake.conditions.set(A, "up")
+        yield* TestClock.adjust("300 millis")
+        assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.health, "healthy")
+        fake.calls.length = 0
+        const write = yield* Effect.forkChild(set.use((c) => fake.operation(c), { mode: "write" }))
+        yield* TestClock.adjust("500 millis")
+        assert.deepStrictEqual(fake.calls, [], "no write while B's claim is unknown")
+        // B's probe answers: A is fenced, the write goes to B.
+        yield* Deferred.succeed(gate, undefined)
+        yield* TestClock.adjust("200 millis")
+        assert.strictEqual(yield* Fiber.join(write), B)
+        assert.deepStrictEqual(fake.calls, [B])
+        assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "stale-primary")
       }))
 
     it.effect("with no other primary left, a write waits rather than go to the stale one; unfence lets it through", () =>
