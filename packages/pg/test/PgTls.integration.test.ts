@@ -135,8 +135,9 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("Po
       // verify-ca: the chain is checked, the name is not.
       expect(yield* sslOf(`${ipUrl}?sslmode=verify-ca&sslrootcert=${encodeURIComponent(ca)}`)).toBe(true)
       expect((yield* Effect.flip(sslOf(`${ipUrl}?sslmode=verify-ca`)))._tag).toBe("PgTlsError")
-      // require: encrypted; with a CA given it verifies the chain, as libpq does.
+      // require: encrypted, not verified; with a CA given it verifies the chain (as verify-ca), as libpq does.
       expect(yield* sslOf(`${ipUrl}?sslmode=require`)).toBe(true)
+      expect(yield* sslOf(`${ipUrl}?sslmode=require&sslrootcert=${encodeURIComponent(ca)}`)).toBe(true)
       // disable: plaintext.
       expect(yield* sslOf(`${ipUrl}?sslmode=disable`)).toBe(false)
     }))
