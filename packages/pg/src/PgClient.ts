@@ -240,8 +240,18 @@ export interface PgClient extends Executor<never> {
   readonly invalidateCache: (predicate?: (text: string) => boolean) => Effect.Effect<number>
   /** Cache hits and misses so far. */
   readonly cacheStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
-  /** Every endpoint's health, role, breaker and pool. */
+  /**
+   * Every endpoint's health, role, breaker and pool. An old primary that came
+   * back outside recovery after a failover shows as `role: "stale-primary"`
+   * (fenced: it gets no work) until it rejoins as a replica or is unfenced.
+   */
   readonly status: Effect.Effect<ServerSet.Status>
+  /**
+   * Lifts the fence of a stale primary on the operator's word (see
+   * `ServerSet.unfence`): its timeline becomes the newest, so do it only
+   * after the other primary was demoted or stopped. Answers whether it was fenced.
+   */
+  readonly unfence: (id: Endpoint.EndpointId) => Effect.Effect<boolean>
 }
 
 /**

@@ -87,6 +87,9 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("fe
       const current = status.endpoints.find((e) => e.url === urlOf(replica))!
       expect(old.role).toBe("stale-primary")
       expect(current.role).toBe("primary")
-      expect((old as { fenced?: unknown }).fenced).toBeDefined()
+      expect(old.fenced).toEqual({ timeline: 1, highest: 2, sameTimeline: false })
+      expect(current.timeline).toBe(2)
+      // Only a fenced endpoint can be unfenced.
+      expect(yield* db.unfence(current.id)).toBe(false)
     }).pipe(Effect.scoped))
 })

@@ -361,7 +361,12 @@ export const make = (
       as: (key) => executor(key),
       invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
       cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
-      status: exclusive.status
+      status: exclusive.status,
+      unfence: (id) =>
+        Effect.map(
+          Effect.all([exclusive.unfence(id), shared === undefined ? Effect.succeed(false) : shared.unfence(id)]),
+          ([a, b]) => a || b
+        )
     }
     return client
   })
