@@ -299,13 +299,12 @@ export const make = <C, E>(
     const memberStatus = (member: Member<C, E>, state: Balancer.State) =>
       Effect.gen(function*() {
         const endpointState = state.endpoints.find((e) => e.id === member.endpoint.id)
-        const fence = endpointState?.fenced
         return {
           id: member.endpoint.id,
           url: member.endpoint.url,
-          role: fence !== undefined ? "stale-primary" : endpointState?.role ?? member.endpoint.role,
+          role: endpointState?.fenced !== undefined ? "stale-primary" : endpointState?.role ?? member.endpoint.role,
           timeline: endpointState?.timeline,
-          fenced: fence,
+          fenced: endpointState?.fenced,
           weight: member.endpoint.weight,
           priority: member.endpoint.priority,
           health: endpointState?.health ?? "unknown",
