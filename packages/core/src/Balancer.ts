@@ -13,6 +13,21 @@
  * (`primary` or `any`). When nothing is left the pick fails with
  * {@link NoEndpointAvailable}, which says why each endpoint was excluded.
  *
+ * Fencing (split brain): when probes report a `timeline` (a number that
+ * grows with every promotion, such as PostgreSQL's timeline id), the balancer
+ * keeps the highest one seen. An endpoint claiming `primary` on an older
+ * timeline — or on the same timeline as a primary that claimed it first — is
+ * fenced (a *stale primary*, see {@link observe}): it gets no pick at all
+ * until it reports `replica` (it rejoined) or the operator calls
+ * {@link unfence}. Once any timeline is known, a write also needs the
+ * endpoint's own timeline to be known and equal to the highest one, so an
+ * endpoint whose claim was not checked yet never takes a write; and an
+ * endpoint that comes back from `unhealthy` (or was never probed) takes
+ * writes only once every other reachable endpoint has been probed after it
+ * came back — another one may have been promoted while it was away, and the
+ * balancer has not seen it yet. Sets whose probes report no timeline (LDAP)
+ * are not affected by any of this.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -109,6 +124,49 @@ export interface EndpointState {
   readonly latency: number | undefined
   /** Smooth weighted round robin's running weight. */
   readonly currentWeight: number
+  /** The last timeline (or term) a probe reported, `undefined` before any. */
+  readonly timeline: number | undefined
+  /** Set while the endpoint is fenced as a stale primary. */
+  readonly fenced: Fence | undefined
+  /** The number of the last observation of this endpoint (see `State.observations`); 0 before any. */
+  readonly observedAt: number
+  /** `State.observations` when the endpoint last came back from `unhealthy` (0 at start). */
+  readonly returnedAt: number
+}
+
+/**
+ * Why an endpoint is fenced: it claimed the primary role on `timeline` while
+ * `highest` was the newest timeline seen (`sameTimeline`: another endpoint
+ * already held the primary role on that same timeline).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Fence {
+  readonly timeline: number
+  readonly highest: number
+  readonly sameTimeline: boolean
+}
+
+/**
+ * What a probe found about an endpoint (see `Driver.Probe`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Observation {
+  readonly role?: Role | undefined
+  readonly timeline?: number | undefined
+}
+
+/**
+ * An endpoint was just fenced as a stale primary.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Fenced extends Fence {
+  readonly endpoint: EndpointId
 }
 
 /**
@@ -121,6 +179,10 @@ export interface State {
   readonly endpoints: ReadonlyArray<EndpointState>
   /** Index of the last endpoint picked by a rotating choice (-1 before the first). */
   readonly cursor: number
+  /** The highest timeline any probe reported (never lowered, except by {@link unfence}). */
+  readonly highestTimeline?: number | undefined
+  /** Observations recorded so far (each {@link observe} numbers one). */
+  readonly observations?: number | undefined
 }
 
 /**
@@ -192,7 +254,11 @@ const makeEndpointState = (init: EndpointInit): EndpointState => ({
   breakerOpen: false,
   inFlight: 0,
   latency: undefined,
-  currentWeight: 0
+  currentWeight: 0,
+  timeline: undefined,
+  fenced: undefined,
+  observedAt: 0,
+  returnedAt: 0
 })
 
 /**
@@ -253,10 +319,145 @@ export const removeEndpoint = (state: State, id: EndpointId): State => {
   const index = state.endpoints.findIndex((e) => e.id === id)
   if (index === -1) return state
   return {
+    ...state,
     endpoints: state.endpoints.filter((_, i) => i !== index),
     cursor: state.cursor >= index ? state.cursor - 1 : state.cursor
   }
 }
+
+// -----------------------------------------------------------------------------
+// Fencing
+// -----------------------------------------------------------------------------
+
+/**
+ * Records what a probe found (role and timeline) and applies the fencing
+ * rule. Returns the next state and the endpoints it just fenced.
+ *
+ * - The highest timeline seen rises to the reported one.
+ * - An endpoint claiming `primary` on a timeline below the highest is fenced.
+ * - An endpoint claiming `primary` on the highest timeline while another,
+ *   unfenced endpoint already holds the primary role there is fenced too (the
+ *   first claimant keeps it: a tie never makes two writable primaries).
+ * - A fence is lifted when the endpoint reports `replica` (it rejoined), or
+ *   when it claims `primary` on a timeline above the one it was fenced on (it
+ *   was promoted again; the rule then applies afresh). {@link unfence} lifts
+ *   it on the operator's word.
+ *
+ * @example
+ * ```ts
+ * import { Balancer } from "@tether/core"
+ *
+ * let state = Balancer.initialState([{ id: "a", role: "primary" }, { id: "b", role: "replica" }])
+ * state = Balancer.observe(state, "a", { role: "primary", timeline: 1 }).state
+ * // failover: b is promoted to timeline 2; a comes back outside recovery, still on 1
+ * const { state: next, fenced } = Balancer.observe(state, "b", { role: "primary", timeline: 2 })
+ * // fenced: [{ endpoint: "a", timeline: 1, highest: 2, sameTimeline: false }]
+ * ```
+ *
+ * @since 0.1.0
+ * @category fencing
+ */
+export const observe = (
+  state: State,
+  id: EndpointId,
+  observation: Observation
+): { readonly state: State; readonly fenced: ReadonlyArray<Fenced> } => {
+  const { role, timeline } = observation
+  const seq = (state.observations ?? 0) + 1
+  let next = updateEndpoint({ ...state, observations: seq }, id, (e) => {
+    let fenced = e.fenced
+    if (fenced !== undefined) {
+      if (role === "replica") fenced = undefined
+      else if (role === "primary" && timeline !== undefined && timeline > fenced.timeline) fenced = undefined
+    }
+    return { ...e, role: role ?? e.role, timeline: timeline ?? e.timeline, fenced, observedAt: seq }
+  })
+  const highest = timeline === undefined
+    ? next.highestTimeline
+    : next.highestTimeline === undefined
+    ? timeline
+    : Math.max(next.highestTimeline, timeline)
+  if (highest !== next.highestTimeline) next = { ...next, highestTimeline: highest }
+  if (highest === undefined) return { state: next, fenced: [] }
+  const fenced: Array<Fenced> = []
+  const endpoints = next.endpoints
+  let changed: Array<EndpointState> | undefined
+  for (let i = 0; i < endpoints.length; i++) {
+    const e = endpoints[i]!
+    if (e.fenced !== undefined || e.role !== "primary" || e.timeline === undefined) continue
+    let fence: Fence | undefined
+    if (e.timeline < highest) {
+      fence = { timeline: e.timeline, highest, sameTimeline: false }
+    } else if (
+      e.id === id &&
+      endpoints.some((o) => o.id !== id && o.role === "primary" && o.fenced === undefined && o.timeline === highest)
+    ) {
+      fence = { timeline: e.timeline, highest, sameTimeline: true }
+    }
+    if (fence !== undefined) {
+      ;(changed ??= endpoints.slice())[i] = { ...e, fenced: fence }
+      fenced.push({ endpoint: e.id, ...fence })
+    }
+  }
+  return { state: changed === undefined ? next : { ...next, endpoints: changed }, fenced }
+}
+
+/**
+ * Lifts the fence of `id` on the operator's word, and takes its timeline as
+ * the highest one (the operator declares it the newest). If another endpoint
+ * still claims the primary role on a newer timeline, or on the same one, the
+ * next probe fences again: demote or stop the other one first. `unfenced`
+ * says whether there was a fence to lift.
+ *
+ * @since 0.1.0
+ * @category fencing
+ */
+export const unfence = (state: State, id: EndpointId): { readonly state: State; readonly unfenced: boolean } => {
+  const e = state.endpoints.find((e) => e.id === id)
+  if (e === undefined || e.fenced === undefined) return { state, unfenced: false }
+  const next = updateEndpoint(state, id, (e) => ({ ...e, fenced: undefined }))
+  return { state: e.timeline === undefined ? next : { ...next, highestTimeline: e.timeline }, unfenced: true }
+}
+
+/**
+ * Records a health classification. An endpoint coming back from `unhealthy`
+ * notes when (see {@link eligible}'s re-admission rule).
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const setHealth = (state: State, id: EndpointId, health: Health): State =>
+  updateEndpoint(state, id, (e) => {
+    if (e.health === health) return e
+    return e.health === "unhealthy"
+      ? { ...e, health, returnedAt: state.observations ?? 0 }
+      : { ...e, health }
+  })
+
+/** Why an endpoint may not take a write under the fencing rule, if it may not. */
+const fencingExclusion = (state: State, e: EndpointState): string | undefined => {
+  if (e.fenced !== undefined) return staleReason(e.fenced)
+  const highest = state.highestTimeline
+  if (highest === undefined) return undefined
+  if (e.timeline !== highest) {
+    return e.timeline === undefined
+      ? `timeline not checked yet (the newest is ${highest})`
+      : `stale timeline ${e.timeline} (the newest is ${highest})`
+  }
+  // Re-admission: an endpoint back from `unhealthy` (or new) takes writes only once every other reachable
+  // endpoint was probed after it came back — one of them may have been promoted meanwhile.
+  for (const o of state.endpoints) {
+    if (o !== e && o.health !== "unhealthy" && o.observedAt <= e.returnedAt) {
+      return `waiting for ${o.id} to be probed (another endpoint may have been promoted)`
+    }
+  }
+  return undefined
+}
+
+const staleReason = (fence: Fence) =>
+  fence.sameTimeline
+    ? `stale primary: fenced (another primary already holds timeline ${fence.timeline}); unfence it or let it rejoin as a replica`
+    : `stale primary: fenced (timeline ${fence.timeline}, the newest is ${fence.highest}); unfence it or let it rejoin as a replica`
 
 /**
  * Records a latency sample (milliseconds) into the endpoint's EWMA.
@@ -302,10 +503,12 @@ export const eligible = (
   for (let i = 0; i < endpoints.length; i++) {
     const e = endpoints[i]!
     let reason: string | undefined
-    if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
+    if (e.fenced !== undefined) reason = staleReason(e.fenced)
+    else if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
     else if (mode === "replica-only" && e.role !== "replica") reason = `${e.role} (replica-only read)`
     else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
     else if (e.health === "unhealthy") reason = "unhealthy"
+    else if (mode === "write") reason = fencingExclusion(state, e)
     if (reason !== undefined) {
       ;(exclusions ??= []).push({ endpoint: e.id, reason })
     } else if (e.health === "healthy") {
@@ -572,6 +775,10 @@ export interface Balancer {
   readonly setBreakerOpen: (id: EndpointId, open: boolean) => Effect.Effect<void>
   /** Records the role a probe discovered (e.g. a PostgreSQL replica promoted to primary). */
   readonly setRole: (id: EndpointId, role: Role) => Effect.Effect<void>
+  /** Records a probe's role and timeline and applies the fencing rule (see {@link observe}); returns the endpoints it fenced. */
+  readonly observe: (id: EndpointId, observation: Observation) => Effect.Effect<ReadonlyArray<Fenced>>
+  /** Lifts a fence on the operator's word (see {@link unfence}); whether there was one. */
+  readonly unfence: (id: EndpointId) => Effect.Effect<boolean>
   /** Records a latency sample in milliseconds. */
   readonly recordLatency: (id: EndpointId, millis: number) => Effect.Effect<void>
   /** `recordLatency`, synchronously (for code already inside an effect's callback). */
@@ -640,9 +847,24 @@ export const make = (options: {
             return Effect.succeed(result.success[0])
           })),
       state: Effect.sync(() => state),
-      setHealth: (id, health) => modifyEndpoint(id, (e) => (e.health === health ? e : { ...e, health })),
+      setHealth: (id, health) =>
+        Effect.sync(() => {
+          state = setHealth(state, id, health)
+        }),
       setBreakerOpen: (id, open) => modifyEndpoint(id, (e) => (e.breakerOpen === open ? e : { ...e, breakerOpen: open })),
       setRole: (id, role) => modifyEndpoint(id, (e) => (e.role === role ? e : { ...e, role })),
+      observe: (id, observation) =>
+        Effect.sync(() => {
+          const result = observe(state, id, observation)
+          state = result.state
+          return result.fenced
+        }),
+      unfence: (id) =>
+        Effect.sync(() => {
+          const result = unfence(state, id)
+          state = result.state
+          return result.unfenced
+        }),
       recordLatency: (id, millis) => Effect.sync(() => recordLatencyUnsafe(id, millis)),
       recordLatencyUnsafe,
       addInFlight: (id, delta) => Effect.sync(() => addInFlightUnsafe(id, delta)),

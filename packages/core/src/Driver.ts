@@ -14,7 +14,11 @@ import type { Credentials } from "./Identity.ts"
 /**
  * What a health probe found: its latency (measured by the monitor when
  * omitted) and, for backends that can tell, the role the server plays now
- * (a PostgreSQL replica that was promoted reports `primary`).
+ * (a PostgreSQL replica that was promoted reports `primary`) and its
+ * `timeline`: a number that grows with every promotion (PostgreSQL's
+ * timeline id, a consensus term). When two endpoints claim `primary`, only
+ * the one on the highest timeline is written to; the other is fenced as a
+ * stale primary (see `Balancer.observe`).
  *
  * @since 0.1.0
  * @category models
@@ -22,6 +26,7 @@ import type { Credentials } from "./Identity.ts"
 export interface Probe {
   readonly latencyMillis?: number | undefined
   readonly role?: Role | undefined
+  readonly timeline?: number | undefined
 }
 
 /**

@@ -3,7 +3,12 @@
  * the balancer, its declared role, TLS settings and free-form tags.
  *
  * An endpoint holds no secrets: credentials belong to identities, so a URL
- * with a user name or password in it is rejected.
+ * with a user name or password in it (`postgres://u:pw@host`, or a password
+ * parameter such as `?password=`, `?sslpassword=` or LDAP's `X-BINDPW`) is
+ * rejected with {@link InvalidEndpoint}, whose message shows the URL with
+ * the secret masked (`postgres://***@host`, `?password=***`). To accept such
+ * URLs from a source you do not control (an environment variable), split the
+ * secret off first with {@link splitCredentials}: it comes back `Redacted`.
  *
  * @example
  * ```ts
@@ -25,7 +30,8 @@ import * as Schema from "effect/Schema"
 import * as SchemaGetter from "effect/SchemaGetter"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
-import { redactUrl, truncate } from "./internal/format.ts"
+import * as Redacted from "effect/Redacted"
+import { truncate } from "./internal/format.ts"
 
 /**
  * The identifier of an endpoint, unique within a server set. Derived from the
@@ -110,8 +116,94 @@ export const Tls = Schema.Struct({
  */
 export type Tls = typeof Tls.Type
 
+/** A query parameter (or LDAP URL extension) that carries a password: its name and `=`. */
+const PASSWORD_PARAM = /([?&;,]!?(?:password|passwd|pass|pwd|sslpassword|bindpw|x-bindpw)=)([^&;,#?]*)/gi
+
+/**
+ * A URL as it may be shown: the user-info part (`user:password@`) becomes
+ * `***@` and the value of every password parameter (`password`, `pass`,
+ * `pwd`, `sslpassword`, `bindpw`, `X-BINDPW`) becomes `***`.
+ *
+ * @example
+ * ```ts
+ * import { Endpoint } from "@tether/core"
+ *
+ * Endpoint.redactUrl("postgres://app:s3cret@db1:5432/app?sslmode=require&password=s3cret")
+ * // "postgres://***@db1:5432/app?sslmode=require&password=***"
+ * ```
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const redactUrl = (url: string): string =>
+  url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, "$1***@").replace(PASSWORD_PARAM, "$1***")
+
+const hasPasswordParam = (url: string): boolean => {
+  PASSWORD_PARAM.lastIndex = 0
+  const found = PASSWORD_PARAM.test(url)
+  PASSWORD_PARAM.lastIndex = 0
+  return found
+}
+
+/**
+ * Splits the credentials off a URL: the URL without its user-info part and
+ * password parameters, the user name it held, and the password, `Redacted`
+ * from here on. For configuration sources where a URL may carry a password
+ * (e.g. `DATABASE_URL`-style environment variables); {@link decode} itself
+ * rejects such URLs.
+ *
+ * @example
+ * ```ts
+ * import { Endpoint } from "@tether/core"
+ *
+ * const { url, user, password } = Endpoint.splitCredentials("postgres://app:s3cret@db1:5432/app")
+ * // url: "postgres://db1:5432/app", user: "app", password: <redacted>
+ * ```
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const splitCredentials = (url: string): {
+  readonly url: string
+  readonly user: string | undefined
+  readonly password: Redacted.Redacted<string> | undefined
+} => {
+  let user: string | undefined
+  let password: string | undefined
+  let rest = url
+  const userInfo = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i.exec(url)
+  if (userInfo !== null) {
+    const [name, ...secret] = userInfo[2]!.split(":")
+    user = name === "" ? undefined : safeDecode(name!)
+    if (secret.length > 0) password = safeDecode(secret.join(":"))
+    rest = userInfo[1]! + url.slice(userInfo[0].length)
+  }
+  rest = rest.replace(PASSWORD_PARAM, (_match, name: string, value: string) => {
+    password ??= safeDecode(value)
+    // Keep the separator a following parameter needs.
+    return name.startsWith("?") ? "?" : ""
+  }).replace(/\?(&|$)/, (_m, next: string) => (next === "&" ? "?" : ""))
+  return { url: rest, user, password: password === undefined ? undefined : Redacted.make(password) }
+}
+
+const safeDecode = (text: string): string => {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
 const checkUrl = (url: string): string | undefined => {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return URL_MESSAGE
+  // Credentials first, on the text: a URL that does not parse (a host list) may still hold them.
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^@/?#]*@/i.test(url)) {
+    return "must not contain credentials: remove the user:password@ part and declare an identity instead"
+  }
+  if (hasPasswordParam(url)) {
+    return "must not contain credentials: remove the password parameter and declare an identity " +
+      "(or the client's password option) instead"
+  }
   let parsed: URL
   try {
     parsed = new URL(url)

@@ -32,7 +32,7 @@
  */
 import type { Context, Duration, Effect, Schedule, Scope, Stream } from "effect"
 import { Layer } from "effect"
-import type { AccessMode, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
+import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import type * as ConnectionPool from "./ConnectionPool.ts"
@@ -126,7 +126,17 @@ export interface UseOptions {
 export interface EndpointStatus {
   readonly id: EndpointId
   readonly url: string
-  readonly role: Role
+  /**
+   * The role the probes found (else the declared one); `stale-primary` while
+   * the endpoint is fenced: it claimed the primary role on an old timeline
+   * (split brain) and gets no work until it rejoins as a replica or is
+   * unfenced (see {@link ServerSet.unfence}).
+   */
+  readonly role: Role | "stale-primary"
+  /** The last timeline (term) a probe reported, when the driver reports one. */
+  readonly timeline: number | undefined
+  /** Why the endpoint is fenced, while it is. */
+  readonly fenced: Fence | undefined
   readonly weight: number
   readonly priority: number
   readonly health: Health
@@ -234,6 +244,22 @@ export interface ServerSet<C, E> {
    * finishes (its pool drains), then its connections close.
    */
   readonly remove: (id: EndpointId) => Effect.Effect<void>
+  /**
+   * Lifts the fence of an endpoint fenced as a stale primary, on the
+   * operator's word (its timeline becomes the newest); logged at WARN.
+   * Answers whether it was fenced. While another endpoint still claims the
+   * primary role on a newer or the same timeline, the next probe fences it
+   * again: demote or stop the other one first.
+   *
+   * @example
+   * ```ts
+   * const status = yield* set.status
+   * const stale = status.endpoints.filter((e) => e.role === "stale-primary")
+   * // after rebuilding the cluster around it:
+   * yield* set.unfence(stale[0]!.id)
+   * ```
+   */
+  readonly unfence: (id: EndpointId) => Effect.Effect<boolean>
 }
 
 /**

@@ -338,3 +338,164 @@ describe("Balancer service", () => {
       assert.isAbove(new Set(first).size, 1)
     }))
 })
+
+describe("Balancer fencing (split brain)", () => {
+  const healthy = (state: Balancer.State) =>
+    withHealth(state, Object.fromEntries(state.endpoints.map((e) => [e.id, "healthy" as const])))
+  const writes = (state: Balancer.State, n = 6) => {
+    const ids: Array<string> = []
+    for (let i = 0; i < n; i++) {
+      const result = Balancer.pickPure(state, "round-robin", { random: Math.random, mode: "write" })
+      if (Result.isFailure(result)) return { ids, error: result.failure }
+      ids.push(result.success[0])
+      state = result.success[1]
+    }
+    return { ids, error: undefined }
+  }
+  const ab = () => healthy(Balancer.initialState([{ id: "a", role: "primary" }, { id: "b", role: "replica" }]))
+
+  it("the old primary on an older timeline is fenced when the promoted one reports a newer timeline", () => {
+    let state = Balancer.observe(ab(), "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(state).ids, ["a", "a", "a", "a", "a", "a"])
+    // Failover: b is promoted to timeline 2 (a may be down or not: it is fenced either way).
+    const promoted = Balancer.observe(state, "b", { role: "primary", timeline: 2 })
+    assert.deepStrictEqual(promoted.fenced, [{ endpoint: "a", timeline: 1, highest: 2, sameTimeline: false }])
+    state = promoted.state
+    assert.deepStrictEqual(writes(state).ids, ["b", "b", "b", "b", "b", "b"])
+    // a comes back outside recovery, still claiming primary on timeline 1: still fenced, not announced again.
+    const back = Balancer.observe(state, "a", { role: "primary", timeline: 1 })
+    assert.deepStrictEqual(back.fenced, [])
+    state = back.state
+    assert.deepStrictEqual(writes(state).ids, ["b", "b", "b", "b", "b", "b"])
+    // A fenced endpoint gets no reads either.
+    assert.deepStrictEqual(picks(state, "round-robin", 4).ids, ["b", "b", "b", "b"])
+  })
+
+  it("the order of the probes does not matter: the stale claim is fenced when it is seen after the new one", () => {
+    let state = Balancer.observe(ab(), "b", { role: "primary", timeline: 2 }).state
+    const stale = Balancer.observe(state, "a", { role: "primary", timeline: 1 })
+    assert.deepStrictEqual(stale.fenced.map((f) => f.endpoint), ["a"])
+    state = stale.state
+    assert.deepStrictEqual(writes(state).ids, ["b", "b", "b", "b", "b", "b"])
+  })
+
+  it("a fenced endpoint that rejoins as a replica is no longer fenced (and takes reads, not writes)", () => {
+    let state = Balancer.observe(ab(), "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "primary", timeline: 2 }).state
+    state = Balancer.observe(state, "a", { role: "replica", timeline: 2 }).state
+    const a = state.endpoints.find((e) => e.id === "a")!
+    assert.strictEqual(a.fenced, undefined)
+    assert.deepStrictEqual(writes(state).ids, ["b", "b", "b", "b", "b", "b"])
+    assert.deepStrictEqual(picks(state, "round-robin", 4).ids, ["a", "b", "a", "b"])
+  })
+
+  it("two primaries on the same timeline: the first claimant keeps the writes, the second is fenced", () => {
+    let state = Balancer.observe(ab(), "b", { role: "primary", timeline: 3 }).state
+    const second = Balancer.observe(state, "a", { role: "primary", timeline: 3 })
+    assert.deepStrictEqual(second.fenced, [{ endpoint: "a", timeline: 3, highest: 3, sameTimeline: true }])
+    state = second.state
+    // Re-probing either does not flip the winner.
+    state = Balancer.observe(state, "b", { role: "primary", timeline: 3 }).state
+    state = Balancer.observe(state, "a", { role: "primary", timeline: 3 }).state
+    assert.deepStrictEqual(writes(state).ids, ["b", "b", "b", "b", "b", "b"])
+  })
+
+  it("a fenced endpoint promoted again to a newer timeline wins, and fences the other", () => {
+    let state = Balancer.observe(ab(), "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "primary", timeline: 2 }).state
+    const again = Balancer.observe(state, "a", { role: "primary", timeline: 3 })
+    assert.deepStrictEqual(again.fenced.map((f) => f.endpoint), ["b"])
+    assert.deepStrictEqual(writes(again.state).ids, ["a", "a", "a", "a", "a", "a"])
+  })
+
+  it("once timelines are known, a write needs the endpoint's own timeline to be the newest", () => {
+    // Three endpoints; c was declared primary but never probed yet.
+    let state = healthy(Balancer.initialState([{ id: "a", role: "primary" }, { id: "b" }, { id: "c", role: "primary" }]))
+    // No timeline reported anywhere (e.g. LDAP): the fencing rule is inert.
+    assert.deepStrictEqual(writes(state, 3).ids, ["a", "b", "c"])
+    state = Balancer.observe(state, "a", { role: "primary", timeline: 4 }).state
+    // b and c were not probed yet: one of them may be a newer primary, so a waits too.
+    const waiting = writes(state, 1).error!
+    assert.match(waiting.message, /a: waiting for b to be probed/)
+    assert.match(waiting.message, /c: timeline not checked yet \(the newest is 4\)/)
+    assert.match(waiting.message, /b: timeline not checked yet/)
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 4 }).state
+    state = Balancer.observe(state, "c", { role: "replica", timeline: 3 }).state
+    assert.deepStrictEqual(writes(state, 3).ids, ["a", "a", "a"])
+  })
+
+  it("an endpoint back from unhealthy takes writes only once every other reachable endpoint was probed again", () => {
+    let state = Balancer.observe(ab(), "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(state, 2).ids, ["a", "a"])
+    // a goes down; meanwhile b is promoted, but its next probe has not run yet when a comes back.
+    state = Balancer.setHealth(state, "a", "unhealthy")
+    state = Balancer.observe(state, "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.setHealth(state, "a", "healthy")
+    const held = writes(state, 1).error!
+    assert.match(held.message, /a: waiting for b to be probed \(another endpoint may have been promoted\)/)
+    // b's probe shows the promotion: a is fenced, b takes the writes.
+    const promoted = Balancer.observe(state, "b", { role: "primary", timeline: 2 })
+    assert.deepStrictEqual(promoted.fenced.map((f) => f.endpoint), ["a"])
+    assert.deepStrictEqual(writes(promoted.state, 2).ids, ["b", "b"])
+    // Had b not been promoted, its probe would have released a.
+    const notPromoted = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(notPromoted, 2).ids, ["a", "a"])
+    // An unreachable endpoint does not hold the others back.
+    const bDown = Balancer.setHealth(state, "b", "unhealthy")
+    assert.deepStrictEqual(writes(bDown, 2).ids, ["a", "a"])
+  })
+
+  it("unfence lifts the fence on the operator's word; a conflicting claim fences again on the next probe", () => {
+    let state = Balancer.observe(ab(), "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "primary", timeline: 2 }).state
+    // b still claims timeline 2: unfencing a is undone by b's next probe.
+    let lifted = Balancer.unfence(state, "a")
+    assert.isTrue(lifted.unfenced)
+    state = Balancer.observe(lifted.state, "b", { role: "primary", timeline: 2 }).state
+    assert.deepStrictEqual(state.endpoints.find((e) => e.id === "a")!.fenced?.timeline, 1)
+    // The cluster is rebuilt around a: b is now a replica; the operator unfences a.
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(state, 1).ids, [])
+    lifted = Balancer.unfence(state, "a")
+    assert.isTrue(lifted.unfenced)
+    assert.isFalse(Balancer.unfence(lifted.state, "a").unfenced)
+    state = Balancer.observe(lifted.state, "a", { role: "primary", timeline: 1 }).state
+    state = Balancer.observe(state, "b", { role: "replica", timeline: 1 }).state
+    assert.deepStrictEqual(writes(state, 3).ids, ["a", "a", "a"])
+  })
+
+  it("whatever the probes report, in any order, at most one endpoint is writable: the first to claim the newest timeline (property)", () => {
+    const ids = ["a", "b", "c", "d"]
+    const event = fc.record({
+      id: fc.constantFrom(...ids),
+      role: fc.constantFrom("primary" as const, "replica" as const),
+      timeline: fc.integer({ min: 1, max: 5 })
+    })
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 40 }), (events) => {
+        let state = healthy(Balancer.initialState(ids.map((id) => ({ id, role: "replica" as const }))))
+        for (const e of events) {
+          state = Balancer.observe(state, e.id, { role: e.role, timeline: e.timeline }).state
+          const writable = state.endpoints.filter((x) => {
+            const r = Balancer.eligible(state, "write")
+            return Result.isSuccess(r) && r.success.some((i) => state.endpoints[i]!.id === x.id)
+          })
+          if (writable.length > 1) return false
+          const highest = Math.max(...state.endpoints.map((x) => x.timeline ?? 0))
+          for (const w of writable) {
+            // The writable one claims primary on the highest timeline reported so far.
+            if (w.role !== "primary" || w.timeline !== highest || w.fenced !== undefined) return false
+          }
+          // A primary that claimed an older timeline is never writable, fenced or not.
+          for (const x of state.endpoints) {
+            if (x.role === "primary" && x.timeline !== undefined && x.timeline < state.highestTimeline! && x.fenced === undefined) return false
+          }
+        }
+        return true
+      }),
+      { numRuns: 2_000 }
+    )
+  })
+})

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Endpoint from "../src/Endpoint.ts"
 
@@ -147,5 +148,74 @@ describe("Endpoint", () => {
     assert.isTrue(Endpoint.acceptsWrites("primary"))
     assert.isTrue(Endpoint.acceptsWrites("any"))
     assert.isFalse(Endpoint.acceptsWrites("replica"))
+  })
+
+  describe("credentials in URLs", () => {
+    const secret = "Tr0ub4dor&3"
+    const encoded = encodeURIComponent(secret)
+    const urls = [
+      `postgres://app:${encoded}@db1:5432/app`,
+      `postgres://db1:5432/app?password=${encoded}`,
+      `postgres://db1:5432/app?sslmode=require&password=${encoded}`,
+      `postgres://db1:5432/app?sslmode=require&sslpassword=${encoded}`,
+      `postgres://db1:5432/app?PassWord=${encoded}&sslmode=require`,
+      `ldap://ldap1:389/dc=example,dc=com??sub??bindname=cn%3Dapp,X-BINDPW=${encoded}`,
+      `ldap://ldap1:389/dc=example,dc=com????!X-BINDPW=${encoded}`
+    ]
+
+    it.effect("a password anywhere in a URL is rejected with a typed error that never shows it", () =>
+      Effect.gen(function*() {
+        for (const url of urls) {
+          for (const input of [url, { url }, { url, weight: 0 }, [{ url }]]) {
+            const result = yield* Effect.result(
+              Array.isArray(input) ? Effect.asVoid(Endpoint.decodeAll(input)) : Effect.asVoid(Endpoint.decode(input))
+            )
+            assert.isTrue(Result.isFailure(result), `accepted ${url}`)
+            const error = (result as Result.Failure<never, Endpoint.InvalidEndpoint>).failure
+            assert.strictEqual(error._tag, "InvalidEndpoint")
+            assert.include(error.message, "must not contain credentials")
+            for (const shown of [error.message, error.endpoint, JSON.stringify(error), String(error)]) {
+              assert.notInclude(shown, encoded)
+              assert.notInclude(shown, secret)
+              assert.notInclude(shown, "Tr0ub4dor")
+            }
+          }
+        }
+      }))
+
+    it("redactUrl masks the user-info part and every password parameter", () => {
+      for (const url of urls) {
+        const shown = Endpoint.redactUrl(url)
+        assert.notInclude(shown, "Tr0ub4dor", url)
+        assert.include(shown, "***")
+      }
+      assert.strictEqual(
+        Endpoint.redactUrl(`postgres://db1:5432/app?sslmode=require&password=${encoded}&application_name=x`),
+        "postgres://db1:5432/app?sslmode=require&password=***&application_name=x"
+      )
+      assert.strictEqual(Endpoint.redactUrl("postgres://db1:5432/app?sslmode=require"), "postgres://db1:5432/app?sslmode=require")
+    })
+
+    it("splitCredentials takes the password out of a URL, Redacted, and leaves a URL decode accepts", () =>
+      Effect.runSync(Effect.gen(function*() {
+        const cases: ReadonlyArray<readonly [string, string, string | undefined]> = [
+          [`postgres://app:${encoded}@db1:5432/app`, "postgres://db1:5432/app", "app"],
+          [`postgres://db1:5432/app?password=${encoded}`, "postgres://db1:5432/app", undefined],
+          [`postgres://db1:5432/app?password=${encoded}&sslmode=require`, "postgres://db1:5432/app?sslmode=require", undefined],
+          [`postgres://db1:5432/app?sslmode=require&password=${encoded}`, "postgres://db1:5432/app?sslmode=require", undefined]
+        ]
+        for (const [input, url, user] of cases) {
+          const split = Endpoint.splitCredentials(input)
+          assert.strictEqual(split.url, url)
+          assert.strictEqual(split.user, user)
+          assert.strictEqual(Redacted.value(split.password!), secret)
+          assert.notInclude(JSON.stringify(split), "Tr0ub4dor")
+          assert.notInclude(String(split.password), "Tr0ub4dor")
+          const endpoint = yield* Endpoint.decode(split.url)
+          assert.strictEqual(endpoint.url, url)
+        }
+        const plain = Endpoint.splitCredentials("postgres://db1:5432/app")
+        assert.deepStrictEqual(plain, { url: "postgres://db1:5432/app", user: undefined, password: undefined })
+      })))
   })
 })

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ServerSet } from "@tether/core"
-import { Effect, Fiber, Metric, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Logger, Metric, Schedule } from "effect"
+import type { Driver } from "@tether/core"
 import { TestClock } from "effect/testing"
 import { FakeError, makeFakeDriver } from "./fakeDriver.ts"
 
@@ -254,4 +255,157 @@ describe("ServerSet", () => {
       assert.strictEqual(error._tag, "InvalidEndpoint")
       assert.include(error.message, "url")
     }))
+
+  describe("fencing", () => {
+    /** The fake driver with probes that report what `probes` says for each endpoint. */
+    const withProbes = (fake: ReturnType<typeof makeFakeDriver>, probes: Map<string, Driver.Probe>) => ({
+      ...fake.driver,
+      probe: (endpoint: { readonly url: string }) =>
+        Effect.suspend(() =>
+          fake.conditions.get(endpoint.url) === "down"
+            ? Effect.fail(new FakeError({ kind: "refused", endpoint: endpoint.url }))
+            : Effect.succeed(probes.get(endpoint.url) ?? {})
+        )
+    })
+
+    it.effect("two primaries: writes go only to the newest timeline; the other shows stale-primary, is logged once and counted", () =>
+      Effect.gen(function*() {
+        const lines: Array<string> = []
+        const logger = Logger.make<unknown, void>((options) => {
+          lines.push(`${options.logLevel} ${String(options.message)}`)
+        })
+        yield* Effect.gen(function*() {
+          const fake = makeFakeDriver()
+          const probes = new Map<string, Driver.Probe>([
+            [A, { role: "primary", timeline: 1 }],
+            [B, { role: "replica", timeline: 1 }]
+          ])
+          const set = yield* ServerSet.make({
+            name: "fence",
+            endpoints: [{ url: A, role: "primary" }, { url: B, role: "replica" }],
+            driver: withProbes(fake, probes),
+            strategy: "round-robin",
+            health: { interval: "100 millis" },
+            retry: { schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 10 })) }
+          })
+          yield* TestClock.adjust("200 millis")
+          for (let i = 0; i < 4; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
+          assert.deepStrictEqual(count(fake.calls), { [A]: 4 })
+          // Failover: A dies, B is promoted to timeline 2; then A comes back outside recovery, on timeline 1.
+          fake.conditions.set(A, "down")
+          probes.set(B, { role: "primary", timeline: 2 })
+          yield* TestClock.adjust("300 millis")
+          fake.conditions.set(A, "up")
+          yield* TestClock.adjust("300 millis")
+          fake.calls.length = 0
+          for (let i = 0; i < 20; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
+          for (let i = 0; i < 20; i++) yield* set.use((c) => fake.operation(c), { mode: "read" })
+          assert.deepStrictEqual(count(fake.calls), { [B]: 40 })
+          const status = yield* set.status
+          const a = status.endpoints.find((e) => e.id === A)!
+          assert.strictEqual(a.role, "stale-primary")
+          assert.strictEqual(a.health, "healthy")
+          assert.deepStrictEqual(a.fenced, { timeline: 1, highest: 2, sameTimeline: false })
+          assert.strictEqual(status.endpoints.find((e) => e.id === B)!.role, "primary")
+          assert.strictEqual(status.endpoints.find((e) => e.id === B)!.timeline, 2)
+          // Many probes later: one warning, one count.
+          yield* TestClock.adjust("2 seconds")
+          const warnings = lines.filter((l) => l.includes("stale primary"))
+          assert.strictEqual(warnings.length, 1)
+          assert.match(warnings[0]!, /^Warn .*fake:\/\/a:1 claims the primary role on timeline 1 but the newest timeline is 2/)
+          const fencedCount = (yield* Metric.snapshot).find((m) =>
+            m.id === "tether_fenced_endpoints_total" && m.attributes?.["set"] === "fence"
+          )?.state as { count?: number } | undefined
+          assert.strictEqual(fencedCount?.count, 1)
+
+          // It rejoins as a replica: reads again, still no writes.
+          probes.set(A, { role: "replica", timeline: 2 })
+          yield* TestClock.adjust("300 millis")
+          fake.calls.length = 0
+          for (let i = 0; i < 10; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
+          for (let i = 0; i < 10; i++) yield* set.use((c) => fake.operation(c), { mode: "read" })
+          assert.deepStrictEqual(count(fake.calls), { [A]: 5, [B]: 15 })
+          assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "replica")
+        }).pipe(Effect.provide(Logger.layer([logger])))
+      }))
+
+    it.effect("an old primary back before the promoted one was probed again gets no write in between", () =>
+      Effect.gen(function*() {
+        const fake = makeFakeDriver()
+        const probes = new Map<string, Driver.Probe>([
+          [A, { role: "primary", timeline: 1 }],
+          [B, { role: "replica", timeline: 1 }]
+        ])
+        // B's probes can be held (a slow probe), so that A is seen back first.
+        let holdB = false
+        const gate = yield* Deferred.make<void>()
+        const driver = {
+          ...fake.driver,
+          probe: (endpoint: { readonly url: string }) =>
+            Effect.suspend(() => {
+              if (fake.conditions.get(endpoint.url) === "down") {
+                return Effect.fail(new FakeError({ kind: "refused", endpoint: endpoint.url }))
+              }
+              const wait = endpoint.url === B && holdB ? Deferred.await(gate) : Effect.void
+              return Effect.andThen(wait, Effect.sync(() => probes.get(endpoint.url) ?? {}))
+            })
+        }
+        const set = yield* ServerSet.make({
+          name: "window",
+          endpoints: [{ url: A, role: "primary" }, { url: B, role: "replica" }],
+          driver,
+          health: { interval: "100 millis", timeout: "1 minute" },
+          retry: { schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 100 })) }
+        })
+        yield* TestClock.adjust("300 millis")
+        assert.strictEqual(yield* set.use((c) => fake.operation(c), { mode: "write" }), A)
+        holdB = true
+        yield* TestClock.adjust("300 millis")
+        // A crashes; B is promoted, but its probe is slow; A comes back (outside recovery) and is probed first.
+        fake.conditions.set(A, "down")
+        yield* TestClock.adjust("300 millis")
+        probes.set(B, { role: "primary", timeline: 2 })
+        fake.conditions.set(A, "up")
+        yield* TestClock.adjust("300 millis")
+        assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.health, "healthy")
+        fake.calls.length = 0
+        const write = yield* Effect.forkChild(set.use((c) => fake.operation(c), { mode: "write" }))
+        yield* TestClock.adjust("500 millis")
+        assert.deepStrictEqual(fake.calls, [], "no write while B's claim is unknown")
+        // B's probe answers: A is fenced, the write goes to B.
+        yield* Deferred.succeed(gate, undefined)
+        yield* TestClock.adjust("200 millis")
+        assert.strictEqual(yield* Fiber.join(write), B)
+        assert.deepStrictEqual(fake.calls, [B])
+        assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "stale-primary")
+      }))
+
+    it.effect("with no other primary left, a write waits rather than go to the stale one; unfence lets it through", () =>
+      Effect.gen(function*() {
+        const fake = makeFakeDriver()
+        const probes = new Map<string, Driver.Probe>([
+          [A, { role: "primary", timeline: 1 }],
+          [B, { role: "primary", timeline: 2 }]
+        ])
+        const set = yield* ServerSet.make({
+          name: "unfence",
+          endpoints: [{ url: A, role: "primary" }, { url: B, role: "replica" }],
+          driver: withProbes(fake, probes),
+          health: { interval: "100 millis" },
+          retry: false
+        })
+        yield* TestClock.adjust("200 millis")
+        // The new primary B is rebuilt as a replica of A (on A's timeline): A stays fenced until the operator says so.
+        probes.set(B, { role: "replica", timeline: 1 })
+        yield* TestClock.adjust("300 millis")
+        const refused = yield* Effect.flip(set.use((c) => fake.operation(c), { mode: "write" }))
+        assert.strictEqual(refused._tag, "NoEndpointAvailable")
+        assert.match(refused.message, /fake:\/\/a:1: stale primary: fenced \(timeline 1, the newest is 2\)/)
+        assert.isFalse(yield* set.unfence(B))
+        assert.isTrue(yield* set.unfence(A))
+        yield* TestClock.adjust("300 millis")
+        assert.strictEqual(yield* set.use((c) => fake.operation(c), { mode: "write" }), A)
+        assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "primary")
+      }))
+  })
 })

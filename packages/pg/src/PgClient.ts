@@ -31,6 +31,7 @@ import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, 
 import { Context, Layer } from "effect"
 import type { Duration, Effect, Redacted, Schedule, Scope, Stream } from "effect"
 import * as internal from "./internal/pgClient.ts"
+import type * as PgDriver from "./PgDriver.ts"
 import type { PgError } from "./PgError.ts"
 
 /**
@@ -69,8 +70,13 @@ export interface Options {
   readonly user: string
   readonly password?: Redacted.Redacted<string> | undefined
   readonly database?: string | undefined
-  readonly ssl?: "disable" | "require" | "verify-full" | undefined
-  /** PEM text of the CA for `verify-full`. */
+  /**
+   * TLS of every endpoint, as libpq's `sslmode` (default `disable`); a URL's
+   * own `?sslmode=` / `?sslrootcert=` and an endpoint's `tls` win. See
+   * `PgDriver.SslMode`.
+   */
+  readonly ssl?: PgDriver.SslMode | undefined
+  /** The CA to verify servers against: PEM text or a file path (default: the system's CAs). */
   readonly ca?: string | undefined
   /** Default 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
@@ -234,8 +240,18 @@ export interface PgClient extends Executor<never> {
   readonly invalidateCache: (predicate?: (text: string) => boolean) => Effect.Effect<number>
   /** Cache hits and misses so far. */
   readonly cacheStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
-  /** Every endpoint's health, role, breaker and pool. */
+  /**
+   * Every endpoint's health, role, breaker and pool. An old primary that came
+   * back outside recovery after a failover shows as `role: "stale-primary"`
+   * (fenced: it gets no work) until it rejoins as a replica or is unfenced.
+   */
   readonly status: Effect.Effect<ServerSet.Status>
+  /**
+   * Lifts the fence of a stale primary on the operator's word (see
+   * `ServerSet.unfence`): its timeline becomes the newest, so do it only
+   * after the other primary was demoted or stopped. Answers whether it was fenced.
+   */
+  readonly unfence: (id: Endpoint.EndpointId) => Effect.Effect<boolean>
 }
 
 /**

@@ -158,7 +158,9 @@ export const make = (options?: {
       as: (key) => executor(key),
       invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
       cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
-      status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
+      status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+      // One in-process database: nothing is ever fenced.
+      unfence: () => Effect.succeed(false)
     } satisfies PgClient.PgClient
   })
 

@@ -13,8 +13,9 @@
  *
  * @since 0.1.0
  */
-import { ServerSetConfig } from "@tether/core"
+import { Endpoint, ServerSetConfig } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
+import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
 
 const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
@@ -45,7 +46,7 @@ export const PgConfigSchema = Schema.Struct({
   user: Schema.String.check(Schema.isNonEmpty()),
   password: Schema.optionalKey(Schema.String),
   database: Schema.optionalKey(Schema.String),
-  ssl: Schema.optionalKey(Schema.Literals(["disable", "require", "verify-full"])),
+  ssl: Schema.optionalKey(Schema.Literals(SSL_MODES)),
   ca: Schema.optionalKey(Schema.String),
   connectTimeoutMillis: Schema.optionalKey(Millis),
   statementTimeoutMillis: Schema.optionalKey(Millis),
@@ -92,6 +93,22 @@ export const decode = (input: unknown): Effect.Effect<PgClient.Options, InvalidP
   if (password !== undefined && typeof password !== "string") {
     return Effect.fail(new InvalidPgConfig({ problems: "password: must be a string" }))
   }
+  // A URL with a password in it is refused before decoding, so no message can quote it either.
+  const urls = Array.isArray(record?.["endpoints"])
+    ? (record["endpoints"] as ReadonlyArray<unknown>).map((e, i) =>
+      [i, typeof e === "string" ? e : typeof e === "object" && e !== null ? (e as { url?: unknown }).url : undefined] as const
+    )
+    : []
+  for (const [i, url] of urls) {
+    if (typeof url === "string" && Endpoint.splitCredentials(url).url !== url) {
+      return Effect.fail(
+        new InvalidPgConfig({
+          problems: `endpoints[${i}]: the URL ${Endpoint.redactUrl(url)} holds credentials: ` +
+            "remove them and set user and password instead"
+        })
+      )
+    }
+  }
   return decodeUnknown(checked, { errors: "all" }).pipe(
     Effect.mapError((error) => new InvalidPgConfig({ problems: error.message })),
     Effect.map((config) => toOptions({ ...config, ...(password === undefined ? {} : { password }) }))
@@ -127,27 +144,37 @@ export const toOptions = (config: PgConfig): PgClient.Options => ({
  * `TETHER_PG_READ_FROM`, `TETHER_PG_MULTIPLEX`, `TETHER_PG_STATEMENT_TIMEOUT`
  * (a duration, e.g. `5 seconds`). Roles are detected by the health probes.
  *
+ * `TETHER_PG_URLS` is read as a secret: a password in a URL
+ * (`postgres://app:pw@db1/app`, `?password=`) is split off at once, kept
+ * `Redacted`, and used when `TETHER_PG_PASSWORD` is not set; the endpoints
+ * get the URLs without credentials.
+ *
  * @since 0.1.0
  * @category config
  */
 export const fromEnv: Config.Config<PgClient.Options> = Config.all({
-  urls: Config.String("TETHER_PG_URLS"),
+  urls: Config.Redacted("TETHER_PG_URLS"),
   user: Config.String("TETHER_PG_USER"),
   password: Config.option(Config.Redacted("TETHER_PG_PASSWORD")),
   database: Config.option(Config.String("TETHER_PG_DATABASE")),
-  ssl: Config.option(Config.Literals(["disable", "require", "verify-full"], "TETHER_PG_SSL")),
+  ssl: Config.option(Config.Literals(SSL_MODES, "TETHER_PG_SSL")),
   readFrom: Config.option(Config.Literals(["replica-preferred", "replica-only", "any"], "TETHER_PG_READ_FROM")),
   multiplex: Config.option(Config.Int("TETHER_PG_MULTIPLEX")),
   statementTimeout: Config.option(Config.Duration("TETHER_PG_STATEMENT_TIMEOUT"))
 }).pipe(
-  Config.map((env): PgClient.Options => ({
-    endpoints: env.urls.split(",").map((url) => url.trim()).filter((url) => url !== ""),
-    user: env.user,
-    password: env.password._tag === "Some" ? env.password.value : undefined,
-    database: env.database._tag === "Some" ? env.database.value : undefined,
-    ssl: env.ssl._tag === "Some" ? env.ssl.value : undefined,
-    readFrom: env.readFrom._tag === "Some" ? env.readFrom.value : undefined,
-    multiplex: env.multiplex._tag === "Some" ? env.multiplex.value : undefined,
-    statementTimeout: env.statementTimeout._tag === "Some" ? env.statementTimeout.value : undefined
-  }))
+  Config.map((env): PgClient.Options => {
+    const split = Redacted.value(env.urls).split(",").map((url) => url.trim()).filter((url) => url !== "")
+      .map(Endpoint.splitCredentials)
+    const fromUrl = split.find((s) => s.password !== undefined)?.password
+    return {
+      endpoints: split.map((s) => s.url),
+      user: env.user,
+      password: env.password._tag === "Some" ? env.password.value : fromUrl,
+      database: env.database._tag === "Some" ? env.database.value : undefined,
+      ssl: env.ssl._tag === "Some" ? env.ssl.value : undefined,
+      readFrom: env.readFrom._tag === "Some" ? env.readFrom.value : undefined,
+      multiplex: env.multiplex._tag === "Some" ? env.multiplex.value : undefined,
+      statementTimeout: env.statementTimeout._tag === "Some" ? env.statementTimeout.value : undefined
+    }
+  })
 )

@@ -19,7 +19,8 @@ import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
-import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout } from "./PgError.ts"
+import * as Tls from "./internal/tls.ts"
+import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout, PgTlsError } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
 
 /**
@@ -34,19 +35,35 @@ export interface PgConnection {
   readonly pid: number
   readonly user: string
   readonly endpoint: string
-  /** Session state Tether tracks: whether `default_transaction_read_only` is on, whether a transaction is open. */
-  readonly session: { readOnly: boolean; inTransaction: boolean }
+  /**
+   * Session state Tether tracks: whether `default_transaction_read_only` is
+   * on (`undefined`: unknown, a change was sent and not confirmed), whether a
+   * transaction is open.
+   */
+  readonly session: { readOnly: boolean | undefined; inTransaction: boolean }
 }
 
 /**
- * TLS: `disable` (default), `require` (encrypted, certificate not checked),
- * `verify-full` (encrypted, certificate and host name checked against `ca`
- * or the system's CAs).
+ * TLS, as libpq's `sslmode`: `disable` (plaintext), `allow` / `prefer`
+ * (encrypted when the server offers it, certificate not checked; both try
+ * TLS first), `require` (encrypted, certificate not checked — but checked as
+ * `verify-ca` when a CA is given, as libpq does), `verify-ca` (the chain is
+ * checked against the CA), `verify-full` (the chain and the name: the URL's
+ * host, an IP address against the certificate's IP SANs, or the endpoint's
+ * `tls.servername`).
+ *
+ * Per endpoint, `?sslmode=` and `?sslrootcert=` (a CA file, or `system`) in
+ * the URL win over the endpoint's `tls` settings (`tls.ca`: PEM text or a file
+ * path; an endpoint with `tls` defaults to `verify-full`), which win over the
+ * client's `ssl` and `ca`. The default is `disable`. An unknown `sslmode`
+ * fails with a typed error (`InvalidEndpoint` from `PgClient.make`,
+ * `PgTlsError` from `connect`); a mode that does not verify the certificate
+ * is logged once per endpoint at WARN.
  *
  * @since 0.1.0
  * @category models
  */
-export type SslMode = "disable" | "require" | "verify-full"
+export type SslMode = Tls.SslMode
 
 /**
  * Options of {@link make}.
@@ -61,7 +78,7 @@ export interface Options {
   /** Default `postgres`, or the database in the endpoint's URL. */
   readonly database?: string | undefined
   readonly ssl?: SslMode | undefined
-  /** PEM text of the CA for `verify-full`. */
+  /** The CA to verify servers against (PEM text or a file path); the system's CAs when absent. */
   readonly ca?: string | undefined
   /** Default 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
@@ -73,6 +90,29 @@ export interface Options {
   readonly applicationName?: string | undefined
   /** Open every session with `default_transaction_read_only = on` (sessions that only ever read). */
   readonly readOnlySessions?: boolean | undefined
+  /** Log once per endpoint at WARN when its server certificate is not verified. Default `true`. */
+  readonly warnUnverified?: boolean | undefined
+}
+
+const resolved = new WeakMap<Endpoint.Endpoint, Map<string, Tls.ResolvedTls | { readonly problem: string }>>()
+
+/**
+ * The TLS settings of an endpoint (see {@link SslMode}), or what is wrong
+ * with them. Files are read once per endpoint.
+ *
+ * @since 0.1.0
+ * @category connecting
+ */
+export const tlsOf = (
+  options: Pick<Options, "ssl" | "ca">,
+  endpoint: Endpoint.Endpoint
+): Tls.ResolvedTls | { readonly problem: string } => {
+  let byOptions = resolved.get(endpoint)
+  if (byOptions === undefined) resolved.set(endpoint, byOptions = new Map())
+  const key = `${options.ssl ?? ""}\u0000${options.ca ?? ""}`
+  let result = byOptions.get(key)
+  if (result === undefined) byOptions.set(key, result = Tls.resolve(endpoint, options))
+  return result
 }
 
 const millis = (input: Duration.Input | undefined, fallback: number) =>
@@ -80,6 +120,17 @@ const millis = (input: Duration.Input | undefined, fallback: number) =>
 
 /** The endpoint's URL without credentials, as shown in errors. */
 const show = (endpoint: Endpoint.Endpoint) => endpoint.url
+
+/**
+ * The warning for an endpoint whose server certificate is not verified.
+ *
+ * @since 0.1.0
+ * @category connecting
+ */
+export const unverifiedWarning = (endpoint: Endpoint.Endpoint, why: string): string =>
+  `PostgreSQL endpoint ${endpoint.id}: the server's TLS certificate is not verified (${why}); ` +
+  `anyone on the path can impersonate the server and read the password and the data. ` +
+  `Use sslmode=verify-full with a CA (sslrootcert, tls.ca or ca)`
 
 /**
  * Opens one session to `endpoint` as `identity` (a role and its password)
@@ -98,10 +149,13 @@ export const connect = (
   const connectMillis = millis(options.connectTimeout, 5_000)
   const statementMillis = options.statementTimeout === undefined ? undefined : millis(options.statementTimeout, 0)
   const context = { endpoint: show(endpoint), user }
-  const ssl = options.ssl ?? "disable"
+  const tls = tlsOf(options, endpoint)
+  if ("problem" in tls) {
+    return Effect.fail(new PgTlsError({ endpoint: context.endpoint, code: "INVALID_TLS_SETTINGS", reason: tls.problem }))
+  }
   return Effect.acquireRelease(
     Effect.sync(() =>
-      postgres(endpoint.url, {
+      postgres(tls.url, {
         username: user,
         ...(secret === undefined ? {} : { password: Redacted.value(secret) }),
         ...(options.database === undefined ? {} : { database: options.database }),
@@ -112,11 +166,7 @@ export const connect = (
         fetch_types: false,
         prepare: true,
         onnotice: () => undefined,
-        ssl: ssl === "disable"
-          ? false
-          : ssl === "require"
-          ? { rejectUnauthorized: false }
-          : { rejectUnauthorized: true, ...(options.ca === undefined ? {} : { ca: options.ca }) },
+        ssl: tls.ssl as boolean | object | "prefer",
         connection: {
           application_name: options.applicationName ?? "tether",
           ...(options.readOnlySessions === true ? { default_transaction_read_only: true } : {}),
@@ -177,9 +227,29 @@ export const run = <A>(
 }
 
 /**
+ * The probe's query: the role (`pg_is_in_recovery()`) and the timeline.
+ *
+ * On a primary the timeline is read from the name of the WAL segment being
+ * written (`pg_walfile_name(pg_current_wal_lsn())`, its first 8 hex digits):
+ * a promoted server writes on its new timeline from the moment it leaves
+ * recovery, whereas `pg_control_checkpoint()` keeps the old timeline until
+ * the first checkpoint after the promotion finishes (a fast promotion only
+ * requests it). On a replica it is the newest of the last restartpoint's
+ * timeline and the timeline the WAL receiver streams (`received_tli`, visible
+ * to privileged roles only); a replica's timeline only matters by raising the
+ * highest timeline seen. Every function used is executable by any role.
+ */
+const PROBE = `select pg_is_in_recovery() as replica,
+  case when pg_is_in_recovery()
+    then greatest((select timeline_id from pg_control_checkpoint()), (select received_tli from pg_stat_wal_receiver))::int
+    else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+  end as timeline`
+
+/**
  * The driver: connect as an identity, validate by backend pid, probe the
  * server's role with `pg_is_in_recovery()` (so a promoted replica is seen as
- * the primary on the next probe), classify errors.
+ * the primary on the next probe) and its timeline (so an old primary that
+ * comes back outside recovery is fenced, never written to), classify errors.
  *
  * @example
  * ```ts
@@ -198,16 +268,27 @@ export const run = <A>(
  */
 export const make = (options: Options): Driver.Driver<PgConnection, PgError> => {
   const probeMillis = millis(options.probeTimeout, 2_000)
+  const warned = new Set<string>()
+  /** Says once per endpoint, at WARN, that its server certificate is not verified. */
+  const warnOnce = (endpoint: Endpoint.Endpoint) =>
+    Effect.suspend(() => {
+      if (options.warnUnverified === false || warned.has(endpoint.id)) return Effect.void
+      const tls = tlsOf(options, endpoint)
+      if ("problem" in tls || tls.unverified === undefined) return Effect.void
+      warned.add(endpoint.id)
+      return Effect.logWarning(unverifiedWarning(endpoint, tls.unverified))
+    })
   return {
-    connect: (endpoint, identity) => connect(options, endpoint, identity),
+    connect: (endpoint, identity) => Effect.andThen(warnOnce(endpoint), connect(options, endpoint, identity)),
     validate: (connection) =>
       Effect.map(
         run(connection, "validation", (sql) => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`, {
           timeoutMillis: probeMillis
         }),
         // A different pid: postgres.js reconnected behind our back; the session (and its state) is gone.
-        // A transaction left open (its rollback failed) makes the session unusable too.
-        (rows) => rows[0]!.pid === connection.pid && !connection.session.inTransaction
+        // A transaction left open (its rollback failed), or a session setting in an unknown state, makes it unusable too.
+        (rows) =>
+          rows[0]!.pid === connection.pid && !connection.session.inTransaction && connection.session.readOnly !== undefined
       ),
     probe: (endpoint) =>
       Effect.scoped(
@@ -216,10 +297,14 @@ export const make = (options: Options): Driver.Driver<PgConnection, PgError> => 
           const rows = yield* run(
             connection,
             "probe",
-            (sql) => sql<Array<{ replica: boolean }>>`select pg_is_in_recovery() as replica`,
+            (sql) => sql.unsafe<Array<{ replica: boolean; timeline: number | null }>>(PROBE),
             { timeoutMillis: probeMillis }
           )
-          return { role: rows[0]!.replica ? "replica" as const : "primary" as const }
+          const row = rows[0]!
+          return {
+            role: row.replica ? "replica" as const : "primary" as const,
+            timeline: row.timeline === null ? undefined : Number(row.timeline)
+          }
         })
       ),
     classify,

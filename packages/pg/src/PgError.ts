@@ -138,12 +138,42 @@ export class PgTimeout extends Data.TaggedError("PgTimeout")<{
 }
 
 /**
+ * TLS could not be set up as configured: the server's certificate was
+ * refused (untrusted chain, or it does not name the URL's host — an IP
+ * address must be in the certificate's IP SANs — `code` says which), or the
+ * endpoint's TLS settings are invalid (`code: "INVALID_TLS_SETTINGS"`: an
+ * unknown `sslmode`, an unreadable CA file). Nothing was sent to the server.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PgTlsError extends Data.TaggedError("PgTlsError")<{
+  readonly endpoint: string
+  readonly code: string
+  readonly reason: string
+}> {
+  override get message() {
+    return this.code === "INVALID_TLS_SETTINGS"
+      ? `PostgreSQL at ${this.endpoint}: invalid TLS settings: ${this.reason}.`
+      : `PostgreSQL at ${this.endpoint}: the server's TLS certificate was refused (${this.code}): ${this.reason}. ` +
+        `Check the CA (sslrootcert, tls.ca or ca) and that the certificate names the URL's host ` +
+        `(an IP address must be among its IP SANs), or set tls.servername.`
+  }
+}
+
+/**
  * Every error of `@tether/pg`'s statements.
  *
  * @since 0.1.0
  * @category errors
  */
-export type PgError = PgConnectionError | PgAuthenticationError | PgQueryError | PgOutcomeUnknown | PgTimeout
+export type PgError =
+  | PgConnectionError
+  | PgAuthenticationError
+  | PgQueryError
+  | PgOutcomeUnknown
+  | PgTimeout
+  | PgTlsError
 
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "CONNECT_TIMEOUT"])
 const CONNECTION_CODES = new Set([
@@ -194,6 +224,9 @@ export const fromUnknown = (
   if (code === "28P01" || code === "28000") {
     return new PgAuthenticationError({ endpoint: context.endpoint, user: context.user, code })
   }
+  if (code !== undefined && TLS_CODE.test(code)) {
+    return new PgTlsError({ endpoint: context.endpoint, code, reason })
+  }
   if (code !== undefined && (CONNECTION_CODES.has(code) || code.startsWith("08"))) {
     const notSent = NOT_SENT_CODES.has(code) || code === "57P03"
     if (!notSent && context.write === true) return new PgOutcomeUnknown({ endpoint: context.endpoint, reason })
@@ -214,7 +247,17 @@ export const fromUnknown = (
     : new PgConnectionError({ endpoint: context.endpoint, code, reason, mayHaveReachedServer: true })
 }
 
-const TAGS = new Set(["PgConnectionError", "PgAuthenticationError", "PgQueryError", "PgOutcomeUnknown", "PgTimeout"])
+/** Node's certificate-verification and TLS-handshake error codes. */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_VERIFY|SELF_SIGNED/
+
+const TAGS = new Set([
+  "PgConnectionError",
+  "PgAuthenticationError",
+  "PgQueryError",
+  "PgOutcomeUnknown",
+  "PgTimeout",
+  "PgTlsError"
+])
 
 /**
  * Whether a value is one of this package's errors.
@@ -246,6 +289,9 @@ export const classify = (error: unknown): Fault.Fault => {
       return Fault.make("connection", { mayHaveReachedServer: true })
     case "PgAuthenticationError":
       return Fault.make("authentication")
+    case "PgTlsError":
+      // Nothing was sent; another endpoint may be configured right.
+      return Fault.make("connection", { mayHaveReachedServer: false })
     case "PgQueryError":
       return error.code === "53300"
         ? Fault.make("overload", { mayHaveReachedServer: false })
@@ -261,4 +307,5 @@ export const classify = (error: unknown): Fault.Fault => {
  */
 export const isBroken = (error: unknown): boolean =>
   isPgError(error) &&
-  (error._tag === "PgConnectionError" || error._tag === "PgTimeout" || error._tag === "PgOutcomeUnknown")
+  (error._tag === "PgConnectionError" || error._tag === "PgTimeout" || error._tag === "PgOutcomeUnknown" ||
+    error._tag === "PgTlsError")

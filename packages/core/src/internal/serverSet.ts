@@ -38,6 +38,11 @@ const requestsTotal = Metric.counter("tether_serverset_requests_total", {
   incremental: true
 })
 
+const fencedTotal = Metric.counter("tether_fenced_endpoints_total", {
+  description: "Endpoints fenced as stale primaries (they claimed the primary role on an old timeline)",
+  incremental: true
+})
+
 /** @internal */
 export const make = <C, E>(
   options: ServerSet.Options<C, E>
@@ -80,15 +85,34 @@ export const make = <C, E>(
       }
     }
 
+    /**
+     * Applies a probe's role and timeline; an endpoint it fences is logged at
+     * WARN and counted, once per fencing (the fence holds until lifted).
+     */
+    const observeProbe = (endpoint: Endpoint.Endpoint, result: unknown) => {
+      const probe = typeof result === "object" && result !== null ? (result as Driver.Probe) : undefined
+      if (probe === undefined || (probe.role === undefined && probe.timeline === undefined)) return Effect.void
+      return Effect.flatMap(
+        balancer.observe(endpoint.id, { role: probe.role, timeline: probe.timeline }),
+        (fenced) => Effect.forEach(fenced, announceFence, { discard: true })
+      )
+    }
+    const announceFence = (fence: Balancer.Fenced) =>
+      Effect.andThen(
+        Metric.update(Metric.withAttributes(fencedTotal, { set: name, endpoint: fence.endpoint }), 1),
+        Effect.logWarning(
+          `server set "${name}": ${fence.endpoint} claims the primary role on timeline ${fence.timeline} but ` +
+            (fence.sameTimeline ? `another endpoint already holds timeline ${fence.timeline}` : `the newest timeline is ${fence.highest}`) +
+            `: fenced as a stale primary, no work goes there until it rejoins as a replica or is unfenced`
+        ).pipe(Effect.annotateLogs({ set: name, endpoint: fence.endpoint }))
+      )
+
     const health = options.health === false ? undefined : options.health ?? {}
     const probeOf = (endpoint: Endpoint.Endpoint) => {
       const probe = driver.probe !== undefined
         ? driver.probe(endpoint)
         : Effect.scoped(Effect.flatMap(driver.connect(endpoint, undefined), (c) => driver.validate?.(c, undefined) ?? Effect.void))
-      return Effect.flatMap(probe, (result) => {
-        const role = result === undefined ? undefined : (result as Driver.Probe).role
-        return role === undefined ? Effect.void : balancer.setRole(endpoint.id, role)
-      })
+      return Effect.flatMap(probe, (result) => observeProbe(endpoint, result))
     }
 
     /** Builds an endpoint's pool, breaker and monitor in a scope of its own. */
@@ -282,7 +306,9 @@ export const make = <C, E>(
         return {
           id: member.endpoint.id,
           url: member.endpoint.url,
-          role: endpointState?.role ?? member.endpoint.role,
+          role: endpointState?.fenced !== undefined ? "stale-primary" : endpointState?.role ?? member.endpoint.role,
+          timeline: endpointState?.timeline,
+          fenced: endpointState?.fenced,
           weight: member.endpoint.weight,
           priority: member.endpoint.priority,
           health: endpointState?.health ?? "unknown",
@@ -318,6 +344,14 @@ export const make = <C, E>(
         yield* build(endpoint).pipe(Effect.onError(() => balancer.remove(endpoint.id)))
         yield* Effect.logInfo(`server set "${name}": added ${endpoint.id}`)
       })
+
+    const unfence = (id: Endpoint.EndpointId) =>
+      Effect.tap(balancer.unfence(id), (unfenced) =>
+        unfenced
+          ? Effect.logWarning(`server set "${name}": ${id} unfenced by the operator; it may take writes again`).pipe(
+            Effect.annotateLogs({ set: name, endpoint: id })
+          )
+          : Effect.void)
 
     const remove = (id: Endpoint.EndpointId) =>
       Effect.gen(function*() {
@@ -367,6 +401,7 @@ export const make = <C, E>(
       status,
       endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
       add,
-      remove
+      remove,
+      unfence
     } satisfies ServerSet.ServerSet<C, E>
   })

@@ -1,5 +1,5 @@
-import { Identity, Retry, ServerSet } from "@tether/core"
-import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
+import { Endpoint, Identity, Retry, ServerSet } from "@tether/core"
+import type { Balancer, InvalidPoolOptions } from "@tether/core"
 import { Clock, Duration, Effect, Metric, Stream } from "effect"
 import type { Context, Schedule, Scope } from "effect"
 import type postgres from "postgres"
@@ -93,7 +93,31 @@ export const make = (
       ssl: options.ssl,
       ca: options.ca,
       connectTimeout: options.connectTimeout,
-      statementTimeout: options.statementTimeout
+      statementTimeout: options.statementTimeout,
+      // Said once below, not once per set.
+      warnUnverified: false
+    }
+    const endpointInputs = options.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+      typeof e === "string" ? expandHostList(e) : [e]
+    )
+    // TLS settings are checked before anything connects: a bad sslmode or CA file is a typed error now, and an
+    // endpoint whose certificate will not be verified is logged once.
+    for (const endpoint of yield* Endpoint.decodeAll(endpointInputs)) {
+      const tls = PgDriver.tlsOf(driverOptions, endpoint)
+      if ("problem" in tls) {
+        const colon = tls.problem.indexOf(": ")
+        return yield* Effect.fail(
+          new Endpoint.InvalidEndpoint({
+            endpoint: endpoint.url,
+            problems: [{ field: tls.problem.slice(0, colon), message: tls.problem.slice(colon + 2) }]
+          })
+        )
+      }
+      if (tls.unverified !== undefined) {
+        yield* Effect.logWarning(PgDriver.unverifiedWarning(endpoint, tls.unverified)).pipe(
+          Effect.annotateLogs({ client: name, endpoint: endpoint.id })
+        )
+      }
     }
     const setOptions = (
       driver: PgDriver.Options,
@@ -101,9 +125,7 @@ export const make = (
       pool: PgClient.Options["pool"]
     ): ServerSet.Options<PgConnection, PgError> => ({
       name: `${name}${suffix}`,
-      endpoints: options.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
-        typeof e === "string" ? expandHostList(e) : [e]
-      ),
+      endpoints: endpointInputs,
       driver: PgDriver.make(driver),
       strategy: options.strategy ?? "round-robin",
       pool,
@@ -147,17 +169,29 @@ export const make = (
         }, { captureStackTrace: false })
       )
 
-    /** Puts the session in the read-only (or read-write) default, when it is not already. */
+    /**
+     * Puts the session in the read-only (or read-write) default, when it is
+     * not known to be in it already. The change and Tether's record of it are
+     * one step: the record says "unknown" from the moment the `SET` is sent
+     * until the server confirms it, and the step cannot be interrupted (an
+     * interrupted caller waits for the answer, bounded by the query timeout).
+     * A `SET` that fails leaves the record unknown: a broken session is
+     * destroyed, any other is set again before its next use, and validation
+     * destroys a session in an unknown state.
+     */
     const enforceReadOnly = options.enforceReadOnly ?? true
     const sessionMode = (connection: PgConnection, readOnly: boolean): Effect.Effect<void, PgError> =>
       !enforceReadOnly || connection.session.readOnly === readOnly
         ? Effect.void
-        : PgDriver.run(
-          connection,
-          "set",
-          (sql) => sql.unsafe(`set default_transaction_read_only = ${readOnly ? "on" : "off"}`),
-          { timeoutMillis }
-        ).pipe(Effect.tap(() => Effect.sync(() => (connection.session.readOnly = readOnly))))
+        : Effect.uninterruptible(Effect.suspend(() => {
+          connection.session.readOnly = undefined
+          return PgDriver.run(
+            connection,
+            "set",
+            (sql) => sql.unsafe(`set default_transaction_read_only = ${readOnly ? "on" : "off"}`),
+            { timeoutMillis }
+          ).pipe(Effect.tap(() => Effect.sync(() => (connection.session.readOnly = readOnly))))
+        }))
 
     const rollback = (connection: PgConnection): Effect.Effect<void> =>
       PgDriver.run(connection, "rollback", (sql) => sql.unsafe("rollback"), { timeoutMillis: Math.min(timeoutMillis, 5_000) })
@@ -327,7 +361,12 @@ export const make = (
       as: (key) => executor(key),
       invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
       cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
-      status: exclusive.status
+      status: exclusive.status,
+      unfence: (id) =>
+        Effect.map(
+          Effect.all([exclusive.unfence(id), shared === undefined ? Effect.succeed(false) : shared.unfence(id)]),
+          ([a, b]) => a || b
+        )
     }
     return client
   })
