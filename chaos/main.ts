@@ -145,7 +145,7 @@ const program = Effect.gen(function*() {
     health: { interval: "250 millis", timeout: "1 second" },
     connectTimeout: "2 seconds",
     queryTimeout: "3 seconds",
-    pool: { max: 30, acquireTimeout: "5 seconds" }
+    pool: { max: 32, acquireTimeout: "5 seconds" }
   }).pipe(Scope.provide(clientScope))
   const ldap = yield* LdapClient.make({
     name: "chaos-ldap",
@@ -155,14 +155,14 @@ const program = Effect.gen(function*() {
     health: { interval: "500 millis", timeout: "1 second" },
     connectTimeout: "2 seconds",
     timeout: "3 seconds",
-    pool: { max: 12, maxPerIdentity: 2, acquireTimeout: "5 seconds" }
+    pool: { max: 24, maxPerIdentity: 2, acquireTimeout: "5 seconds" }
   }).pipe(Scope.provide(clientScope))
 
   // --- the run
   const loadEnd = Math.min(Date.now() + minutes * 60_000, hardDeadline - FINAL_RESERVE)
   const pg: Nemesis.Pg = { cluster, proxies: pgProxies, primary, replica }
   const log = quiet ? () => {} : print
-  print(`load: ${IDENTITIES} identities until ${history.clock(loadEnd)}; faults:`)
+  print(`load: ${IDENTITIES} identities until ${history.clock(loadEnd)}; faults (printed as each ends):`)
   let stopping = false
   const load = yield* Effect.forkChild(Load.run({
     seed,
