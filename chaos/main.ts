@@ -63,7 +63,7 @@ const startedAt = Date.now()
 /** Everything, setup and checks included, ends by then. */
 const hardDeadline = startedAt + (minutes + 1) * 60_000
 /** What the final checks and the teardown may take. */
-const FINAL_RESERVE = 45_000
+const FINAL_RESERVE = 55_000
 
 const history = new History()
 const print = (line: string) => console.log(line)
@@ -179,7 +179,7 @@ const program = Effect.gen(function*() {
     writeBase,
     history,
     stopping: () => stopping,
-    opTimeoutMillis: 15_000,
+    opTimeoutMillis: 20_000,
     thinkMillis: [0, 20]
   }))
   const nemeses = yield* Effect.forkChild(
