@@ -190,6 +190,17 @@ export const recoveryTable = (history: History): ReadonlyArray<string> => {
   return lines
 }
 
+/** Every fault in start order, with its time to recover and the failed operations it caused. */
+export const faultTimeline = (history: History): ReadonlyArray<string> =>
+  [...history.faults].sort((a, b) => a.start - b.start).map((fault) => {
+    const r = recovery(history, fault)
+    const lasted = fault.healed === undefined ? "?" : `${((fault.healed - fault.start) / 1000).toFixed(1)}s`
+    const ttr = r.millis === undefined ? "never" : `${(r.millis / 1000).toFixed(2)}s`
+    return `  ${history.clock(fault.start)} ${fault.backend.padEnd(4)} ${fault.kind.padEnd(22)} ${fault.target.padEnd(8)} lasted ${
+      lasted.padStart(5)
+    }  recovered after ${ttr.padStart(6)}  ops failed ${String(r.failedDuring).padStart(4)}${fault.note}`
+  })
+
 /** Per operation kind: total, ok, expected failures, failures and the most common error tags. */
 export const availabilityTable = (history: History): ReadonlyArray<string> => {
   const lines = [

@@ -18,7 +18,7 @@ import { PgClient } from "@tether/pg"
 import { FaultProxy, PostgresCluster, Slapd } from "@tether/testkit"
 import { Cause, Effect, Exit, Fiber, Logger, Redacted, References, Scope } from "effect"
 import * as Admin from "./admin.ts"
-import { availabilityTable, History, invariants, recoveryTable } from "./history.ts"
+import { availabilityTable, faultTimeline, History, invariants, recoveryTable } from "./history.ts"
 import * as Load from "./load.ts"
 import * as Nemesis from "./nemesis.ts"
 import * as Prng from "./prng.ts"
@@ -203,6 +203,12 @@ const program = Effect.gen(function*() {
     if (server.state === "killed") yield* Effect.ignore(directory.restart(server))
   }
 
+  if (pg.primary.state !== "running") yield* Effect.ignore(cluster.restart(pg.primary))
+  // What the clients think of the servers at the end (after the faults healed).
+  for (const status of [yield* db.status, yield* ldap.status]) {
+    print(`status ${status.name}: ${status.endpoints.map((e) => `${e.url} ${e.role} ${e.health} breaker ${e.breaker?.status ?? "off"} open ${e.pool.open}`).join("; ")}`)
+  }
+
   // --- connections: close the clients, then nothing may stay open through the proxies
   const closed = yield* Effect.exit(Effect.timeout(Scope.close(clientScope, Exit.void), 20_000))
   if (Exit.isFailure(closed)) history.warn("closing the clients took more than 20 s")
@@ -303,6 +309,9 @@ const program = Effect.gen(function*() {
   print("")
   print(`operations (${history.ops.length} in ${seconds(loadStopped - history.t0)}; "failed" is availability, not an invariant):`)
   for (const line of availabilityTable(history)) print(line)
+  print("")
+  print("fault timeline (recovered: first success of an affected operation started after the fault ended):")
+  for (const line of faultTimeline(history)) print(line)
   print("")
   print(`faults (${history.faults.length}) and recovery (first success of an affected operation started after the fault ended):`)
   for (const line of recoveryTable(history)) print(line)

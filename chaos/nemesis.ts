@@ -199,7 +199,11 @@ const failover = (pg: Pg, history: History, rng: Prng, log: (line: string) => vo
         yield* setSync(next, false)
         fault.healed = Date.now()
       }))
-    if (pg.primary !== next) return // promotion failed: the step warned; leave the topology alone
+    if (pg.primary !== next) {
+      // The promotion failed (the step warned): bring the old primary back so that the servers stay whole.
+      yield* Effect.ignore(cluster.restart(old))
+      return
+    }
     yield* sleep(rng, 1000, 3000)
     let staleSince = 0
     yield* step(history, log, "pg", "stale-primary", old.name, [...PG_WRITES], (fault) =>
