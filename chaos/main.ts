@@ -23,16 +23,18 @@ import * as Load from "./load.ts"
 import * as Nemesis from "./nemesis.ts"
 import * as Prng from "./prng.ts"
 
-const usage = `usage: npm run chaos -- [--minutes N] [--seed S] [--quiet]
+const usage = `usage: npm run chaos -- [--minutes N] [--seed S] [--quiet] [--no-faults]
 
   --minutes N   length of the faulty load, in minutes (default 2; fractions allowed, e.g. 0.5)
   --seed S      the schedule's seed (default: random; printed either way)
-  --quiet       do not print each fault as it happens`
+  --quiet       do not print each fault as it happens
+  --no-faults   the same load and checks without the nemesis (a control run)`
 
 const parseArgs = (argv: ReadonlyArray<string>) => {
   let minutes = 2
   let seed = Math.floor(Math.random() * 2 ** 31)
   let quiet = false
+  let faults = true
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
@@ -40,12 +42,13 @@ const parseArgs = (argv: ReadonlyArray<string>) => {
     if (flag === "--minutes") minutes = Number(value())
     else if (flag === "--seed") seed = Number(value())
     else if (flag === "--quiet") quiet = true
+    else if (flag === "--no-faults") faults = false
     else if (flag === "--help" || flag === "-h") return { help: true as const }
     else return { error: `unknown argument ${arg}` }
   }
   if (!(minutes > 0 && minutes <= 600)) return { error: "--minutes must be a number of minutes above 0 (at most 600)" }
   if (!Number.isInteger(seed) || seed < 0 || seed > 2 ** 32) return { error: "--seed must be a non-negative integer" }
-  return { minutes, seed, quiet }
+  return { minutes, seed, quiet, faults }
 }
 
 const args = parseArgs(process.argv.slice(2))
@@ -57,7 +60,7 @@ if ("error" in args) {
   console.error(`${args.error}\n${usage}`)
   process.exit(2)
 }
-const { minutes, quiet, seed } = args
+const { faults, minutes, quiet, seed } = args
 
 const startedAt = Date.now()
 /** Everything, setup and checks included, ends by then. */
@@ -98,7 +101,7 @@ const logger = Logger.make<unknown, void>((options) => {
 const IDENTITIES = 20
 
 const program = Effect.gen(function*() {
-  print(`chaos: seed ${seed}, ${minutes} minute(s) of faults; re-run with: npm run chaos -- --minutes ${minutes} --seed ${seed}`)
+  print(`chaos: seed ${seed}, ${minutes} minute(s)${faults ? " of faults" : " without faults"}; re-run with: npm run chaos -- --minutes ${minutes} --seed ${seed}${faults ? "" : " --no-faults"}`)
   // --- servers
   const cluster = yield* PostgresCluster.make({
     replicas: 1,
@@ -182,13 +185,12 @@ const program = Effect.gen(function*() {
     opTimeoutMillis: 20_000,
     thinkMillis: [0, 20]
   }))
-  const nemeses = yield* Effect.forkChild(
-    Effect.all([
+  if (faults) {
+    yield* Effect.all([
       Nemesis.runPg(pg, history, Prng.make(seed, 1), loadEnd - 3000, log),
       Nemesis.runLdap({ directory, proxies: ldapProxies }, history, Prng.make(seed, 2), loadEnd - 3000, log)
     ], { concurrency: 2, discard: true })
-  )
-  yield* Fiber.join(nemeses)
+  } else print("  none (--no-faults)")
   // A quiet tail: the last faults' recovery is measured under load.
   yield* Effect.sleep(Math.max(0, loadEnd - Date.now()))
   stopping = true
@@ -330,6 +332,12 @@ const program = Effect.gen(function*() {
     if (total > 0) broken++
     print(`  ${total === 0 ? "ok  " : "FAIL"} ${invariant.padEnd(62)} ${total}`)
     const examples = history.violations.filter((v) => v.invariant === invariant)
+    if (examples.length > 3) {
+      // Where they came from: the operation kind (or check) that saw them.
+      const by = new Map<string, number>()
+      for (const v of examples) by.set(v.detail.split(/[ :]/)[0]!, (by.get(v.detail.split(/[ :]/)[0]!) ?? 0) + v.count)
+      print(`         by: ${[...by.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}`)
+    }
     for (const v of examples.slice(0, 3)) print(`         ${history.clock(v.at)} ${v.detail}`)
     if (examples.length > 3) print(`         … ${examples.length - 3} more`)
   }
