@@ -345,7 +345,7 @@ const program = Effect.gen(function*() {
   print(
     broken === 0
       ? `chaos: PASS (seed ${seed}, ${minutes} min)`
-      : `chaos: FAIL: ${broken} invariant(s) broken (seed ${seed}; re-run: npm run chaos -- --minutes ${minutes} --seed ${seed})`
+      : `chaos: FAIL: ${broken} invariant(s) broken (seed ${seed}; re-run: npm run chaos -- --minutes ${minutes} --seed ${seed}${faults ? "" : " --no-faults"})`
   )
   return broken === 0 ? 0 : 1
 })
