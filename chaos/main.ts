@@ -90,6 +90,13 @@ const watchdog = setTimeout(() => {
   process.exit(3)
 }, hardDeadline - Date.now())
 watchdog.unref()
+// Ctrl-C or a CI timeout: exit (the reaper then kills the servers) instead of dying with them running.
+for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  process.once(sig, () => {
+    console.error(`chaos: ${sig} (seed ${seed}); stopping the servers`)
+    process.exit(code)
+  })
+}
 
 // Tether's own logs: counted by level, the warnings and errors kept for the report (a chaos run
 // makes many; printing them all would bury the result).
