@@ -216,7 +216,7 @@ const failover = (pg: Pg, history: History, rng: Prng, log: (line: string) => vo
         const window = { node: old.name, from: staleSince, to: undefined as number | undefined }
         history.staleWindows.push(window)
         yield* cluster.restart(old)
-        yield* sleep(rng, 2000, 5000)
+        yield* sleep(rng, 3000, 8000)
         // What the stale primary took since it came back (before its data is thrown away).
         const rows = yield* Admin.pg<{ id: string; claimed: string }>(
           old.url,
