@@ -423,19 +423,21 @@ describe("no secret is ever shown", () => {
       )
       recorder.add("metric snapshot", yield* Metric.snapshot)
       recorder.collectSpans()
-      expect(recorder.missing([
+      const missing = recorder.missing([
         ["pg config read value", /sec_cfg/],
         ["pg identity read value", /sec_id/],
-        ["pg wrong identity read error", /PgAuthenticationError/],
-        ["pg wrong default read error", /PgAuthenticationError|NoEndpointAvailable/],
-        ["pg refused read error", /PgConnectionError|NoEndpointAvailable|ECONNREFUSED/],
-        ["pg hung read error", /PgTimeout|ConnectTimeout|PoolTimeout|PgConnectionError|NoEndpointAvailable|TimeoutError/],
+        ["pg wrong identity read Cause.pretty", /./],
+        ["pg wrong default read Cause.pretty", /./],
+        ["pg refused read Cause.pretty", /./],
+        ["pg hung read Cause.pretty", /./],
         ["log ", /./],
         ["span tether.", /./],
         ["metric snapshot (JSON)", /tether_/],
         ["pg status (hung)", /unhealthy|healthy/]
-      ])).toEqual([])
-      expect(recorder.leaks(secrets)).toEqual([])
+      ])
+      // Both at once: the leaks are listed even when a capture check fails, and a clean scan only
+      // counts when every capture worked.
+      expect({ leaks: recorder.leaks(secrets), missing }).toEqual({ leaks: [], missing: [] })
     }).pipe(Effect.scoped))
 
   it.live("LDAP: config, env, URLs and identities; wrong passwords, refused and hung servers", () =>
@@ -611,19 +613,21 @@ describe("no secret is ever shown", () => {
       )
       recorder.add("metric snapshot", yield* Metric.snapshot)
       recorder.collectSpans()
-      expect(recorder.missing([
+      const missing = recorder.missing([
         ["ldap config whoami value", /cn=admin/],
         ["ldap identity whoami value", /uid=user3/],
         ["ldap rotated identity whoami value", /uid=user5/],
-        ["ldap wrong identity whoami error", /LdapInvalidCredentials/],
-        ["ldap wrong service whoami error", /LdapInvalidCredentials|NoEndpointAvailable/],
-        ["ldap refused whoami error", /LdapConnectionError|NoEndpointAvailable|ECONNREFUSED/],
-        ["ldap hung whoami error", /LdapTimeout|ConnectTimeout|PoolTimeout|LdapConnectionError|NoEndpointAvailable|TimeoutError|timed out/],
+        ["ldap wrong identity whoami Cause.pretty", /./],
+        ["ldap wrong service whoami Cause.pretty", /./],
+        ["ldap refused whoami Cause.pretty", /./],
+        ["ldap hung whoami Cause.pretty", /./],
         ["log ", /./],
         ["span tether.", /./],
         ["metric snapshot (JSON)", /tether_/],
         ["ldap status (hung)", /unhealthy|healthy/]
-      ])).toEqual([])
-      expect(recorder.leaks(secrets)).toEqual([])
+      ])
+      // Both at once: the leaks are listed even when a capture check fails, and a clean scan only
+      // counts when every capture worked.
+      expect({ leaks: recorder.leaks(secrets), missing }).toEqual({ leaks: [], missing: [] })
     }).pipe(Effect.scoped))
 })
