@@ -18,7 +18,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ["bench/**/*.ts", "examples/**/*.ts", "scripts/**"],
+    files: ["bench/**/*.ts", "chaos/**/*.ts", "examples/**/*.ts", "scripts/**"],
     rules: { "no-console": "off" }
   },
   {

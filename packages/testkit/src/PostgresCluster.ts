@@ -23,6 +23,7 @@
  *
  * @since 0.1.0
  */
+import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Context, Duration, Effect, Layer, Semaphore } from "effect"
 import type { Scope } from "effect"
@@ -150,6 +151,21 @@ export interface Cluster {
   readonly restart: (node: Node) => Effect.Effect<void, FixtureError>
   /** Waits until a replica's WAL receiver is streaming from its primary. */
   readonly awaitStreaming: (node: Node, timeout?: Duration.Input) => Effect.Effect<void, FixtureError>
+  /**
+   * Rebuilds `node` as a streaming replica of `primary`: kills it (whatever its state), throws its
+   * data away, takes a fresh base backup of `primary` (`pg_basebackup -R`) and starts it. This is
+   * how an old primary rejoins after a failover (its timeline has diverged, so it cannot simply
+   * follow the new one). Its `role` becomes `replica`; wait with `awaitStreaming`.
+   *
+   * @example
+   * ```ts
+   * yield* cluster.kill(cluster.primary)
+   * yield* cluster.promote(cluster.replicas[0]!)
+   * yield* cluster.rejoin(cluster.primary, cluster.replicas[0]!)
+   * yield* cluster.awaitStreaming(cluster.primary)
+   * ```
+   */
+  readonly rejoin: (node: Node, primary: Node) => Effect.Effect<void, FixtureError>
 }
 
 /**
@@ -534,6 +550,44 @@ export const make = (options: Options = {}): Effect.Effect<Cluster, FixtureError
           yield* start(impl)
         }))
 
+    const rejoin = (node: Node, from: Node) =>
+      Effect.flatMap(asImpl(from), (source) =>
+        withLock(node, (impl) =>
+          Effect.gen(function*() {
+            if (impl === source) {
+              return yield* new FixtureError({ message: `cannot rejoin ${impl.name} to itself: pass another node` })
+            }
+            if (source.state !== "running" || source.role !== "primary") {
+              return yield* new FixtureError({
+                message: `cannot rejoin ${impl.name} to ${source.name}: it is a ${source.state} ${source.role}, not a running primary`
+              })
+            }
+            yield* killImpl(impl)
+            yield* Effect.promise(() => fs.rm(impl.dataDir, { recursive: true, force: true }).catch(() => undefined))
+            yield* asPostgres(bins.pg_basebackup, [
+              "-h",
+              HOST,
+              "-p",
+              String(source.port),
+              "-U",
+              "postgres",
+              "-D",
+              impl.dataDir,
+              "-R",
+              "-X",
+              "stream",
+              "-c",
+              "fast",
+              "--no-sync"
+            ], `pg_basebackup (${impl.name} from ${source.name})`)
+            yield* TempDir.appendFile(
+              path.join(impl.dataDir, "postgresql.conf"),
+              `\n# tether testkit: ${impl.name} rejoined as a replica of ${source.name}\n${nodeSettings(impl)}`
+            )
+            impl.role = "replica"
+            yield* start(impl)
+          })))
+
     const currentPrimary = Effect.suspend(() => {
       const found = nodes.find((node) => node.role === "primary" && node.state === "running")
       return found === undefined
@@ -561,7 +615,8 @@ export const make = (options: Options = {}): Effect.Effect<Cluster, FixtureError
       cont,
       promote,
       restart,
-      awaitStreaming
+      awaitStreaming,
+      rejoin
     }
     return cluster
   })
