@@ -201,7 +201,7 @@ export const timeWindow = (duration: Duration.Input): Window => ({ _tag: "Time",
  * @since 0.2.0
  * @category policies
  */
-export interface Policy extends PolicyDescription {}
+export type Policy = PolicyDescription
 
 /**
  * The mutable state of one {@link Policy} in one breaker.
@@ -209,7 +209,7 @@ export interface Policy extends PolicyDescription {}
  * @since 0.2.0
  * @category policies
  */
-export interface PolicyTracker extends Tracker {}
+export type PolicyTracker = Tracker
 
 /**
  * Open after `threshold` server faults in a row.
