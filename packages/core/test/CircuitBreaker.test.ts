@@ -378,6 +378,8 @@ describe("CircuitBreaker", () => {
       currentTimeMillis: Effect.sync(() => now),
       currentTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
       currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
+      monotonicTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
+      monotonicTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
       sleep: () => Effect.never
     }
     return Effect.gen(function*() {
