@@ -139,7 +139,7 @@ export class Machine implements CircuitBreaker {
 
   /** Runs when a `protect` effect is evaluated. */
   admit<A, E, R>(effect: Effect.Effect<A, E, R>, classify: Classifier | undefined): Effect.Effect<A, E | BreakerOpen, R> {
-    if (this.phase._tag === "Closed") {
+    if (this.phase === State.closed) {
       if (!this.timed) {
         // Interruptible callback: it is synchronous, and the transition
         // effect it may return is made uninterruptible itself.
@@ -193,8 +193,8 @@ export class Machine implements CircuitBreaker {
     classify: Classifier,
     start: number
   ): Effect.Effect<void> | undefined {
-    if (this.phase._tag !== "Closed") return undefined
-    const failure = isFailure(exit, classify)
+    if (this.phase !== State.closed) return undefined
+    const failure = exit._tag === "Success" ? false : isFailure(exit, classify)
     if (failure === undefined) return undefined
     const now = this.timed ? this.clock.currentTimeMillisUnsafe() : 0
     const elapsed = now - start
