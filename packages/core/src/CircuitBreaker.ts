@@ -36,9 +36,14 @@
  *   of {@link CircuitBreaker.state} (e.g. a balancer that stopped routing to
  *   the endpoint) see `half-open` without waiting for a call; and a call
  *   that arrives when the delay is over but before that fiber has run
- *   half-opens it itself. The closed path never reads the clock (unless a
- *   timed policy needs it) and allocates one object and one stack frame per
- *   call.
+ *   half-opens it itself. The timer makes the published state right for
+ *   subscribers; the lazy check keeps admission exact whatever the fiber
+ *   scheduling, and costs nothing on the closed path, which never reads the
+ *   clock unless a timed policy needs it.
+ * - Cost: a closed-state call allocates one small object and observes its
+ *   outcome with a frame on the fiber's stack (see
+ *   `internal/breaker/frame.ts`; it falls back to `Effect.onExitPrimitive`
+ *   when Effect's internals are not what it expects).
  * - Every transition is published in {@link CircuitBreaker.state} (a
  *   `SubscriptionRef`), counted in `tether_breaker_transitions_total{endpoint,
  *   from, to}`, reflected in the `tether_breaker_state{endpoint, state}` gauge

@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Fault from "../src/Fault.ts"
+import * as Frame from "../src/internal/breaker/frame.ts"
 
 /**
  * The breaker against a reference model written from its documentation:
@@ -201,8 +202,15 @@ const check = (c: Config, ops: ReadonlyArray<Op>) =>
   })
 
 describe("CircuitBreaker properties", () => {
-  it.effect("its state always equals the reference model's, under random calls, outcomes, durations and clock advances", () =>
-    Effect.promise(() =>
+  it("the closed-state fast path (a frame on the fiber's stack) is available with this Effect version", () => {
+    assert.isTrue(Frame.isEnabled(), "Effect's continuation keys were not found: the breaker runs on its slower fallback")
+  })
+
+  for (const fastPath of [true, false]) {
+    it.effect(`its state always equals the reference model's, under random calls, outcomes, durations and clock advances (${fastPath ? "fast path" : "onExit fallback"})`, () =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => Frame.setEnabled(fastPath)),
+        () => Effect.promise(() =>
       fc.assert(
         fc.asyncProperty(config, fc.array(op, { minLength: 1, maxLength: 60 }), (c, ops) =>
           Effect.runPromise(check(c, ops).pipe(
@@ -212,9 +220,12 @@ describe("CircuitBreaker properties", () => {
           )).then((failure) => {
             assert.deepStrictEqual(failure, [], failure.join("\n"))
           })),
-        { numRuns: 300 }
+        { numRuns: 200 }
       )
-    ))
+    ),
+        () => Effect.sync(() => Frame.setEnabled(true))
+      ))
+  }
 
   it.effect("an interrupted call never counts and never leaks a trial slot", () =>
     Effect.gen(function*() {

@@ -3,15 +3,16 @@
  * policies' trackers, transitions and their publication, and the timer that
  * half-opens it.
  *
- * Hot path (closed): one `Effectable` primitive per call (no closure), one
- * `onExitPrimitive` frame, and on a success one call to each tracker. The
- * clock is only read when a policy is timed. Transitions change `state`
- * synchronously inside the exit callback, so a transition is never half
- * done; publishing it (SubscriptionRef, metrics, log) runs uninterruptibly
- * right after.
+ * Hot path (closed): one `Effectable` primitive per call (no closure), a
+ * frame pushed on the fiber's stack (`frame.ts`; else an `onExitPrimitive`
+ * callback), and on a success one call to each tracker. The clock is only
+ * read when a policy is timed. Transitions change `phase` synchronously in
+ * the frame or callback, so a transition is never half done; publishing it
+ * (SubscriptionRef, metrics, log) runs uninterruptibly right after.
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,6 +26,7 @@ import type { EndpointId } from "../../Endpoint.ts"
 import { type Classifier, isServerFault } from "../../Fault.ts"
 import { describeError, formatMillis } from "../format.ts"
 import * as ScheduleStep from "../scheduleStep.ts"
+import * as Frame from "./frame.ts"
 import type { Settings } from "./options.ts"
 import type { Tracker } from "./policy.ts"
 import * as State from "./state.ts"
@@ -45,44 +47,57 @@ const rejections = Metric.counter("tether_breaker_rejections_total", {
 const statuses: ReadonlyArray<Status> = ["closed", "open", "half-open"]
 
 /**
- * Whether the exit is a server fault; `undefined` when it is not counted
- * (an interruption). Authentication and semantic failures count as
+ * Whether a failed call is a server fault; `undefined` when it is not
+ * counted (an interruption). Authentication and semantic failures count as
  * successes: the server answered.
  */
-const isFailure = (exit: Exit.Exit<unknown, unknown>, classify: Classifier): boolean | undefined => {
-  if (exit._tag === "Success") return false
+const isFailure = (cause: Cause.Cause<unknown>, classify: Classifier): boolean | undefined => {
   let died = false
-  for (const reason of exit.cause.reasons) {
+  for (const reason of cause.reasons) {
     if (reason._tag === "Fail") return isServerFault(classify(reason.error))
     if (reason._tag === "Die") died = true
   }
   return died ? true : undefined
 }
 
-const lastErrorOf = (exit: Exit.Exit<unknown, unknown> | undefined): string | undefined => {
-  if (exit === undefined || exit._tag === "Success") return undefined
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail" || r._tag === "Die")
+const lastErrorOf = (cause: Cause.Cause<unknown> | undefined): string | undefined => {
+  const reason = cause?.reasons.find((r) => r._tag === "Fail" || r._tag === "Die")
   if (reason === undefined) return undefined
   return describeError(reason._tag === "Fail" ? reason.error : reason._tag === "Die" ? reason.defect : undefined)
 }
 
 /** One `protect` call: checks the state when run, not when built (no closure allocated). */
-class Protect<A, E, R> extends Effectable.Class<A, E | BreakerOpen, R> {
-  constructor(
-    readonly breaker: Machine,
-    readonly effect: Effect.Effect<A, E, R>,
-    readonly classify: Classifier | undefined
-  ) {
-    super()
-  }
-
-  asEffect(): Effect.Effect<A, E | BreakerOpen, R> {
-    return this.breaker.admit(this.effect, this.classify)
-  }
+interface Protect<A, E, R> extends Effect.Effect<A, E | BreakerOpen, R> {
+  readonly breaker: Machine
+  readonly effect: Effect.Effect<A, E, R>
+  readonly classify: Classifier | undefined
 }
 
+const ProtectProto = Effectable.Prototype<Protect<unknown, unknown, unknown>>({
+  label: "CircuitBreaker.protect",
+  evaluate(fiber) {
+    return this.breaker.admit(this.effect, this.classify, fiber)
+  }
+})
+
+interface ProtectCtor {
+  new<A, E, R>(breaker: Machine, effect: Effect.Effect<A, E, R>, classify: Classifier | undefined): Protect<A, E, R>
+}
+
+const ProtectImpl = function(
+  this: { breaker: Machine; effect: unknown; classify: unknown },
+  breaker: Machine,
+  effect: unknown,
+  classify: unknown
+) {
+  this.breaker = breaker
+  this.effect = effect
+  this.classify = classify
+} as unknown as ProtectCtor
+ProtectImpl.prototype = ProtectProto
+
 /** @internal */
-export class Machine implements CircuitBreaker {
+export class Machine implements CircuitBreaker, Frame.Observer {
   readonly endpoint: EndpointId
   readonly status: Effect.Effect<Status>
   readonly reset: Effect.Effect<void>
@@ -102,6 +117,8 @@ export class Machine implements CircuitBreaker {
   private readonly rejectionCounter: Metric.Metric<number, unknown>
   private readonly gauges: ReadonlyArray<Metric.Metric<number, unknown>>
   private readonly onClosedExit: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> | undefined
+  /** The frame of every closed-state call without a per-call classifier (untimed policies). */
+  private readonly sharedFrame: Frame.Frame
 
   constructor(
     private readonly settings: Settings,
@@ -120,6 +137,7 @@ export class Machine implements CircuitBreaker {
     this.gauges = statuses.map((state) => Metric.withAttributes(stateGauge, { ...attributes, state }))
     const classify = settings.classify
     this.onClosedExit = (exit) => this.recordClosed(exit, classify, 0)
+    this.sharedFrame = Frame.make(this, undefined, 0)
     this.status = Effect.sync(() => State.status(this.phase))
     this.reset = Effect.suspend(() => {
       if (this.phase._tag !== "Closed") return this.close("reset by hand")
@@ -134,12 +152,27 @@ export class Machine implements CircuitBreaker {
   }
 
   protect<A, E, R>(effect: Effect.Effect<A, E, R>, classify?: Classifier): Effect.Effect<A, E | BreakerOpen, R> {
-    return new Protect(this, effect, classify)
+    return new ProtectImpl(this, effect, classify)
   }
 
   /** Runs when a `protect` effect is evaluated. */
-  admit<A, E, R>(effect: Effect.Effect<A, E, R>, classify: Classifier | undefined): Effect.Effect<A, E | BreakerOpen, R> {
+  admit<A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    classify: Classifier | undefined,
+    fiber: unknown
+  ): Effect.Effect<A, E | BreakerOpen, R> {
     if (this.phase === State.closed) {
+      const internals = Frame.internalsOf(fiber)
+      if (internals !== undefined) {
+        // The fast path (see frame.ts): a frame on the fiber's stack sees the outcome.
+        Frame.push(
+          internals,
+          classify === undefined && !this.timed
+            ? this.sharedFrame
+            : Frame.make(this, classify, this.timed ? this.clock.currentTimeMillisUnsafe() : 0)
+        )
+        return effect
+      }
       if (!this.timed) {
         // Interruptible callback: it is synchronous, and the transition
         // effect it may return is made uninterruptible itself.
@@ -154,6 +187,17 @@ export class Machine implements CircuitBreaker {
       return Effect.onExitPrimitive(effect, (exit) => this.recordClosed(exit, by, start), true)
     }
     return this.admitNotClosed(effect, classify ?? this.settings.classify)
+  }
+
+  /** A closed-state call succeeded (fast path). */
+  onSuccess(frame: Frame.Frame): Effect.Effect<void> | undefined {
+    return this.recordOutcome(false, frame.start, undefined)
+  }
+
+  /** A closed-state call failed or was interrupted (fast path). */
+  onFailure(frame: Frame.Frame, cause: Cause.Cause<unknown>): Effect.Effect<void> | undefined {
+    const failure = isFailure(cause, (frame.classify as Classifier | undefined) ?? this.settings.classify)
+    return failure === undefined ? undefined : this.recordOutcome(failure, frame.start, cause)
   }
 
   private admitNotClosed<A, E, R>(effect: Effect.Effect<A, E, R>, classify: Classifier): Effect.Effect<A, E | BreakerOpen, R> {
@@ -193,15 +237,24 @@ export class Machine implements CircuitBreaker {
     classify: Classifier,
     start: number
   ): Effect.Effect<void> | undefined {
+    if (exit._tag === "Success") return this.recordOutcome(false, start, undefined)
+    const failure = isFailure(exit.cause, classify)
+    return failure === undefined ? undefined : this.recordOutcome(failure, start, exit.cause)
+  }
+
+  /** Feeds one counted closed-state outcome to the policies; opens when one trips. */
+  private recordOutcome(
+    failure: boolean,
+    start: number,
+    cause: Cause.Cause<unknown> | undefined
+  ): Effect.Effect<void> | undefined {
     if (this.phase !== State.closed) return undefined
-    const failure = exit._tag === "Success" ? false : isFailure(exit, classify)
-    if (failure === undefined) return undefined
     const now = this.timed ? this.clock.currentTimeMillisUnsafe() : 0
     const elapsed = now - start
     const trackers = this.trackers
     for (let i = 0; i < trackers.length; i++) {
       const reason = trackers[i]!.record(failure, now, elapsed)
-      if (reason !== undefined) return this.open(reason, exit)
+      if (reason !== undefined) return this.open(reason, cause)
     }
     return undefined
   }
@@ -214,12 +267,12 @@ export class Machine implements CircuitBreaker {
   ): Effect.Effect<void> | undefined {
     const state = this.phase
     if (generation !== this.generation || state._tag !== "HalfOpen") return undefined
-    const failure = isFailure(exit, classify)
+    const failure = exit._tag === "Success" ? false : isFailure(exit.cause, classify)
     if (failure === undefined) {
       this.phase = State.halfOpen(state.attempt, state.trials - 1, state.successes)
       return undefined
     }
-    if (failure) return this.open("a half-open trial call failed", exit)
+    if (failure) return this.open("a half-open trial call failed", exit._tag === "Failure" ? exit.cause : undefined)
     if (this.slowCallMillis !== undefined) {
       const elapsed = this.clock.currentTimeMillisUnsafe() - start
       if (elapsed >= this.slowCallMillis) return this.open(`a half-open trial call was slow (${formatMillis(elapsed)})`, undefined)
@@ -242,13 +295,13 @@ export class Machine implements CircuitBreaker {
     return from
   }
 
-  private open(reason: string, exit: Exit.Exit<unknown, unknown> | undefined): Effect.Effect<void> {
+  private open(reason: string, cause: Cause.Cause<unknown> | undefined): Effect.Effect<void> {
     const attempt = this.phase._tag === "HalfOpen" ? this.phase.attempt + 1 : 1
     // Rejecting from now on; `until` is known once the schedule has stepped.
     const opening = State.open(Infinity, attempt)
     const from = this.enter(opening)
     this.reason = reason
-    const detail = lastErrorOf(exit)
+    const detail = lastErrorOf(cause)
     return Effect.uninterruptible(Effect.flatMap(this.nextDelay(), (delay) => {
       if (this.phase !== opening) return Effect.void
       const opened = State.open(this.since + delay, attempt)
