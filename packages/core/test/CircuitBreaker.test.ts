@@ -14,8 +14,10 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Fault from "../src/Fault.ts"
+import * as ServerSet from "../src/ServerSet.ts"
 import { CountWindow, TimeWindow } from "../src/internal/slidingWindow.ts"
 import { InvalidBreakerOptions, InvalidPoolOptions } from "../src/PoolError.ts"
+import { makeFakeDriver } from "./fakeDriver.ts"
 
 class ServerDown {
   readonly _tag = "ServerDown"
@@ -524,6 +526,21 @@ describe("CircuitBreaker", () => {
         assert.include(e.message, `invalid option ${option}`)
         assert.include(e.message, allowed)
       }
+    }))
+
+  it.effect("ServerSet reports invalid breaker options through the error it already declares", () =>
+    Effect.gen(function*() {
+      const fake = makeFakeDriver()
+      const error = yield* Effect.flip(ServerSet.make({
+        name: "s",
+        endpoints: ["ldap://a:389"],
+        driver: fake.driver,
+        health: false,
+        breaker: { consecutiveFailures: -1 }
+      }))
+      assert.strictEqual(error._tag, "InvalidPoolOptions")
+      assert.instanceOf(error, InvalidBreakerOptions)
+      assert.include(error.message, "invalid option consecutiveFailures: got -1; expected a positive integer or Infinity")
     }))
 
   it.effect("valid edge values are accepted", () =>
