@@ -6,6 +6,12 @@
  *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile/breaker.ts --only breaker --rounds 20
  *   npx tsx bench/profile/summarize.ts /tmp/prof/*.cpuprofile --top 30
  *
+ * Against an earlier breaker, in the same process (`--baseline` takes a copy
+ * of an old `CircuitBreaker.ts` with its imports pointed at packages/core/src):
+ *
+ *   git show main:packages/core/src/CircuitBreaker.ts | sed 's#from "./#from "../packages/core/src/#' > bench/OldBreaker.ts
+ *   npx tsx bench/profile/breaker.ts --baseline ../OldBreaker.ts
+ *
  * Runs short windows of each implementation back to back, in a rotating
  * order, and reports per implementation the median throughput, the median
  * CPU time per call, and the median of the per-round ratios to
@@ -30,6 +36,7 @@ const flag = (name: string, fallback: string) => {
 const rounds = Number(flag("rounds", "20"))
 const millis = Number(flag("millis", "150"))
 const only = flag("only", "")
+const baselinePath = flag("baseline", "")
 
 const noop = () => Promise.resolve(1)
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -46,6 +53,11 @@ const program = Effect.gen(function*() {
     ["opossum", () => Effect.promise(() => promiseLoop(() => opossum.fire(), 1, millis))],
     ["cockatiel", () => Effect.promise(() => promiseLoop(() => cockatiel.execute(noop), 1, millis))]
   ]
+  if (baselinePath !== "") {
+    const baseline = yield* Effect.promise((): Promise<typeof CircuitBreaker> => import(baselinePath))
+    const old = yield* baseline.make({ endpoint: "baseline" })
+    impls.push(["baseline breaker", () => effectLoop(() => old.protect(Effect.promise(noop)), 1, millis)])
+  }
   const selected = only === "" ? impls : impls.filter(([name]) => name === only)
   const ops: Record<string, Array<number>> = {}
   const cpu: Record<string, Array<number>> = {}
