@@ -24,6 +24,7 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type { Classifier } from "../../Fault.ts"
 
 const keyOf = (effect: object, suffix: string): string | undefined =>
   Object.keys(effect).find((key) => key.endsWith(suffix))
@@ -63,13 +64,13 @@ export interface Observer {
 export interface Frame {
   readonly observer: Observer
   /** The per-call classifier, if any. */
-  readonly classify: unknown
+  readonly classify: Classifier | undefined
   /** When the call started, for timed policies (0 otherwise). */
   readonly start: number
 }
 
 interface FrameCtor {
-  new(observer: Observer, classify: unknown, start: number): Frame
+  new(observer: Observer, classify: Classifier | undefined, start: number): Frame
 }
 
 const FrameImpl = function(this: { observer: Observer; classify: unknown; start: number }, observer: Observer, classify: unknown, start: number) {
@@ -94,7 +95,7 @@ if (successKey !== undefined && failureKey !== undefined) {
 }
 
 /** @internal */
-export const make = (observer: Observer, classify: unknown, start: number): Frame =>
+export const make = (observer: Observer, classify: Classifier | undefined, start: number): Frame =>
   new FrameImpl(observer, classify, start)
 
 /** Pushes `frame` onto the fiber's stack: it sees the outcome of what the fiber runs next. @internal */

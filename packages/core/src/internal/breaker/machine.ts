@@ -196,7 +196,7 @@ export class Machine implements CircuitBreaker, Frame.Observer {
 
   /** A closed-state call failed or was interrupted (fast path). */
   onFailure(frame: Frame.Frame, cause: Cause.Cause<unknown>): Effect.Effect<void> | undefined {
-    const failure = isFailure(cause, (frame.classify as Classifier | undefined) ?? this.settings.classify)
+    const failure = isFailure(cause, frame.classify ?? this.settings.classify)
     return failure === undefined ? undefined : this.recordOutcome(failure, frame.start, cause)
   }
 
