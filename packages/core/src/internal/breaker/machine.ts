@@ -146,11 +146,6 @@ export class Machine implements CircuitBreaker, Frame.Observer {
     })
   }
 
-  /** The current state (for tests). */
-  get current(): State.State {
-    return this.phase
-  }
-
   protect<A, E, R>(effect: Effect.Effect<A, E, R>, classify?: Classifier): Effect.Effect<A, E | BreakerOpen, R> {
     return new ProtectImpl(this, effect, classify)
   }
