@@ -81,24 +81,45 @@ export const serversetSuite: Suite = {
       })
       log(`serverset: ServerSet ${Math.round(routed / rounds)} ops/s, bare pool ${Math.round(bare / rounds)} ops/s`)
 
-      // 2. Breaker overhead around an async no-op.
+      // 2. Breaker overhead around an async no-op. One machine, shared with
+      // other work: the four run in short windows, back to back, in a rotating
+      // order, and each reports its median over rounds (one slow stretch of the
+      // machine then hits every implementation alike instead of one of them).
       const breaker = yield* CircuitBreaker.make({ endpoint: "bench" })
       const noop = () => Promise.resolve(1)
-      const ours = (yield* effectLoop(() => breaker.protect(Effect.promise(noop)), 1, millis)).opsPerSecond
-      const raw = (yield* effectLoop(() => Effect.promise(noop), 1, millis)).opsPerSecond
       const cockatiel = cockatielBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) })
-      const cockatielOps = yield* Effect.promise(() => promiseLoop(() => cockatiel.execute(noop), 1, millis).then((r) => r.opsPerSecond))
       const opossum = new OpossumBreaker(noop, { timeout: false, errorThresholdPercentage: 50, resetTimeout: 10_000 })
-      const opossumOps = yield* Effect.promise(() => promiseLoop(() => opossum.fire(), 1, millis).then((r) => r.opsPerSecond))
+      const breakerWindow = quick ? 150 : 300
+      const breakerRounds = quick ? 7 : 15
+      const contenders: ReadonlyArray<readonly [string, () => Effect.Effect<number, CircuitBreaker.BreakerOpen>]> = [
+        ["ours", () => Effect.map(effectLoop(() => breaker.protect(Effect.promise(noop)), 1, breakerWindow), (r) => r.opsPerSecond)],
+        ["Effect.promise alone", () => Effect.map(effectLoop(() => Effect.promise(noop), 1, breakerWindow), (r) => r.opsPerSecond)],
+        ["cockatiel", () => Effect.promise(() => promiseLoop(() => cockatiel.execute(noop), 1, breakerWindow).then((r) => r.opsPerSecond))],
+        ["opossum", () => Effect.promise(() => promiseLoop(() => opossum.fire(), 1, breakerWindow).then((r) => r.opsPerSecond))]
+      ]
+      for (const [, run] of contenders) yield* run() // warm-up, unrecorded
+      const samples = new Map<string, Array<number>>(contenders.map(([name]) => [name, []]))
+      for (let round = 0; round < breakerRounds; round++) {
+        for (let i = 0; i < contenders.length; i++) {
+          const [name, run] = contenders[(i + round) % contenders.length]!
+          samples.get(name)!.push(yield* run())
+        }
+      }
       opossum.shutdown()
+      const medianOf = (name: string) => {
+        const sorted = [...samples.get(name)!].sort((a, b) => a - b)
+        return sorted[Math.floor(sorted.length / 2)]!
+      }
       measurements.push({
         case: "breaker around an async no-op",
         metric: "throughput",
         unit: "ops/s",
         higherIsBetter: true,
-        tether: ours,
-        peers: { cockatiel: cockatielOps, opossum: opossumOps, "Effect.promise alone": raw }
+        tether: medianOf("ours"),
+        peers: { cockatiel: medianOf("cockatiel"), opossum: medianOf("opossum"), "Effect.promise alone": medianOf("Effect.promise alone") }
       })
+      log(`serverset: breaker ${Math.round(medianOf("ours"))} ops/s, Effect.promise alone ${Math.round(medianOf("Effect.promise alone"))}, ` +
+        `opossum ${Math.round(medianOf("opossum"))}, cockatiel ${Math.round(medianOf("cockatiel"))}`)
 
       // 3. Failover: kill a replica under load; when did the last request go to it?
       const failover = yield* ServerSet.make({
@@ -148,7 +169,7 @@ export const serversetSuite: Suite = {
       measurements,
       notes: [
         "Routing overhead: same server, same connections and concurrency; ratio ServerSet/bare pool (target ≥ 0.9, i.e. under 10% overhead).",
-        "Breaker: one caller in a loop around Promise.resolve(); closed state throughout.",
+        "Breaker: one caller in a loop around Promise.resolve(); closed state throughout; short windows of the four in a rotating order, median over rounds (7 quick, 15 full).",
         "Failover: the first failed request marks the endpoint unhealthy at once; probes confirm it."
       ]
     }

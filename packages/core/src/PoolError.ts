@@ -89,3 +89,84 @@ export class InvalidPoolOptions extends Data.TaggedError("InvalidPoolOptions")<{
     return `pool "${this.pool}": invalid option ${this.option}: ${this.reason}`
   }
 }
+
+const formatValue = (value: unknown): string => {
+  if (typeof value === "number" || typeof value === "boolean" || value === undefined || value === null) {
+    return String(value)
+  }
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 39)}…` : value)
+  return typeof value
+}
+
+/**
+ * The options given to a circuit breaker are invalid: `option` names the
+ * option (e.g. `failureRate.threshold`), `value` is what was given and
+ * `allowed` says what is accepted.
+ *
+ * It is an {@link InvalidPoolOptions} (same `_tag`): the constructors that
+ * build breakers for their endpoints (`ServerSet.make`, `PgClient`,
+ * `LdapClient`) report it through the error channel they already declare.
+ * Tell it apart with `instanceof InvalidBreakerOptions` or its
+ * `component: "breaker"`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker, InvalidBreakerOptions } from "@tether/core"
+ *
+ * const program = CircuitBreaker.make({ endpoint: "ldap://ldap1", consecutiveFailures: 0 }).pipe(
+ *   Effect.catchTag("InvalidPoolOptions", (error) =>
+ *     error instanceof InvalidBreakerOptions
+ *       ? Effect.logError(`fix option ${error.option}: ${error.allowed}`)
+ *       : Effect.fail(error)),
+ *   Effect.scoped
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidBreakerOptions extends InvalidPoolOptions {
+  readonly component = "breaker"
+  /** The endpoint whose breaker was being made. */
+  readonly endpoint: string
+  /** The value given. */
+  readonly value: unknown
+  /** What the option accepts, e.g. `a share in (0, 1]`. */
+  readonly allowed: string
+
+  constructor(args: {
+    readonly endpoint: string
+    readonly option: string
+    readonly value: unknown
+    readonly allowed: string
+  }) {
+    super({ pool: args.endpoint, option: args.option, reason: `got ${formatValue(args.value)}; expected ${args.allowed}` })
+    this.endpoint = args.endpoint
+    this.value = args.value
+    this.allowed = args.allowed
+  }
+
+  override get message(): string {
+    return `circuit breaker for ${this.endpoint}: invalid option ${this.option}: got ${
+      formatValue(this.value)
+    }; expected ${this.allowed}`
+  }
+}
+
+/**
+ * The options given to `Retry.makeBackoff` are invalid: `option` names the
+ * option, `value` is what was given and `allowed` says what is accepted.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidRetryOptions extends Data.TaggedError("InvalidRetryOptions")<{
+  readonly option: string
+  readonly value: unknown
+  readonly allowed: string
+}> {
+  override get message(): string {
+    return `retry: invalid option ${this.option}: got ${formatValue(this.value)}; expected ${this.allowed}`
+  }
+}

@@ -36,17 +36,24 @@
  * })
  * ```
  *
+ * **Details**
+ *
+ * The loop consumes {@link Fault}s: each failure of the operation goes
+ * through the classifier (`BreakerOpen` is recognised by its class, before
+ * the driver's classifier is asked), and the schedule is stepped by the same
+ * helper as the circuit breaker's open duration. Invalid backoff options are
+ * reported by {@link makeBackoff} as `InvalidRetryOptions`.
+ *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
-import * as Schedule from "effect/Schedule"
+import type * as Duration from "effect/Duration"
+import type * as Schedule from "effect/Schedule"
 import type { AccessMode, NoEndpointAvailable } from "./Balancer.ts"
 import type { EndpointId } from "./Endpoint.ts"
-import { type Classifier, type Fault, isRetryable } from "./Fault.ts"
-import { describeError, formatMillis } from "./internal/format.ts"
+import type { Classifier, Fault } from "./Fault.ts"
+import * as internal from "./internal/retry.ts"
+import type { InvalidRetryOptions } from "./PoolError.ts"
 
 /**
  * What the picker is told before each attempt.
@@ -92,7 +99,7 @@ export interface Options<A, E, R> {
   readonly pick:
     | Effect.Effect<EndpointId, NoEndpointAvailable>
     | ((context: PickContext) => Effect.Effect<EndpointId, NoEndpointAvailable>)
-  /** The driver's classifier. */
+  /** The driver's classifier: turns each failure of the operation into a {@link Fault}. */
   readonly classify: Classifier
   /** Default `"read"`. */
   readonly mode?: AccessMode | undefined
@@ -105,9 +112,63 @@ export interface Options<A, E, R> {
 }
 
 /**
- * Exponential backoff with jitter, bounded by attempts and by elapsed time.
- * The elapsed-time bound stops further retries; it does not cut an attempt
- * short (give the operation its own timeout for that).
+ * Options of {@link backoff} and {@link makeBackoff}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BackoffOptions {
+  /** The first delay (default 100 milliseconds; ≥ 0). */
+  readonly base?: Duration.Input | undefined
+  /** Growth of the delay between retries (default 2; ≥ 1). */
+  readonly factor?: number | undefined
+  /** Longest delay between two attempts (default 5 seconds; > 0). */
+  readonly maxDelay?: Duration.Input | undefined
+  /** Attempts in all, the first one included (default 4; a positive integer or `Infinity`). */
+  readonly maxAttempts?: number | undefined
+  /** No retry starts later than this after the first failure (default 10 seconds). */
+  readonly maxElapsed?: Duration.Input | undefined
+  /** Scale each delay by a random factor in [0.8, 1.2] (default `true`). */
+  readonly jitter?: boolean | undefined
+}
+
+/**
+ * Exponential backoff with jitter, bounded by attempts and by elapsed time,
+ * failing with `InvalidRetryOptions` naming the first invalid option. The
+ * elapsed-time bound stops further retries; it does not cut an attempt short
+ * (give the operation its own timeout for that).
+ *
+ * **When to use**
+ *
+ * When the options come from outside the program (configuration, user
+ * input); for literal options known to be valid, {@link backoff} is the
+ * same without the effect.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "@tether/core"
+ *
+ * // 5 attempts at most, first retry after ~200ms, then ~400ms, ~800ms, ~1.6s; no retry after 5s
+ * const schedule = Retry.makeBackoff({ base: "200 millis", maxAttempts: 5, maxElapsed: "5 seconds" }).pipe(
+ *   Effect.catchTag("InvalidRetryOptions", (error) => Effect.die(error.message))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category schedules
+ */
+export const makeBackoff = (
+  options?: BackoffOptions
+): Effect.Effect<Schedule.Schedule<Duration.Duration>, InvalidRetryOptions> => {
+  const checked = internal.checkBackoff(options)
+  return "_tag" in checked ? Effect.fail(checked) : Effect.succeed(internal.backoffSchedule(checked))
+}
+
+/**
+ * Exponential backoff with jitter, bounded by attempts and by elapsed time
+ * (see {@link makeBackoff}). It never throws: an invalid option is replaced
+ * by its default; use {@link makeBackoff} to be told instead.
  *
  * @example
  * ```ts
@@ -120,30 +181,14 @@ export interface Options<A, E, R> {
  * @since 0.1.0
  * @category schedules
  */
-export const backoff = (options?: {
-  /** The first delay (default 100 milliseconds). */
-  readonly base?: Duration.Input | undefined
-  /** Growth of the delay between retries (default 2). */
-  readonly factor?: number | undefined
-  /** Longest delay between two attempts (default 5 seconds). */
-  readonly maxDelay?: Duration.Input | undefined
-  /** Attempts in all, the first one included (default 4). */
-  readonly maxAttempts?: number | undefined
-  /** No retry starts later than this after the first failure (default 10 seconds). */
-  readonly maxElapsed?: Duration.Input | undefined
-  /** Scale each delay by a random factor in [0.8, 1.2] (default `true`). */
-  readonly jitter?: boolean | undefined
-}): Schedule.Schedule<Duration.Duration> => {
-  const maxDelay = Duration.fromInputUnsafe(options?.maxDelay ?? "5 seconds")
-  const capped = Schedule.exponential(options?.base ?? "100 millis", options?.factor ?? 2).pipe(
-    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, maxDelay)))
-  )
-  return (options?.jitter ?? true ? Schedule.jittered(capped) : capped).pipe(
-    Schedule.upTo({
-      times: Math.max(0, (options?.maxAttempts ?? 4) - 1),
-      duration: options?.maxElapsed ?? "10 seconds"
-    })
-  )
+export const backoff = (options?: BackoffOptions): Schedule.Schedule<Duration.Duration> => {
+  let current: BackoffOptions = { ...options }
+  let checked = internal.checkBackoff(current)
+  while ("_tag" in checked) {
+    current = { ...current, [checked.option]: undefined }
+    checked = internal.checkBackoff(current)
+  }
+  return internal.backoffSchedule(checked)
 }
 
 /**
@@ -154,16 +199,6 @@ export const backoff = (options?: {
  */
 export const defaultSchedule: Schedule.Schedule<Duration.Duration> = backoff()
 
-const notReachedFault: Fault = { kind: "connection", mayHaveReachedServer: false }
-
-const isTagged = (u: unknown, tag: string): boolean =>
-  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === tag
-
-const retries = Metric.counter("tether_retries_total", {
-  description: "Operations retried after a retryable fault, by the endpoint that failed and the access mode",
-  incremental: true
-})
-
 /**
  * Runs `operation` with failover and retries (see the module doc). Fails with
  * the original error when it is not retryable, and with the last error when
@@ -172,76 +207,5 @@ const retries = Metric.counter("tether_retries_total", {
  * @since 0.1.0
  * @category combinators
  */
-export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E | NoEndpointAvailable, R> => {
-  const mode = options.mode ?? "read"
-  const pick = options.pick
-  const picker = Effect.isEffect(pick) ? () => pick : pick
-  const avoid = new Set<EndpointId>()
-  // The first attempt runs without the retry loop's machinery: most calls succeed at once.
-  return Effect.matchEffect(picker({ mode, attempt: 1, avoid }), {
-    onFailure: (error) => retryAfter(options, picker, avoid, { endpoint: undefined, error }),
-    onSuccess: (endpoint) =>
-      Effect.catch(options.operation(endpoint, 1), (error) => retryAfter(options, picker, avoid, { endpoint, error }))
-  })
-}
-
-/** The retry loop, entered once the first attempt (pick or operation) failed. */
-const retryAfter = <A, E, R>(
-  options: Options<A, E, R>,
-  picker: (context: PickContext) => Effect.Effect<EndpointId, NoEndpointAvailable>,
-  avoid: Set<EndpointId>,
-  first: { readonly endpoint: EndpointId | undefined; readonly error: E | NoEndpointAvailable }
-): Effect.Effect<A, E | NoEndpointAvailable, R> =>
-  Effect.gen(function*() {
-    const clock = yield* Clock.Clock
-    const mode = options.mode ?? "read"
-    const idempotent = options.idempotent ?? false
-    const step = yield* Schedule.toStep(options.schedule ?? defaultSchedule)
-    const tried: Array<EndpointId> = []
-    let attempt = 1
-    let failed: { endpoint: EndpointId | undefined; error: E | NoEndpointAvailable } | undefined = first
-    while (true) {
-      if (failed === undefined) {
-        attempt++
-        const picked = yield* Effect.result(picker({ mode, attempt, avoid }))
-        if (picked._tag === "Failure") {
-          failed = { endpoint: undefined, error: picked.failure }
-        } else {
-          const result = yield* Effect.result(options.operation(picked.success, attempt))
-          if (result._tag === "Success") return result.success
-          failed = { endpoint: picked.success, error: result.failure }
-        }
-      }
-      const { endpoint, error } = failed
-      failed = undefined
-      if (endpoint !== undefined) {
-        const fault = isTagged(error, "BreakerOpen") ? notReachedFault : options.classify(error)
-        if (!isRetryable(fault, idempotent)) return yield* Effect.fail(error)
-        avoid.add(endpoint)
-        if (!tried.includes(endpoint)) tried.push(endpoint)
-        if (options.onRetryableFailure !== undefined) {
-          yield* options.onRetryableFailure({ endpoint, attempt, fault, error: error as E })
-        }
-      }
-      const next = yield* Effect.result(step(clock.currentTimeMillisUnsafe(), error))
-      const annotations = {
-        mode,
-        attempts: attempt,
-        endpoints: tried.join(", "),
-        lastError: describeError(error)
-      }
-      if (next._tag === "Failure") {
-        yield* Effect.logWarning(`giving up after ${attempt} attempt${attempt === 1 ? "" : "s"}`).pipe(
-          Effect.annotateLogs(annotations)
-        )
-        return yield* Effect.fail(error)
-      }
-      const delay = next.success[1]
-      yield* Metric.update(Metric.withAttributes(retries, { endpoint: endpoint ?? "none", mode }), 1)
-      yield* Effect.logInfo(
-        `attempt ${attempt} failed${endpoint === undefined ? " (no endpoint)" : ` on ${endpoint}`}; ` +
-          `retrying in ${formatMillis(Duration.toMillis(delay))}`
-      ).pipe(Effect.annotateLogs(annotations))
-      yield* Effect.sleep(delay)
-    }
-  })
+export const failover = <A, E, R>(options: Options<A, E, R>): Effect.Effect<A, E | NoEndpointAvailable, R> =>
+  internal.failover(options, defaultSchedule)

@@ -1,17 +1,23 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { TestClock } from "effect/testing"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Fault from "../src/Fault.ts"
+import * as ServerSet from "../src/ServerSet.ts"
 import { CountWindow, TimeWindow } from "../src/internal/slidingWindow.ts"
+import { InvalidBreakerOptions, InvalidPoolOptions } from "../src/PoolError.ts"
+import { makeFakeDriver } from "./fakeDriver.ts"
 
 class ServerDown {
   readonly _tag = "ServerDown"
@@ -348,15 +354,200 @@ describe("CircuitBreaker", () => {
       assert.strictEqual(yield* breaker.protect(succeed), "ok")
     }))
 
-  it.effect("invalid options are reported as defects naming the option", () =>
+  it.effect("the timer fiber half-opens it without any call, and subscribers see it", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(make({ failureRate: { threshold: 50 } }))
-      const defect = Exit.findDefect(exit)
-      assert.isTrue(Result.isSuccess(defect))
-      assert.include(
-        String((defect as Result.Success<unknown, never>).success),
-        "failureRate.threshold must be a share between 0 (excluded) and 1, got 50"
-      )
+      const breaker = yield* make({ consecutiveFailures: 1, openDuration: Schedule.spaced("30 seconds") })
+      const changes = yield* Effect.forkChild(Stream.runCollect(Stream.take(SubscriptionRef.changes(breaker.state), 3)))
+      yield* Effect.yieldNow
+      yield* run(breaker, fail)
+      yield* TestClock.adjust("29999 millis")
+      assert.strictEqual(yield* status(breaker), "open")
+      yield* TestClock.adjust("1 millis")
+      // no call was made: the supervised timer did it
+      const published = yield* Fiber.join(changes)
+      assert.deepStrictEqual(published.map((s) => [s.status, s.since, s.retryAt]), [
+        ["closed", 0, undefined],
+        ["open", 0, 30000],
+        ["half-open", 30000, undefined]
+      ])
+    }))
+
+  it.effect("a call that arrives once the delay is over half-opens it even if the timer has not run", () => {
+    // A clock whose sleeps never end: only the lazy check can half-open.
+    let now = 0
+    const frozenTimers: Clock.Clock = {
+      currentTimeMillisUnsafe: () => now,
+      currentTimeMillis: Effect.sync(() => now),
+      currentTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
+      currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
+      monotonicTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
+      monotonicTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
+      sleep: () => Effect.never
+    }
+    return Effect.gen(function*() {
+      const breaker = yield* make({ consecutiveFailures: 1, openDuration: Schedule.spaced("1 second") })
+      yield* run(breaker, fail)
+      now = 999
+      const early = yield* expectBreakerOpen(breaker, succeed)
+      assert.strictEqual(early.retryAt, 1000)
+      now = 1000
+      assert.strictEqual(yield* status(breaker), "open") // the timer never fired
+      assert.strictEqual(yield* breaker.protect(succeed), "ok") // the trial, let through lazily
+      assert.strictEqual(yield* status(breaker), "closed")
+    }).pipe(Effect.provideService(Clock.Clock, frozenTimers))
+  })
+
+  it.effect("the timer fiber lives in the breaker's scope: closing it stops the timer", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const breaker = yield* make({ consecutiveFailures: 1 }).pipe(Scope.provide(scope))
+      yield* run(breaker, fail)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual(yield* status(breaker), "open")
+    }))
+
+  it.effect("a reset while open is not undone by the old timer", () =>
+    Effect.gen(function*() {
+      const breaker = yield* make({ consecutiveFailures: 1 })
+      yield* run(breaker, fail)
+      yield* breaker.reset
+      yield* run(breaker, succeed)
+      yield* TestClock.adjust("5 seconds")
+      assert.strictEqual(yield* status(breaker), "closed")
+      yield* run(breaker, fail) // opens again, for the schedule's first delay
+      assert.strictEqual((yield* SubscriptionRef.get(breaker.state)).retryAt, 5000 + 1000)
+    }))
+
+  it.effect("explicit policies: consecutive failures and a failure rate over a time window", () =>
+    Effect.gen(function*() {
+      const breaker = yield* make({
+        policies: [
+          CircuitBreaker.consecutiveFailures(10),
+          CircuitBreaker.failureRate({ threshold: 0.5, minimumCalls: 4, window: CircuitBreaker.timeWindow("10 seconds") })
+        ]
+      })
+      yield* run(breaker, fail)
+      yield* run(breaker, succeed, 2)
+      assert.strictEqual(yield* status(breaker), "closed")
+      yield* run(breaker, fail)
+      assert.strictEqual((yield* SubscriptionRef.get(breaker.state)).reason, "failure rate 50% ≥ 50% over 4 calls")
+
+      const never = yield* make({ policies: [] })
+      yield* run(never, fail, 50)
+      assert.strictEqual(yield* status(never), "closed")
+    }))
+
+  it.effect("a custom policy plugs in", () =>
+    Effect.gen(function*() {
+      // Opens on the third failure in all, successes or not.
+      const thirdFailure: CircuitBreaker.Policy = {
+        _tag: "ThirdFailure",
+        check: () => undefined,
+        timed: false,
+        slowCallMillis: undefined,
+        makeTracker: () => {
+          let failures = 0
+          return {
+            record: (failure) => (failure && ++failures >= 3 ? "third failure" : undefined),
+            reset: () => {
+              failures = 0
+            }
+          }
+        }
+      }
+      const breaker = yield* make({ policies: [thirdFailure] })
+      yield* run(breaker, fail)
+      yield* run(breaker, succeed)
+      yield* run(breaker, fail)
+      yield* run(breaker, succeed)
+      assert.strictEqual(yield* status(breaker), "closed")
+      yield* run(breaker, fail)
+      assert.strictEqual((yield* SubscriptionRef.get(breaker.state)).reason, "third failure")
+    }))
+
+  const badOptions: ReadonlyArray<
+    readonly [Partial<CircuitBreaker.Options>, option: string, value: unknown, allowed: string]
+  > = [
+    [{ consecutiveFailures: -1 }, "consecutiveFailures", -1, "a positive integer or Infinity"],
+    [{ consecutiveFailures: 0 }, "consecutiveFailures", 0, "a positive integer or Infinity"],
+    [{ consecutiveFailures: 2.5 }, "consecutiveFailures", 2.5, "a positive integer or Infinity"],
+    [{ consecutiveFailures: NaN }, "consecutiveFailures", NaN, "a positive integer or Infinity"],
+    [{ failureRate: { threshold: 50 } }, "failureRate.threshold", 50, "a share in (0, 1], e.g. 0.5 for 50%"],
+    [{ failureRate: { threshold: 0 } }, "failureRate.threshold", 0, "a share in (0, 1], e.g. 0.5 for 50%"],
+    [
+      { slowCalls: { slowerThan: "1 second", threshold: -0.1 } },
+      "slowCalls.threshold",
+      -0.1,
+      "a share in (0, 1], e.g. 0.5 for 50%"
+    ],
+    [{ slowCalls: { slowerThan: 0, threshold: 0.5 } }, "slowCalls.slowerThan", 0, "a positive finite duration"],
+    [
+      { failureRate: { threshold: 0.5 }, window: CircuitBreaker.countWindow(0) },
+      "window.size",
+      0,
+      "a positive integer"
+    ],
+    [
+      { failureRate: { threshold: 0.5 }, window: CircuitBreaker.timeWindow("10 millis") },
+      "window.duration",
+      "10 millis",
+      "a finite duration of at least 1 second"
+    ],
+    [{ failureRate: { threshold: 0.5 }, minimumCalls: 0 }, "minimumCalls", 0, "a positive integer"],
+    [{ minimumCalls: -3 }, "minimumCalls", -3, "a positive integer"],
+    [{ halfOpenTrials: 0 }, "halfOpenTrials", 0, "a positive integer or Infinity"],
+    [{ successesToClose: Infinity }, "successesToClose", Infinity, "a positive integer"],
+    [
+      { consecutiveFailures: 3, policies: [CircuitBreaker.consecutiveFailures(3)] },
+      "consecutiveFailures",
+      3,
+      "nothing when `policies` is given (give either `policies` or the shorthand options)"
+    ],
+    [{ policies: [CircuitBreaker.consecutiveFailures(0)] }, "consecutiveFailures", 0, "a positive integer or Infinity"]
+  ]
+
+  it.effect("invalid options fail with InvalidBreakerOptions naming the option, the value and what is allowed", () =>
+    Effect.gen(function*() {
+      for (const [options, option, value, allowed] of badOptions) {
+        const exit = yield* Effect.exit(make(options))
+        assert.isTrue(Exit.isFailure(exit), `${option} = ${String(value)} was accepted`)
+        assert.isTrue(Result.isFailure(Exit.findDefect(exit)), "reported as a defect")
+        const error = Exit.findErrorOption(exit)
+        assert.isTrue(Option.isSome(error))
+        const e = (error as Option.Some<InvalidBreakerOptions>).value
+        assert.instanceOf(e, InvalidBreakerOptions)
+        assert.instanceOf(e, InvalidPoolOptions) // what ServerSet, PgClient and LdapClient already declare
+        assert.strictEqual(e._tag, "InvalidPoolOptions")
+        assert.strictEqual(e.component, "breaker")
+        assert.strictEqual(e.option, option)
+        assert.deepStrictEqual(e.value, value)
+        assert.strictEqual(e.allowed, allowed)
+        assert.include(e.message, `invalid option ${option}`)
+        assert.include(e.message, allowed)
+      }
+    }))
+
+  it.effect("ServerSet reports invalid breaker options through the error it already declares", () =>
+    Effect.gen(function*() {
+      const fake = makeFakeDriver()
+      const error = yield* Effect.flip(ServerSet.make({
+        name: "s",
+        endpoints: ["ldap://a:389"],
+        driver: fake.driver,
+        health: false,
+        breaker: { consecutiveFailures: -1 }
+      }))
+      assert.strictEqual(error._tag, "InvalidPoolOptions")
+      assert.instanceOf(error, InvalidBreakerOptions)
+      assert.include(error.message, "invalid option consecutiveFailures: got -1; expected a positive integer or Infinity")
+    }))
+
+  it.effect("valid edge values are accepted", () =>
+    Effect.gen(function*() {
+      yield* make({ consecutiveFailures: Infinity, halfOpenTrials: Infinity })
+      yield* make({ failureRate: { threshold: 1 }, window: CircuitBreaker.timeWindow("1 second"), minimumCalls: 1 })
+      yield* make({ slowCalls: { slowerThan: "1 millis", threshold: 1 }, window: CircuitBreaker.countWindow(1) })
     }))
 })
 

@@ -8,6 +8,7 @@ import { TestClock } from "effect/testing"
 import * as Balancer from "../src/Balancer.ts"
 import * as CircuitBreaker from "../src/CircuitBreaker.ts"
 import * as Fault from "../src/Fault.ts"
+import { InvalidRetryOptions } from "../src/PoolError.ts"
 import * as Retry from "../src/Retry.ts"
 
 class DriverError {
@@ -269,5 +270,70 @@ describe("Retry.failover", () => {
         assert.isAtLeast(gap, nominal * 0.8 - 1)
         assert.isAtMost(gap, nominal * 1.2 + 1)
       })
+    }))
+
+  it.effect("a BreakerOpen is recognised by its class: a look-alike object is left to the classifier", () =>
+    Effect.gen(function*() {
+      const lookAlike = { _tag: "BreakerOpen", message: "not really" }
+      const { attempts } = recorder({})
+      const exit = yield* Effect.exit(Retry.failover({
+        operation: (endpoint, attempt) => {
+          attempts.push({ endpoint, at: 0, attempt })
+          return Effect.fail(lookAlike)
+        },
+        pick: Effect.succeed("a"),
+        classify, // an unknown fault: never retried
+        mode: "write",
+        schedule: noJitter()
+      }))
+      assert.deepStrictEqual(exit, Exit.fail(lookAlike))
+      assert.strictEqual(attempts.length, 1)
+    }))
+})
+
+describe("Retry.makeBackoff", () => {
+  const bad: ReadonlyArray<readonly [Retry.BackoffOptions, option: string, value: unknown, allowed: string]> = [
+    [{ maxAttempts: 0 }, "maxAttempts", 0, "a positive integer (attempts in all, the first included) or Infinity"],
+    [{ maxAttempts: -2 }, "maxAttempts", -2, "a positive integer (attempts in all, the first included) or Infinity"],
+    [{ maxAttempts: 1.5 }, "maxAttempts", 1.5, "a positive integer (attempts in all, the first included) or Infinity"],
+    [{ factor: 0.5 }, "factor", 0.5, "a finite number ≥ 1"],
+    [{ factor: NaN }, "factor", NaN, "a finite number ≥ 1"],
+    [{ base: -5 }, "base", -5, "a finite duration ≥ 0"],
+    [{ base: "Infinity" }, "base", "Infinity", "a finite duration ≥ 0"],
+    [{ maxDelay: 0 }, "maxDelay", 0, "a duration > 0"],
+    [{ maxElapsed: -1 }, "maxElapsed", -1, "a duration ≥ 0"]
+  ]
+
+  it.effect("invalid options fail with InvalidRetryOptions naming the option, the value and what is allowed", () =>
+    Effect.gen(function*() {
+      for (const [options, option, value, allowed] of bad) {
+        const error = yield* Effect.flip(Retry.makeBackoff(options))
+        assert.instanceOf(error, InvalidRetryOptions)
+        assert.strictEqual(error._tag, "InvalidRetryOptions")
+        assert.strictEqual(error.option, option)
+        assert.deepStrictEqual(error.value, value)
+        assert.strictEqual(error.allowed, allowed)
+        assert.include(error.message, `invalid option ${option}`)
+      }
+    }))
+
+  it.effect("valid options give the documented schedule", () =>
+    Effect.gen(function*() {
+      const schedule = yield* Retry.makeBackoff({ base: "100 millis", maxAttempts: 3, jitter: false })
+      const { operation, attempts } = recorder({ a: [refused, refused, refused] })
+      const fiber = yield* Effect.forkChild(Retry.failover({ operation, pick: Effect.succeed("a"), classify, schedule }))
+      yield* TestClock.adjust("10 seconds")
+      assert.isTrue(Exit.isFailure(yield* Fiber.await(fiber)))
+      assert.deepStrictEqual(attempts.map((a) => a.at), [0, 100, 300])
+    }))
+
+  it.effect("backoff never throws: an invalid option falls back to its default", () =>
+    Effect.gen(function*() {
+      const schedule = Retry.backoff({ base: "100 millis", maxAttempts: 0, jitter: false }) // 0 → default 4
+      const { operation, attempts } = recorder({ a: [refused, refused, refused, refused] })
+      const fiber = yield* Effect.forkChild(Retry.failover({ operation, pick: Effect.succeed("a"), classify, schedule }))
+      yield* TestClock.adjust("10 seconds")
+      assert.isTrue(Exit.isFailure(yield* Fiber.await(fiber)))
+      assert.deepStrictEqual(attempts.map((a) => a.at), [0, 100, 300, 700])
     }))
 })
