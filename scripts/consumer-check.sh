@@ -43,7 +43,7 @@ node scripts/consumer/check-tarballs.mjs "$work/tarballs" || fail "tarball conte
 echo "::: install into a fresh project ($work/app)"
 node scripts/consumer/make-app.mjs "$work/tarballs" "$work/app" "$root"
 cp scripts/consumer/tsconfig.json scripts/consumer/*.ts "$work/app/"
-cp scripts/consumer/*.mjs "$work/app/" 2>/dev/null || true
+cp scripts/consumer/import-all.mjs scripts/consumer/js-consumer.mjs "$work/app/"
 (cd "$work/app" && npm install --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) || fail "npm install"
 
 for node in "${nodes[@]}"; do
@@ -56,7 +56,7 @@ echo "::: (b) tsc, strict, no skipLibCheck"
 
 if [ "${CONSUMER_SKIP_RUN:-0}" != 1 ]; then
   for node in "${nodes[@]}"; do
-    for program in "$work"/app/out/*-consumer.js; do
+    for program in "$work"/app/out/*-consumer.js "$work"/app/js-consumer.mjs; do
       echo "::: (c) $(basename "$program") on $("$node" --version)"
       (cd "$work/app" && "$node" "$program") || fail "$(basename "$program") on $("$node" --version)"
     done
