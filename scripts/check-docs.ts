@@ -142,7 +142,7 @@ const main = () => {
   const known = new Set(baseline.map((k) => `${k.file}#${k.hash}`))
   const blocks = collect(filters)
   // The blocks are written inside the repository so that `@tether/*` and `effect` resolve from its node_modules.
-  const dir = path.join(root, ".cache", "docs-check")
+  const dir = path.join(root, "node_modules", ".cache", "tether-docs-check")
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
   const byFile = new Map<string, Block>()

@@ -1,3 +1,4 @@
+/* global AbortSignal */
 // Plain JavaScript ESM, no TypeScript, no Effect in the application's own
 // code except to start the test servers: what a Node user of @tether/promise writes.
 import { createPgClient, createLdapClient, PromiseError } from "@tether/promise"
