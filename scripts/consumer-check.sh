@@ -24,7 +24,12 @@ if [ "${CONSUMER_KEEP:-0}" != 1 ]; then trap 'rm -rf "$work"' EXIT; else echo ":
 fail() { echo "consumer-check: FAIL: $*" >&2; exit 1; }
 
 echo "::: build"
-npm run build --silent
+# tsc -b trusts its .tsbuildinfo and does not notice a deleted dist/: force a rebuild then.
+force=()
+for manifest in packages/*/package.json; do
+  [ -f "$(dirname "$manifest")/dist/index.js" ] || force=(--force)
+done
+npx tsc -b tsconfig.build.json "${force[@]}"
 
 echo "::: pack"
 mkdir -p "$work/tarballs" "$work/app"
