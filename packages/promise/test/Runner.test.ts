@@ -3,7 +3,7 @@
  * rejections, how signals and close() interrupt, and that leaving an
  * iteration early runs the stream's finalizers (what releases a connection).
  */
-import type { Context} from "effect";
+import type { Context } from "effect"
 import { Data, Effect, Layer, ManagedRuntime, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { Foreign, Runner } from "../src/internal/runner.ts"
