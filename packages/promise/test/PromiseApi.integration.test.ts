@@ -117,6 +117,19 @@ describe("createPgClient", () => {
         expect((error as Error).message).toMatch(/user left/)
         // The server is not left sleeping: the statement is gone from pg_stat_activity.
         await eventually(async () => (await sleeping()) === 0, "the slow statement is cancelled")
+
+        // A transaction aborted in its body is rolled back: nothing it wrote is kept.
+        await db.write`create table if not exists promise_abort (id int)`
+        const txController = new AbortController()
+        const tx = db.transaction(async (t) => {
+          await t.sql`insert into promise_abort values (${9})`
+          await t.sql`select pg_sleep(60)`
+        }, { signal: txController.signal }).then(() => undefined, (e: unknown) => e)
+        await eventually(async () => (await sleeping()) === 1, "the transaction's slow statement runs")
+        txController.abort("cancel the transaction")
+        expect(await tx).toBeInstanceOf(PromiseError.Aborted)
+        await eventually(async () => (await sleeping()) === 0, "the transaction's statement is cancelled")
+        expect(await observer.read`select id from promise_abort`).toEqual([])
       } finally {
         await observer.close()
       }
