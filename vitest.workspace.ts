@@ -1,5 +1,11 @@
 import { defineConfig } from "vitest/config"
 
+// Workspace packages resolve to their sources (`src/*.ts`) through the
+// `@tether/source` export condition, so tests need no build; published
+// consumers get `dist/` through `types`/`import` (see each package.json).
+// The rest is Vite's default server conditions.
+const resolve = { conditions: ["@tether/source", "module", "node", "development|production"] }
+
 // vitest 5's reporter calls Map.groupBy (Node >= 21). The project supports the
 // machine's Node 20, so supply it here, in the process that reports.
 if (typeof (Map as any).groupBy !== "function") {
@@ -25,6 +31,8 @@ export default defineConfig({
   test: {
     projects: [
       {
+        resolve,
+        ssr: { resolve },
         test: {
           name: "unit",
           include: ["packages/*/test/**/*.test.ts"],
@@ -33,6 +41,8 @@ export default defineConfig({
         }
       },
       {
+        resolve,
+        ssr: { resolve },
         test: {
           name: "integration",
           include: ["packages/*/test/**/*.integration.test.ts"],

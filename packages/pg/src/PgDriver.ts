@@ -213,7 +213,14 @@ export const run = <A>(
   const timeoutMillis = options?.timeoutMillis
   return Effect.tryPromise({
     // The bound is a shared deadline sweeper around the promise: an Effect race (or a timer) per statement costs more.
-    try: () => (timeoutMillis === undefined ? query(connection.sql) : bounded(query(connection.sql), timeoutMillis)),
+    try: (signal) => {
+      const pending = query(connection.sql)
+      // Interrupted (an AbortSignal, a timeout, a closing client): cancel the statement on the
+      // server too (postgres.js `PendingQuery.cancel`), so the connection is not left busy.
+      const cancel = (pending as { cancel?: () => unknown }).cancel
+      if (typeof cancel === "function") signal.addEventListener("abort", () => void cancel.call(pending), { once: true })
+      return timeoutMillis === undefined ? pending : bounded(pending, timeoutMillis)
+    },
     catch: (cause) => {
       if (cause !== TIMED_OUT) {
         return fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user, write: options?.write })
