@@ -54,6 +54,7 @@ import * as Random from "effect/Random"
 import * as Result from "effect/Result"
 import type { EndpointId, Role } from "./Endpoint.ts"
 import * as Ewma from "./internal/ewma.ts"
+import { InvalidOptions } from "./Validation.ts"
 
 /**
  * What an operation will do on the server, and where it may run: `"read"`
@@ -807,9 +808,19 @@ export const make = (options: {
   readonly strategy?: Strategy | undefined
   /** Smoothing factor of the latency EWMA, in (0, 1] (default 0.3). */
   readonly latencyAlpha?: number | undefined
-}): Effect.Effect<Balancer> =>
-  Effect.sync(() => {
+}): Effect.Effect<Balancer, InvalidOptions> =>
+  Effect.suspend(() => {
     const strategy = options.strategy ?? "weighted-round-robin"
+    if (typeof strategy !== "string" || !Object.hasOwn(selectors, strategy)) {
+      return Effect.fail(
+        new InvalidOptions({
+          component: "balancer",
+          option: "strategy",
+          value: strategy,
+          allowed: Object.keys(selectors).map((s) => JSON.stringify(s)).join(" | ")
+        })
+      )
+    }
     const select = selectors[strategy]
     const alpha = options.latencyAlpha ?? Ewma.defaultAlpha
     // One fiber runs at a time, so a plain variable updated synchronously is
@@ -832,7 +843,7 @@ export const make = (options: {
       const e = live(id)
       if (e !== undefined) e.latency = Ewma.next(e.latency, millis, alpha)
     }
-    return {
+    return Effect.succeed<Balancer>({
       strategy,
       pick: (mode, pickOptions) =>
         Effect.flatMap(Effect.service(Random.Random), (rng) =>
@@ -885,7 +896,7 @@ export const make = (options: {
         Effect.sync(() => {
           state = removeEndpoint(state, id)
         })
-    }
+    })
   })
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }

@@ -57,12 +57,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Health } from "./Balancer.ts"
 import type { EndpointId } from "./Endpoint.ts"
 import * as Ewma from "./internal/ewma.ts"
 import { describeError, formatMillis } from "./internal/format.ts"
+import type { InvalidPoolOptions } from "./PoolError.ts"
+import * as Validation from "./Validation.ts"
 
 /**
  * What a health monitor publishes.
@@ -273,13 +276,18 @@ const statuses: ReadonlyArray<Health> = ["unknown", "healthy", "degraded", "unhe
 
 const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
 
-const positiveInt = (name: string, value: number | undefined, fallback: number): number => {
-  const n = value ?? fallback
-  if (!(Number.isInteger(n) && n > 0)) {
-    throw new RangeError(`HealthMonitor.make: ${name} must be a positive integer, got ${n}`)
-  }
-  return n
-}
+const OptionsSchema = Schema.Struct({
+  endpoint: Schema.String,
+  probe: Validation.Opaque("an Effect", Effect.isEffect),
+  schedule: Schema.optionalKey(Validation.Opaque("a Schedule", (u) => u === undefined || (typeof u === "object" && u !== null))),
+  timeout: Schema.optionalKey(Validation.PositiveDurationInput),
+  degradedLatency: Schema.optionalKey(Validation.DurationInput),
+  unhealthyAfter: Schema.optionalKey(Validation.IntAtLeast(1)),
+  healthyAfter: Schema.optionalKey(Validation.IntAtLeast(1)),
+  latencyAlpha: Schema.optionalKey(
+    Schema.Number.check(Schema.makeFilter((n) => n > 0 && n <= 1 ? undefined : "a number in (0, 1]"))
+  )
+})
 
 const defaultSchedule: Schedule.Schedule<unknown, unknown> = Schedule.spaced("5 seconds").pipe(Schedule.jittered)
 const defaultRestartSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("1 second").pipe(
@@ -288,18 +296,21 @@ const defaultRestartSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exp
 
 /**
  * Starts monitoring an endpoint. The probe loop is forked into the current
- * scope and stops when it closes. Invalid options are defects (`RangeError`).
+ * scope and stops when it closes. Invalid options fail with `InvalidPoolOptions` (an `InvalidOptions`).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor, never, R | Scope.Scope> =>
+export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor, InvalidPoolOptions, R | Scope.Scope> =>
   Effect.gen(function*() {
+    yield* Validation.validate(OptionsSchema, options, {
+      component: `health monitor of ${typeof options?.endpoint === "string" ? options.endpoint : "an endpoint"}`
+    })
     const endpoint = options.endpoint
     const thresholds: Thresholds = {
       degradedLatency: options.degradedLatency === undefined ? undefined : millisOf(options.degradedLatency),
-      unhealthyAfter: positiveInt("unhealthyAfter", options.unhealthyAfter, 3),
-      healthyAfter: positiveInt("healthyAfter", options.healthyAfter, 1),
+      unhealthyAfter: options.unhealthyAfter ?? 3,
+      healthyAfter: options.healthyAfter ?? 1,
       latencyAlpha: options.latencyAlpha ?? Ewma.defaultAlpha
     }
     const timeout = Duration.fromInputUnsafe(options.timeout ?? "2 seconds")

@@ -24,8 +24,10 @@
 import { Schema } from "effect"
 import * as Retry from "./Retry.ts"
 import type * as ServerSet from "./ServerSet.ts"
+import { DurationInput, IntAtLeast, Opaque, PositiveDurationInput } from "./Validation.ts"
 
 const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+const PositiveMillis = Schema.Number.check(Schema.isGreaterThan(0))
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 /**
@@ -51,8 +53,8 @@ export const ServerSetConfigSchema = Schema.Struct({
   health: Schema.optionalKey(Schema.Union([
     Schema.Literal(false),
     Schema.Struct({
-      intervalMillis: Schema.optionalKey(Millis),
-      timeoutMillis: Schema.optionalKey(Millis),
+      intervalMillis: Schema.optionalKey(PositiveMillis),
+      timeoutMillis: Schema.optionalKey(PositiveMillis),
       unhealthyAfter: Schema.optionalKey(Count),
       healthyAfter: Schema.optionalKey(Count)
     })
@@ -128,3 +130,94 @@ export const toOptions = (
     }
   }
 }
+
+const STRATEGIES = [
+  "round-robin",
+  "weighted-round-robin",
+  "least-connections",
+  "random",
+  "priority",
+  "fastest",
+  "power-of-two"
+] as const
+
+/**
+ * The schema of a strategy name.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const StrategySchema = Schema.Literals(STRATEGIES)
+
+const isObject = (u: unknown) => typeof u === "object" && u !== null
+const optional = Schema.optionalKey
+
+/**
+ * The schema of the pool options a server set (and every client built on
+ * one) takes in code: durations as `Duration.Input`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const PoolOptionsSchema = Schema.Struct({
+  min: optional(IntAtLeast(0)),
+  max: optional(IntAtLeast(1)),
+  maxPerIdentity: optional(IntAtLeast(1)),
+  concurrency: optional(IntAtLeast(1)),
+  idleTimeToLive: optional(DurationInput),
+  maxLifetime: optional(DurationInput),
+  acquireTimeout: optional(DurationInput),
+  connectTimeout: optional(PositiveDurationInput),
+  validationWindow: optional(DurationInput),
+  keepAliveInterval: optional(PositiveDurationInput),
+  leakDetectionThreshold: optional(PositiveDurationInput),
+  drainTimeout: optional(DurationInput),
+  housekeepingInterval: optional(PositiveDurationInput)
+})
+
+/**
+ * The schema of the resilience options every client built on a server set
+ * takes in code (`strategy`, `pool`, `health`, `breaker`, `retry`, `hedge`).
+ * The breaker's own fields are checked by `CircuitBreaker.make`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ResilienceOptionsFields = {
+  strategy: optional(StrategySchema),
+  pool: optional(PoolOptionsSchema),
+  health: optional(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({
+      interval: optional(PositiveDurationInput),
+      timeout: optional(PositiveDurationInput),
+      degradedLatency: optional(DurationInput),
+      unhealthyAfter: optional(IntAtLeast(1)),
+      healthyAfter: optional(IntAtLeast(1))
+    })
+  ]).annotate({ message: "false or an object of health settings" })),
+  breaker: optional(Opaque("false or an object of breaker settings", (u) => u === false || isObject(u))),
+  retry: optional(Schema.Union([
+    Schema.Literal(false),
+    Schema.Struct({ schedule: optional(Opaque("a Schedule", (u) => u === undefined || isObject(u))) })
+  ]).annotate({ message: "false or { schedule }" })),
+  hedge: optional(Schema.Struct({ delay: PositiveDurationInput }))
+}
+
+/**
+ * The schema of `ServerSet.Options`: checked by `ServerSet.make` before
+ * anything is built.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ServerSetOptionsSchema = Schema.Struct({
+  name: Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name")),
+  endpoints: Schema.Array(Schema.Unknown).check(
+    Schema.makeFilter((a) => a.length > 0 ? undefined : "at least one endpoint (a URL or an endpoint object)")
+  ).annotate({ message: "an array of endpoints (URLs or endpoint objects)" }),
+  driver: Opaque("a Driver (an object with connect and classify)", (u) =>
+    isObject(u) && typeof (u as { connect?: unknown }).connect === "function" &&
+    typeof (u as { classify?: unknown }).classify === "function"),
+  ...ResilienceOptionsFields
+})

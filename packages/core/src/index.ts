@@ -43,3 +43,7 @@ export * as IdentityPool from "./IdentityPool.ts"
 
 /** Shared pool, balancing, health, breaker and retry settings as a Schema for configuration files. */
 export * as ServerSetConfig from "./ServerSetConfig.ts"
+
+/** Up-front option checks: one typed error naming the option, the value and what is allowed. */
+export * as Validation from "./Validation.ts"
+export { InvalidOptions } from "./Validation.ts"

@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { ServerSetConfig } from "@tether/core"
+import { ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
@@ -93,8 +93,12 @@ export const decode = (input: unknown): Effect.Effect<LdapClient.Options, Invali
   }
   // The password is checked apart, so that no decoding message can quote it.
   const checked = record !== undefined && "password" in record ? { ...record, password: "<redacted>" } : input
-  return decodeUnknown(checked, { errors: "all" }).pipe(
-    Effect.mapError((error) => new InvalidLdapConfig({ setting: "configuration", problem: error.message })),
+  return decodeUnknown(checked, { onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) => {
+      // Reported by path, value and what is allowed: a misspelt key's value (it may be a password) is never quoted.
+      const invalid = Validation.fromIssue(error.issue, checked, "LDAP configuration")
+      return new InvalidLdapConfig({ setting: invalid.option, problem: invalid.reason })
+    }),
     Effect.flatMap((config) => load({ ...config, ...(password === undefined ? {} : { password: Redacted.make(password) }) }))
   )
 }
@@ -127,6 +131,14 @@ const readSetting = (setting: string, file: string | undefined) =>
  */
 export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, InvalidLdapConfig> =>
   Effect.gen(function*() {
+    if (config.bindDn !== undefined && config.password === undefined) {
+      return yield* Effect.fail(
+        new InvalidLdapConfig({
+          setting: "password",
+          problem: "bindDn is set but password is not: give both (or neither, for anonymous binds)"
+        })
+      )
+    }
     for (const url of config.endpoints) {
       if (hasCredentials(url)) {
         return yield* Effect.fail(
@@ -137,7 +149,7 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
           })
         )
       }
-      if (!/^ldaps?:\/\/[^/]+/.test(url)) {
+      if (!/^ldaps?:\/\/[^/:?#]/i.test(url)) {
         return yield* Effect.fail(
           new InvalidLdapConfig({ setting: "endpoints", problem: `"${url}" is not an ldap:// or ldaps:// URL` })
         )

@@ -165,8 +165,22 @@ export const rejectCredentialUrls = (
   endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
 ): Effect.Effect<void, Endpoint.InvalidEndpoint> =>
   Effect.suspend(() => {
-    for (const input of endpoints) {
-      const url = typeof input === "string" ? input : input.url
+    // Not a list: `ServerSet.make` reports it (as `InvalidPoolOptions` naming `endpoints`).
+    if (!Array.isArray(endpoints)) return Effect.void
+    for (const input of endpoints as ReadonlyArray<unknown>) {
+      const url = typeof input === "string"
+        ? input
+        : typeof input === "object" && input !== null && typeof (input as { url?: unknown }).url === "string"
+        ? (input as { url: string }).url
+        : undefined
+      // Anything else is reported by `Endpoint.decode`.
+      if (url === undefined) continue
+      const scheme = checkLdapUrl(url)
+      if (scheme !== undefined) {
+        return Effect.fail(
+          new Endpoint.InvalidEndpoint({ endpoint: Endpoint.redactUrl(url), problems: [{ field: "url", message: scheme }] })
+        )
+      }
       if (/\?.*\b(x-bindpw|bindname)\s*(=|%3d)/i.test(url)) {
         const shown = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#]*@)?([^/?#]*)/i.exec(url)
         return Effect.fail(
@@ -183,6 +197,23 @@ export const rejectCredentialUrls = (
     }
     return Effect.void
   })
+
+/** Why `url` is not an LDAP URL ldapts can connect to (`ldap://` or `ldaps://` with a host), if it is not. */
+const checkLdapUrl = (url: string): string | undefined => {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
+  if (scheme !== "ldap" && scheme !== "ldaps") {
+    return `must be a URL like ldap://host:389 or ldaps://host:636 (got ${
+      scheme === undefined ? "no scheme" : `the scheme ${scheme}:`
+    })`
+  }
+  let host: string
+  try {
+    host = new URL(url).hostname
+  } catch {
+    return "must be a URL like ldap://host:389 (it could not be parsed)"
+  }
+  return host === "" ? "must name a host, like ldap://host:389 (ldapi:// and host-less URLs are not supported)" : undefined
+}
 
 const reconnectRefused = (endpoint: string) =>
   new LdapConnectionError({

@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Endpoint, ServerSetConfig } from "@tether/core"
+import { Endpoint, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
 import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
@@ -37,6 +37,8 @@ export const PgConfigSchema = Schema.Struct({
       Schema.String,
       Schema.Struct({
         url: Schema.String,
+        id: Schema.optionalKey(Schema.String),
+        tags: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
         role: Schema.optionalKey(Schema.Literals(["primary", "replica", "any"])),
         weight: Schema.optionalKey(Schema.Number),
         priority: Schema.optionalKey(Schema.Number)
@@ -71,7 +73,11 @@ export type PgConfig = typeof PgConfigSchema.Type
  * @since 0.1.0
  * @category errors
  */
-export class InvalidPgConfig extends Data.TaggedError("InvalidPgConfig")<{ readonly problems: string }> {
+export class InvalidPgConfig extends Data.TaggedError("InvalidPgConfig")<{
+  readonly problems: string
+  /** The path of the bad setting (e.g. `pool.max`, `passwd`), when one is at fault. */
+  readonly option?: string | undefined
+}> {
   override get message() {
     return `invalid PostgreSQL configuration: ${this.problems}`
   }
@@ -91,7 +97,7 @@ export const decode = (input: unknown): Effect.Effect<PgClient.Options, InvalidP
   const password = record?.["password"]
   const checked = record !== undefined && "password" in record ? { ...record, password: "<redacted>" } : input
   if (password !== undefined && typeof password !== "string") {
-    return Effect.fail(new InvalidPgConfig({ problems: "password: must be a string" }))
+    return Effect.fail(new InvalidPgConfig({ option: "password", problems: "password: must be a string" }))
   }
   // A URL with a password in it is refused before decoding, so no message can quote it either.
   const urls = Array.isArray(record?.["endpoints"])
@@ -103,14 +109,19 @@ export const decode = (input: unknown): Effect.Effect<PgClient.Options, InvalidP
     if (typeof url === "string" && Endpoint.splitCredentials(url).url !== url) {
       return Effect.fail(
         new InvalidPgConfig({
+          option: `endpoints.${i}`,
           problems: `endpoints[${i}]: the URL ${Endpoint.redactUrl(url)} holds credentials: ` +
             "remove them and set user and password instead"
         })
       )
     }
   }
-  return decodeUnknown(checked, { errors: "all" }).pipe(
-    Effect.mapError((error) => new InvalidPgConfig({ problems: error.message })),
+  return decodeUnknown(checked, { onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) => {
+      // Reported by path, value and what is allowed: a misspelt key's value (it may be a password) is never quoted.
+      const invalid = Validation.fromIssue(error.issue, checked, "PostgreSQL configuration")
+      return new InvalidPgConfig({ option: invalid.option, problems: `${invalid.option}: ${invalid.reason}` })
+    }),
     Effect.map((config) => toOptions({ ...config, ...(password === undefined ? {} : { password }) }))
   )
 }

@@ -2,6 +2,7 @@ import type { Fiber } from "effect"
 import { Clock, Context, Duration, Effect, Exit, Pool, Schedule, Scope, Semaphore, Tracer } from "effect"
 import type * as ConnectionPool from "../ConnectionPool.ts"
 import { ConnectTimeout, InvalidPoolOptions, PoolClosed, PoolTimeout } from "../PoolError.ts"
+import { showValue } from "../Validation.ts"
 import type { Capacity, Evictable } from "./capacity.ts"
 import * as metrics from "./poolMetrics.ts"
 import type { Waiter } from "./waitQueue.ts"
@@ -83,9 +84,17 @@ export const checkOptions = <A, E, R>(options: ConnectionPool.Options<A, E, R>) 
     for (const key of durations) {
       const value = options[key]
       if (value === undefined) continue
-      const decoded = Duration.fromInput(value)
-      if (decoded._tag === "None") return fail(key, `is not a duration: ${String(value)}`)
-      if (Duration.toMillis(decoded.value) < 0) return fail(key, "must not be negative")
+      let millis: number | undefined
+      try {
+        const decoded = Duration.fromInput(value)
+        millis = decoded._tag === "None" ? undefined : Duration.toMillis(decoded.value)
+      } catch {
+        millis = undefined
+      }
+      if (millis === undefined || Number.isNaN(millis)) {
+        return fail(key, `is not a duration (got ${showValue(value, key)}): give milliseconds or a string like "5 seconds"`)
+      }
+      if (millis < 0) return fail(key, `must not be negative, got ${showValue(value, key)}`)
     }
     const keepAlive = optionalMillis(options.keepAliveInterval)
     const idleTtl = millisOf(options.idleTimeToLive, defaults.idleTimeToLive)

@@ -10,6 +10,8 @@ import * as HealthMonitor from "../HealthMonitor.ts"
 import type { InvalidPoolOptions } from "../PoolError.ts"
 import { PoolClosed } from "../PoolError.ts"
 import * as Retry from "../Retry.ts"
+import { ServerSetOptionsSchema } from "../ServerSetConfig.ts"
+import * as Validation from "../Validation.ts"
 import type * as ServerSet from "../ServerSet.ts"
 
 /** One endpoint of a set, with everything that serves it. */
@@ -48,6 +50,8 @@ export const make = <C, E>(
   options: ServerSet.Options<C, E>
 ): Effect.Effect<ServerSet.ServerSet<C, E>, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
+    const label = typeof options?.name === "string" ? `server set "${options.name}"` : "server set"
+    yield* Validation.validate(ServerSetOptionsSchema, options, { component: label })
     const setScope = yield* Scope.Scope
     const clock = yield* Clock.Clock
     const driver = options.driver

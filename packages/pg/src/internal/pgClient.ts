@@ -8,6 +8,7 @@ import * as PgDriver from "../PgDriver.ts"
 import type { PgConnection } from "../PgDriver.ts"
 import { fromUnknown, PgOutcomeUnknown } from "../PgError.ts"
 import type { PgError } from "../PgError.ts"
+import * as PgOptions from "./pgOptions.ts"
 import { keyOf, QueryCache } from "./queryCache.ts"
 
 const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
@@ -81,6 +82,7 @@ export const make = (
   options: PgClient.Options
 ): Effect.Effect<PgClient.PgClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* PgOptions.checkOptions(options)
     const name = options.name ?? "pg"
     const timeoutMillis = millis(options.queryTimeout, 30_000)
     const slowMillis = millis(options.slowQueryThreshold, 1_000)
@@ -102,7 +104,9 @@ export const make = (
     )
     // TLS settings are checked before anything connects: a bad sslmode or CA file is a typed error now, and an
     // endpoint whose certificate will not be verified is logged once.
-    for (const endpoint of yield* Endpoint.decodeAll(endpointInputs)) {
+    const decoded = yield* Effect.mapError(Endpoint.decodeAll(endpointInputs), PgOptions.forPostgres)
+    yield* PgOptions.checkUrls(decoded)
+    for (const endpoint of decoded) {
       const tls = PgDriver.tlsOf(driverOptions, endpoint)
       if ("problem" in tls) {
         const colon = tls.problem.indexOf(": ")

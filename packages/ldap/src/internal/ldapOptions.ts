@@ -1,0 +1,58 @@
+/**
+ * The schema of `LdapClient.Options`, checked before anything is built: one
+ * `InvalidOptions` (an `InvalidPoolOptions`) naming the option, the value
+ * given and what is allowed. `LdapClient.make` calls {@link checkOptions}
+ * first.
+ *
+ * @internal
+ */
+import { ServerSetConfig, Validation } from "@tether/core"
+import type { InvalidPoolOptions } from "@tether/core"
+import { Effect, Redacted, Schema } from "effect"
+
+const optional = Schema.optionalKey
+const isObject = (u: unknown) => typeof u === "object" && u !== null
+
+/** @internal */
+export const LdapOptionsSchema = Schema.Struct({
+  name: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name"))),
+  endpoints: Schema.Array(Schema.Unknown).check(
+    Schema.makeFilter((a) => a.length > 0 ? undefined : "at least one endpoint (a URL like ldap://host:389)")
+  ).annotate({ message: "an array of endpoints (URLs like ldap://host:389, or endpoint objects)" }),
+  bindDn: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty DN"))),
+  password: optional(
+    Validation.Opaque("a Redacted string (Redacted.make(...))", (u) => u === undefined || Redacted.isRedacted(u))
+  ),
+  startTls: optional(Schema.Boolean),
+  allowPlaintext: optional(Schema.Boolean),
+  tls: optional(Validation.Opaque("an object of TLS options (tls.ConnectionOptions)", (u) => u === undefined || isObject(u))),
+  connectTimeout: optional(Validation.PositiveDurationInput),
+  timeout: optional(Validation.PositiveDurationInput),
+  ...ServerSetConfig.ResilienceOptionsFields
+})
+
+/**
+ * Checks `LdapClient.Options`, including the rule that `bindDn` needs a
+ * `password` (a bind with a DN and no password is an unauthenticated bind,
+ * which servers refuse or, worse, accept as anonymous).
+ *
+ * @internal
+ */
+export const checkOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> => {
+  const record = isObject(options) ? (options as { name?: unknown; bindDn?: unknown; password?: unknown }) : undefined
+  const component = `LdapClient "${typeof record?.name === "string" ? record.name : "ldap"}"`
+  return Effect.andThen(
+    Validation.validate(LdapOptionsSchema, options, { component }),
+    (): Effect.Effect<void, InvalidPoolOptions> =>
+      record?.bindDn !== undefined && record.password === undefined
+        ? Effect.fail(
+          new Validation.InvalidOptions({
+            component,
+            option: "password",
+            value: undefined,
+            allowed: "a Redacted password whenever bindDn is set (or neither, for anonymous binds)"
+          })
+        )
+        : Effect.void
+  )
+}

@@ -1,0 +1,84 @@
+/**
+ * The schema of `PgClient.Options`, checked by `PgClient.make` before
+ * anything is built: one `InvalidOptions` naming the option, the value given
+ * and what is allowed.
+ *
+ * @internal
+ */
+import { Endpoint, ServerSetConfig, Validation } from "@tether/core"
+import type { InvalidPoolOptions } from "@tether/core"
+import { Effect, Redacted, Schema } from "effect"
+import { SSL_MODES } from "./tls.ts"
+
+const optional = Schema.optionalKey
+
+const PG_URL = "a URL like postgres://host:5432/db"
+
+/** @internal */
+export const PgOptionsSchema = Schema.Struct({
+  name: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name"))),
+  endpoints: Schema.Array(Schema.Unknown).check(
+    Schema.makeFilter((a) => a.length > 0 ? undefined : `at least one endpoint (${PG_URL})`)
+  ).annotate({ message: `an array of endpoints (${PG_URL}, or an endpoint object)` }),
+  user: Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty user name"))
+    .annotate({ message: "a user name (a non-empty string)" }),
+  password: optional(
+    Validation.Opaque("a Redacted string (Redacted.make(...))", (u) => u === undefined || Redacted.isRedacted(u))
+  ),
+  database: optional(Schema.String),
+  ssl: optional(Schema.Literals(SSL_MODES)),
+  ca: optional(Schema.String),
+  connectTimeout: optional(Validation.PositiveDurationInput),
+  statementTimeout: optional(Validation.DurationInput),
+  queryTimeout: optional(Validation.PositiveDurationInput),
+  readFrom: optional(Schema.Literals(["replica-preferred", "replica-only", "any"])),
+  enforceReadOnly: optional(Schema.Boolean),
+  multiplex: optional(Validation.IntAtLeast(1)),
+  cache: optional(Schema.Struct({
+    capacity: optional(Validation.IntAtLeast(0)),
+    ttl: optional(Validation.DurationInput)
+  })),
+  slowQueryThreshold: optional(Validation.DurationInput),
+  ...ServerSetConfig.ResilienceOptionsFields
+})
+
+const isPgUrl = (url: string) => /^postgres(?:ql)?:\/\/[^/?#]/i.test(url)
+
+/**
+ * Checks the options before anything reads them.
+ *
+ * @internal
+ */
+export const checkOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> => {
+  const given = typeof options === "object" && options !== null ? (options as { name?: unknown }).name : undefined
+  return Effect.asVoid(
+    Validation.validate(PgOptionsSchema, options, { component: `PgClient "${typeof given === "string" ? given : "pg"}"` })
+  )
+}
+
+/**
+ * Checks that every endpoint is a `postgres://` (or `postgresql://`) URL with a host.
+ *
+ * @internal
+ */
+export const checkUrls = (endpoints: ReadonlyArray<Endpoint.Endpoint>): Effect.Effect<void, Endpoint.InvalidEndpoint> =>
+  Effect.suspend(() => {
+    const bad = endpoints.find((endpoint) => !isPgUrl(endpoint.url))
+    return bad === undefined ? Effect.void : Effect.fail(
+      new Endpoint.InvalidEndpoint({
+        endpoint: Endpoint.redactUrl(bad.url),
+        problems: [{ field: "url", message: `must be ${PG_URL} (a postgres:// or postgresql:// scheme and a host)` }]
+      })
+    )
+  })
+
+/**
+ * An `InvalidEndpoint` as PostgreSQL users read it: the URL example it gives is a `postgres://` one.
+ *
+ * @internal
+ */
+export const forPostgres = (error: Endpoint.InvalidEndpoint): Endpoint.InvalidEndpoint =>
+  new Endpoint.InvalidEndpoint({
+    endpoint: error.endpoint,
+    problems: error.problems.map((p) => ({ ...p, message: p.message.replaceAll("a URL like ldap://host:389", PG_URL) }))
+  })
