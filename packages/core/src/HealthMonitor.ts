@@ -279,12 +279,12 @@ const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.f
 const OptionsSchema = Schema.Struct({
   endpoint: Schema.String,
   probe: Validation.Opaque("an Effect", Effect.isEffect),
-  schedule: Schema.optionalKey(Validation.Opaque("a Schedule", (u) => u === undefined || (typeof u === "object" && u !== null))),
-  timeout: Schema.optionalKey(Validation.PositiveDurationInput),
-  degradedLatency: Schema.optionalKey(Validation.DurationInput),
-  unhealthyAfter: Schema.optionalKey(Validation.IntAtLeast(1)),
-  healthyAfter: Schema.optionalKey(Validation.IntAtLeast(1)),
-  latencyAlpha: Schema.optionalKey(
+  schedule: Schema.optional(Validation.Opaque("a Schedule", (u) => u === undefined || (typeof u === "object" && u !== null))),
+  timeout: Schema.optional(Validation.PositiveDurationInput),
+  degradedLatency: Schema.optional(Validation.DurationInput),
+  unhealthyAfter: Schema.optional(Validation.IntAtLeast(1)),
+  healthyAfter: Schema.optional(Validation.IntAtLeast(1)),
+  latencyAlpha: Schema.optional(
     Schema.Number.check(Schema.makeFilter((n) => n > 0 && n <= 1 ? undefined : "a number in (0, 1]"))
   )
 })

@@ -150,7 +150,7 @@ const STRATEGIES = [
 export const StrategySchema = Schema.Literals(STRATEGIES)
 
 const isObject = (u: unknown) => typeof u === "object" && u !== null
-const optional = Schema.optionalKey
+const optional = Schema.optional
 
 /**
  * The schema of the pool options a server set (and every client built on

@@ -91,7 +91,7 @@ export const checkOptions = <A, E, R>(options: ConnectionPool.Options<A, E, R>) 
       } catch {
         millis = undefined
       }
-      if (millis === undefined || Number.isNaN(millis)) {
+      if (millis === undefined || Number.isNaN(millis) || (typeof value === "number" && Number.isNaN(value))) {
         return fail(key, `is not a duration (got ${showValue(value, key)}): give milliseconds or a string like "5 seconds"`)
       }
       if (millis < 0) return fail(key, `must not be negative, got ${showValue(value, key)}`)

@@ -10,7 +10,7 @@ import { ServerSetConfig, Validation } from "@tether/core"
 import type { InvalidPoolOptions } from "@tether/core"
 import { Effect, Redacted, Schema } from "effect"
 
-const optional = Schema.optionalKey
+const optional = Schema.optional
 const isObject = (u: unknown) => typeof u === "object" && u !== null
 
 /** @internal */

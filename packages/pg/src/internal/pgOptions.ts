@@ -10,7 +10,7 @@ import type { InvalidPoolOptions } from "@tether/core"
 import { Effect, Redacted, Schema } from "effect"
 import { SSL_MODES } from "./tls.ts"
 
-const optional = Schema.optionalKey
+const optional = Schema.optional
 
 const PG_URL = "a URL like postgres://host:5432/db"
 

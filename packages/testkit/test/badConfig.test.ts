@@ -1,0 +1,163 @@
+/**
+ * Bad configurations, as a careless user writes them: every one must fail
+ * construction with a typed error naming the option — never a defect, a
+ * throw, a hang, or a client that fails later on its first operation.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { ConnectionPool, Fault, ServerSet } from "@tether/core"
+import type { Driver } from "@tether/core"
+import { LdapClient, LdapConfig } from "@tether/ldap"
+import { PgClient, PgConfig } from "@tether/pg"
+import { Cause, Duration, Effect, Exit, Redacted } from "effect"
+import type { Scope } from "effect"
+
+/** A driver that never connects: no row may get as far as using it. */
+const driver: Driver.Driver<unknown, Error> = {
+  connect: () => Effect.fail(new Error("a bad configuration must be refused before connecting")),
+  classify: () => Fault.make("connection")
+}
+
+const pg = (options: Record<string, unknown>) =>
+  PgClient.make({ endpoints: ["postgres://127.0.0.1:1/db"], user: "app", ...options } as PgClient.Options)
+const ldap = (options: Record<string, unknown>) =>
+  LdapClient.make({ endpoints: ["ldap://127.0.0.1:1"], ...options } as LdapClient.Options)
+const set = (options: Record<string, unknown>) =>
+  ServerSet.make({ name: "s", endpoints: ["fake://a:1"], driver, ...options } as ServerSet.Options<unknown, Error>)
+const pool = (options: Record<string, unknown>) =>
+  ConnectionPool.make({ name: "p", acquire: Effect.succeed(1), ...options } as ConnectionPool.Options<number, never, never>)
+const pgConfig = (input: Record<string, unknown>) =>
+  PgConfig.decode({ endpoints: ["postgres://db1:5432/app"], user: "app", ...input })
+const ldapConfig = (input: Record<string, unknown>) => LdapConfig.decode({ endpoints: ["ldap://ldap1:389"], ...input })
+
+interface Row {
+  readonly target: string
+  readonly what: string
+  readonly run: Effect.Effect<unknown, unknown, Scope.Scope>
+  readonly tag: "InvalidPoolOptions" | "InvalidEndpoint" | "InvalidPgConfig" | "InvalidLdapConfig"
+  /** The option the error must name (its `option`/`setting`, or in its message for `InvalidEndpoint`). */
+  readonly option: string
+}
+
+const rows: ReadonlyArray<Row> = [
+  // --- ConnectionPool
+  { target: "ConnectionPool", what: "max 0", run: pool({ max: 0 }), tag: "InvalidPoolOptions", option: "max" },
+  { target: "ConnectionPool", what: "min > max", run: pool({ min: 5, max: 2 }), tag: "InvalidPoolOptions", option: "min" },
+  { target: "ConnectionPool", what: "acquireTimeout banana", run: pool({ acquireTimeout: "banana" }), tag: "InvalidPoolOptions", option: "acquireTimeout" },
+  { target: "ConnectionPool", what: "connectTimeout NaN", run: pool({ connectTimeout: NaN }), tag: "InvalidPoolOptions", option: "connectTimeout" },
+  { target: "ConnectionPool", what: "idleTimeToLive a symbol", run: pool({ idleTimeToLive: Symbol("x") }), tag: "InvalidPoolOptions", option: "idleTimeToLive" },
+  { target: "ConnectionPool", what: "concurrency 1.5", run: pool({ concurrency: 1.5 }), tag: "InvalidPoolOptions", option: "concurrency" },
+  // --- ServerSet
+  { target: "ServerSet", what: "unknown strategy", run: set({ strategy: "fastests" }), tag: "InvalidPoolOptions", option: "strategy" },
+  { target: "ServerSet", what: "strategy constructor", run: set({ strategy: "constructor" }), tag: "InvalidPoolOptions", option: "strategy" },
+  { target: "ServerSet", what: "no endpoints", run: set({ endpoints: [] }), tag: "InvalidPoolOptions", option: "endpoints" },
+  { target: "ServerSet", what: "endpoints not a list", run: set({ endpoints: "fake://a:1" }), tag: "InvalidPoolOptions", option: "endpoints" },
+  { target: "ServerSet", what: "health.interval banana", run: set({ health: { interval: "banana" } }), tag: "InvalidPoolOptions", option: "health.interval" },
+  { target: "ServerSet", what: "health.interval 0", run: set({ health: { interval: 0 } }), tag: "InvalidPoolOptions", option: "health.interval" },
+  { target: "ServerSet", what: "health.interval negative", run: set({ health: { interval: "-5 seconds" } }), tag: "InvalidPoolOptions", option: "health.interval" },
+  { target: "ServerSet", what: "health.timeout banana", run: set({ health: { timeout: "banana" } }), tag: "InvalidPoolOptions", option: "health.timeout" },
+  { target: "ServerSet", what: "unhealthyAfter 0", run: set({ health: { unhealthyAfter: 0 } }), tag: "InvalidPoolOptions", option: "health.unhealthyAfter" },
+  { target: "ServerSet", what: "healthyAfter -1", run: set({ health: { healthyAfter: -1 } }), tag: "InvalidPoolOptions", option: "health.healthyAfter" },
+  { target: "ServerSet", what: "health true", run: set({ health: true }), tag: "InvalidPoolOptions", option: "health" },
+  { target: "ServerSet", what: "breaker consecutiveFailures -1", run: set({ breaker: { consecutiveFailures: -1 } }), tag: "InvalidPoolOptions", option: "consecutiveFailures" },
+  { target: "ServerSet", what: "pool.max 0", run: set({ pool: { max: 0 } }), tag: "InvalidPoolOptions", option: "pool.max" },
+  { target: "ServerSet", what: "pool.acquireTimeout banana", run: set({ pool: { acquireTimeout: "banana" } }), tag: "InvalidPoolOptions", option: "pool.acquireTimeout" },
+  { target: "ServerSet", what: "hedge.delay banana", run: set({ hedge: { delay: "banana" } }), tag: "InvalidPoolOptions", option: "hedge.delay" },
+  { target: "ServerSet", what: "no driver", run: set({ driver: undefined }), tag: "InvalidPoolOptions", option: "driver" },
+  { target: "ServerSet", what: "empty name", run: set({ name: "" }), tag: "InvalidPoolOptions", option: "name" },
+  // --- PgClient
+  { target: "PgClient", what: "queryTimeout -1", run: pg({ queryTimeout: -1 }), tag: "InvalidPoolOptions", option: "queryTimeout" },
+  { target: "PgClient", what: "queryTimeout banana", run: pg({ queryTimeout: "banana" }), tag: "InvalidPoolOptions", option: "queryTimeout" },
+  { target: "PgClient", what: "statementTimeout banana", run: pg({ statementTimeout: "banana" }), tag: "InvalidPoolOptions", option: "statementTimeout" },
+  { target: "PgClient", what: "connectTimeout 0", run: pg({ connectTimeout: 0 }), tag: "InvalidPoolOptions", option: "connectTimeout" },
+  { target: "PgClient", what: "slowQueryThreshold banana", run: pg({ slowQueryThreshold: "banana" }), tag: "InvalidPoolOptions", option: "slowQueryThreshold" },
+  { target: "PgClient", what: "multiplex 0", run: pg({ multiplex: 0 }), tag: "InvalidPoolOptions", option: "multiplex" },
+  { target: "PgClient", what: "multiplex -2", run: pg({ multiplex: -2 }), tag: "InvalidPoolOptions", option: "multiplex" },
+  { target: "PgClient", what: "readFrom typo", run: pg({ readFrom: "replica-prefered" }), tag: "InvalidPoolOptions", option: "readFrom" },
+  { target: "PgClient", what: "ssl typo", run: pg({ ssl: "verify_full" }), tag: "InvalidPoolOptions", option: "ssl" },
+  { target: "PgClient", what: "no endpoints", run: pg({ endpoints: [] }), tag: "InvalidPoolOptions", option: "endpoints" },
+  { target: "PgClient", what: "empty user", run: pg({ user: "" }), tag: "InvalidPoolOptions", option: "user" },
+  { target: "PgClient", what: "password not Redacted", run: pg({ password: "s3cret" }), tag: "InvalidPoolOptions", option: "password" },
+  { target: "PgClient", what: "unknown strategy", run: pg({ strategy: "banana" }), tag: "InvalidPoolOptions", option: "strategy" },
+  { target: "PgClient", what: "health.interval -1", run: pg({ health: { interval: -1 } }), tag: "InvalidPoolOptions", option: "health.interval" },
+  { target: "PgClient", what: "cache.ttl banana", run: pg({ cache: { ttl: "banana" } }), tag: "InvalidPoolOptions", option: "cache.ttl" },
+  { target: "PgClient", what: "an ldap:// URL", run: pg({ endpoints: ["ldap://db1:389"] }), tag: "InvalidEndpoint", option: "postgres://" },
+  { target: "PgClient", what: "not a URL", run: pg({ endpoints: ["db1:5432"] }), tag: "InvalidEndpoint", option: "postgres://host" },
+  // --- LdapClient (the options ServerSet and the URL check see; see ldapOptions.test.ts for the rest)
+  { target: "LdapClient", what: "an http:// URL", run: ldap({ endpoints: ["http://ldap1:389"] }), tag: "InvalidEndpoint", option: "url" },
+  { target: "LdapClient", what: "a host-less URL", run: ldap({ endpoints: ["ldap:///dc=example"] }), tag: "InvalidEndpoint", option: "host" },
+  { target: "LdapClient", what: "no endpoints", run: ldap({ endpoints: [] }), tag: "InvalidPoolOptions", option: "endpoints" },
+  { target: "LdapClient", what: "unknown strategy", run: ldap({ strategy: "select" }), tag: "InvalidPoolOptions", option: "strategy" },
+  { target: "LdapClient", what: "health.interval 0", run: ldap({ health: { interval: 0 } }), tag: "InvalidPoolOptions", option: "health.interval" },
+  { target: "LdapClient", what: "unhealthyAfter 0", run: ldap({ health: { unhealthyAfter: 0 } }), tag: "InvalidPoolOptions", option: "health.unhealthyAfter" },
+  // --- PgConfig (configuration files)
+  { target: "PgConfig", what: "unknown key passwd", run: pgConfig({ passwd: "s3cret" }), tag: "InvalidPgConfig", option: "passwd" },
+  { target: "PgConfig", what: "queryTimeoutMillis -1", run: pgConfig({ queryTimeoutMillis: -1 }), tag: "InvalidPgConfig", option: "queryTimeoutMillis" },
+  { target: "PgConfig", what: "statementTimeoutMillis banana", run: pgConfig({ statementTimeoutMillis: "banana" }), tag: "InvalidPgConfig", option: "statementTimeoutMillis" },
+  { target: "PgConfig", what: "ssl typo", run: pgConfig({ ssl: "requir" }), tag: "InvalidPgConfig", option: "ssl" },
+  { target: "PgConfig", what: "readFrom typo", run: pgConfig({ readFrom: "replicas" }), tag: "InvalidPgConfig", option: "readFrom" },
+  { target: "PgConfig", what: "empty endpoints", run: pgConfig({ endpoints: [] }), tag: "InvalidPgConfig", option: "endpoints" },
+  { target: "PgConfig", what: "health.intervalMillis 0", run: pgConfig({ health: { intervalMillis: 0 } }), tag: "InvalidPgConfig", option: "health.intervalMillis" },
+  { target: "PgConfig", what: "unknown nested key", run: pgConfig({ pool: { maxx: 3 } }), tag: "InvalidPgConfig", option: "pool.maxx" },
+  { target: "PgConfig", what: "strategy typo", run: pgConfig({ strategy: "fastst" }), tag: "InvalidPgConfig", option: "strategy" },
+  { target: "PgConfig", what: "multiplex 0", run: pgConfig({ multiplex: 0 }), tag: "InvalidPgConfig", option: "multiplex" },
+  // --- LdapConfig (configuration files)
+  { target: "LdapConfig", what: "unknown key passwd", run: ldapConfig({ passwd: "s3cret" }), tag: "InvalidLdapConfig", option: "passwd" },
+  { target: "LdapConfig", what: "bindDn without password", run: ldapConfig({ bindDn: "cn=app" }), tag: "InvalidLdapConfig", option: "password" },
+  { target: "LdapConfig", what: "timeoutMillis banana", run: ldapConfig({ timeoutMillis: "banana" }), tag: "InvalidLdapConfig", option: "timeoutMillis" },
+  { target: "LdapConfig", what: "an http:// URL", run: ldapConfig({ endpoints: ["http://ldap1"] }), tag: "InvalidLdapConfig", option: "endpoints" },
+  { target: "LdapConfig", what: "breaker consecutiveFailures 0", run: ldapConfig({ breaker: { consecutiveFailures: 0 } }), tag: "InvalidLdapConfig", option: "breaker.consecutiveFailures" },
+  { target: "LdapConfig", what: "unhealthyAfter 0", run: ldapConfig({ health: { unhealthyAfter: 0 } }), tag: "InvalidLdapConfig", option: "health.unhealthyAfter" },
+  { target: "LdapConfig", what: "startTls yes", run: ldapConfig({ startTls: "yes" }), tag: "InvalidLdapConfig", option: "startTls" }
+]
+
+/** The option an error names: its `option`/`setting` field, or its message for `InvalidEndpoint`. */
+const named = (error: unknown): string => {
+  const e = error as { option?: unknown; setting?: unknown; message: string }
+  return typeof e.option === "string" ? e.option : typeof e.setting === "string" ? e.setting : e.message
+}
+
+describe("bad configurations", () => {
+  it("cover every public constructor and config source, at least 40 in all", () => {
+    assert.isAtLeast(rows.length, 40)
+    const targets = new Set(rows.map((r) => r.target))
+    for (const t of ["ConnectionPool", "ServerSet", "LdapClient", "PgClient", "LdapConfig", "PgConfig"]) {
+      assert.isTrue(targets.has(t), t)
+    }
+  })
+
+  for (const row of rows) {
+    it.effect(`${row.target}: ${row.what} → ${row.tag} naming ${row.option}`, () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.scoped(row.run).pipe(
+          // Generous: the point is that it answers at all, with a typed error.
+          Effect.timeoutOrElse({ duration: Duration.seconds(20), orElse: () => Effect.die("hung") }),
+          Effect.exit
+        )
+        assert.isTrue(Exit.isFailure(exit), "the bad configuration was accepted")
+        if (!Exit.isFailure(exit)) return
+        const error = Cause.findErrorOption(exit.cause)
+        assert.isTrue(error._tag === "Some", `not a typed error: ${Cause.pretty(exit.cause)}`)
+        if (error._tag !== "Some") return
+        const failure = error.value as { _tag: string; message: string }
+        assert.strictEqual(failure._tag, row.tag, failure.message)
+        assert.include(named(failure), row.option, failure.message)
+        // Never quote a secret.
+        assert.notInclude(failure.message, "s3cret")
+      }))
+  }
+
+  it.effect("a PostgreSQL endpoint error gives a postgres:// example, not an ldap:// one", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(pg({ endpoints: [{ url: "nope" }] })))
+      assert.include(error.message, "postgres://")
+      assert.notInclude(error.message, "ldap://")
+    }))
+
+  it.effect("the error says the value given and what is allowed", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(pg({ health: { interval: "banana" }, password: Redacted.make("s3cret") })))
+      assert.include(error.message, `"banana"`)
+      assert.include(error.message, "duration")
+      assert.include(error.message, "health.interval")
+    }))
+})
