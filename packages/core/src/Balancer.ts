@@ -217,6 +217,11 @@ export type RandomSource = () => number
 export interface Exclusion {
   readonly endpoint: EndpointId
   readonly reason: string
+  /**
+   * The endpoint's last failure (an operation's or a health probe's), when
+   * a server set knows one: e.g. `PgConnectionError: … ECONNREFUSED …`.
+   */
+  readonly lastError?: string | undefined
 }
 
 /**
@@ -236,7 +241,9 @@ export class NoEndpointAvailable extends Data.TaggedError("NoEndpointAvailable")
     if (this.exclusions.length === 0) {
       return `no endpoint available${what}: none is configured; add at least one endpoint`
     }
-    const reasons = this.exclusions.map((e) => `${e.endpoint}: ${e.reason}`).join("; ")
+    const reasons = this.exclusions.map((e) =>
+      `${e.endpoint}: ${e.reason}${e.lastError === undefined ? "" : ` (last error: ${e.lastError})`}`
+    ).join("; ")
     return `no endpoint available${what}: ${reasons}. ` +
       "Wait for a health probe to succeed or a breaker to half-open, or add endpoints"
   }

@@ -334,8 +334,12 @@ export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor,
         Metric.update(gauges.get(next.status)!, 1)
       )
       const message = `endpoint health ${previous.status} → ${next.status}`
-      const log = next.status === "healthy"
-        ? Effect.logInfo(message)
+      // A first verdict (from `unknown`) is INFO: an endpoint that is down from the start is reported by
+      // the WARN of the first operation that gives up on it, with the cause, not twice.
+      const log = next.status === "healthy" || previous.status === "unknown"
+        ? Effect.logInfo(message).pipe(
+          Effect.annotateLogs(next.lastError === undefined ? {} : { lastError: next.lastError })
+        )
         : Effect.logWarning(message).pipe(
           Effect.annotateLogs({
             consecutiveFailures: next.consecutiveFailures,

@@ -167,7 +167,31 @@ export class PgTlsError extends Data.TaggedError("PgTlsError")<{
  * @since 0.1.0
  * @category errors
  */
+/**
+ * The statement could not be sent because of how it was called, not because
+ * of the server or the network: an `undefined` or Symbol parameter, an object
+ * that cannot be serialized (circular, BigInt inside JSON), more than 65,534
+ * parameters, a template function called without a template. Never retried,
+ * never counted by a circuit breaker, and the connection stays in the pool.
+ * Fix the call.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class PgUsageError extends Data.TaggedError("PgUsageError")<{
+  readonly endpoint: string
+  /** postgres.js's code (e.g. `UNDEFINED_VALUE`, `MAX_PARAMETERS_EXCEEDED`), or the JavaScript error's name. */
+  readonly code: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `PostgreSQL client usage error (${this.code}): ${this.reason}. The statement was not sent to ${this.endpoint}: ` +
+      `fix the call (pass null instead of undefined, serialize values yourself, split huge parameter lists).`
+  }
+}
+
 export type PgError =
+  | PgUsageError
   | PgConnectionError
   | PgAuthenticationError
   | PgQueryError
@@ -219,6 +243,10 @@ export const fromUnknown = (
   context: { readonly endpoint: string; readonly user: string; readonly write?: boolean | undefined }
 ): PgError => {
   if (isPgError(cause)) return cause
+  const usage = usageCode(cause)
+  if (usage !== undefined) {
+    return new PgUsageError({ endpoint: context.endpoint, code: usage, reason: field(cause, "message") ?? String(cause) })
+  }
   const code = field(cause, "code") ?? field(cause, "errno")
   const reason = field(cause, "message") ?? String(cause)
   if (code === "28P01" || code === "28000") {
@@ -248,9 +276,34 @@ export const fromUnknown = (
 }
 
 /** Node's certificate-verification and TLS-handshake error codes. */
+/** postgres.js's own errors about how it was called (nothing was sent). */
+const USAGE_CODES = new Set([
+  "UNDEFINED_VALUE",
+  "MAX_PARAMETERS_EXCEEDED",
+  "NOT_TAGGED_CALL",
+  "UNSAFE_TRANSACTION",
+  "COPY_IN_PROGRESS"
+])
+
+/**
+ * The code of a client-side usage error, if `cause` is one: postgres.js's
+ * usage codes, or a `TypeError`/`RangeError` thrown while serializing the
+ * parameters (a Symbol, a circular object, a BigInt in JSON). Socket errors
+ * are plain `Error`s with a system code, never these.
+ */
+const usageCode = (cause: unknown): string | undefined => {
+  const code = field(cause, "code")
+  if (code !== undefined && USAGE_CODES.has(code)) return code
+  if ((cause instanceof TypeError || cause instanceof RangeError) && (code === undefined || code.startsWith("ERR_INVALID_ARG") || code === "ERR_OUT_OF_RANGE")) {
+    return cause.name
+  }
+  return undefined
+}
+
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_VERIFY|SELF_SIGNED/
 
 const TAGS = new Set([
+  "PgUsageError",
   "PgConnectionError",
   "PgAuthenticationError",
   "PgQueryError",
@@ -280,6 +333,9 @@ export const isPgError = (u: unknown): u is PgError =>
 export const classify = (error: unknown): Fault.Fault => {
   if (!isPgError(error)) return Fault.make("unknown")
   switch (error._tag) {
+    case "PgUsageError":
+      // The server was never asked: not its fault, nothing to retry.
+      return Fault.make("semantic")
     case "PgConnectionError":
       return error.code === "57P03"
         ? Fault.make("overload", { mayHaveReachedServer: false })

@@ -118,7 +118,8 @@ const retryAfter = <A, E, R>(
         return yield* Effect.fail(current.error)
       }
       yield* Metric.update(Metric.withAttributes(retries, { endpoint: endpoint ?? "none", mode }), 1)
-      yield* Effect.logInfo(
+      // Retry chatter is DEBUG: the outcome (success, or the WARN below) is what an operator needs.
+      yield* Effect.logDebug(
         `attempt ${attempt} failed${endpoint === undefined ? " (no endpoint)" : ` on ${endpoint}`}; ` +
           `retrying in ${formatMillis(delay)}`
       ).pipe(Effect.annotateLogs(annotations))

@@ -1,4 +1,4 @@
-import { Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import type { Credentials } from "../Identity.ts"
@@ -7,6 +7,7 @@ import type * as Driver from "../Driver.ts"
 import * as Endpoint from "../Endpoint.ts"
 import type { Fault } from "../Fault.ts"
 import * as HealthMonitor from "../HealthMonitor.ts"
+import { describeError } from "./format.ts"
 import type { InvalidPoolOptions } from "../PoolError.ts"
 import { PoolClosed } from "../PoolError.ts"
 import * as Retry from "../Retry.ts"
@@ -26,6 +27,8 @@ interface Member<C, E> {
   requests: number
   successes: number
   failures: number
+  /** The last failure that was the endpoint's doing (not a semantic one), described; carried by `NoEndpointAvailable`. */
+  lastError: string | undefined
   /** What the metrics were last told (flushed by the set's reporter, off the hot path). */
   reported: { successes: number; failures: number }
 }
@@ -185,6 +188,7 @@ export const make = <C, E>(
             requests: 0,
             successes: 0,
             failures: 0,
+            lastError: undefined,
             reported: { successes: 0, failures: 0 }
           } satisfies Member<C, E>
         }).pipe(
@@ -240,6 +244,10 @@ export const make = <C, E>(
             balancer.recordLatencyUnsafe(id, clock.currentTimeMillisUnsafe() - start)
           } else {
             member.failures++
+            const error = Cause.findErrorOption(exit.cause)
+            if (error._tag === "Some" && classifyForBreaker(error.value).kind !== "semantic") {
+              member.lastError = describeError(error.value)
+            }
           }
           return undefined
         })
@@ -273,6 +281,9 @@ export const make = <C, E>(
             ? balancer.setHealth(endpoint, "unhealthy")
             : Effect.void
       }).pipe(
+        Effect.catch((error): Effect.Effect<never, ServerSet.UseError<E> | E2> =>
+          error instanceof Balancer.NoEndpointAvailable ? withCauses(error) : Effect.fail(error)
+        ),
         Effect.withSpan("tether.serverset.use", {
           attributes: {
             "tether.set": name,
@@ -284,6 +295,20 @@ export const make = <C, E>(
         }, { captureStackTrace: false })
       )
     }
+
+    /** Adds each excluded endpoint's last failure (an operation's, else its health probe's) to the error. */
+    const withCauses = (error: Balancer.NoEndpointAvailable): Effect.Effect<never, Balancer.NoEndpointAvailable> =>
+      Effect.gen(function*() {
+        const exclusions = yield* Effect.forEach(error.exclusions, (exclusion) =>
+          Effect.gen(function*() {
+            const member = members.get(exclusion.endpoint)
+            if (member === undefined || exclusion.lastError !== undefined) return exclusion
+            const probe = member.monitor === undefined ? undefined : (yield* member.monitor.get).lastError
+            const lastError = member.lastError ?? probe
+            return lastError === undefined ? exclusion : { ...exclusion, lastError }
+          }))
+        return yield* Effect.fail(new Balancer.NoEndpointAvailable({ mode: error.mode, exclusions }))
+      })
 
     /** Runs on `first`; if no answer after `delay`, also on a second endpoint; the first answer wins. */
     const hedge = <A, E2, R>(

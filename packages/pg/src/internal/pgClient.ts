@@ -1,6 +1,7 @@
 import { Endpoint, Identity, Retry, ServerSet } from "@tether/core"
 import type { Balancer, InvalidPoolOptions } from "@tether/core"
-import { Clock, Duration, Effect, Metric, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Metric, Stream } from "effect"
+import type { Exit } from "effect"
 import type { Context, Schedule, Scope } from "effect"
 import type postgres from "postgres"
 import type * as PgClient from "../PgClient.ts"
@@ -54,6 +55,27 @@ export const expandHostList = (url: string): ReadonlyArray<string> => {
  */
 async function* batchesOf<A>(cursor: AsyncIterable<A>): AsyncGenerator<A> {
   for await (const batch of cursor) yield batch
+}
+
+/** Failures after which the statement was certainly never sent: no server ran it, so it was not "slow". */
+const NOT_SENT = new Set([
+  "NoEndpointAvailable",
+  "BreakerOpen",
+  "PoolTimeout",
+  "ConnectTimeout",
+  "PoolClosed",
+  "PgUsageError",
+  "PgAuthenticationError",
+  "PgTlsError"
+])
+
+const wasSent = (exit: Exit.Exit<unknown, unknown>): boolean => {
+  if (exit._tag === "Success") return true
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "None") return true
+  const failure = error.value as { _tag?: unknown; mayHaveReachedServer?: unknown }
+  if (failure._tag === "PgConnectionError") return failure.mayHaveReachedServer === true
+  return !(typeof failure._tag === "string" && NOT_SENT.has(failure._tag))
 }
 
 /** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
@@ -157,9 +179,9 @@ export const make = (
       Effect.suspend(() => {
         const start = clock.currentTimeMillisUnsafe()
         // One exit callback: it only produces an effect (a warning and a count) when the statement was slow.
-        return Effect.onExitPrimitive(effect, () => {
+        return Effect.onExitPrimitive(effect, (exit) => {
           const elapsed = clock.currentTimeMillisUnsafe() - start
-          if (elapsed < slowMillis) return undefined
+          if (elapsed < slowMillis || !wasSent(exit)) return undefined
           return Effect.andThen(
             Metric.update(slowMetric, 1),
             Effect.logWarning(`slow statement (${elapsed} ms, threshold ${slowMillis} ms): ${text}`).pipe(
