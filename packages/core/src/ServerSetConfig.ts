@@ -213,9 +213,9 @@ export const ResilienceOptionsFields = {
  */
 export const ServerSetOptionsSchema = Schema.Struct({
   name: Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name")),
-  endpoints: Schema.Array(Schema.Unknown).check(
+  endpoints: Schema.Array(Schema.Unknown).annotate({ message: "an array of endpoints (URLs or endpoint objects)" }).check(
     Schema.makeFilter((a) => a.length > 0 ? undefined : "at least one endpoint (a URL or an endpoint object)")
-  ).annotate({ message: "an array of endpoints (URLs or endpoint objects)" }),
+  ),
   driver: Opaque("a Driver (an object with connect and classify)", (u) =>
     isObject(u) && typeof (u as { connect?: unknown }).connect === "function" &&
     typeof (u as { classify?: unknown }).classify === "function"),

@@ -149,8 +149,33 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
  * @since 0.2.0
  * @category errors
  */
-export const fromIssue = (issue: SchemaIssue.Issue, input: unknown, component: string): InvalidOptions => {
-  const first = formatter(issue).issues[0]
+export const fromIssue = (issue: SchemaIssue.Issue, input: unknown, component: string): InvalidOptions =>
+  fromIssues(issue, input, component)[0]!
+
+/**
+ * Every problem of a Schema issue (decode with `errors: "all"`) as an
+ * {@link InvalidOptions}, for configuration files whose errors are best
+ * reported all at once.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const fromIssues = (
+  issue: SchemaIssue.Issue,
+  input: unknown,
+  component: string
+): ReadonlyArray<InvalidOptions> => {
+  const issues = formatter(issue).issues
+  return issues.length === 0
+    ? [new InvalidOptions({ component, option: "", value: undefined, allowed: "valid options" })]
+    : issues.map((one) => fromOne(one, input, component))
+}
+
+const fromOne = (
+  first: { readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined },
+  input: unknown,
+  component: string
+): InvalidOptions => {
   const keys = (first?.path ?? []).map((key) => (typeof key === "object" && key !== null ? key.key : key))
   const option = keys.map(String).join(".")
   const message = first?.message ?? "a valid value"

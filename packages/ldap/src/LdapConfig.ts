@@ -93,11 +93,13 @@ export const decode = (input: unknown): Effect.Effect<LdapClient.Options, Invali
   }
   // The password is checked apart, so that no decoding message can quote it.
   const checked = record !== undefined && "password" in record ? { ...record, password: "<redacted>" } : input
-  return decodeUnknown(checked, { onExcessProperty: "error" }).pipe(
+  return decodeUnknown(checked, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((error) => {
       // Reported by path, value and what is allowed: a misspelt key's value (it may be a password) is never quoted.
-      const invalid = Validation.fromIssue(error.issue, checked, "LDAP configuration")
-      return new InvalidLdapConfig({ setting: invalid.option, problem: invalid.reason })
+      const all = Validation.fromIssues(error.issue, checked, "LDAP configuration")
+      const invalid = all[0]!
+      const others = all.slice(1).map((i) => `; ${i.option}: ${i.reason}`).join("")
+      return new InvalidLdapConfig({ setting: invalid.option, problem: `${invalid.reason}${others}` })
     }),
     Effect.flatMap((config) => load({ ...config, ...(password === undefined ? {} : { password: Redacted.make(password) }) }))
   )

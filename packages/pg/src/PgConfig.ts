@@ -116,11 +116,13 @@ export const decode = (input: unknown): Effect.Effect<PgClient.Options, InvalidP
       )
     }
   }
-  return decodeUnknown(checked, { onExcessProperty: "error" }).pipe(
+  return decodeUnknown(checked, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((error) => {
       // Reported by path, value and what is allowed: a misspelt key's value (it may be a password) is never quoted.
-      const invalid = Validation.fromIssue(error.issue, checked, "PostgreSQL configuration")
-      return new InvalidPgConfig({ option: invalid.option, problems: `${invalid.option}: ${invalid.reason}` })
+      const all = Validation.fromIssues(error.issue, checked, "PostgreSQL configuration")
+      const invalid = all[0]!
+      const problems = all.map((i) => `${i.option}: ${i.reason}`).join("; ")
+      return new InvalidPgConfig({ option: invalid.option, problems })
     }),
     Effect.map((config) => toOptions({ ...config, ...(password === undefined ? {} : { password }) }))
   )

@@ -16,9 +16,9 @@ const isObject = (u: unknown) => typeof u === "object" && u !== null
 /** @internal */
 export const LdapOptionsSchema = Schema.Struct({
   name: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name"))),
-  endpoints: Schema.Array(Schema.Unknown).check(
+  endpoints: Schema.Array(Schema.Unknown).annotate({ message: "an array of endpoints (URLs like ldap://host:389, or endpoint objects)" }).check(
     Schema.makeFilter((a) => a.length > 0 ? undefined : "at least one endpoint (a URL like ldap://host:389)")
-  ).annotate({ message: "an array of endpoints (URLs like ldap://host:389, or endpoint objects)" }),
+  ),
   bindDn: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty DN"))),
   password: optional(
     Validation.Opaque("a Redacted string (Redacted.make(...))", (u) => u === undefined || Redacted.isRedacted(u))

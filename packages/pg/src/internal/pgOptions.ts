@@ -17,9 +17,9 @@ const PG_URL = "a URL like postgres://host:5432/db"
 /** @internal */
 export const PgOptionsSchema = Schema.Struct({
   name: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name"))),
-  endpoints: Schema.Array(Schema.Unknown).check(
+  endpoints: Schema.Array(Schema.Unknown).annotate({ message: `an array of endpoints (${PG_URL}, or an endpoint object)` }).check(
     Schema.makeFilter((a) => a.length > 0 ? undefined : `at least one endpoint (${PG_URL})`)
-  ).annotate({ message: `an array of endpoints (${PG_URL}, or an endpoint object)` }),
+  ),
   user: Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty user name"))
     .annotate({ message: "a user name (a non-empty string)" }),
   password: optional(
