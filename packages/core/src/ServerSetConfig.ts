@@ -71,7 +71,7 @@ export const ServerSetConfigSchema = Schema.Struct({
     Schema.Struct({
       maxAttempts: Schema.optionalKey(Count),
       baseDelayMillis: Schema.optionalKey(Millis),
-      maxDelayMillis: Schema.optionalKey(Millis),
+      maxDelayMillis: Schema.optionalKey(PositiveMillis),
       maxElapsedMillis: Schema.optionalKey(Millis)
     })
   ]))

@@ -46,6 +46,8 @@ const rows: ReadonlyArray<Row> = [
   { target: "ConnectionPool", what: "connectTimeout NaN", run: pool({ connectTimeout: NaN }), tag: "InvalidPoolOptions", option: "connectTimeout" },
   { target: "ConnectionPool", what: "idleTimeToLive a symbol", run: pool({ idleTimeToLive: Symbol("x") }), tag: "InvalidPoolOptions", option: "idleTimeToLive" },
   { target: "ConnectionPool", what: "concurrency 1.5", run: pool({ concurrency: 1.5 }), tag: "InvalidPoolOptions", option: "concurrency" },
+  { target: "ConnectionPool", what: "no acquire", run: pool({ acquire: undefined }), tag: "InvalidPoolOptions", option: "acquire" },
+  { target: "ConnectionPool", what: "empty name", run: pool({ name: "" }), tag: "InvalidPoolOptions", option: "name" },
   // --- ServerSet
   { target: "ServerSet", what: "unknown strategy", run: set({ strategy: "fastests" }), tag: "InvalidPoolOptions", option: "strategy" },
   { target: "ServerSet", what: "strategy constructor", run: set({ strategy: "constructor" }), tag: "InvalidPoolOptions", option: "strategy" },
@@ -99,6 +101,7 @@ const rows: ReadonlyArray<Row> = [
   { target: "PgConfig", what: "health.intervalMillis 0", run: pgConfig({ health: { intervalMillis: 0 } }), tag: "InvalidPgConfig", option: "health.intervalMillis" },
   { target: "PgConfig", what: "unknown nested key", run: pgConfig({ pool: { maxx: 3 } }), tag: "InvalidPgConfig", option: "pool.maxx" },
   { target: "PgConfig", what: "strategy typo", run: pgConfig({ strategy: "fastst" }), tag: "InvalidPgConfig", option: "strategy" },
+  { target: "PgConfig", what: "retry.maxDelayMillis 0", run: pgConfig({ retry: { maxDelayMillis: 0 } }), tag: "InvalidPgConfig", option: "retry.maxDelayMillis" },
   { target: "PgConfig", what: "multiplex 0", run: pgConfig({ multiplex: 0 }), tag: "InvalidPgConfig", option: "multiplex" },
   // --- LdapConfig (configuration files)
   { target: "LdapConfig", what: "unknown key passwd", run: ldapConfig({ passwd: "s3cret" }), tag: "InvalidLdapConfig", option: "passwd" },

@@ -59,8 +59,13 @@ const optionalMillis = (input: Duration.Input | undefined): number | undefined =
 /** @internal Checks pool options; fails with `InvalidPoolOptions` naming the first bad one. */
 export const checkOptions = <A, E, R>(options: ConnectionPool.Options<A, E, R>) =>
   Effect.suspend(() => {
+    if (typeof options !== "object" || options === null) {
+      return Effect.fail(new InvalidPoolOptions({ pool: "(unnamed)", option: "(options)", reason: "must be an object" }))
+    }
     const fail = (option: string, reason: string) =>
-      Effect.fail(new InvalidPoolOptions({ pool: options.name, option, reason }))
+      Effect.fail(new InvalidPoolOptions({ pool: String(options.name), option, reason }))
+    if (typeof options.name !== "string" || options.name === "") return fail("name", "must be a non-empty string")
+    if (!Effect.isEffect(options.acquire)) return fail("acquire", "must be an Effect that opens a connection")
     const min = options.min ?? defaults.min
     const max = options.max ?? defaults.max
     const concurrency = options.concurrency ?? defaults.concurrency
