@@ -10,6 +10,7 @@ import type { Endpoint } from "./Endpoint.ts"
 import type { Classifier } from "./Fault.ts"
 import type { Role } from "./Endpoint.ts"
 import type { Credentials } from "./Identity.ts"
+import type { InvalidPoolOptions } from "./PoolError.ts"
 
 /**
  * What a health probe found: its latency (measured by the monitor when
@@ -87,4 +88,9 @@ export interface Driver<C, E> {
   readonly classify: Classifier
   /** Says whether an error means the connection itself is broken (destroy it instead of pooling it). */
   readonly isBroken?: ((error: unknown) => boolean) | undefined
+  /**
+   * Checks the driver's own options (timeouts, credentials, TLS): `ServerSet.make` runs it before it
+   * builds anything, so a bad option fails construction with a typed error rather than the first connect.
+   */
+  readonly checkOptions?: Effect.Effect<void, InvalidPoolOptions> | undefined
 }

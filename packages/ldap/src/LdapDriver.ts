@@ -30,6 +30,7 @@ import { Client } from "ldapts"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as tls from "node:tls"
+import { checkDriverOptions } from "./internal/ldapOptions.ts"
 import { classify, fromUnknown, isBroken, LdapConnectionError } from "./LdapError.ts"
 import type { LdapError } from "./LdapError.ts"
 
@@ -376,6 +377,7 @@ export const make = (options: Options): Driver.Driver<LdapConnection, LdapError>
       }
     })
   return {
+    checkOptions: checkDriverOptions(options),
     connect: (endpoint, identity) => Effect.andThen(warnings(endpoint, identity), connect(options, endpoint, identity)),
     rebind: (connection, identity) => bind(options, connection, identity),
     isReady,

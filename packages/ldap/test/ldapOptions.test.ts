@@ -1,6 +1,7 @@
 /**
- * The LDAP-specific options of `LdapClient.make`, checked by
- * `internal/ldapOptions.ts` (which `LdapClient.make` runs first).
+ * The LDAP-specific options of `LdapClient.Options`, checked by
+ * `internal/ldapOptions.ts` (`LdapClient.make` runs the connection settings'
+ * check through `ServerSet.make`; see badConfig.test.ts in the testkit).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"

@@ -19,6 +19,7 @@ import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
+import { checkDriverOptions } from "./internal/pgOptions.ts"
 import * as Tls from "./internal/tls.ts"
 import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout, PgTlsError } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
@@ -117,6 +118,15 @@ export const tlsOf = (
 
 const millis = (input: Duration.Input | undefined, fallback: number) =>
   input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+const safeMillis = (input: Duration.Input | undefined, fallback: number): number => {
+  try {
+    const millis = input === undefined ? undefined : Duration.fromInput(input)
+    return millis === undefined || millis._tag === "None" ? fallback : Duration.toMillis(millis.value)
+  } catch {
+    return fallback
+  }
+}
 
 /** The endpoint's URL without credentials, as shown in errors. */
 const show = (endpoint: Endpoint.Endpoint) => endpoint.url
@@ -274,7 +284,8 @@ const PROBE = `select pg_is_in_recovery() as replica,
  * @category constructors
  */
 export const make = (options: Options): Driver.Driver<PgConnection, PgError> => {
-  const probeMillis = millis(options.probeTimeout, 2_000)
+  // A bad probeTimeout fails `checkOptions` (run by `ServerSet.make`) before any probe runs: never throw here.
+  const probeMillis = safeMillis(options.probeTimeout, 2_000)
   const warned = new Set<string>()
   /** Says once per endpoint, at WARN, that its server certificate is not verified. */
   const warnOnce = (endpoint: Endpoint.Endpoint) =>
@@ -286,6 +297,7 @@ export const make = (options: Options): Driver.Driver<PgConnection, PgError> => 
       return Effect.logWarning(unverifiedWarning(endpoint, tls.unverified))
     })
   return {
+    checkOptions: checkDriverOptions(options),
     connect: (endpoint, identity) => Effect.andThen(warnOnce(endpoint), connect(options, endpoint, identity)),
     validate: (connection) =>
       Effect.map(

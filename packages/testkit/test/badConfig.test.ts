@@ -6,8 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConnectionPool, Fault, ServerSet } from "@tether/core"
 import type { Driver } from "@tether/core"
-import { LdapClient, LdapConfig } from "@tether/ldap"
-import { PgClient, PgConfig } from "@tether/pg"
+import { LdapClient, LdapConfig, LdapDriver } from "@tether/ldap"
+import { PgClient, PgConfig, PgDriver } from "@tether/pg"
 import { Cause, Duration, Effect, Exit, Redacted } from "effect"
 import type { Scope } from "effect"
 
@@ -65,6 +65,20 @@ const rows: ReadonlyArray<Row> = [
   { target: "ServerSet", what: "pool.acquireTimeout banana", run: set({ pool: { acquireTimeout: "banana" } }), tag: "InvalidPoolOptions", option: "pool.acquireTimeout" },
   { target: "ServerSet", what: "hedge.delay banana", run: set({ hedge: { delay: "banana" } }), tag: "InvalidPoolOptions", option: "hedge.delay" },
   { target: "ServerSet", what: "no driver", run: set({ driver: undefined }), tag: "InvalidPoolOptions", option: "driver" },
+  {
+    target: "ServerSet",
+    what: "a PgDriver with probeTimeout banana",
+    run: set({ driver: PgDriver.make({ user: "app", probeTimeout: "banana" as Duration.Input }) }),
+    tag: "InvalidPoolOptions",
+    option: "probeTimeout"
+  },
+  {
+    target: "ServerSet",
+    what: "an LdapDriver with timeout -1",
+    run: set({ driver: LdapDriver.make({ timeout: -1 }) }),
+    tag: "InvalidPoolOptions",
+    option: "timeout"
+  },
   { target: "ServerSet", what: "empty name", run: set({ name: "" }), tag: "InvalidPoolOptions", option: "name" },
   // --- PgClient
   { target: "PgClient", what: "queryTimeout -1", run: pg({ queryTimeout: -1 }), tag: "InvalidPoolOptions", option: "queryTimeout" },
@@ -84,13 +98,18 @@ const rows: ReadonlyArray<Row> = [
   { target: "PgClient", what: "cache.ttl banana", run: pg({ cache: { ttl: "banana" } }), tag: "InvalidPoolOptions", option: "cache.ttl" },
   { target: "PgClient", what: "an ldap:// URL", run: pg({ endpoints: ["ldap://db1:389"] }), tag: "InvalidEndpoint", option: "postgres://" },
   { target: "PgClient", what: "not a URL", run: pg({ endpoints: ["db1:5432"] }), tag: "InvalidEndpoint", option: "postgres://host" },
-  // --- LdapClient (the options ServerSet and the URL check see; see ldapOptions.test.ts for the rest)
+  // --- LdapClient
   { target: "LdapClient", what: "an http:// URL", run: ldap({ endpoints: ["http://ldap1:389"] }), tag: "InvalidEndpoint", option: "url" },
   { target: "LdapClient", what: "a host-less URL", run: ldap({ endpoints: ["ldap:///dc=example"] }), tag: "InvalidEndpoint", option: "host" },
   { target: "LdapClient", what: "no endpoints", run: ldap({ endpoints: [] }), tag: "InvalidPoolOptions", option: "endpoints" },
   { target: "LdapClient", what: "unknown strategy", run: ldap({ strategy: "select" }), tag: "InvalidPoolOptions", option: "strategy" },
   { target: "LdapClient", what: "health.interval 0", run: ldap({ health: { interval: 0 } }), tag: "InvalidPoolOptions", option: "health.interval" },
   { target: "LdapClient", what: "unhealthyAfter 0", run: ldap({ health: { unhealthyAfter: 0 } }), tag: "InvalidPoolOptions", option: "health.unhealthyAfter" },
+  { target: "LdapClient", what: "timeout banana", run: ldap({ timeout: "banana" }), tag: "InvalidPoolOptions", option: "timeout" },
+  { target: "LdapClient", what: "connectTimeout 0", run: ldap({ connectTimeout: 0 }), tag: "InvalidPoolOptions", option: "connectTimeout" },
+  { target: "LdapClient", what: "bindDn without password", run: ldap({ bindDn: "cn=app,dc=example" }), tag: "InvalidPoolOptions", option: "password" },
+  { target: "LdapClient", what: "password as a plain string", run: ldap({ bindDn: "cn=app", password: "s3cret" }), tag: "InvalidPoolOptions", option: "password" },
+  { target: "LdapClient", what: "startTls yes", run: ldap({ startTls: "yes" }), tag: "InvalidPoolOptions", option: "startTls" },
   // --- PgConfig (configuration files)
   { target: "PgConfig", what: "unknown key passwd", run: pgConfig({ passwd: "s3cret" }), tag: "InvalidPgConfig", option: "passwd" },
   { target: "PgConfig", what: "queryTimeoutMillis -1", run: pgConfig({ queryTimeoutMillis: -1 }), tag: "InvalidPgConfig", option: "queryTimeoutMillis" },

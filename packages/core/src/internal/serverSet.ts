@@ -55,6 +55,7 @@ export const make = <C, E>(
   Effect.gen(function*() {
     const label = typeof options?.name === "string" ? `server set "${options.name}"` : "server set"
     yield* Validation.validate(ServerSetOptionsSchema, options, { component: label })
+    if (options.driver.checkOptions !== undefined) yield* options.driver.checkOptions
     const setScope = yield* Scope.Scope
     const clock = yield* Clock.Clock
     const driver = options.driver

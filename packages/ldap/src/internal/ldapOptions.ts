@@ -1,8 +1,11 @@
 /**
- * The schema of `LdapClient.Options`, checked before anything is built: one
+ * The schemas of `LdapClient.Options` and `LdapDriver.Options`: one
  * `InvalidOptions` (an `InvalidPoolOptions`) naming the option, the value
- * given and what is allowed. `LdapClient.make` calls {@link checkOptions}
- * first.
+ * given and what is allowed. `LdapDriver.make` hands {@link checkDriverOptions}
+ * to `ServerSet.make` (the driver's `checkOptions`), which runs it before it
+ * builds anything, so `LdapClient.make` refuses bad connection settings; the
+ * set's own options are checked by `ServerSet.make` itself.
+ * {@link checkOptions} checks a whole `LdapClient.Options` at once.
  *
  * @internal
  */
@@ -39,10 +42,18 @@ export const LdapOptionsSchema = Schema.Struct({
  * @internal
  */
 export const checkOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> => {
-  const record = isObject(options) ? (options as { name?: unknown; bindDn?: unknown; password?: unknown }) : undefined
-  const component = `LdapClient "${typeof record?.name === "string" ? record.name : "ldap"}"`
+  const record = isObject(options) ? (options as { name?: unknown }) : undefined
+  return checkWith(LdapOptionsSchema, options, `LdapClient "${typeof record?.name === "string" ? record.name : "ldap"}"`)
+}
+
+const checkWith = (
+  schema: Schema.ConstraintDecoder<unknown>,
+  options: unknown,
+  component: string
+): Effect.Effect<void, InvalidPoolOptions> => {
+  const record = isObject(options) ? (options as { bindDn?: unknown; password?: unknown }) : undefined
   return Effect.andThen(
-    Validation.validate(LdapOptionsSchema, options, { component }),
+    Validation.validate(schema, options, { component }),
     (): Effect.Effect<void, InvalidPoolOptions> =>
       record?.bindDn !== undefined && record.password === undefined
         ? Effect.fail(
@@ -56,3 +67,25 @@ export const checkOptions = (options: unknown): Effect.Effect<void, InvalidPoolO
         : Effect.void
   )
 }
+
+const driverFields = {
+  bindDn: LdapOptionsSchema.fields.bindDn,
+  password: LdapOptionsSchema.fields.password,
+  startTls: LdapOptionsSchema.fields.startTls,
+  allowPlaintext: LdapOptionsSchema.fields.allowPlaintext,
+  tls: LdapOptionsSchema.fields.tls,
+  connectTimeout: LdapOptionsSchema.fields.connectTimeout,
+  timeout: LdapOptionsSchema.fields.timeout
+}
+
+/** @internal */
+export const LdapDriverOptionsSchema = Schema.Struct(driverFields)
+
+/**
+ * Checks `LdapDriver.Options` (the connection settings `LdapClient.make`
+ * passes on): run by `ServerSet.make` through the driver's `checkOptions`.
+ *
+ * @internal
+ */
+export const checkDriverOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> =>
+  checkWith(LdapDriverOptionsSchema, options, "LDAP connection options")

@@ -82,3 +82,26 @@ export const forPostgres = (error: Endpoint.InvalidEndpoint): Endpoint.InvalidEn
     endpoint: error.endpoint,
     problems: error.problems.map((p) => ({ ...p, message: p.message.replaceAll("a URL like ldap://host:389", PG_URL) }))
   })
+
+/** @internal */
+export const PgDriverOptionsSchema = Schema.Struct({
+  user: PgOptionsSchema.fields.user,
+  password: PgOptionsSchema.fields.password,
+  database: PgOptionsSchema.fields.database,
+  ssl: PgOptionsSchema.fields.ssl,
+  ca: PgOptionsSchema.fields.ca,
+  connectTimeout: PgOptionsSchema.fields.connectTimeout,
+  statementTimeout: PgOptionsSchema.fields.statementTimeout,
+  probeTimeout: optional(Validation.PositiveDurationInput),
+  applicationName: optional(Schema.String),
+  readOnlySessions: optional(Schema.Boolean),
+  warnUnverified: optional(Schema.Boolean)
+})
+
+/**
+ * Checks `PgDriver.Options`: run by `ServerSet.make` through the driver's `checkOptions`.
+ *
+ * @internal
+ */
+export const checkDriverOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> =>
+  Effect.asVoid(Validation.validate(PgDriverOptionsSchema, options, { component: "PostgreSQL connection options" }))
