@@ -7,6 +7,8 @@
  * Ordering: when a record is read, it is registered under its DN; a record
  * waits for the last earlier record on its own DN, on its parent DN, and (for
  * modrdn) on its new superior, so a child never overtakes its parent's add.
+ * A delete or modrdn also waits for every earlier record still in flight (a
+ * parent is deleted or renamed after what was done to its children).
  * Records are registered in input order, so the record waited for was
  * started first: no deadlock at any concurrency.
  *
@@ -47,6 +49,8 @@ export const run = <E2, R2, R>(
     const failed: Array<LdapClient.BulkFailure> = []
     /** The last pending record on each normalized DN. */
     const pending = new Map<string, Deferred.Deferred<void>>()
+    /** Every record started and not finished. */
+    const inFlight = new Set<Deferred.Deferred<void>>()
 
     const progress = (finished: boolean) =>
       Effect.map(Clock.currentTimeMillis, (now): LdapClient.Progress => {
@@ -73,11 +77,15 @@ export const run = <E2, R2, R>(
         if (item.newSuperior !== undefined) related.push(normalizeDn(item.newSuperior))
       }
       const waits: Array<Deferred.Deferred<void>> = []
-      for (const k of new Set(related)) {
-        const d = k === "" ? undefined : pending.get(k)
-        if (d !== undefined) waits.push(d)
+      if (item._tag === "Delete" || item._tag === "ModRdn") waits.push(...inFlight)
+      else {
+        for (const k of new Set(related)) {
+          const d = k === "" ? undefined : pending.get(k)
+          if (d !== undefined) waits.push(d)
+        }
       }
       const own = Deferred.makeUnsafe<void>()
+      inFlight.add(own)
       // A record is waited for under its DN, and a renamed entry under its new DN too.
       const keys = [key]
       if (item._tag === "ModRdn") {
@@ -103,6 +111,7 @@ export const run = <E2, R2, R>(
         }),
         Effect.ensuring(Effect.sync(() => {
           Deferred.doneUnsafe(own!, Effect.void)
+          inFlight.delete(own!)
           for (const k of keys) if (pending.get(k) === own) pending.delete(k)
         }))
       )
