@@ -265,4 +265,47 @@ describe("Ldif: hostile input", () => {
       assert.strictEqual(photo.length, value.length)
       assert.isTrue(Buffer.from(photo).equals(value))
     }))
+
+  it.effect("every malformed case: its typed error and line, and keepGoing keeps the good record after it", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, string | Uint8Array, "LdifParseError" | "LdifRecordTooLarge" | "LdifUrlError", number]> = [
+        ["invalid UTF-8 (Latin-1)", bytes("dn: cn=a\ncn: caf", [0xe9], "\n"), "LdifParseError", 2],
+        ["UTF-8 cut inside a character", bytes("dn: cn=a\ncn: ", [0xe6, 0x97], "\n"), "LdifParseError", 2],
+        ["DN not UTF-8 (base64)", "dn:: 6Q==\ncn: a\n", "LdifParseError", 1],
+        ["lone CR", "dn: cn=a\rcn: a\r", "LdifParseError", 1],
+        ["lone CR inside a value", "dn: cn=a\ncn: a\rb\n", "LdifParseError", 2],
+        ["second dn: (records merged)", "dn: cn=a\ncn: a\ndn: cn=b\ncn: b\n", "LdifParseError", 3],
+        ["continuation with nothing to continue", " x\n", "LdifParseError", 1],
+        ["no colon", "dn: cn=a\ncn a\n", "LdifParseError", 2],
+        ["bad attribute type", "dn: cn=a\nc n: a\n", "LdifParseError", 2],
+        ["bad base64", "dn: cn=a\ncn:: ***\n", "LdifParseError", 2],
+        ["no dn", "cn: a\n", "LdifParseError", 1],
+        ["no attributes", "dn: cn=a\n", "LdifParseError", 1],
+        ["unknown changetype", "dn: cn=a\nchangetype: rename\n", "LdifParseError", 2],
+        ["control without changetype", "dn: cn=a\ncontrol: 1.2.3\ncn: a\n", "LdifParseError", 2],
+        ["bad control", "dn: cn=a\ncontrol: x.y\nchangetype: delete\n", "LdifParseError", 2],
+        ["control after changetype", "dn: cn=a\nchangetype: delete\ncontrol: 1.2.3\n", "LdifParseError", 3],
+        ["delete with lines", "dn: cn=a\nchangetype: delete\ncn: a\n", "LdifParseError", 3],
+        ["modify: unknown operation", "dn: cn=a\nchangetype: modify\nfrob: cn\n", "LdifParseError", 3],
+        ["modify: missing -", "dn: cn=a\nchangetype: modify\nadd: cn\nsn: x\n", "LdifParseError", 4],
+        ["modify: - alone", "dn: cn=a\nchangetype: modify\n-\n", "LdifParseError", 3],
+        ["increment: two values", "dn: cn=a\nchangetype: modify\nincrement: n\nn: 1\nn: 2\n-\n", "LdifParseError", 5],
+        ["increment: not an integer", "dn: cn=a\nchangetype: modify\nincrement: n\nn: one\n-\n", "LdifParseError", 3],
+        ["modrdn without newrdn", "dn: cn=a\nchangetype: modrdn\ndeleteoldrdn: 1\n", "LdifParseError", 2],
+        ["modrdn: deleteoldrdn 2", "dn: cn=a\nchangetype: modrdn\nnewrdn: cn=b\ndeleteoldrdn: 2\n", "LdifParseError", 2],
+        ["modrdn: unknown field", "dn: cn=a\nchangetype: modrdn\nnewrdn: cn=b\ndeleteoldrdn: 1\nfoo: x\n", "LdifParseError", 5],
+        ["version 2", "version: 2\n\ndn: cn=a\ncn: a\n", "LdifParseError", 1],
+        ["record too large", `dn: cn=a\ncn: a\ndescription: ${"x".repeat(300)}\n`, "LdifRecordTooLarge", 3],
+        ["URL values off", "dn: cn=a\njpegPhoto:< file:///etc/hostname\n", "LdifUrlError", 2]
+      ]
+      for (const [name, input, tag, line] of cases) {
+        const error = yield* Effect.flip(parseBytes(typeof input === "string" ? bytes(input) : input, { maxRecordBytes: 256 }))
+        assert.strictEqual(`${name}: ${error._tag}@${error.line}`, `${name}: ${tag}@${line}`, error.message)
+        // The same case followed by a good record: the error is an item, the good record is kept.
+        const text = Buffer.concat([typeof input === "string" ? bytes(input) : input, bytes("\n\ndn: cn=good\ncn: good\n")])
+        const out = yield* items(text.toString("latin1") === text.toString("utf8") ? text.toString("utf8") : text, { maxRecordBytes: 256 })
+        assert.strictEqual((out[out.length - 1] as Ldif.LdifRecord).dn, "cn=good", name)
+        assert.strictEqual(out.filter(Ldif.isRecordError).length, 1, name)
+      }
+    }))
 })
