@@ -254,8 +254,9 @@ class Parser {
     if (this.first) {
       this.first = false
       const head = lines[0]!
-      if (/^version:/i.test(head.bytes.toString("latin1", 0, 8))) {
-        const version = head.bytes.toString("latin1", 8).trim()
+      const text = (from: number, to: number) => Buffer.from(head.bytes.subarray(from, to)).toString("latin1")
+      if (/^version:/i.test(text(0, 8))) {
+        const version = text(8, Math.min(head.bytes.length, 64)).trim()
         if (version !== "1") return new LdifParseError({ line: head.line, reason: `unsupported LDIF version "${version}" (only 1)` })
         lines = lines.slice(1)
         if (lines.length === 0) return undefined

@@ -61,8 +61,8 @@ layer(Slapd.layer({ servers: 2, replication: true, users: 5 }), { excludeTestSer
               const started = Date.now()
               const result = yield* Effect.result(
                 i % 2 === 0
-                  ? ldap.searchAll(directory.peopleDn, { filter: `(uid=${directory.users[(i + j) % 5]!.uid})`, attributes: ["uid"] })
-                  : ldap.get(directory.users[(i + j) % 5]!.dn)
+                  ? Effect.asVoid(ldap.searchAll(directory.peopleDn, { filter: `(uid=${directory.users[(i + j) % 5]!.uid})`, attributes: ["uid"] }))
+                  : Effect.asVoid(ldap.get(directory.users[(i + j) % 5]!.dn))
               )
               if (result._tag === "Failure") {
                 failed++

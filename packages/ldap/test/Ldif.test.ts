@@ -90,7 +90,7 @@ describe("Ldif.parse", () => {
         ["dn: cn=a\nchangetype: modify\nfrobnicate: mail\n", 3, /add:/],
         ["version: 2\n\ndn: cn=a", 1, /version/],
         ["dn: cn=a\nchangetype: delete\ncn: a", 3, /delete record/],
-        ["dn: cn=a\nchangetype: modrdn\nnewrdn: cn=b", 1, /deleteoldrdn/],
+        ["dn: cn=a\nchangetype: modrdn\nnewrdn: cn=b", 2, /deleteoldrdn/],
         ["dn: cn=a\ncontrol: 1.2.3 true", 2, /followed by "changetype:"/]
       ]
       for (const [text, line, reason] of cases) {

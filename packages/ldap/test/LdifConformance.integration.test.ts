@@ -8,7 +8,7 @@
  * dumps must be equal value by value, and both must refuse the same number
  * of records.
  */
-import { describe, expect, layer } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
 import { Slapd } from "@tether/testkit"
 import { Effect, Redacted, Stream } from "effect"
 import { execFile, execFileSync } from "node:child_process"

@@ -11,7 +11,7 @@
 /** One logical (unfolded) line: its 1-based first physical line and its bytes (without the line ending). */
 export interface LogicalLine {
   readonly line: number
-  readonly bytes: Buffer
+  readonly bytes: Uint8Array
 }
 
 /** What the line layer hands on: a record's logical lines, or a problem at a line. */
@@ -25,12 +25,18 @@ const SPACE = 0x20
 const TAB = 0x09
 const HASH = 0x23
 
-const isBlank = (bytes: Buffer): boolean => {
+const isBlank = (bytes: Uint8Array): boolean => {
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]!
     if (c !== SPACE && c !== TAB) return false
   }
   return true
+}
+
+/** Joins byte slices (once per folded or chunk-split line). */
+const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const b = Buffer.concat(parts)
+  return new Uint8Array(b.buffer, b.byteOffset, b.length)
 }
 
 /** The line layer's state; `feed` and `end` push events to `out`. */
@@ -41,7 +47,7 @@ export class LineReader {
   /** Bytes of the record so far (physical, with line endings). */
   private recordBytes = 0
   /** Pieces of the logical line being unfolded. */
-  private logical: Array<Buffer> | undefined
+  private logical: Array<Uint8Array> | undefined
   private logicalLine = 0
   private inComment = false
   private record: Array<LogicalLine> = []
@@ -54,7 +60,8 @@ export class LineReader {
   constructor(private readonly maxRecordBytes: number) {}
 
   feed(chunk: Uint8Array, out: Array<LineEvent>): void {
-    let data = chunk
+    // Plain Uint8Array views: much cheaper to slice than Buffers.
+    let data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)
     if (this.bom !== undefined) {
       // Hold the first bytes until it is clear whether they are a BOM (EF BB BF).
       const held = [...this.bom, ...data.subarray(0, 3 - this.bom.length)]
@@ -66,7 +73,7 @@ export class LineReader {
         }
         data = data.subarray(3 - this.bom.length)
       } else {
-        data = Buffer.concat([Buffer.from(this.bom), data])
+        data = concat([new Uint8Array(this.bom), data])
       }
       this.bom = undefined
     }
@@ -83,7 +90,7 @@ export class LineReader {
 
   end(out: Array<LineEvent>): void {
     if (this.bom !== undefined && this.bom.length > 0) {
-      const held = Buffer.from(this.bom)
+      const held = new Uint8Array(this.bom)
       this.bom = undefined
       this.take(held, out)
     }
@@ -133,10 +140,7 @@ export class LineReader {
       return
     }
     this.recordBytes += 1
-    const only = this.pieces[0]
-    let bytes = this.pieces.length === 1 && only !== undefined
-      ? Buffer.from(only.buffer, only.byteOffset, only.length)
-      : Buffer.concat(this.pieces)
+    let bytes = this.pieces.length === 1 ? this.pieces[0]! : concat(this.pieces)
     this.pieces = []
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1)
     const cr = bytes.indexOf(CR)
@@ -174,7 +178,7 @@ export class LineReader {
 
   private finishLogical(): void {
     if (this.logical !== undefined) {
-      const bytes = this.logical.length === 1 ? this.logical[0]! : Buffer.concat(this.logical)
+      const bytes = this.logical.length === 1 ? this.logical[0]! : concat(this.logical)
       this.record.push({ line: this.logicalLine, bytes })
       this.logical = undefined
     }

@@ -33,10 +33,16 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 const clip = (text: string) => (text.length > 40 ? `${text.slice(0, 40)}…` : text)
 
 /** Bytes as a `Uint8Array` that owns them (a small Buffer may be a view on a shared pool). */
-const ownBytes = (b: Buffer): Uint8Array =>
+const ownBytes = (b: Uint8Array): Uint8Array =>
   b.length < 4096 ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.length)
 
-const isBase64 = (b: Buffer, from: number, to: number): boolean => {
+/** Bytes as Latin-1 text (for types and base64, which are ASCII). */
+const latin1 = (b: Uint8Array, from: number, to: number): string =>
+  to - from < 64
+    ? String.fromCharCode(...b.subarray(from, to))
+    : Buffer.from(b.buffer, b.byteOffset + from, to - from).toString("latin1")
+
+const isBase64 = (b: Uint8Array, from: number, to: number): boolean => {
   if ((to - from) % 4 !== 0) return false
   let pad = 0
   for (let i = from; i < to; i++) {
@@ -53,7 +59,7 @@ const isBase64 = (b: Buffer, from: number, to: number): boolean => {
 }
 
 /** Decoded bytes: a string when they are valid UTF-8 (a leading BOM is kept as U+FEFF), else the bytes. */
-export const decodeValue = (bytes: Buffer): string | Uint8Array => {
+export const decodeValue = (bytes: Uint8Array): string | Uint8Array => {
   try {
     return strictUtf8.decode(bytes)
   } catch {
@@ -65,10 +71,10 @@ const parseLine = ({ bytes, line }: LogicalLine, dn: string | undefined): Parsed
   if (bytes[0] === 0x2d && bytes.subarray(1).every((c) => c === SPACE)) return { kind: "separator", type: "-", line }
   const colon = bytes.indexOf(COLON)
   if (colon <= 0) {
-    const text = bytes.subarray(0, 60).toString("utf8")
+    const text = Buffer.from(bytes.subarray(0, 60)).toString("utf8")
     return new LdifParseError({ line, dn, reason: `expected "type: value", got "${clip(text)}"` })
   }
-  const type = bytes.toString("latin1", 0, colon)
+  const type = latin1(bytes, 0, colon)
   if (!TYPE.test(type)) {
     return new LdifParseError({ line, dn, reason: `"${clip(type)}" is not an attribute type (a name or an OID, options after ";")` })
   }
@@ -81,10 +87,10 @@ const parseLine = ({ bytes, line }: LogicalLine, dn: string | undefined): Parsed
     if (!isBase64(bytes, from, to)) {
       return new LdifParseError({ line, dn, reason: `the base64 value of "${type}" is not valid base64` })
     }
-    return { kind: "value", type, value: decodeValue(Buffer.from(bytes.toString("latin1", from, to), "base64")), line }
+    return { kind: "value", type, value: decodeValue(Buffer.from(latin1(bytes, from, to), "base64")), line }
   }
   if (marker === 0x3c) {
-    return { kind: "url", type, url: bytes.toString("utf8", from).trim(), line }
+    return { kind: "url", type, url: Buffer.from(bytes.subarray(from)).toString("utf8").trim(), line }
   }
   try {
     return { kind: "value", type, value: strictUtf8.decode(bytes.subarray(from)), line }
