@@ -16,7 +16,6 @@
  * @internal
  */
 import {
-  Attribute,
   Change,
   Control,
   MessageResponseStatus,
@@ -25,7 +24,7 @@ import {
   SearchRequest,
   StatusCodeParser
 } from "ldapts"
-import type { BerWriter, Client, Filter, MessageResponse, SearchEntry, SearchResponse } from "ldapts"
+import type { Attribute, BerWriter, Client, Filter, MessageResponse, SearchEntry, SearchResponse } from "ldapts"
 import { FilterParser, PresenceFilter } from "ldapts"
 
 interface Sender {

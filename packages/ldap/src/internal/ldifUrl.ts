@@ -24,7 +24,7 @@ const pathOf = async (url: string, baseDirectory: string): Promise<string> => {
     try {
       candidate = fileURLToPath(url)
     } catch (cause) {
-      throw new Error(`not a valid file URL (${(cause as Error).message})`)
+      throw new Error(`not a valid file URL (${(cause as Error).message})`, { cause })
     }
   } else {
     candidate = path.resolve(base, decodeURIComponent(url.slice("file:".length)))
@@ -33,7 +33,7 @@ const pathOf = async (url: string, baseDirectory: string): Promise<string> => {
   try {
     real = await fs.realpath(candidate)
   } catch (cause) {
-    throw new Error(`cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`)
+    throw new Error(`cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`, { cause })
   }
   const relative = path.relative(base, real)
   if (relative === "" || relative.startsWith("..") || path.isAbsolute(relative)) {
