@@ -1,6 +1,6 @@
 import { ServerSet } from "@tether/core"
 import type { Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
-import { Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream } from "effect"
 import type { Context, Scope } from "effect"
 import { Attribute, Change } from "ldapts"
 import type { Client, Control, SearchEntry } from "ldapts"
@@ -110,6 +110,14 @@ export const make = (
       retry: options.retry
     })
 
+    // For LdapTimeout's message (options are validated elsewhere: an invalid timeout leaves it unknown).
+    const timeoutMillis = ((): number | undefined => {
+      try {
+        return options.timeout === undefined ? 10_000 : Duration.toMillis(Duration.fromInputUnsafe(options.timeout))
+      } catch {
+        return undefined
+      }
+    })()
     // Binary attribute types per endpoint, read once from its schema (a failed read is retried on the next search).
     const userBinary = (options.binaryAttributes ?? []).map((a) => a.toLowerCase())
     const fallbackBinary: ReadonlySet<string> = new Set([...WELL_KNOWN_BINARY, ...userBinary])
@@ -168,7 +176,7 @@ export const make = (
         const f = (connection: LdapConnection) =>
           Stream.fromAsyncIterable(
             searchOn(connection.client, connection, base, request),
-            (cause) => fromUnknown(cause, { endpoint: connection.endpoint, operation: "search" })
+            (cause) => fromUnknown(cause, { endpoint: connection.endpoint, operation: "search", timeoutMillis })
           ).pipe(Stream.flatMap((items) => Stream.fromIterable(select(items))))
         const useOptions = { mode: "read" as const, idempotent: true }
         return (key === undefined ? set.useStream(f, useOptions) : set.useStreamAs(key, f, useOptions)) as Stream.Stream<
