@@ -128,8 +128,11 @@ export const make = (
       if (known === undefined) {
         known = loadBinaryTypes(connection.client).then(
           (types): ReadonlySet<string> => new Set([...types, ...userBinary]),
-          (): ReadonlySet<string> => {
-            schemas.delete(connection.endpoint)
+          (cause: unknown): ReadonlySet<string> => {
+            // Refused by the server (e.g. no access to the subschema): the built-in list, for good.
+            // Anything else (a broken connection): try again on the next search.
+            const refused = typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "number"
+            if (!refused) schemas.delete(connection.endpoint)
             return fallbackBinary
           }
         )

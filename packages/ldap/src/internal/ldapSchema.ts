@@ -112,6 +112,7 @@ const textValues = async (client: Client, base: string, attribute: string, filte
 /** Reads the binary attribute types from the server's subschema subentry. */
 export const loadBinaryTypes = async (client: Client): Promise<Set<string>> => {
   const [subschema] = await textValues(client, "", "subschemaSubentry", "(objectClass=*)")
-  if (subschema === undefined) throw new Error("the root DSE names no subschemaSubentry")
+  // A definite answer (like a refusal's result code): not worth asking again.
+  if (subschema === undefined) throw Object.assign(new Error("the root DSE names no subschemaSubentry"), { code: 32 })
   return binaryTypesOf(await textValues(client, subschema, "attributeTypes", "(objectClass=subschema)"))
 }
