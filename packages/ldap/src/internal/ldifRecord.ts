@@ -36,11 +36,20 @@ const clip = (text: string) => (text.length > 40 ? `${text.slice(0, 40)}…` : t
 const ownBytes = (b: Uint8Array): Uint8Array =>
   b.length < 4096 ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.length)
 
-/** Bytes as Latin-1 text (for types and base64, which are ASCII). */
-const latin1 = (b: Uint8Array, from: number, to: number): string =>
-  to - from < 64
-    ? String.fromCharCode(...b.subarray(from, to))
-    : Buffer.from(b.buffer, b.byteOffset + from, to - from).toString("latin1")
+/** Node's native slicers work on any Uint8Array (no Buffer object per call). */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, from: number, to: number) => string })
+  .latin1Slice
+
+/** Bytes as Latin-1 text (for types, base64 and ASCII values). */
+const latin1 = (b: Uint8Array, from: number, to: number): string => latin1Slice.call(b, from, to)
+
+/** Strict UTF-8, with a fast path for ASCII (most values). Throws on invalid UTF-8. */
+const utf8 = (b: Uint8Array, from: number): string => {
+  for (let i = from; i < b.length; i++) {
+    if (b[i]! >= 0x80) return strictUtf8.decode(b.subarray(from))
+  }
+  return latin1Slice.call(b, from, b.length)
+}
 
 const isBase64 = (b: Uint8Array, from: number, to: number): boolean => {
   if ((to - from) % 4 !== 0) return false
@@ -93,7 +102,7 @@ const parseLine = ({ bytes, line }: LogicalLine, dn: string | undefined): Parsed
     return { kind: "url", type, url: Buffer.from(bytes.subarray(from)).toString("utf8").trim(), line }
   }
   try {
-    return { kind: "value", type, value: strictUtf8.decode(bytes.subarray(from)), line }
+    return { kind: "value", type, value: utf8(bytes, from), line }
   } catch {
     return new LdifParseError({
       line,
@@ -203,7 +212,9 @@ export const parseRecord = (lines: ReadonlyArray<LogicalLine>): Ldif.LdifRecord 
   } else if (controls.length > 0) {
     return fail(parsedLines[i - 1]!.line, `"control:" lines must be followed by "changetype:"`)
   }
-  const misplaced = parsedLines.slice(i).find((p) => /^(control|changetype)$/i.test(p.type))
+  const misplaced = parsedLines.slice(i).find((p) =>
+    (p.type.length === 7 || p.type.length === 10) && /^(control|changetype)$/i.test(p.type)
+  )
   if (misplaced !== undefined) {
     return fail(misplaced.line, `"${misplaced.type}:" must come right after "dn:" (and "control:" before "changetype:")`)
   }
