@@ -12,6 +12,7 @@ import { identitySuite } from "./identity.ts"
 import { pgSuite } from "./pg.ts"
 import { ldapSuite } from "./ldap.ts"
 import { promiseSuite } from "./promise.ts"
+import { ldifSuite } from "./ldif.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
@@ -19,5 +20,6 @@ export const suites: ReadonlyArray<Suite> = [
   identitySuite,
   pgSuite,
   ldapSuite,
-  promiseSuite
+  promiseSuite,
+  ldifSuite
 ]
