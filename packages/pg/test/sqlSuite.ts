@@ -183,7 +183,7 @@ export const sharedSuite = <R>(it: Vitest.MethodsNonLive<R | SqlClient.SqlClient
         // No lost update: every increment counted once, conflicts were retried.
         expect(n).toBe(4)
         expect(attempts).toBeGreaterThan(4)
-        const [{ level }] = (yield* sql<{ level: string }>`show transaction_isolation`.pipe(
+        const [{ level }] = (yield* sql<{ level: string }>`select current_setting('transaction_isolation') as level`.pipe(
           PgSql.withTransaction({ isolation: "repeatable read" })
         )) as [{ level: string }]
         expect(level).toBe("repeatable read")
