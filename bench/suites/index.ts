@@ -10,6 +10,7 @@ import { poolSuite } from "./pool.ts"
 import { serversetSuite } from "./serverset.ts"
 import { identitySuite } from "./identity.ts"
 import { pgSuite } from "./pg.ts"
+import { pgSqlSuite } from "./pgSql.ts"
 import { ldapSuite } from "./ldap.ts"
 
 export const suites: ReadonlyArray<Suite> = [
@@ -17,5 +18,6 @@ export const suites: ReadonlyArray<Suite> = [
   serversetSuite,
   identitySuite,
   pgSuite,
+  pgSqlSuite,
   ldapSuite
 ]

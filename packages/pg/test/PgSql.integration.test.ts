@@ -13,7 +13,7 @@ const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.po
 const optionsFor = (cluster: PostgresCluster.Cluster, options?: Partial<PgSql.Options>): PgSql.Options => ({
   endpoints: cluster.nodes.map((node) => ({ url: urlOf(node), role: node.role })),
   user: "postgres",
-  health: { interval: "250 millis", timeout: "500 millis" },
+  health: { interval: "250 millis", timeout: "2 seconds" },
   queryTimeout: "2 seconds",
   pool: { max: 4 },
   ...options
@@ -58,6 +58,50 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         }
         const rows = yield* PgSql.readReplica(sql<{ id: number }>`select id from routed where id = 1`)
         expect(rows).toEqual([{ id: 1 }])
+      }))
+
+    it.effect("a pipelined connection killed mid-flight: each write is committed, failed, or outcome-unknown — never lost", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`create table if not exists pipelined (id int primary key)`
+        yield* sql`truncate pipelined`
+        const outcomes = new Map<number, "committed" | "unknown" | "failed">()
+        // Writes pipelined on shared connections; each holds the backend ~20 ms.
+        const writes = Effect.forEach(
+          Array.from({ length: 48 }, (_, i) => i),
+          (id) =>
+            Effect.result(sql`insert into pipelined select ${id} from pg_sleep(0.02)`).pipe(
+              Effect.map((result) => {
+                if (result._tag === "Success") outcomes.set(id, "committed")
+                else {
+                  const cause = result.failure.reason.cause as { _tag?: string } | undefined
+                  outcomes.set(id, cause?._tag === "PgOutcomeUnknown" ? "unknown" : "failed")
+                }
+              })
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+        const killer = Effect.gen(function*() {
+          yield* Effect.sleep("60 millis")
+          // From a session of its own (a transaction's), terminate the backends running the inserts.
+          yield* sql.withTransaction(
+            sql`select pg_terminate_backend(pid) from pg_stat_activity
+                where pid <> pg_backend_pid() and query like 'insert into pipelined%'`
+          )
+        })
+        yield* Effect.all([writes, killer], { concurrency: "unbounded", discard: true })
+        const rows = yield* sql<{ id: number }>`select id from pipelined`
+        const stored = new Set(rows.map((r) => r.id))
+        const lost = [...outcomes].filter(([id, o]) => o === "committed" && !stored.has(id))
+        const phantom = [...outcomes].filter(([id, o]) => o === "failed" && stored.has(id))
+        expect(outcomes.size).toBe(48)
+        expect(lost).toEqual([])
+        expect(phantom).toEqual([])
+        const unknown = [...outcomes.values()].filter((o) => o === "unknown").length
+        // The kill reached statements in flight: they are reported as outcome-unknown, not as failures.
+        expect(unknown).toBeGreaterThan(0)
+        // And the client recovered: the next statements run on fresh connections.
+        expect((yield* sql<{ n: number }>`select 1 as n`)[0]!.n).toBe(1)
       }))
 
     it.effect("as(Identity): statements run on connections logged in as the identity", () =>

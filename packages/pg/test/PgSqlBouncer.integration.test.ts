@@ -25,7 +25,7 @@ const Sql = Layer.unwrap(Effect.gen(function*() {
     password: Redacted.make(bouncer.password),
     pgbouncer: "transaction",
     listenEndpoints: [`postgres://${cluster.primary.host}:${cluster.primary.port}/postgres`],
-    health: { interval: "250 millis", timeout: "500 millis" },
+    health: { interval: "250 millis", timeout: "2 seconds" },
     queryTimeout: "5 seconds",
     pool: { max: 4 }
   })
