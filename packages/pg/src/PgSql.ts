@@ -42,9 +42,10 @@
  * @since 0.2.0
  */
 import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
-import { Config, Context, Effect, Layer, Schedule } from "effect"
-import type { Duration, Redacted, Scope, Stream } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
+import type { Duration, Redacted, Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
+import type { Loader } from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { Fragment } from "effect/sql/Statement"
@@ -337,4 +338,4 @@ export const withTransaction = (options: TransactionOptions = {}) =>
  * @since 0.2.0
  * @category migrations
  */
-export const fromSqlFiles: (directory: string) => import("effect/sql/Migrator").Loader = migrations.fromSqlFiles
+export const fromSqlFiles: (directory: string) => Loader = migrations.fromSqlFiles

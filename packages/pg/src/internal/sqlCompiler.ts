@@ -7,7 +7,7 @@ import * as Statement from "effect/sql/Statement"
 import type { Custom, Fragment } from "effect/sql/Statement"
 
 /** A value sent as `jsonb`. */
-export interface PgJson extends Custom<"PgJson", unknown> {}
+export type PgJson = Custom<"PgJson", unknown>
 
 const PgJson = Statement.custom<PgJson>("PgJson")
 

@@ -107,7 +107,7 @@ export const connect = (
           ...(options.readOnlySessions === true ? { default_transaction_read_only: true } : {}),
           ...(statementMillis === undefined ? {} : { statement_timeout: statementMillis })
         }
-      } as postgres.Options<{}>)
+      } as postgres.Options<Record<string, postgres.PostgresType>>)
     ),
     (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
   ).pipe(
