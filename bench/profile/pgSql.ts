@@ -27,6 +27,7 @@ const impl = flag("impl", "PgSql")
 const concurrency = Number(flag("concurrency", "1"))
 const millis = Number(flag("seconds", "3")) * 1000
 const query = flag("query", "select 1")
+const pipeline = Number(flag("pipeline", "16"))
 
 await runScoped(Effect.gen(function*() {
   const cluster = yield* PostgresCluster.make({ replicas: 0 })
@@ -36,7 +37,7 @@ await runScoped(Effect.gen(function*() {
   let result: { opsPerSecond: number; p99Micros: number }
   const cpu0 = process.cpuUsage()
   if (impl === "PgSql") {
-    const sql = yield* PgSql.make({ endpoints: [url], user: "postgres", health: false, pool: { min: 8, max: 8 } }).pipe(
+    const sql = yield* PgSql.make({ endpoints: [url], user: "postgres", health: false, pool: { min: 8, max: 8 }, pipeline }).pipe(
       Effect.provide(reactivity)
     )
     result = yield* effectLoop(() => sql.unsafe(query), concurrency, millis, { warmupMillis: 500, latencies: true })
