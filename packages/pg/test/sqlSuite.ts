@@ -4,7 +4,7 @@
  */
 import { describe, expect } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Schema, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Schema, Stream, Tracer } from "effect"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as SqlModel from "effect/sql/SqlModel"
@@ -303,6 +303,40 @@ export const sharedSuite = <R>(it: Vitest.MethodsNonLive<R | SqlClient.SqlClient
         expect(refused._tag).toBe("SqlError")
         const [{ n }] = (yield* sql<{ n: number }>`select count(*)::int as n from ${sql(table)}`) as [{ n: number }]
         expect(n).toBe(30)
+      }))
+  })
+
+  describe("OpenTelemetry database conventions", () => {
+    it.effect("statement spans: system, namespace, text with placeholders only, operation, server, status code", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const spans: Array<Tracer.NativeSpan> = []
+        const tracer = Tracer.make({
+          span: (options) => {
+            const span = new Tracer.NativeSpan(options)
+            spans.push(span)
+            return span
+          }
+        })
+        const secret = "s3cret-value-never-in-spans"
+        yield* sql`select ${secret}::text as v`.pipe(Effect.withTracer(tracer))
+        const failed = yield* Effect.flip(sql`select 1 / ${0}::int as boom`.pipe(Effect.withTracer(tracer)))
+        expect(failed.reason._tag).toBe("UnknownError")
+        const statements = spans.filter((span) => span.attributes.has("db.query.text"))
+        expect(statements.length).toBe(2)
+        const [ok, bad] = statements as [Tracer.NativeSpan, Tracer.NativeSpan]
+        expect(ok.attributes.get("db.system.name")).toBe("postgresql")
+        expect(ok.attributes.get("db.namespace")).toBe("postgres")
+        expect(ok.attributes.get("db.query.text")).toBe("select $1::text as v")
+        expect(ok.attributes.get("db.operation.name")).toBe("SELECT")
+        expect(typeof ok.attributes.get("server.address")).toBe("string")
+        expect(typeof ok.attributes.get("server.port")).toBe("number")
+        expect(ok.attributes.has("db.response.status_code")).toBe(false)
+        expect(bad.attributes.get("db.response.status_code")).toBe("22012")
+        // No value anywhere in any span's attributes.
+        for (const span of spans) {
+          for (const value of span.attributes.values()) expect(String(value)).not.toContain(secret)
+        }
       }))
   })
 

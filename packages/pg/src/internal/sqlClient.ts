@@ -1,7 +1,7 @@
 import { Retry, ServerSet } from "@tether/core"
 import type { Balancer, Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
-import type { Scope } from "effect"
+import type { Fiber, Scope } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Connection } from "effect/sql/SqlConnection"
@@ -200,27 +200,26 @@ export const make = (
       })
     }
 
-    /** Annotates the statement span (effect/sql's, propagated) with where it ran and how it ended. */
-    const annotate = (session: SqlSession, text: string) =>
-      Effect.withFiber<void>((fiber) => {
-        const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-        if (span !== undefined && span._tag === "Span") {
-          span.attribute("server.address", session.host)
-          span.attribute("server.port", session.port)
-          span.attribute("db.operation.name", operationOf(text))
-        }
-        return Effect.void
-      })
+    /** effect/sql's statement span (propagated by the layer), read before routing adds spans of its own. */
+    const statementSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
+      if (!fiber.getRef(Statement.SpanPropagationEnabled)) return undefined
+      const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+      return span !== undefined && span._tag === "Span" ? span : undefined
+    }
 
-    const traced = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
-      Effect.tapError(effect, (error) =>
-        Effect.withFiber<void>((fiber) => {
-          const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    /** Where the statement ran. */
+    const annotate = (span: Tracer.Span, session: SqlSession, text: string) => {
+      span.attribute("server.address", session.host)
+      span.attribute("server.port", session.port)
+      span.attribute("db.operation.name", operationOf(text))
+    }
+
+    /** How it failed: the SQLSTATE. */
+    const traced = <A>(span: Tracer.Span | undefined, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
+      span === undefined ? effect : Effect.tapError(effect, (error) =>
+        Effect.sync(() => {
           const code = statusCodeOf(error)
-          if (span !== undefined && span._tag === "Span" && code !== undefined) {
-            span.attribute("db.response.status_code", code)
-          }
-          return Effect.void
+          if (code !== undefined) span.attribute("db.response.status_code", code)
         }))
 
     /** Times a statement: a warning and a count when slower than the threshold (text only, never values). */
@@ -298,18 +297,18 @@ export const make = (
         const read = fiber.getRef(ReadReplica)
         const key = fiber.getRef(CurrentIdentity)
         const runWith: RunOptions = { ...run, write: !read }
-        const tracing = fiber.getRef(Statement.SpanPropagationEnabled)
+        const span = statementSpan(fiber)
         const f = (session: SqlSession) => {
+          if (span !== undefined) annotate(span, session, text)
           const ran = read && pgbouncer
             ? readOnlyTransaction(session, text, params, runWith, operation)
             : runOn(session, text, params, runWith, operation)
-          const withRows = transform === undefined ? ran : Effect.map(ran, transform)
-          return tracing ? Effect.andThen(annotate(session, text), withRows) : withRows
+          return transform === undefined ? ran : Effect.map(ran, transform)
         }
         const effect = read
           ? useOn(pgbouncer ? exclusive : reads!, key, f, { mode: readMode, idempotent: true }, operation)
           : useOn(shared, key, f, { mode: "write", idempotent: false }, operation)
-        return timed(text, tracing ? traced(effect) : effect)
+        return timed(text, traced(span, effect))
       })
 
     /** A statement on a held session (a transaction, `reserve`), tracking the transaction state. */
@@ -329,7 +328,11 @@ export const make = (
       if (begins) ran = Effect.tap(ran, () => Effect.sync(() => (session.inTransaction = true)))
       if (ends) ran = Effect.ensuring(ran, Effect.sync(() => (session.inTransaction = false)))
       const withRows = transform === undefined ? ran : Effect.map(ran, transform)
-      return timed(text, traced(Effect.andThen(annotate(session, text), withRows)))
+      return Effect.withFiber((fiber) => {
+        const span = statementSpan(fiber)
+        if (span !== undefined) annotate(span, session, text)
+        return timed(text, traced(span, withRows))
+      })
     }
 
     /** A cursor over a statement's rows, on `session`. */
