@@ -119,21 +119,41 @@ export const make = (
       breaker: options.breaker,
       retry: options.retry ?? { schedule: defaultRetry }
     })
-    const sharedPool = { ...options.pool, concurrency: Math.max(pipeline, 1) }
+    // Plain statements: one pooled session per role and endpoint, a group of `pool.max` postgres.js
+    // connections for the default role (postgres.js spreads statements over them, idle ones first,
+    // and pipelines on busy ones), one connection for each other identity.
+    const connections = Math.max(1, options.pool?.max ?? 10)
+    const groupDriver: SqlDriver.Options = { ...driverOptions, connections }
+    const sharedPool = {
+      ...options.pool,
+      min: (options.pool?.min ?? 0) > 0 ? 1 : 0,
+      max: connections,
+      maxPerIdentity: 1,
+      concurrency: Math.max(pipeline, 1) * connections
+    }
     const exclusivePool = { min: 0, max: options.pool?.max ?? 10, ...options.exclusivePool }
     /** Plain statements, pipelined (`pipeline` per connection). */
-    const shared = yield* ServerSet.make(setOptions("", driverOptions, sharedPool))
+    const shared = yield* ServerSet.make(setOptions("", groupDriver, sharedPool))
+    // Warm-up: postgres.js opens a group's connections on demand; `pool.min` statements at once open that many.
+    const warm = Math.min(options.pool?.min ?? 0, connections)
+    if (warm > 0) {
+      yield* Effect.forEach(
+        Array.from({ length: warm }, (_, i) => i),
+        () =>
+          shared.use(
+            (session) => Effect.promise(() => session.sql.unsafe("select pg_sleep(0.01)").then(() => undefined, () => undefined)),
+            { mode: "read" }
+          ),
+        { concurrency: "unbounded", discard: true }
+      ).pipe(Effect.ignore, Effect.forkScoped)
+    }
     /** Transactions, streams, `reserve`, LISTEN: one borrower per connection. */
     const exclusive = yield* ServerSet.make(setOptions(" (exclusive)", driverOptions, exclusivePool))
     /** `readReplica` statements (direct mode): sessions opened read-only, pipelined. */
     const reads = pgbouncer
       ? undefined
       : yield* ServerSet.make(
-        setOptions(" (read-only)", { ...driverOptions, readOnlySessions: true }, {
-          ...sharedPool,
-          min: 0,
-          ...options.readPool
-        })
+        setOptions(" (read-only)", { ...groupDriver, readOnlySessions: true }, { ...sharedPool, min: 0, ...options.readPool })
       )
     /** LISTEN behind PgBouncer goes straight to the servers. */
     const listenSet = pgbouncer

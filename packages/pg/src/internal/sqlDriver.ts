@@ -34,6 +34,8 @@ export interface SqlSession {
   readonly listeners: Set<(channel: string, payload: string) => void>
   /** Called once when the socket closes. */
   readonly onClose: Set<() => void>
+  /** Connections behind `sql` (a group when more than one). */
+  readonly connections: number
 }
 
 /** Options of {@link make}. */
@@ -44,6 +46,12 @@ export interface Options extends PgDriver.Options {
   readonly maxPipeline?: number | undefined
   /** Behind PgBouncer: the backend changes between transactions, so validation only checks the socket. */
   readonly pgbouncer?: boolean | undefined
+  /**
+   * postgres.js connections per pooled session of the default role (default 1). With more, the
+   * session is a group: postgres.js spreads statements over its idle connections first and
+   * pipelines on busy ones, as raw postgres.js does.
+   */
+  readonly connections?: number | undefined
 }
 
 const millis = (input: Duration.Input | undefined, fallback: number) =>
@@ -70,6 +78,7 @@ export const connect = (
   const statementMillis = options.statementTimeout === undefined ? undefined : millis(options.statementTimeout, 0)
   const context = { endpoint: endpoint.url, user }
   const ssl = options.ssl ?? "disable"
+  const max = identity === undefined ? Math.max(1, options.connections ?? 1) : 1
   const listeners = new Set<(channel: string, payload: string) => void>()
   const onClose = new Set<() => void>()
   let session: SqlSession | undefined
@@ -80,7 +89,7 @@ export const connect = (
         username: user,
         ...(secret === undefined ? {} : { password: Redacted.value(secret) }),
         ...(options.database === undefined ? {} : { database: options.database }),
-        max: 1,
+        max,
         idle_timeout: 0,
         max_lifetime: null,
         max_pipeline: options.maxPipeline ?? 100,
@@ -141,7 +150,8 @@ export const connect = (
             closed: false,
             inTransaction: false,
             listeners,
-            onClose
+            onClose,
+            connections: max
           }
           return Effect.succeed(session)
         })
@@ -168,7 +178,8 @@ export const make = (options: Options): Driver.Driver<SqlSession, unknown> => {
     validate: (session) =>
       session.closed || session.inTransaction
         ? Effect.succeed(false)
-        : options.pgbouncer === true
+        : options.pgbouncer === true || session.connections > 1
+        // Behind PgBouncer the backend changes; in a group, any of its backends answers: the socket watch is the check.
         ? Effect.succeed(true)
         : Effect.map(
           PgDriver.run(
