@@ -1,6 +1,6 @@
 import { Retry, ServerSet } from "@tether/core"
 import type { Balancer, Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
 import type { Fiber, Scope } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -168,7 +168,6 @@ export const make = (
     const transformRows: Transform = options.transformResultNames
       ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
       : undefined
-    const clock = yield* Clock.Clock
     const slowMetric = Metric.withAttributes(slowQueries, { client: name })
 
     // --- running one statement on a session ---------------------------------
@@ -196,7 +195,7 @@ export const make = (
       }
       let raw: unknown
       return Effect.tryPromise({
-        try: () => bounded(send(session, text, params, run) as Promise<unknown>, timeoutMillis),
+        try: () => bounded(timedPromise(text, session, send(session, text, params, run) as Promise<unknown>), timeoutMillis),
         catch: (cause) => {
           raw = cause
           if (cause === TIMED_OUT) {
@@ -242,21 +241,31 @@ export const make = (
           if (code !== undefined) span.attribute("db.response.status_code", code)
         }))
 
-    /** Times a statement: a warning and a count when slower than the threshold (text only, never values). */
-    const timed = <A, E>(text: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.suspend(() => {
-        const start = clock.currentTimeMillisUnsafe()
-        return Effect.onExitPrimitive(effect, () => {
-          const elapsed = clock.currentTimeMillisUnsafe() - start
-          if (elapsed < slowMillis) return undefined
-          return Effect.andThen(
-            Metric.update(slowMetric, 1),
-            Effect.logWarning(`slow statement (${elapsed} ms, threshold ${slowMillis} ms): ${text}`).pipe(
-              Effect.annotateLogs({ client: name, durationMillis: elapsed })
-            )
-          )
-        })
-      })
+    /**
+     * Slow statements (text only, never values): timed around the promise (no Effect per
+     * statement), logged and counted by a background fiber.
+     */
+    const slow: Array<{ readonly text: string; readonly elapsed: number; readonly endpoint: string }> = []
+    const timedPromise = <A>(text: string, session: SqlSession, promise: Promise<A>): Promise<A> => {
+      const start = Date.now()
+      const done = () => {
+        const elapsed = Date.now() - start
+        if (elapsed >= slowMillis && slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
+      }
+      promise.then(done, done)
+      return promise
+    }
+    yield* Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep("250 millis")
+        for (const entry of slow.splice(0, slow.length)) {
+          yield* Metric.update(slowMetric, 1)
+          yield* Effect.logWarning(
+            `slow statement (${entry.elapsed} ms, threshold ${slowMillis} ms): ${entry.text}`
+          ).pipe(Effect.annotateLogs({ client: name, durationMillis: entry.elapsed, endpoint: entry.endpoint }))
+        }
+      }
+    }).pipe(Effect.forkScoped)
 
     // --- routing ------------------------------------------------------------
 
@@ -328,7 +337,7 @@ export const make = (
         const effect = read
           ? useOn(pgbouncer ? exclusive : reads!, key, f, { mode: readMode, idempotent: true }, operation)
           : useOn(shared, key, f, { mode: "write", idempotent: false }, operation)
-        return timed(text, traced(span, effect))
+        return traced(span, effect)
       })
 
     /** A statement on a held session (a transaction, `reserve`), tracking the transaction state. */
@@ -351,7 +360,7 @@ export const make = (
       return Effect.withFiber((fiber) => {
         const span = statementSpan(fiber)
         if (span !== undefined) annotate(span, session, text)
-        return timed(text, traced(span, withRows))
+        return traced(span, withRows)
       })
     }
 
