@@ -432,7 +432,12 @@ export const make = (
       Effect.gen(function*() {
         const lent = yield* Deferred.make<SqlSession, SqlError>()
         const done = yield* Deferred.make<void>()
-        const f = (session: SqlSession) => Effect.andThen(Deferred.succeed(lent, session), Deferred.await(done))
+        const f = (session: SqlSession) =>
+          session.closed
+            // Lent without validation (used moments ago) but already lost: fail as "not sent", so the
+            // set destroys it and fails over to another connection.
+            ? Effect.fail(toSqlError(notSent(session, "the pooled session was already closed"), "acquire"))
+            : Effect.andThen(Deferred.succeed(lent, session), Deferred.await(done))
         yield* ((key === undefined ? set.use(f, useOptions) : set.useAs(key, f, useOptions)) as Effect.Effect<
           void,
           unknown
