@@ -93,7 +93,12 @@ export interface Options {
   readonly listenEndpoints?: ReadonlyArray<Endpoint.EndpointInput | string> | undefined
   /** Balancing strategy. Default `round-robin`. */
   readonly strategy?: Balancer.Strategy | undefined
-  /** The pipelined connections of each endpoint (see `ServerSet.Options.pool`). */
+  /**
+   * The pipelined connections of each endpoint: `max` (default 10) postgres.js connections for the
+   * default role, pooled as one session that sends to an idle connection first and pipelines on busy
+   * ones; each other identity gets one pipelined connection (at most `max` identities at once).
+   * `min > 0` opens them at start. Other fields as `ServerSet.Options.pool`.
+   */
   readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
   /** The connections for transactions, streams, `reserve` and LISTEN. Default `{ min: 0, max: pool.max ?? 10 }`. */
   readonly exclusivePool?: ServerSet.Options<unknown, unknown>["pool"]

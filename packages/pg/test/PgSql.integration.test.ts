@@ -66,11 +66,11 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         yield* sql`create table if not exists pipelined (id int primary key)`
         yield* sql`truncate pipelined`
         const outcomes = new Map<number, "committed" | "unknown" | "failed">()
-        // Writes pipelined on shared connections; each holds the backend ~20 ms.
+        // Writes pipelined on shared connections; each holds its backend 50 ms.
         const writes = Effect.forEach(
           Array.from({ length: 48 }, (_, i) => i),
           (id) =>
-            Effect.result(sql`insert into pipelined select ${id} from pg_sleep(0.02)`).pipe(
+            Effect.result(sql`insert into pipelined select ${id} from pg_sleep(0.05)`).pipe(
               Effect.map((result) => {
                 if (result._tag === "Success") outcomes.set(id, "committed")
                 else {
@@ -82,8 +82,12 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
           { concurrency: "unbounded", discard: true }
         )
         const killer = Effect.gen(function*() {
-          yield* Effect.sleep("60 millis")
-          // From a session of its own (a transaction's), terminate the backends running the inserts.
+          // Wait (polling, no wall-clock bound) until inserts are running, then terminate their backends
+          // from a session of its own (a transaction's).
+          yield* sql.withTransaction(sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+              where state = 'active' and query like 'insert into pipelined%'`).pipe(
+            Effect.repeat({ until: (rows) => rows[0]!.n > 0, schedule: Schedule.spaced("5 millis"), times: 2000 })
+          )
           yield* sql.withTransaction(
             sql`select pg_terminate_backend(pid) from pg_stat_activity
                 where pid <> pg_backend_pid() and query like 'insert into pipelined%'`
