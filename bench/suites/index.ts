@@ -10,6 +10,7 @@ import { poolSuite } from "./pool.ts"
 import { serversetSuite } from "./serverset.ts"
 import { identitySuite } from "./identity.ts"
 import { pgSuite } from "./pg.ts"
+import { pgSqlSuite } from "./pgSql.ts"
 import { ldapSuite } from "./ldap.ts"
 import { promiseSuite } from "./promise.ts"
 import { ldifSuite } from "./ldif.ts"
@@ -19,6 +20,7 @@ export const suites: ReadonlyArray<Suite> = [
   serversetSuite,
   identitySuite,
   pgSuite,
+  pgSqlSuite,
   ldapSuite,
   promiseSuite,
   ldifSuite

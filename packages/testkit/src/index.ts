@@ -51,3 +51,17 @@ export { FixtureError } from "./FixtureError.ts"
  * @since 0.1.0
  */
 export * as FaultProxy from "./FaultProxy.ts"
+
+/**
+ * A real PgBouncer (Debian's `pgbouncer`) in front of a PostgreSQL server, in a temp dir on a
+ * loopback port, SCRAM users, pooling mode of your choice.
+ *
+ * @example
+ * ```ts
+ * import { PgBouncer } from "@tether/testkit"
+ * const bouncer = yield* PgBouncer.make({ target: cluster.primary, poolMode: "transaction" })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export * as PgBouncer from "./PgBouncer.ts"
