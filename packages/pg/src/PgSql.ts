@@ -50,6 +50,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { Fragment } from "effect/sql/Statement"
 import * as Statement from "effect/sql/Statement"
+import type * as PgDriver from "./PgDriver.ts"
 import * as internal from "./internal/sqlClient.ts"
 import * as migrations from "./internal/sqlMigrations.ts"
 
@@ -68,8 +69,9 @@ export interface Options {
   readonly user: string
   readonly password?: Redacted.Redacted<string> | undefined
   readonly database?: string | undefined
-  readonly ssl?: "disable" | "require" | "verify-full" | undefined
-  /** PEM text of the CA for `verify-full`. */
+  /** See `PgDriver.SslMode`: `?sslmode=`/`?sslrootcert=` in a URL win over an endpoint's `tls`, which win over this. Default `disable`. */
+  readonly ssl?: PgDriver.SslMode | undefined
+  /** The CA for the verifying modes: PEM text or a file path. */
   readonly ca?: string | undefined
   /** `application_name` of every session. Default `tether`. */
   readonly applicationName?: string | undefined

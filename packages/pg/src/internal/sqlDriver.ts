@@ -14,7 +14,7 @@ import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import * as PgDriver from "../PgDriver.ts"
-import { classify, fromUnknown, isBroken, PgConnectionError, PgTimeout } from "../PgError.ts"
+import { classify, fromUnknown, isBroken, PgConnectionError, PgTimeout, PgTlsError } from "../PgError.ts"
 import type { PgError } from "../PgError.ts"
 
 /** One session of the SQL client. */
@@ -77,7 +77,10 @@ export const connect = (
   const connectMillis = millis(options.connectTimeout, 5_000)
   const statementMillis = options.statementTimeout === undefined ? undefined : millis(options.statementTimeout, 0)
   const context = { endpoint: endpoint.url, user }
-  const ssl = options.ssl ?? "disable"
+  const tls = PgDriver.tlsOf(options, endpoint)
+  if ("problem" in tls) {
+    return Effect.fail(new PgTlsError({ endpoint: context.endpoint, code: "INVALID_TLS_SETTINGS", reason: tls.problem }))
+  }
   const max = identity === undefined ? Math.max(1, options.connections ?? 1) : 1
   const listeners = new Set<(channel: string, payload: string) => void>()
   const onClose = new Set<() => void>()
@@ -85,7 +88,7 @@ export const connect = (
   let closedEarly = false
   return Effect.acquireRelease(
     Effect.sync(() =>
-      postgres(endpoint.url, {
+      postgres(tls.url, {
         username: user,
         ...(secret === undefined ? {} : { password: Redacted.value(secret) }),
         ...(options.database === undefined ? {} : { database: options.database }),
@@ -106,11 +109,7 @@ export const connect = (
           for (const f of onClose) f()
           onClose.clear()
         },
-        ssl: ssl === "disable"
-          ? false
-          : ssl === "require"
-          ? { rejectUnauthorized: false }
-          : { rejectUnauthorized: true, ...(options.ca === undefined ? {} : { ca: options.ca }) },
+        ssl: tls.ssl as boolean | object | "prefer",
         connection: {
           application_name: options.applicationName ?? "tether",
           ...(options.readOnlySessions === true ? { default_transaction_read_only: true } : {}),

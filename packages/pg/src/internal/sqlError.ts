@@ -70,6 +70,9 @@ export const toSqlError = (error: unknown, operation: string, raw?: unknown): Sq
           return new SqlError({ reason: new SqlErrors.UnknownError(props) })
       }
     }
+    default:
+      // TLS settings, refused certificates and anything else a session could not be opened for.
+      return new SqlError({ reason: new SqlErrors.ConnectionError(props) })
   }
 }
 
