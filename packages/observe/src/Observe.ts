@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Context, Effect, Layer, Option } from "effect"
 import * as AdminServer from "./AdminServer.ts"
 import * as Monitor from "./Monitor.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -47,13 +47,21 @@ export interface Options {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Monitor.Monitor, AdminServer.AdminServerError> => {
+export function layer(
+  options: Options & { readonly admin: AdminServer.Options }
+): Layer.Layer<Monitor.Monitor | AdminServer.AdminServer, AdminServer.AdminServerError>
+export function layer(options?: Options): Layer.Layer<Monitor.Monitor, AdminServer.AdminServerError>
+export function layer(
+  options: Options = {}
+): Layer.Layer<Monitor.Monitor | AdminServer.AdminServer, AdminServer.AdminServerError> {
   const telemetry = options.telemetry ? Layer.orDie(Telemetry.layer(options.telemetry)) : Layer.empty
-  const monitor = Monitor.layer(options.monitor).pipe(Layer.provide(telemetry))
-  if (!options.admin) return monitor
-  const admin = Layer.effectDiscard(
-    Effect.flatMap(AdminServer.AdminServer, (running) => Effect.logInfo(`tether admin server: ${running.url}`))
-  ).pipe(Layer.provide(AdminServer.layer(options.admin)))
+  // provideMerge: the OTel logger and metric producer reach the app too; the monitor's tracer
+  // (which wraps the OTel one) wins over the OTel tracer.
+  const monitor: Layer.Layer<Monitor.Monitor> = Monitor.layer(options.monitor).pipe(Layer.provideMerge(telemetry))
+  if (!options.admin) return monitor as Layer.Layer<Monitor.Monitor | AdminServer.AdminServer>
+  const admin = AdminServer.layer(options.admin).pipe(
+    Layer.tap((context) => Effect.logInfo(`tether admin server: ${Context.get(context, AdminServer.AdminServer).url}`))
+  )
   return Layer.provideMerge(admin, monitor)
 }
 
