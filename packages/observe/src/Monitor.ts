@@ -31,8 +31,8 @@
  * @since 0.1.0
  */
 import type { Endpoint, ServerSet } from "@tether/core"
-import type { Duration, Scope, Stream } from "effect"
-import { Context, Effect, Layer } from "effect"
+import type { Duration, Scope, Stream , Effect} from "effect"
+import { Context, Layer } from "effect"
 import * as internal from "./internal/monitor.ts"
 import type * as Snapshot from "./Snapshot.ts"
 

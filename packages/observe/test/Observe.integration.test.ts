@@ -12,7 +12,8 @@ import { Effect, Redacted, Schedule, Schema } from "effect"
 import { spawnSync } from "node:child_process"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { AdminServer, Monitor, Observe, Snapshot, Telemetry } from "../src/index.ts"
+import type { Telemetry } from "../src/index.ts";
+import { AdminServer, Monitor, Observe, Snapshot } from "../src/index.ts"
 
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
 

@@ -39,12 +39,12 @@ export class OperationRecorder {
 
   /** Wraps a tracer so that it reports every `tether.serverset.use` span. */
   wrap(inner: Tracer.Tracer): Tracer.Tracer {
-    const recorder = this
+    const start = (span: Tracer.Span, parent: Tracer.Span["parent"]) => this.start(span, parent)
     const wrapped: Tracer.Tracer = {
       span(options) {
         const span = inner.span(options)
         if (options.name !== "tether.serverset.use") return span
-        recorder.start(span, options.parent)
+        start(span, options.parent)
         return span
       },
       ...(inner.context === undefined ? {} : { context: inner.context })
