@@ -79,10 +79,11 @@ function spark(values, color, max) {
     const x = n === 1 ? w : (i / (n - 1)) * w;
     if (v === null) { pen = false; return; }
     const y = h - 2 - (v / top) * (h - 4);
-    d += (pen ? " L" : " M") + x.toFixed(1) + " " + y.toFixed(1);
+    // A lone point is drawn as a dot (a tiny segment with a round cap).
+    d += pen ? " L" + x.toFixed(1) + " " + y.toFixed(1) : " M" + x.toFixed(1) + " " + y.toFixed(1) + " l0.01 0";
     pen = true;
   });
-  return '<svg class="spark" viewBox="0 0 300 36" preserveAspectRatio="none"><path d="' + d + '" fill="none" stroke="' + color + '" stroke-width="1.5" vector-effect="non-scaling-stroke"/></svg>';
+  return '<svg class="spark" viewBox="0 0 300 36" preserveAspectRatio="none"><path d="' + d + '" fill="none" stroke="' + color + '" stroke-width="2" stroke-linecap="round" vector-effect="non-scaling-stroke"/></svg>';
 }
 function endpointCard(set, e) {
   const state = stateOf(e);
