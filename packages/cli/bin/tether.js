@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global URL */
 // The `tether` command. In this workspace (sources present and tsx installed) it runs the TypeScript
 // sources with tsx, in a child Node process with `--import tsx` (a loader registered from here would
 // not reach every module on Node 20); a published package runs its built `dist/`.

@@ -59,9 +59,9 @@ export const importFile = (options: ImportOptions) =>
       onProgress: (r) => Effect.sync(() => (failed = r.failed.length))
     }).pipe(
       Effect.mapError(parseFailure),
+      Effect.tap((r) => Effect.sync(() => progress.update(r.done + r.skipped + r.failed.length, r.failed.length))),
       Effect.ensuring(Effect.sync(() => progress.finish()))
     )
-    progress.update(report.done + report.skipped + report.failed.length, report.failed.length)
     yield* say(
       `imported ${report.done}, skipped ${report.skipped}, failed ${report.failed.length} of ${total} records from ${options.file}`
     )

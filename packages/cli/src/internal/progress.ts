@@ -23,6 +23,7 @@ export class Progress {
   private readonly tty: boolean
   private readonly timer: ReturnType<typeof setInterval>
   private lastLine = ""
+  private finished = false
 
   constructor(private readonly options: ProgressOptions) {
     this.tty = options.tty ?? options.stream.isTTY === true
@@ -42,6 +43,8 @@ export class Progress {
 
   /** Stops redrawing and leaves the last state on screen. */
   finish(): void {
+    if (this.finished) return
+    this.finished = true
     clearInterval(this.timer)
     this.draw()
     if (this.tty) this.options.stream.write("\n")
