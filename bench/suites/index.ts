@@ -11,11 +11,13 @@ import { serversetSuite } from "./serverset.ts"
 import { identitySuite } from "./identity.ts"
 import { pgSuite } from "./pg.ts"
 import { ldapSuite } from "./ldap.ts"
+import { observeSuite } from "./observe.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
   serversetSuite,
   identitySuite,
   pgSuite,
-  ldapSuite
+  ldapSuite,
+  observeSuite
 ]

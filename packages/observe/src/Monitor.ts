@@ -38,8 +38,7 @@ import type * as Snapshot from "./Snapshot.ts"
 
 /**
  * What the monitor can watch: a `ServerSet`, a `PgClient` or an `LdapClient`
- * (or anything with a `status`). `add` and `remove` (a `ServerSet` has them)
- * enable the admin server's endpoint routes.
+ * (anything with a `status`; a `cacheStats` is shown too).
  *
  * @since 0.1.0
  * @category models
@@ -47,8 +46,18 @@ import type * as Snapshot from "./Snapshot.ts"
 export interface Watchable {
   readonly status: Effect.Effect<ServerSet.Status>
   readonly cacheStats?: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }> | undefined
-  readonly add?: ((endpoint: Endpoint.EndpointInput | string) => Effect.Effect<void, unknown>) | undefined
-  readonly remove?: ((id: Endpoint.EndpointId) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Run-time endpoint changes for the admin server's mutating routes (a
+ * `ServerSet` has both).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reconfigurable {
+  readonly add: (endpoint: Endpoint.EndpointInput | string) => Effect.Effect<void, unknown>
+  readonly remove: (id: Endpoint.EndpointId) => Effect.Effect<void>
 }
 
 /**
@@ -58,6 +67,11 @@ export interface Watchable {
 export interface WatchOptions {
   /** `/health/ready` fails while this set has no usable endpoint. Default `true`. */
   readonly required?: boolean | undefined
+  /**
+   * Lets the admin server (with a token) add, remove, drain, re-enable and
+   * re-weight this set's endpoints, e.g. `{ reconfigure: serverSet }`.
+   */
+  readonly reconfigure?: Reconfigurable | undefined
 }
 
 /**
@@ -70,6 +84,7 @@ export interface Watched {
   readonly name: string
   readonly target: Watchable
   readonly required: boolean
+  readonly reconfigure: Reconfigurable | undefined
 }
 
 /**

@@ -129,17 +129,17 @@ const addMutatingRoutes = (router: HttpRouter.HttpRouter, monitor: typeof Monito
       Effect.map(set.target.status, (status) => status.endpoints.find((e) => e.id === id))
 
     const add = (set: Watched, input: Endpoint.EndpointInput) =>
-      set.target.add === undefined
+      set.reconfigure === undefined
         ? Effect.succeed(json({ error: `set "${set.name}" cannot add endpoints at run time` }, 501))
-        : set.target.add(input).pipe(
+        : set.reconfigure.add(input).pipe(
           Effect.as(json({ ok: true })),
           Effect.catch((error) => Effect.succeed(json({ error: messageOf(error) }, 400)))
         )
 
     const remove = (set: Watched, id: string) =>
-      set.target.remove === undefined
+      set.reconfigure === undefined
         ? Effect.succeed(json({ error: `set "${set.name}" cannot remove endpoints at run time` }, 501))
-        : Effect.as(set.target.remove(id), json({ ok: true }))
+        : Effect.as(set.reconfigure.remove(id), json({ ok: true }))
 
     yield* router.add(
       "POST",
@@ -164,7 +164,7 @@ const addMutatingRoutes = (router: HttpRouter.HttpRouter, monitor: typeof Monito
         Effect.gen(function*() {
           const endpoint = yield* endpointOf(set, params.id!)
           if (endpoint === undefined) return json({ error: `no endpoint ${params.id} in set "${set.name}"` }, 404)
-          if (set.target.remove === undefined || set.target.add === undefined) {
+          if (set.reconfigure === undefined) {
             return json({ error: `set "${set.name}" cannot change its endpoints at run time` }, 501)
           }
           drained.set(`${set.name}\u0000${endpoint.id}`, definitionOf(endpoint))
@@ -198,10 +198,10 @@ const addMutatingRoutes = (router: HttpRouter.HttpRouter, monitor: typeof Monito
           }
           const endpoint = yield* endpointOf(set, params.id!)
           if (endpoint === undefined) return json({ error: `no endpoint ${params.id} in set "${set.name}"` }, 404)
-          if (set.target.remove === undefined || set.target.add === undefined) {
+          if (set.reconfigure === undefined) {
             return json({ error: `set "${set.name}" cannot change its endpoints at run time` }, 501)
           }
-          yield* set.target.remove(endpoint.id)
+          yield* set.reconfigure.remove(endpoint.id)
           return yield* add(set, { ...definitionOf(endpoint), weight })
         })
       )

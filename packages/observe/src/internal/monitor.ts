@@ -98,7 +98,7 @@ export const make = (options: Monitor.Options) =>
       watch: (name, target, watchOptions) =>
         Effect.acquireRelease(
           Effect.sync(() => {
-            const entry = { name, target, required: watchOptions?.required ?? true }
+            const entry = { name, target, required: watchOptions?.required ?? true, reconfigure: watchOptions?.reconfigure }
             watched.set(name, entry)
             return entry
           }),
