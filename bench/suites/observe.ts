@@ -9,12 +9,17 @@
  *   through the Node SDK (batch span processor, an exporter that drops spans),
  *   for information.
  *
+ * - the same two layers on `ServerSet.use` over an in-memory driver (no I/O):
+ *   the added cost per operation, without the server's noise.
+ *
  * Rounds alternate (without, with, without, with, …) and the medians are reported,
  * so that drift on a shared machine hits both sides alike.
  */
 import type { ExportResult } from "@opentelemetry/core"
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import type { Driver } from "@tether/core"
+import { Fault, ServerSet } from "@tether/core"
 import { Observe } from "@tether/observe"
 import { PgClient } from "@tether/pg"
 import { PostgresCluster } from "@tether/testkit"
@@ -59,9 +64,12 @@ export const observeSuite: Suite = {
         pool: { min: CONNECTIONS, max: CONNECTIONS },
         slowQueryThreshold: "1 minute"
       })
-      const loop = effectLoop(() => db.read`select 1`, CONCURRENCY, millis, { warmupMillis: 300, latencies: true })
+      const pgLoop = effectLoop(() => db.read`select 1`, CONCURRENCY, millis, { warmupMillis: 300, latencies: true })
+      const driver: Driver.Driver<number, never> = { connect: () => Effect.succeed(1), classify: () => Fault.make("unknown") }
+      const memory = yield* ServerSet.make({ name: "bench-memory", endpoints: ["mem://a:1"], driver, health: false, pool: { min: CONNECTIONS, max: CONNECTIONS } })
+      const memoryLoop = effectLoop(() => memory.use((n) => Effect.succeed(n)), CONCURRENCY, millis, { warmupMillis: 300, latencies: true })
 
-      const compare = <A, E>(label: string, layer: Layer.Layer<A, E>) =>
+      const compare = <A, E>(label: string, layer: Layer.Layer<A, E>, loop = pgLoop, what = "select 1") =>
         Effect.gen(function*() {
           const without: Array<number> = []
           const withLayer: Array<number> = []
@@ -78,7 +86,7 @@ export const observeSuite: Suite = {
           const ours = median(withLayer)
           const base = median(without)
           measurements.push({
-            case: `select 1, concurrency ${CONCURRENCY}, ${label}`,
+            case: `${what}, concurrency ${CONCURRENCY}, ${label}`,
             metric: "throughput",
             unit: "ops/s",
             higherIsBetter: true,
@@ -86,23 +94,24 @@ export const observeSuite: Suite = {
             peers: { "without observe": base }
           })
           measurements.push({
-            case: `select 1, concurrency ${CONCURRENCY}, ${label}`,
+            case: `${what}, concurrency ${CONCURRENCY}, ${label}`,
             metric: "p99 latency",
             unit: "µs",
             higherIsBetter: false,
             tether: median(p99With),
             peers: { "without observe": median(p99Without) }
           })
-          log(`observe: ${label}: ${Math.round(ours)} vs ${Math.round(base)} ops/s (${((ours / base - 1) * 100).toFixed(1)}%)`)
+          log(`observe: ${what}, ${label}: ${Math.round(ours)} vs ${Math.round(base)} ops/s (${((ours / base - 1) * 100).toFixed(1)}%)`)
         })
 
-      yield* compare("with Observe.layer()", Observe.layer())
-      yield* compare(
-        "with Observe.layer({ telemetry })",
-        Observe.layer({
-          telemetry: { serviceName: "bench", otlp: false, spanProcessors: [new BatchSpanProcessor(new DropExporter())] }
-        })
-      )
+      const monitorOnly = Observe.layer()
+      const withTelemetry = Observe.layer({
+        telemetry: { serviceName: "bench", otlp: false, spanProcessors: [new BatchSpanProcessor(new DropExporter())] }
+      })
+      yield* compare("with Observe.layer()", monitorOnly)
+      yield* compare("with Observe.layer({ telemetry })", withTelemetry)
+      yield* compare("with Observe.layer()", monitorOnly, memoryLoop, "ServerSet.use, in-memory driver")
+      yield* compare("with Observe.layer({ telemetry })", withTelemetry, memoryLoop, "ServerSet.use, in-memory driver")
     })
 
     await runScoped(program)
