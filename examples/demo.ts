@@ -130,7 +130,8 @@ const program = Effect.gen(function*() {
 
   if (serve) {
     // A light, steady load so that the dashboard's sparklines move; until Ctrl-C.
-    yield* Effect.forkChild(Effect.forever(Effect.andThen(
+    // Scoped: on Ctrl-C it stops before the servers do.
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(
       Effect.all([db.read`select count(*) from orders`, directory.whoami], { concurrency: 2 }).pipe(Effect.ignore),
       Effect.sleep("50 millis")
     )))
