@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import type { Driver } from "@tether/core"
 import { Fault, ServerSet } from "@tether/core"
-import { Data, Effect, Metric, Schedule } from "effect"
-import { Observe } from "../src/index.ts"
+import { ConfigProvider, Data, Effect, Metric, Schedule } from "effect"
+import { Observe, Telemetry } from "../src/index.ts"
 
 class Refused extends Data.TaggedError("Refused")<{ readonly url: string }> {}
 
@@ -60,5 +60,26 @@ describe("traces and the operation histogram", () => {
       expect(events).toContain("tether.failover")
       const failover = uses.flatMap((s) => s.events).find((e) => e.name === "tether.failover")!
       expect(failover.attributes).toEqual({ from: "fake://bad:1", to: "fake://good:2" })
+    }))
+
+  it.live("without a service name in the options, the standard OTEL_* variables name the service and add resource attributes", () =>
+    Effect.gen(function*() {
+      const spans = new InMemorySpanExporter()
+      // The standard environment, as the default ConfigProvider reads it (it copies process.env once).
+      const env = ConfigProvider.fromEnv({
+        env: { OTEL_SERVICE_NAME: "from-env", OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=staging,team=identity" }
+      })
+      const finished = yield* Effect.gen(function*() {
+        yield* Effect.void.pipe(Effect.withSpan("work"))
+        return spans.getFinishedSpans().slice()
+      }).pipe(
+        Effect.provide(Telemetry.layer({ otlp: false, serviceVersion: "2.0.0", spanProcessors: [new SimpleSpanProcessor(spans)] })),
+        Effect.provide(ConfigProvider.layer(env))
+      )
+      const resource = finished.find((s) => s.name === "work")!.resource.attributes
+      expect(resource["service.name"]).toBe("from-env")
+      expect(resource["service.version"]).toBe("2.0.0")
+      expect(resource["deployment.environment"]).toBe("staging")
+      expect(resource["team"]).toBe("identity")
     }))
 })
