@@ -6,7 +6,7 @@
  * - `tether_operation_duration_seconds{set,endpoint,operation,outcome}`: a
  *   histogram of every `use` (its `_count` is the operation counter, so
  *   `rate(..._count[1m])` is operations per second);
- * - `tether_operations_in_flight{set}`;
+ * - `tether_operations_in_flight{set}` (sampled, for watched sets);
  * - `tether_query_cache_entries{set}`, `tether_query_cache_hit_ratio{set}` for
  *   watched clients with a query cache;
  * - per endpoint, per second: operations, failures, p50 and p99 latency over

@@ -2,7 +2,7 @@ import { Context, Duration, Effect, Metric, Schedule, SubscriptionRef, Tracer } 
 import type * as Monitor from "../Monitor.ts"
 import { Monitor as MonitorTag } from "../Monitor.ts"
 import * as Snapshot from "../Snapshot.ts"
-import { type Observation, OperationRecorder } from "./operationMetrics.ts"
+import { inFlight, type Observation, OperationRecorder } from "./operationMetrics.ts"
 import { LatencyWindow, Ring } from "./series.ts"
 
 const cacheEntries = Metric.gauge("tether_query_cache_entries", {
@@ -79,6 +79,10 @@ export const make = (options: Monitor.Options) =>
           track.lastFailures = e.failures
           track.ring.push({ t, ops, failures, p50, p99 })
         }
+        yield* Metric.update(
+          Metric.withAttributes(inFlight, { set: status.name }),
+          status.endpoints.reduce((n, e) => n + e.inFlight, 0)
+        )
         if (entry.target.cacheStats !== undefined) {
           const stats = yield* entry.target.cacheStats
           const total = stats.hits + stats.misses

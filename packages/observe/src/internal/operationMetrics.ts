@@ -10,7 +10,8 @@ const operationDuration = Metric.histogram("tether_operation_duration_seconds", 
   attributes: { unit: "s" }
 })
 
-const inFlight = Metric.gauge("tether_operations_in_flight", {
+/** Operations running through a set now (sampled from its status by the monitor). */
+export const inFlight = Metric.gauge("tether_operations_in_flight", {
   description: "Operations running through a server set now",
   attributes: { unit: "{operation}" }
 })
@@ -25,13 +26,54 @@ export interface Observation {
 }
 
 /**
- * Turns `tether.serverset.use` spans into the operation metrics: a histogram
- * per (set, endpoint, operation, outcome) and an in-flight gauge per set.
- * Everything is updated synchronously on the span's end: no fiber, no effect.
+ * One series of the histogram, kept in plain numbers: recording costs a binary
+ * search, not an Effect metric update (which costs about as much as routing
+ * the call). The metric registry reads it through a `get` hook.
+ */
+class LocalHistogram {
+  private readonly values: Uint32Array
+  private count = 0
+  private sum = 0
+  private min = Number.MAX_VALUE
+  private max = -Number.MAX_VALUE
+  constructor(private readonly boundaries: ReadonlyArray<number>) {
+    this.values = new Uint32Array(boundaries.length + 1)
+  }
+  observe(value: number): void {
+    const bounds = this.boundaries
+    let from = 0
+    let to = bounds.length
+    while (from < to) {
+      const mid = (from + to) >>> 1
+      if (value <= bounds[mid]!) to = mid
+      else from = mid + 1
+    }
+    this.values[from]!++
+    this.count++
+    this.sum += value
+    if (value < this.min) this.min = value
+    if (value > this.max) this.max = value
+  }
+  state(): Metric.HistogramState {
+    const buckets: Array<[number, number]> = []
+    let cumulated = 0
+    for (let i = 0; i < this.boundaries.length; i++) {
+      cumulated += this.values[i]!
+      buckets.push([this.boundaries[i]!, cumulated])
+    }
+    return { buckets, count: this.count, min: this.min, max: this.max, sum: this.sum }
+  }
+}
+
+const sortedBoundaries = [...durationBoundaries].sort((a, b) => a - b)
+
+/**
+ * Turns `tether.serverset.use` spans into the operation histogram, a series
+ * per (set, endpoint, operation, outcome), recorded synchronously on the
+ * span's end: no fiber, no effect.
  */
 export class OperationRecorder {
-  private readonly histograms = new Map<string, Metric.Metric<number, unknown>>()
-  private readonly gauges = new Map<string, { metric: Metric.Metric<number, unknown>; value: number }>()
+  private readonly series = new Map<string, LocalHistogram>()
   constructor(
     private readonly context: Context.Context<never>,
     private readonly onObservation: (observation: Observation) => void
@@ -55,51 +97,36 @@ export class OperationRecorder {
   private start(span: Tracer.Span, parent: Tracer.Span["parent"]): void {
     const operation = operationOf(parent)
     const startTime = span.status.startTime
-    let set: string | undefined
     const end = span.end
-    // `set` is known once the span's attributes are written, right after creation.
-    queueAttribute(span, () => {
-      set = String(span.attributes.get("tether.set") ?? "unknown")
-      this.addInFlight(set, 1)
-    })
     span.end = (endTime: bigint, exit: Exit.Exit<unknown, unknown>) => {
-      const name = set ?? String(span.attributes.get("tether.set") ?? "unknown")
-      if (set !== undefined) this.addInFlight(name, -1)
+      const set = String(span.attributes.get("tether.set") ?? "unknown")
       const endpoint = String(span.attributes.get("tether.endpoint") ?? "none")
       const outcome = exit._tag === "Success" ? "success" : isInterruptOnly(exit) ? "interrupted" : "failure"
-      const seconds = Number(endTime - startTime) / 1e9
-      this.record({ set: name, endpoint, operation, outcome, seconds })
+      this.record({ set, endpoint, operation, outcome, seconds: Number(endTime - startTime) / 1e9 })
       end.call(span, endTime, exit)
     }
   }
 
   private record(observation: Observation): void {
     const key = `${observation.set}\u0000${observation.endpoint}\u0000${observation.operation}\u0000${observation.outcome}`
-    let metric = this.histograms.get(key)
-    if (metric === undefined) {
-      metric = Metric.withAttributes(operationDuration, {
+    let histogram = this.series.get(key)
+    if (histogram === undefined) {
+      const local = new LocalHistogram(sortedBoundaries)
+      histogram = local
+      this.series.set(key, local)
+      const metric = Metric.withAttributes(operationDuration, {
         set: observation.set,
         endpoint: observation.endpoint,
         operation: observation.operation,
         outcome: observation.outcome
       })
-      this.histograms.set(key, metric)
+      const observe = (value: number) => local.observe(value)
+      Metric.registerUnsafe(metric, this.context, { get: () => local.state(), update: observe, modify: observe })
     }
-    metric.updateUnsafe(observation.seconds, this.context)
+    histogram.observe(observation.seconds)
     this.onObservation(observation)
   }
-
-  private addInFlight(set: string, delta: number): void {
-    let gauge = this.gauges.get(set)
-    if (gauge === undefined) {
-      gauge = { metric: Metric.withAttributes(inFlight, { set }), value: 0 }
-      this.gauges.set(set, gauge)
-    }
-    gauge.value += delta
-    gauge.metric.updateUnsafe(gauge.value, this.context)
-  }
 }
-
 /** `tether.pg.query` → `query`, `tether.ldap.search` → `search`; a bare `use` otherwise. */
 const operationOf = (parent: Tracer.Span["parent"]): string => {
   if (parent._tag !== "Some" || parent.value._tag !== "Span") return "use"
@@ -110,21 +137,3 @@ const operationOf = (parent: Tracer.Span["parent"]): string => {
 
 const isInterruptOnly = (exit: Exit.Exit<unknown, unknown>): boolean =>
   exit._tag === "Failure" && exit.cause.reasons.length > 0 && exit.cause.reasons.every((r) => r._tag === "Interrupt")
-
-/**
- * `Effect.withSpan` writes the span's attributes right after `span()` returns;
- * the set's name is one of them. Runs `f` on the first attribute write (or at
- * the end, whichever comes first).
- */
-const queueAttribute = (span: Tracer.Span, f: () => void): void => {
-  const attribute = span.attribute
-  let done = false
-  span.attribute = (key: string, value: unknown) => {
-    attribute.call(span, key, value)
-    if (!done && key === "tether.set") {
-      done = true
-      span.attribute = attribute
-      f()
-    }
-  }
-}
