@@ -169,7 +169,11 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("ob
 
           // Health and status.
           expect((yield* get(`${admin.url}/health/live`)).status).toBe(200)
-          const ready = yield* get(`${admin.url}/health/ready`)
+          // Ready once a probe has seen an endpoint answer (on a loaded machine a probe may time out first).
+          const ready = yield* get(`${admin.url}/health/ready`).pipe(
+            Effect.repeat({ until: (r) => r.status === 200, schedule: Schedule.spaced("100 millis"), times: 300 })
+          )
+          expect(ready.body).toBe(`{"status":"ready"}`)
           expect(ready.status).toBe(200)
           const status = yield* get(`${admin.url}/status`)
           const snapshot = Schema.decodeUnknownSync(Snapshot.Snapshot)(JSON.parse(status.body))
