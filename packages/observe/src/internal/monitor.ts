@@ -30,6 +30,8 @@ export const make = (options: Monitor.Options) =>
       1,
       Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(options.history ?? "5 minutes")) / Duration.toMillis(interval))
     )
+    const intervalSeconds = Duration.toMillis(interval) / 1000
+    const perSecond = (n: number) => Math.round((n / intervalSeconds) * 10) / 10
     const watched = new Map<string, Monitor.Watched>()
     const tracks = new Map<string, EndpointTrack>()
     const trackOf = (set: string, endpoint: string): EndpointTrack => {
@@ -77,7 +79,8 @@ export const make = (options: Monitor.Options) =>
           const failures = track.lastFailures === undefined ? 0 : Math.max(0, e.failures - track.lastFailures)
           track.lastRequests = e.requests
           track.lastFailures = e.failures
-          track.ring.push({ t, ops, failures, p50, p99 })
+          // Per second, whatever the sample interval.
+          track.ring.push({ t, ops: perSecond(ops), failures: perSecond(failures), p50, p99 })
         }
         yield* Metric.update(
           Metric.withAttributes(inFlight, { set: status.name }),

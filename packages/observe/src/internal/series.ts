@@ -2,8 +2,9 @@
 export interface Point {
   /** Epoch seconds. */
   readonly t: number
-  /** Operations finished in that second (from the set's request counter). */
+  /** Operations per second over the sample (from the set's request counter). */
   readonly ops: number
+  /** Failed operations per second over the sample. */
   readonly failures: number
   /** Latency percentiles of the operations recorded in that second, in milliseconds. */
   readonly p50: number | null
