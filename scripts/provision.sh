@@ -6,6 +6,9 @@
 #   slapd service is never used, so it is stopped and disabled right after install.
 # - Installs `pgbouncer` from Debian's packages when missing (the PgBouncer fixture runs its own
 #   process from a generated config; the system service is stopped and disabled after install).
+# - Installs `prometheus` (with `promtool`) and `chromium` from Debian's packages when missing:
+#   the observe tests scrape the admin server with a real Prometheus (started by the testkit's
+#   Prometheus fixture, never the system service) and drive the dashboard in headless Chromium.
 # - Checks that PostgreSQL 15 server binaries (initdb, pg_ctl, pg_basebackup, postgres) and a
 #   `postgres` OS user exist, and says what to do when they do not.
 #
@@ -29,6 +32,9 @@ have_slapd || packages+=(slapd)
 have openssl || packages+=(openssl)
 # slapadd ships with slapd; a half-removed slapd would lack it.
 if have_slapd && ! { have slapadd || [ -x /usr/sbin/slapadd ]; }; then packages+=(slapd); fi
+# Prometheus (+ promtool) and Chromium for the observe tests.
+{ have prometheus && have promtool; } || packages+=(prometheus)
+{ have chromium || [ -x /usr/bin/chromium ]; } || packages+=(chromium)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -75,9 +81,14 @@ if [ "${#packages[@]}" -gt 0 ]; then
   if have systemctl && [ -d /run/systemd/system ]; then
     systemctl disable --now slapd >/dev/null 2>&1 || true
   fi
-  log "installed: ${packages[*]} (system slapd service stopped; the fixtures run their own)"
+  # Same for Prometheus: the testkit fixture runs its own on a loopback port.
+  if have service; then service prometheus stop >/dev/null 2>&1 || true; fi
+  if have systemctl && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  fi
+  log "installed: ${packages[*]} (system services stopped; the fixtures run their own)"
 else
-  log "slapd, ldap-utils and openssl already installed"
+  log "slapd, ldap-utils, openssl, prometheus and chromium already installed"
 fi
 
 for f in /usr/lib/ldap/back_mdb.so /usr/lib/ldap/syncprov.so /etc/ldap/schema/core.schema \

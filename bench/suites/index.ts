@@ -14,6 +14,7 @@ import { pgSqlSuite } from "./pgSql.ts"
 import { ldapSuite } from "./ldap.ts"
 import { promiseSuite } from "./promise.ts"
 import { ldifSuite } from "./ldif.ts"
+import { observeSuite } from "./observe.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
@@ -23,5 +24,6 @@ export const suites: ReadonlyArray<Suite> = [
   pgSqlSuite,
   ldapSuite,
   promiseSuite,
-  ldifSuite
+  ldifSuite,
+  observeSuite
 ]

@@ -65,3 +65,17 @@ export * as FaultProxy from "./FaultProxy.ts"
  * @since 0.2.0
  */
 export * as PgBouncer from "./PgBouncer.ts"
+
+/**
+ * A real Prometheus server on a loopback port (temp dir, scoped) scraping the targets you give it,
+ * with its HTTP API for queries.
+ *
+ * @example
+ * ```ts
+ * import { Prometheus } from "@tether/testkit"
+ * const TestPrometheus = Prometheus.layer({ targets: ["127.0.0.1:9464"] })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as Prometheus from "./Prometheus.ts"
