@@ -57,7 +57,7 @@ export const Pool = Schema.Struct({
 export const EndpointView = Schema.Struct({
   id: Schema.String,
   url: Schema.String,
-  role: Schema.Literals(["primary", "replica", "any"]),
+  role: Schema.Literals(["primary", "replica", "any", "stale-primary"]),
   weight: Schema.Number,
   priority: Schema.Number,
   health: Schema.Literals(["healthy", "degraded", "unhealthy", "unknown"]),

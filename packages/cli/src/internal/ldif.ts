@@ -29,10 +29,12 @@ export const importFile = (options: ImportOptions) =>
     if (!fs.existsSync(options.file)) {
       return yield* new TetherCliError({ message: `no such file: ${options.file}`, exitCode: 2 })
     }
-    const parseFailure = (error: Ldif.LdifParseError | Ldif.LdifReadError) =>
-      new TetherCliError({ message: `${options.file}: ${error.message}; nothing after it was imported`, exitCode: 1 })
+    const readFailure = (error: Ldif.LdifReadError) =>
+      new TetherCliError({ message: `${options.file}: ${error.message}`, exitCode: 2 })
+    // Bad records are reported (with their line) and every good record is still imported.
+    const parse = () => Ldif.parseFile(options.file, { keepGoing: true })
     // A first pass counts the records, for the percentage and the ETA (parsing is cheap next to the server).
-    const total = yield* Stream.runCount(Ldif.parseFile(options.file)).pipe(Effect.mapError(parseFailure))
+    const total = yield* Stream.runCount(parse()).pipe(Effect.mapError(readFailure))
     const client = yield* LdapClient.make(yield* ldapOptions(options)).pipe(
       Effect.mapError((e) => new TetherCliError({ message: e.message, exitCode: 2 }))
     )
@@ -45,7 +47,7 @@ export const importFile = (options: ImportOptions) =>
     })
     let read = 0
     let failed = 0
-    const records = Ldif.parseFile(options.file).pipe(
+    const records = parse().pipe(
       Stream.tap(() =>
         Effect.sync(() => {
           read++
@@ -56,9 +58,9 @@ export const importFile = (options: ImportOptions) =>
     const report = yield* client.importLdif(records, {
       concurrency: options.concurrency,
       onExists: options.onExists,
-      onProgress: (r) => Effect.sync(() => (failed = r.failed.length))
+      onProgress: (p) => Effect.sync(() => (failed = p.failed))
     }).pipe(
-      Effect.mapError(parseFailure),
+      Effect.mapError(readFailure),
       Effect.tap((r) => Effect.sync(() => progress.update(r.done + r.skipped + r.failed.length, r.failed.length))),
       Effect.ensuring(Effect.sync(() => progress.finish()))
     )
@@ -97,11 +99,7 @@ export const exportEntries = (options: ExportOptions) =>
         scope: options.scope,
         ...(options.attributes.length === 0 ? {} : { attributes: options.attributes })
       }).pipe(
-        Stream.map((entry): Ldif.LdifRecord => ({
-          _tag: "Entry",
-          dn: entry.dn,
-          attributes: Object.fromEntries(Object.entries(entry.attributes).map(([k, v]) => [k, [...v]]))
-        })),
+        Stream.map((entry) => Ldif.entry(entry.dn, entry.attributes)),
         Stream.tap(() => Effect.sync(() => progress?.update(++count, 0)))
       )
     )

@@ -213,8 +213,15 @@ const definitionOf = (e: {
   readonly url: string
   readonly weight: number
   readonly priority: number
-  readonly role: Endpoint.Role
-}): Endpoint.EndpointInput => ({ id: e.id, url: e.url, weight: e.weight, priority: e.priority, role: e.role })
+  readonly role: Endpoint.Role | "stale-primary"
+}): Endpoint.EndpointInput => ({
+  id: e.id,
+  url: e.url,
+  weight: e.weight,
+  priority: e.priority,
+  // A fenced endpoint is re-added as "any": its probes tell its role again, and fencing applies anew.
+  role: e.role === "stale-primary" ? "any" : e.role
+})
 
 const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error
