@@ -15,7 +15,7 @@ try {
   tsx = undefined
 }
 if (tsx !== undefined && existsSync(source)) {
-  const child = spawn(process.execPath, ["--import", tsx, source, ...process.argv.slice(2)], { stdio: "inherit" })
+  const child = spawn(process.execPath, ["--conditions=@tether/source", "--import", tsx, source, ...process.argv.slice(2)], { stdio: "inherit" })
   // Ctrl-C reaches the child through the terminal's process group; forward what is sent to us alone.
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal))
   child.on("exit", (code, signal) => {
