@@ -43,9 +43,14 @@ export { FixtureError } from "./FixtureError.ts"
  *
  * @example
  * ```ts
- * import { FaultProxy } from "@tether/testkit"
- * const proxy = yield* FaultProxy.make({ target: cluster.primary })
- * yield* proxy.blackhole(true)
+ * import { Effect } from "effect"
+ * import { FaultProxy, PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.PostgresCluster
+ *   const proxy = yield* FaultProxy.make({ target: cluster.primary })
+ *   yield* proxy.blackhole(true)
+ * }).pipe(Effect.scoped, Effect.provide(PostgresCluster.layer({ replicas: 0 })))
  * ```
  *
  * @since 0.1.0
