@@ -24,7 +24,7 @@ export * as Dn from "./Dn.ts"
 /** Configuration as an effect/Schema and from the environment; TLS files read at load. */
 export * as LdapConfig from "./LdapConfig.ts"
 
-/** LDIF (RFC 2849): streaming parser and writer. */
+/** LDIF (RFC 2849, RFC 4525 increment): byte-exact streaming parser and writer, typed errors with line numbers. */
 export * as Ldif from "./Ldif.ts"
 
 /** An in-memory LdapClient for unit tests, with the real client's typed errors. */
