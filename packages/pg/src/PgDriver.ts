@@ -288,6 +288,7 @@ const PROBE = `select pg_is_in_recovery() as replica,
  * ```ts
  * import { PgDriver } from "@tether/pg"
  * import { ServerSet } from "@tether/core"
+ * import { Redacted } from "effect"
  *
  * const set = ServerSet.make({
  *   name: "db",

@@ -54,6 +54,11 @@ export type ServerState = "running" | "stopped" | "killed"
  *
  * @example
  * ```ts
+ * import { Client } from "ldapts"
+ * import type { Slapd } from "@tether/testkit"
+ *
+ * declare const ldap: Slapd.Directory
+ *
  * const client = new Client({ url: ldap.server.url }) // ldap://127.0.0.1:PORT
  * ```
  *
@@ -160,7 +165,12 @@ export interface Options {
  *
  * @example
  * ```ts
- * const ldap = yield* Slapd.Slapd
+ * import { Effect } from "effect"
+ * import { Slapd } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ldap = yield* Slapd.Slapd
+ * }).pipe(Effect.provide(Slapd.layer()))
  * ```
  *
  * @since 0.1.0
@@ -173,6 +183,8 @@ export class Slapd extends Context.Service<Slapd, Directory>()("@tether/testkit/
  * @example
  * ```ts
  * import { layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import { Slapd } from "@tether/testkit"
  *
  * layer(Slapd.layer({ servers: 2 }), { excludeTestServices: true })("ldap", (it) => {
  *   it.effect("binds", () => Effect.gen(function*() {
@@ -402,8 +414,13 @@ const unknownServer = (server: Server) =>
  *
  * @example
  * ```ts
- * const ldap = yield* Slapd.make({ servers: 2, tls: true, users: 5 })
- * ldap.users[0]!.dn // "uid=user1,ou=people,dc=example,dc=com"
+ * import { Effect } from "effect"
+ * import { Slapd } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ldap = yield* Slapd.make({ servers: 2, tls: true, users: 5 })
+ *   return ldap.users[0]!.dn // "uid=user1,ou=people,dc=example,dc=com"
+ * }).pipe(Effect.scoped)
  * ```
  *
  * @since 0.1.0

@@ -43,9 +43,14 @@ export { FixtureError } from "./FixtureError.ts"
  *
  * @example
  * ```ts
- * import { FaultProxy } from "@tether/testkit"
- * const proxy = yield* FaultProxy.make({ target: cluster.primary })
- * yield* proxy.blackhole(true)
+ * import { Effect } from "effect"
+ * import { FaultProxy, PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.PostgresCluster
+ *   const proxy = yield* FaultProxy.make({ target: cluster.primary })
+ *   yield* proxy.blackhole(true)
+ * }).pipe(Effect.scoped, Effect.provide(PostgresCluster.layer({ replicas: 0 })))
  * ```
  *
  * @since 0.1.0
@@ -58,8 +63,13 @@ export * as FaultProxy from "./FaultProxy.ts"
  *
  * @example
  * ```ts
- * import { PgBouncer } from "@tether/testkit"
- * const bouncer = yield* PgBouncer.make({ target: cluster.primary, poolMode: "transaction" })
+ * import { Effect } from "effect"
+ * import { PgBouncer, PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.PostgresCluster
+ *   const bouncer = yield* PgBouncer.make({ target: cluster.primary, poolMode: "transaction" })
+ * }).pipe(Effect.scoped, Effect.provide(PostgresCluster.layer({ replicas: 0 })))
  * ```
  *
  * @since 0.2.0
