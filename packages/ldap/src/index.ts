@@ -29,3 +29,18 @@ export * as Ldif from "./Ldif.ts"
 
 /** An in-memory LdapClient for unit tests, with the real client's typed errors. */
 export * as LdapClientMemory from "./LdapClientMemory.ts"
+
+/** One unpooled connection bound as an identity, to the first reachable endpoint (introspection, password operations, change streams). */
+export * as LdapSession from "./LdapSession.ts"
+
+/** Directory introspection: root DSE and subschema per endpoint, cached; `LdapUnsupported` for what a server lacks. */
+export * as RootDse from "./RootDse.ts"
+
+/** searchOne (LdapNotFound / LdapNotUnique), exists, deleteTree. */
+export * as Entries from "./Entries.ts"
+
+/** A typed builder of modify changes. */
+export * as Changes from "./Changes.ts"
+
+/** The Password Modify extended operation (RFC 3062) and the "user changes own password" flow. */
+export * as PasswordModify from "./PasswordModify.ts"
