@@ -44,3 +44,6 @@ export * as Changes from "./Changes.ts"
 
 /** The Password Modify extended operation (RFC 3062) and the "user changes own password" flow. */
 export * as PasswordModify from "./PasswordModify.ts"
+
+/** Password policy on binds (draft-behera): typed warnings (expiry, grace logins) and refusals (expired, locked). */
+export * as PasswordPolicy from "./PasswordPolicy.ts"

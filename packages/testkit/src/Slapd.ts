@@ -153,6 +153,15 @@ export interface Options {
   readonly adminPassword?: string
   /** Limit for each startup step. Default 30 seconds. */
   readonly timeout?: Duration.Input
+  /**
+   * Load the `ppolicy` overlay (draft-behera password policy) with lockout, and seed
+   * `ou=policies,<suffix>` holding the default policy `cn=default,ou=policies,<suffix>`
+   * (pwdAttribute userPassword; its other attributes from `defaultPolicy`, e.g.
+   * `{ pwdMaxFailure: "3", pwdLockout: "TRUE" }`). Default off.
+   */
+  readonly ppolicy?: boolean | { readonly defaultPolicy?: Readonly<Record<string, string>> }
+  /** Load the `sssvlv` overlay (server-side sorting, RFC 2891; virtual list view). Default off. */
+  readonly sssvlv?: boolean
 }
 
 /**
@@ -232,6 +241,8 @@ interface ConfigInput {
   readonly adminPassword: string
   readonly replicating: boolean
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string } | undefined
+  readonly ppolicy?: boolean
+  readonly sssvlv?: boolean
 }
 
 const renderConfig = (c: ConfigInput): string => {
@@ -241,6 +252,8 @@ const renderConfig = (c: ConfigInput): string => {
     "modulepath /usr/lib/ldap",
     "moduleload back_mdb",
     ...(c.replicating ? ["moduleload syncprov", `serverID ${c.server.id}`] : []),
+    ...(c.ppolicy === true ? ["moduleload ppolicy"] : []),
+    ...(c.sssvlv === true ? ["moduleload sssvlv"] : []),
     `pidfile ${path.join(c.server.dir, "slapd.pid")}`,
     `argsfile ${path.join(c.server.dir, "slapd.args")}`,
     "sizelimit 10000",
@@ -277,9 +290,31 @@ const renderConfig = (c: ConfigInput): string => {
       ].join(" ")
     ),
     ...(c.replicating ? ["multiprovider on", "overlay syncprov", "syncprov-checkpoint 100 1"] : []),
+    ...(c.ppolicy === true ? ["overlay ppolicy", `ppolicy_default ${quote(policyDn(c.suffix))}`, "ppolicy_use_lockout"] : []),
+    ...(c.sssvlv === true ? ["overlay sssvlv"] : []),
     ""
   ]
   return lines.join("\n")
+}
+
+/** The default password policy's DN (with the `ppolicy` option). */
+const policyDn = (suffix: string) => `cn=default,ou=policies,${suffix}`
+
+/** `ou=policies` and the default password policy, with `overrides` on top of its defaults. */
+const policyLdif = (suffix: string, overrides: Readonly<Record<string, string>>): string => {
+  const csn = Ldap.csn(new Date())
+  const record = (dn: string, attributes: ReadonlyArray<readonly [string, string]>) =>
+    Ldap.record(dn, [...attributes, ["entryUUID", crypto.randomUUID()], ["entryCSN", csn]])
+  const policy = new Map<string, string>([["pwdAttribute", "userPassword"], ...Object.entries(overrides)])
+  return [
+    record(`ou=policies,${suffix}`, [["objectClass", "organizationalUnit"], ["ou", "policies"]]),
+    record(policyDn(suffix), [
+      ["objectClass", "device"],
+      ["objectClass", "pwdPolicy"],
+      ["cn", "default"],
+      ...policy
+    ])
+  ].join("\n")
 }
 
 const seedLdif = (
@@ -477,7 +512,9 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
             adminDn,
             adminPassword,
             replicating,
-            tls
+            tls,
+            ppolicy: options.ppolicy !== undefined && options.ppolicy !== false,
+            sssvlv: options.sssvlv === true
           })
         )
       }), { discard: true })
@@ -486,7 +523,16 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
     // entryCSN) that slapadd would otherwise generate differently on each server, so replicating
     // servers start in sync.
     const ldif = path.join(root, "seed.ldif")
-    yield* TempDir.writeFile(ldif, seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users))
+    const ppolicy = options.ppolicy === undefined || options.ppolicy === false
+      ? undefined
+      : options.ppolicy === true
+      ? {}
+      : options.ppolicy.defaultPolicy ?? {}
+    yield* TempDir.writeFile(
+      ldif,
+      seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users) +
+        (ppolicy === undefined ? "" : "\n" + policyLdif(suffix, ppolicy))
+    )
     yield* Effect.forEach(servers, (server) =>
       run(bins.slapadd, ["-q", ...(replicating ? ["-w"] : []), "-f", server.config, "-l", ldif], {
         what: `slapadd (${server.name})`,
