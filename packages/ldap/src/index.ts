@@ -47,3 +47,6 @@ export * as PasswordModify from "./PasswordModify.ts"
 
 /** Password policy on binds (draft-behera): typed warnings (expiry, grace logins) and refusals (expired, locked). */
 export * as PasswordPolicy from "./PasswordPolicy.ts"
+
+/** Change streams (RFC 4533 syncrepl refreshAndPersist) as an Effect Stream of typed events, resuming on failover. */
+export * as ChangeStream from "./ChangeStream.ts"
