@@ -215,8 +215,9 @@ export const changes = (
                   info.uuids.forEach((u) => presentSeen.add(u))
                 }
               } else if (info._tag !== "NewCookie" && info.refreshDone) {
-                // End of a present phase: what was known but not present is gone.
-                if (info._tag === "RefreshPresent" && presentPhase && !refreshing) {
+                // End of a present phase (every entry in scope was sent as present or add, e.g. a full
+                // reload on another server): what was known but not sent is gone.
+                if (info._tag === "RefreshPresent" && !refreshing && (presentPhase || presentSeen.size > 0)) {
                   for (const uuid of [...known.keys()]) if (!presentSeen.has(uuid)) deleteUuid(uuid)
                 }
                 refreshing = false
