@@ -61,6 +61,7 @@ import * as RootDse from "./RootDse.ts"
  * @category models
  */
 export type ChangeEvent =
+  /** The stream is live on `endpoint`: its refresh phase is over (changes from a resume come before it). */
   | { readonly _tag: "Connected"; readonly endpoint: string; readonly resumed: boolean }
   | { readonly _tag: "Add"; readonly dn: string; readonly uuid: string; readonly entry: Entry; readonly cookie: Uint8Array | undefined }
   | { readonly _tag: "Modify"; readonly dn: string; readonly uuid: string; readonly entry: Entry; readonly cookie: Uint8Array | undefined }
@@ -171,10 +172,10 @@ export const changes = (
             const { rootDse } = yield* RootDse.read(session, { schema: false })
             yield* RootDse.require(rootDse, "syncrepl")
             connected = true
-            emit({ _tag: "Connected", endpoint, resumed })
             // Without a cookie and without initialContent, the refresh phase only teaches us uuid -> dn.
             let refreshing = cookie === undefined ? options.initialContent !== true : false
             const presentSeen = new Set<string>()
+            let live = false
             let presentPhase = false
             const onEntry = (raw: SearchEntry, state: sync.SyncState | undefined) => {
               if (state === undefined) return
@@ -222,6 +223,10 @@ export const changes = (
                 }
                 refreshing = false
                 presentPhase = false
+                if (!live) {
+                  live = true
+                  emit({ _tag: "Connected", endpoint, resumed })
+                }
                 presentSeen.clear()
               }
             }
