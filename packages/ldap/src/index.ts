@@ -50,3 +50,6 @@ export * as PasswordPolicy from "./PasswordPolicy.ts"
 
 /** Change streams (RFC 4533 syncrepl refreshAndPersist) as an Effect Stream of typed events, resuming on failover. */
 export * as ChangeStream from "./ChangeStream.ts"
+
+/** Request controls for session operations: assertion, proxied authorization, ManageDsaIT, pre/post-read, server-side sort. */
+export * as Controls from "./Controls.ts"

@@ -2,7 +2,8 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Effect, Option, Redacted } from "effect"
-import { Changes, Entries, LdapClient, LdapSession, PasswordModify, PasswordPolicy, RootDse } from "../src/index.ts"
+import { Attribute, Change } from "ldapts"
+import { Changes, Controls, Entries, LdapClient, LdapSession, PasswordModify, PasswordPolicy, RootDse } from "../src/index.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 
@@ -270,6 +271,87 @@ layer(Slapd.layer({ servers: 1, users: 6, ppolicy: { defaultPolicy: POLICY }, ss
           const wrong = yield* Effect.flip(PasswordPolicy.bind(sessionOptions(d), `uid=warren,${d.peopleDn}`, Redacted.make("nope")))
           assert.strictEqual(wrong._tag, "LdapInvalidCredentials")
         }).pipe(Effect.scoped))
+    })
+
+    describe("controls, observed on the server", () => {
+      const replace = (type: string, value: string) =>
+        new Change({ operation: "replace", modification: new Attribute({ type, values: [value] }) })
+      const onSession = <A>(d: Slapd.Directory, f: (s: LdapSession.Session) => Promise<A>, as?: Identity.Credentials) =>
+        Effect.scoped(Effect.flatMap(LdapSession.open(sessionOptions(d), as), (s) => Effect.tryPromise({ try: () => f(s), catch: (e) => e })))
+      const codeOf = (e: unknown) => (e as { code?: number }).code
+
+      it.effect("assertion (RFC 4528): the write applies only when the entry matches", () =>
+        Effect.gen(function*() {
+          const d = yield* Slapd.Slapd
+          const dn = d.users[0]!.dn
+          const refused = yield* Effect.flip(onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "x")], [Controls.assertion("(sn=Nobody)")])))
+          assert.strictEqual(codeOf(refused), 122)
+          yield* onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "asserted")], [Controls.assertion("(uid=user1)")]))
+          const ldap = yield* clientOf(d)
+          assert.deepStrictEqual(Option.getOrThrow(yield* ldap.get(dn)).attributes["title"], ["asserted"])
+        }).pipe(Effect.scoped))
+
+      it.effect("pre-read and post-read (RFC 4527): the values before and after a write", () =>
+        Effect.gen(function*() {
+          const d = yield* Slapd.Slapd
+          const dn = d.users[0]!.dn
+          const pre = Controls.preRead(["title", "uid"])
+          const post = Controls.postRead(["title"])
+          yield* onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "after")], [Controls.assertion("(title=*)"), pre, post]))
+          const before = Controls.readEntry(pre)!
+          const after = Controls.readEntry(post)!
+          assert.strictEqual(before.dn, dn)
+          assert.deepStrictEqual(before.attributes["uid"], ["user1"])
+          assert.notDeepEqual(before.attributes["title"], ["after"])
+          assert.deepStrictEqual(after.attributes["title"], ["after"])
+        }))
+
+      it.effect("proxied authorization (RFC 4370): the admin acts as a user; a user may not act as another", () =>
+        Effect.gen(function*() {
+          const d = yield* Slapd.Slapd
+          const [u1, u2] = [d.users[0]!, d.users[1]!]
+          const seen = yield* onSession(d, (s) => s.connection.client.exop("1.3.6.1.4.1.4203.1.11.3", undefined, [Controls.proxiedAuthorization(`dn:${u1.dn}`)]))
+          assert.strictEqual(seen.value, `dn:${u1.dn}`)
+          // As the user: a write the user may not do is refused even though the admin asked.
+          const denied = yield* Effect.flip(onSession(d, (s) => s.connection.client.modify(u2.dn, [replace("title", "nope")], [Controls.proxiedAuthorization(`dn:${u1.dn}`)])))
+          assert.strictEqual(codeOf(denied), 50)
+          // A plain user may not proxy at all.
+          const notAllowed = yield* Effect.flip(onSession(d, (s) => s.connection.client.exop("1.3.6.1.4.1.4203.1.11.3", undefined, [Controls.proxiedAuthorization(`dn:${u2.dn}`)]), userCredentials(u1)))
+          assert.strictEqual(codeOf(notAllowed), 123)
+        }))
+
+      it.effect("ManageDsaIT (RFC 3296): a referral object is returned as an entry, not followed", () =>
+        Effect.gen(function*() {
+          const d = yield* Slapd.Slapd
+          const ldap = yield* clientOf(d)
+          const dn = `ou=elsewhere,${d.suffix}`
+          yield* onSession(d, (s) => s.connection.client.add(dn, { objectClass: ["referral", "extensibleObject"], ou: "elsewhere", ref: "ldap://other.example.com/ou=elsewhere,dc=example,dc=com" }, [Controls.manageDsaIT()]))
+          const referred = yield* Effect.flip(onSession(d, (s) => s.connection.client.search(dn, { scope: "base" })))
+          assert.strictEqual(codeOf(referred), 10)
+          const managed = yield* onSession(d, (s) => s.connection.client.search(dn, { scope: "base", attributes: ["ref"] }, [Controls.manageDsaIT()]))
+          assert.strictEqual(managed.searchEntries[0]?.dn, dn)
+          yield* onSession(d, (s) => s.connection.client.del(dn, [Controls.manageDsaIT()]))
+          assert.isFalse(yield* Entries.exists(ldap, dn))
+        }).pipe(Effect.scoped))
+
+      it.effect("server-side sort (RFC 2891, sssvlv): results come back in the requested order", () =>
+        Effect.gen(function*() {
+          const d = yield* Slapd.Slapd
+          // uid has no ORDERING rule: a critical sort on it alone is refused (inappropriate matching).
+          const unsortable = yield* Effect.flip(onSession(d, (s) => s.connection.client.search(d.peopleDn, { filter: "(uid=user*)" }, [Controls.serverSideSort([{ attribute: "uid" }])])))
+          assert.strictEqual(codeOf(unsortable), 18)
+          const sort = Controls.serverSideSort([{ attribute: "uid", orderingRule: "caseIgnoreOrderingMatch", reverse: true }])
+          const result = yield* onSession(d, (s) => s.connection.client.search(d.peopleDn, { filter: "(uid=user*)", attributes: ["uid"] }, [sort]))
+          const uids = result.searchEntries.map((e) => String(e["uid"]))
+          assert.isAbove(uids.length, 2)
+          // Not the server's natural (insertion) order.
+          assert.strictEqual(uids[uids.length - 1], "user1")
+          assert.deepStrictEqual(uids, [...uids].sort().reverse())
+          assert.strictEqual(Controls.sortResult(sort), 0)
+          const forward = Controls.serverSideSort([{ attribute: "uid", orderingRule: "caseIgnoreOrderingMatch" }])
+          const again = yield* onSession(d, (s) => s.connection.client.search(d.peopleDn, { filter: "(uid=user*)", attributes: ["uid"] }, [forward]))
+          assert.deepStrictEqual(again.searchEntries.map((e) => String(e["uid"])), [...uids].reverse())
+        }))
     })
 
     describe("per-endpoint cache", () => {
