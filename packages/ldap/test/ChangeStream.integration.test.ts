@@ -133,6 +133,29 @@ layer(Slapd.layer({ servers: 2, users: 3 }), { excludeTestServices: true })("cha
         yield* d.restart(ldap1)
         for (const uid of ["before", "during", "after"]) yield* on2.delete(`uid=${uid},${d.peopleDn}`)
       }).pipe(Effect.scoped))
+    it.effect("the only server restarted mid-stream: the stream waits, resumes there from the cookie, misses nothing", () =>
+      Effect.gen(function*() {
+        const d = yield* Slapd.Slapd
+        const [ldap1, ldap2] = d.servers as [Slapd.Server, Slapd.Server]
+        const on2 = yield* clientOn(d, ldap2)
+        const { seen, waitFor } = yield* collect(ChangeStream.changes(streamOptions(d, { endpoints: [ldap2.url] })))
+        yield* waitFor("connected", (e) => e.some((x) => x._tag === "Connected"))
+        yield* on2.add(`uid=r1,${d.peopleDn}`, person("r1"))
+        yield* waitFor("r1", (e) => e.some((x) => x._tag === "Add" && x.dn.startsWith("uid=r1")))
+        yield* d.kill(ldap2)
+        yield* d.restart(ldap2)
+        yield* waitFor("the resume", (e) => e.some((x) => x._tag === "Connected" && x.resumed))
+        // A fresh pooled client: the old one's idle connection was silently reconnected by ldapts
+        // *anonymously* and a write on it is refused (result code 8) — a pool issue, reported.
+        const after = yield* clientOn(d, ldap2)
+        yield* after.add(`uid=r2,${d.peopleDn}`, person("r2"))
+        yield* waitFor("r2", (e) => e.some((x) => x._tag === "Add" && x.dn.startsWith("uid=r2")))
+        assert.strictEqual(seen.filter((x) => x._tag === "Add" && x.dn.startsWith("uid=r1")).length, 1)
+        assert.isFalse(seen.some((x) => x._tag === "Delete"))
+        yield* after.delete(`uid=r1,${d.peopleDn}`)
+        yield* after.delete(`uid=r2,${d.peopleDn}`)
+        void ldap1
+      }).pipe(Effect.scoped))
   })
 
   describe("servers without syncrepl", () => {
