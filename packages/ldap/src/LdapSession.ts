@@ -22,13 +22,13 @@
  *
  * @since 0.3.0
  */
-import { Endpoint } from "@tether/core"
+import { Endpoint, Identity as Identities } from "@tether/core"
 import type { Identity } from "@tether/core"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as LdapDriver from "./LdapDriver.ts"
 import type { LdapConnection } from "./LdapDriver.ts"
-import { isBroken } from "./LdapError.ts"
+import { fromUnknown, isBroken, LdapInvalidCredentials } from "./LdapError.ts"
 import type { LdapError } from "./LdapError.ts"
 
 /**
@@ -57,7 +57,7 @@ export interface Session {
  * to the first endpoint that answers. A connection failure moves on to the
  * next endpoint; a refused bind (wrong password, locked account) does not —
  * it is the answer, and is returned at once. With every endpoint down, the
- * last connection error.
+ * last connection error. `skip`: endpoints to try last (after a failure there).
  *
  * @since 0.3.0
  * @category constructors
@@ -80,4 +80,34 @@ export const open = (
       last = result.failure
     }
     return yield* Effect.fail(last!)
+  })
+
+/**
+ * Opens a session authenticated with SASL EXTERNAL (RFC 4422): the
+ * identity is the TLS client certificate (give `tls: { cert, key }` with an
+ * `ldaps://` endpoint or `startTls`), mapped to an entry by the server.
+ * `authorizedAs` is whom the server then sees (`dn:…`). Without a
+ * certificate the server accepts, the bind fails with
+ * `LdapInvalidCredentials` (result code 7: no EXTERNAL identity; or 48/49).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const openExternal = (
+  options: Options
+): Effect.Effect<Session & { readonly authorizedAs: string }, LdapError | Endpoint.InvalidEndpoint, Scope.Scope> =>
+  Effect.gen(function*() {
+    const session = yield* open({ ...options, bindDn: undefined, password: undefined }, Identities.anonymous)
+    yield* LdapDriver.attempt(session.connection, "bind", (client) => client.bindSASL("EXTERNAL"), "(SASL EXTERNAL)").pipe(
+      Effect.mapError((e) => fromUnknown(e, { endpoint: session.endpoint, operation: "bind", dn: "(SASL EXTERNAL)" })),
+      // 7 (auth method not supported): no client certificate was presented, or none the server accepts.
+      Effect.mapError((e) =>
+        e._tag === "LdapOperationError" && e.resultCode === 7
+          ? new LdapInvalidCredentials({ endpoint: e.endpoint, dn: "(SASL EXTERNAL)", resultCode: 7 })
+          : e
+      )
+    )
+    const authorizedAs = yield* LdapDriver.whoami(session.connection)
+    session.connection.boundAs = authorizedAs.startsWith("dn:") ? authorizedAs.slice(3) : authorizedAs
+    return { ...session, authorizedAs }
   })

@@ -120,6 +120,8 @@ export interface Directory {
   readonly caCertPem: string | undefined
   /** The file holding `caCertPem`, when TLS is on. */
   readonly caCertPath: string | undefined
+  /** With `clientCertificates`: a certificate (`CN=user1`) and key (PEM) from the test CA, for the first user. */
+  readonly clientCertificate?: { readonly certPem: string; readonly keyPem: string } | undefined
   /** SIGKILLs a server: a crash. Connections break and new ones are refused until `restart`. */
   readonly kill: (server: Server) => Effect.Effect<void, FixtureError>
   /** SIGSTOPs a server: a hang. The kernel still accepts connections; nothing answers. Undo with `cont`. */
@@ -162,6 +164,12 @@ export interface Options {
   readonly ppolicy?: boolean | { readonly defaultPolicy?: Readonly<Record<string, string>> }
   /** Load the `sssvlv` overlay (server-side sorting, RFC 2891; virtual list view). Default off. */
   readonly sssvlv?: boolean
+  /**
+   * With `tls`: accept TLS client certificates (`TLSVerifyClient try`), map a certificate subject
+   * `cn=NAME` to `uid=NAME,ou=people,<suffix>` for SASL EXTERNAL, and issue one for the first user
+   * ({@link Directory.clientCertificate}). Default off.
+   */
+  readonly clientCertificates?: boolean
 }
 
 /**
@@ -243,6 +251,7 @@ interface ConfigInput {
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string } | undefined
   readonly ppolicy?: boolean
   readonly sssvlv?: boolean
+  readonly clientCertificates?: boolean
 }
 
 const renderConfig = (c: ConfigInput): string => {
@@ -260,7 +269,10 @@ const renderConfig = (c: ConfigInput): string => {
     ...(c.tls === undefined ? [] : [
       `TLSCACertificateFile ${c.tls.ca}`,
       `TLSCertificateFile ${c.tls.cert}`,
-      `TLSCertificateKeyFile ${c.tls.key}`
+      `TLSCertificateKeyFile ${c.tls.key}`,
+      ...(c.clientCertificates === true
+        ? ["TLSVerifyClient try", `authz-regexp "^cn=([^,]+)$" ${quote(`uid=$1,ou=people,${c.suffix}`)}`]
+        : [])
     ]),
     "",
     "database mdb",
@@ -414,6 +426,49 @@ const makeCertificates = (openssl: string, dir: string, timeout: Duration.Input)
     return { ca: file("ca.pem"), cert: file("server.pem"), key: file("server.key"), caCertPem }
   })
 
+/** A client certificate `CN=<name>` signed by the test CA (made by {@link makeCertificates}). */
+const makeClientCertificate = (openssl: string, dir: string, name: string, timeout: Duration.Input) =>
+  Effect.gen(function*() {
+    const file = (f: string) => path.join(dir, f)
+    yield* run(openssl, [
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      file("client.key"),
+      "-out",
+      file("client.csr"),
+      "-subj",
+      `/CN=${name}`
+    ], { what: "openssl (client key)", timeout })
+    yield* TempDir.writeFile(
+      file("client.ext"),
+      "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+    )
+    yield* run(openssl, [
+      "x509",
+      "-req",
+      "-in",
+      file("client.csr"),
+      "-CA",
+      file("ca.pem"),
+      "-CAkey",
+      file("ca.key"),
+      "-set_serial",
+      `0x${(Date.now() + 1).toString(16)}`,
+      "-days",
+      "7",
+      "-extfile",
+      file("client.ext"),
+      "-out",
+      file("client.pem")
+    ], { what: "openssl (client certificate)", timeout })
+    return { certPem: yield* TempDir.readFile(file("client.pem")), keyPem: yield* TempDir.readFile(file("client.key")) }
+  })
+
 /** Waits for a child process to exit (at most `timeout`); true when it did. */
 const awaitChildExit = (child: ChildProcess, timeout: Duration.Input): Effect.Effect<boolean> =>
   Effect.callback<boolean>((resume) => {
@@ -495,6 +550,9 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
     }
 
     const tls = tlsOn ? yield* makeCertificates(bins.openssl, root, timeout) : undefined
+    const clientCertificate = tlsOn && options.clientCertificates === true && users.length > 0
+      ? yield* makeClientCertificate(bins.openssl, root, users[0]!.uid, timeout)
+      : undefined
     const tlsOptions = tls === undefined ? undefined : { ca: [tls.caCertPem] }
 
     yield* Effect.forEach(servers, (server) =>
@@ -514,7 +572,8 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
             replicating,
             tls,
             ppolicy: options.ppolicy !== undefined && options.ppolicy !== false,
-            sssvlv: options.sssvlv === true
+            sssvlv: options.sssvlv === true,
+            clientCertificates: options.clientCertificates === true
           })
         )
       }), { discard: true })
@@ -643,6 +702,7 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
       users,
       caCertPem: tls?.caCertPem,
       caCertPath: tls?.ca,
+      clientCertificate,
       kill: (server) => withLock(server, (impl) => terminate(impl, false)),
       stop: (server) =>
         withLock(server, (impl) =>
