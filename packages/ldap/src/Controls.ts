@@ -25,9 +25,11 @@
  * declare const session: LdapSession.Session
  * const before = Controls.preRead(["mail"])
  * const change = new Change({ operation: "replace", modification: new Attribute({ type: "mail", values: ["new@example.com"] }) })
- * const program = Effect.promise(() =>
- *   session.connection.client.modify("uid=ann,dc=example,dc=com", [change], [Controls.assertion("(mail=old@example.com)"), before])
- * ).pipe(Effect.map(() => Controls.readEntry(before)))
+ * const program = Effect.gen(function*() {
+ *   const onlyIf = yield* Controls.assertion("(mail=old@example.com)")
+ *   yield* Effect.promise(() => session.connection.client.modify("uid=ann,dc=example,dc=com", [change], [onlyIf, before]))
+ *   return Controls.readEntry(before)
+ * })
  * ```
  *
  * @since 0.3.0
@@ -35,8 +37,10 @@
 import { Control, FilterParser, ServerSideSortingRequestControl } from "ldapts"
 import type { BerReader, BerWriter } from "ldapts"
 import { BerWriter as Writer } from "ldapts"
+import { Effect } from "effect"
 import * as ber from "./internal/ber.ts"
 import type { Entry } from "./LdapClient.ts"
+import { LdapOperationError } from "./LdapError.ts"
 import { FEATURES } from "./RootDse.ts"
 
 /** A control whose value is given as bytes, and which keeps the raw value of its response. */
@@ -57,16 +61,28 @@ class RawControl extends Control {
 
 /**
  * The assertion control (RFC 4528, always critical). A filter that does not
- * parse is an `Error` from ldapts when the control is built.
+ * parse fails with `LdapOperationError` (kind `invalid-filter`); build it
+ * with `Filter.filter` when it holds user input.
  *
  * @since 0.3.0
  * @category constructors
  */
-export const assertion = (filter: string): Control => {
-  const writer = new Writer()
-  FilterParser.parseString(filter).write(writer)
-  return new RawControl(FEATURES.assertion.oid, true, new Uint8Array(writer.buffer))
-}
+export const assertion = (filter: string): Effect.Effect<Control, LdapOperationError> =>
+  Effect.try({
+    try: (): Control => {
+      const writer = new Writer()
+      FilterParser.parseString(filter).write(writer)
+      return new RawControl(FEATURES.assertion.oid, true, new Uint8Array(writer.buffer))
+    },
+    catch: (cause) =>
+      new LdapOperationError({
+        endpoint: "(none)",
+        operation: "assertion",
+        kind: "invalid-filter",
+        resultCode: undefined,
+        reason: `the assertion filter does not parse: ${cause instanceof Error ? cause.message : String(cause)}`
+      })
+  })
 
 /**
  * The proxied authorization control (RFC 4370, always critical):

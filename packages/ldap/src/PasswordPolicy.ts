@@ -125,7 +125,12 @@ export class LdapPasswordPolicyError extends Data.TaggedError("LdapPasswordPolic
   }
 }
 
-/** The reason for a draft error number. */
+/**
+ * The reason for a draft error number.
+ *
+ * @since 0.3.0
+ * @category models
+ */
 export const reasonOf = (code: number): Reason => REASONS[code] ?? "unknown"
 
 /**

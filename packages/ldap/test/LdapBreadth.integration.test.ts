@@ -284,9 +284,13 @@ layer(Slapd.layer({ servers: 1, users: 6, ppolicy: { defaultPolicy: POLICY }, ss
         Effect.gen(function*() {
           const d = yield* Slapd.Slapd
           const dn = d.users[0]!.dn
-          const refused = yield* Effect.flip(onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "x")], [Controls.assertion("(sn=Nobody)")])))
+          const wrong = yield* Controls.assertion("(sn=Nobody)")
+          const refused = yield* Effect.flip(onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "x")], [wrong])))
           assert.strictEqual(codeOf(refused), 122)
-          yield* onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "asserted")], [Controls.assertion("(uid=user1)")]))
+          const right = yield* Controls.assertion("(uid=user1)")
+          yield* onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "asserted")], [right]))
+          const broken = yield* Effect.flip(Controls.assertion("(uid=unbalanced"))
+          assert.strictEqual(broken.kind, "invalid-filter")
           const ldap = yield* clientOf(d)
           assert.deepStrictEqual(Option.getOrThrow(yield* ldap.get(dn)).attributes["title"], ["asserted"])
         }).pipe(Effect.scoped))
@@ -297,7 +301,8 @@ layer(Slapd.layer({ servers: 1, users: 6, ppolicy: { defaultPolicy: POLICY }, ss
           const dn = d.users[0]!.dn
           const pre = Controls.preRead(["title", "uid"])
           const post = Controls.postRead(["title"])
-          yield* onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "after")], [Controls.assertion("(title=*)"), pre, post]))
+          const present = yield* Controls.assertion("(title=*)")
+          yield* onSession(d, (s) => s.connection.client.modify(dn, [replace("title", "after")], [present, pre, post]))
           const before = Controls.readEntry(pre)!
           const after = Controls.readEntry(post)!
           assert.strictEqual(before.dn, dn)
