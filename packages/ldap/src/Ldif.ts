@@ -268,14 +268,30 @@ class Parser {
 
 const toBytes = (chunk: Uint8Array | string): Uint8Array => (typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk)
 
+/**
+ * The parse as a stream of items. The parser emits one array per input chunk;
+ * arrays with nothing to do (no URL value, no error) go straight through,
+ * the others item by item (reading URL values; in fail mode, failing at the
+ * first error after the records before it).
+ */
 const parseItems = <E, R>(
   input: Stream.Stream<Uint8Array | string, E, R>,
   options: ParseOptions | undefined
-): Stream.Stream<LdifRecord | LdifRecordError, E, R> =>
+): Stream.Stream<LdifRecord | LdifRecordError, LdifRecordError | E, R> =>
   Stream.suspend(() => {
     const maxRecordBytes = options?.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES
     const keepGoing = options?.keepGoing === true
     const parser = new Parser(maxRecordBytes, keepGoing)
+    const step = (item: LdifRecord | LdifRecordError): Effect.Effect<LdifRecord | LdifRecordError, LdifRecordError> => {
+      if (isRecordError(item)) return keepGoing ? Effect.succeed(item) : Effect.fail(item)
+      if (!withUrls.has(item)) return Effect.succeed(item)
+      return resolveUrls(item, options?.urls, maxRecordBytes).pipe(
+        Effect.tap((resolved) => Effect.sync(() => recordLines.set(resolved, recordLines.get(item)!))),
+        Effect.catch((error) => (keepGoing ? Effect.succeed<LdifRecord | LdifRecordError>(error) : Effect.fail(error)))
+      )
+    }
+    const simple = (items: ReadonlyArray<LdifRecord | LdifRecordError>) =>
+      items.every((item) => !isRecordError(item) && !withUrls.has(item))
     return input.pipe(
       Stream.mapAccum(
         () => parser,
@@ -283,24 +299,23 @@ const parseItems = <E, R>(
           if (p.stopped) return [p, []] as const
           const events: Array<LineEvent> = []
           p.lines.feed(toBytes(chunk), events)
-          return [p, p.items(events)] as const
+          return [p, [p.items(events)]] as const
         },
         {
           onHalt: (p) => {
             if (p.stopped) return []
             const events: Array<LineEvent> = []
             p.lines.end(events)
-            return p.items(events)
+            return [p.items(events)]
           }
         }
       ),
-      Stream.mapEffect((item): Effect.Effect<LdifRecord | LdifRecordError> =>
-        !isRecordError(item) && withUrls.has(item)
-          ? resolveUrls(item, options?.urls, maxRecordBytes).pipe(
-            Effect.tap((resolved) => Effect.sync(() => recordLines.set(resolved, recordLines.get(item)!))),
-            Effect.catch((error) => Effect.succeed<LdifRecord | LdifRecordError>(error))
-          )
-          : Effect.succeed(item)
+      Stream.flatMap((items) =>
+        items.length === 0
+          ? Stream.empty
+          : simple(items)
+          ? Stream.fromArray(items)
+          : Stream.mapEffect(Stream.fromArray(items), step)
       )
     )
   })
@@ -326,10 +341,7 @@ export function parse<E, R>(
   input: Stream.Stream<Uint8Array | string, E, R>,
   options?: ParseOptions
 ): Stream.Stream<LdifRecord | LdifRecordError, LdifRecordError | E, R> {
-  const items = parseItems(input, options)
-  return options?.keepGoing === true
-    ? items
-    : Stream.mapEffect(items, (item) => (isRecordError(item) ? Effect.fail(item) : Effect.succeed(item)))
+  return parseItems(input, options)
 }
 
 /**

@@ -33,6 +33,8 @@ const isBlank = (bytes: Uint8Array): boolean => {
   return true
 }
 
+const EMPTY = new Uint8Array(0)
+
 /** Joins byte slices (once per folded or chunk-split line). */
 const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   const b = Buffer.concat(parts)
@@ -46,8 +48,9 @@ export class LineReader {
   private lineNumber = 0
   /** Bytes of the record so far (physical, with line endings). */
   private recordBytes = 0
-  /** Pieces of the logical line being unfolded. */
-  private logical: Array<Uint8Array> | undefined
+  /** The logical line being unfolded: its first physical line, and continuations (rare: an array only then). */
+  private logical: Uint8Array | undefined
+  private continuations: Array<Uint8Array> | undefined
   private logicalLine = 0
   private inComment = false
   private record: Array<LogicalLine> = []
@@ -81,7 +84,7 @@ export class LineReader {
     while (start <= data.length) {
       const nl = data.indexOf(LF, start)
       const end = nl < 0 ? data.length : nl
-      this.take(data.subarray(start, end), out)
+      if (end > start) this.take(data.subarray(start, end), out)
       if (nl < 0) break
       this.physical(out)
       start = nl + 1
@@ -130,7 +133,7 @@ export class LineReader {
     if (this.skipping) {
       const text = this.skippedLineHasText
       this.skippedLineHasText = false
-      this.pieces = []
+      this.pieces.length = 0
       if (!text) {
         // An empty line ends the bad record.
         this.skipping = false
@@ -140,8 +143,9 @@ export class LineReader {
       return
     }
     this.recordBytes += 1
-    let bytes = this.pieces.length === 1 ? this.pieces[0]! : concat(this.pieces)
-    this.pieces = []
+    const count = this.pieces.length
+    let bytes = count === 1 ? this.pieces[0]! : count === 0 ? EMPTY : concat(this.pieces)
+    this.pieces.length = 0
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1)
     const cr = bytes.indexOf(CR)
     if (cr >= 0) {
@@ -163,7 +167,7 @@ export class LineReader {
     if (bytes[0] === SPACE) {
       if (this.inComment) return
       if (this.logical === undefined) return this.fail(out, n, "continuation line with nothing to continue", false)
-      this.logical.push(bytes.subarray(1))
+      ;(this.continuations ??= []).push(bytes.subarray(1))
       return
     }
     this.finishLogical()
@@ -172,15 +176,16 @@ export class LineReader {
       return
     }
     this.inComment = false
-    this.logical = [bytes]
+    this.logical = bytes
     this.logicalLine = n
   }
 
   private finishLogical(): void {
     if (this.logical !== undefined) {
-      const bytes = this.logical.length === 1 ? this.logical[0]! : concat(this.logical)
+      const bytes = this.continuations === undefined ? this.logical : concat([this.logical, ...this.continuations])
       this.record.push({ line: this.logicalLine, bytes })
       this.logical = undefined
+      this.continuations = undefined
     }
   }
 
@@ -196,7 +201,8 @@ export class LineReader {
     // Drop the record read so far and skip to its end.
     this.record = []
     this.logical = undefined
-    this.pieces = []
+    this.continuations = undefined
+    this.pieces.length = 0
     this.skipping = true
   }
 }
