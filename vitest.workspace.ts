@@ -3,8 +3,10 @@ import { defineConfig } from "vitest/config"
 // Workspace packages resolve to their sources (`src/*.ts`) through the
 // `@tether/source` export condition, so tests need no build; published
 // consumers get `dist/` through `types`/`import` (see each package.json).
-// The rest is Vite's default server conditions.
-const resolve = { conditions: ["@tether/source", "module", "node", "development|production"] }
+// The rest is Vite's default server conditions less `module`: a package's
+// `module` build may be meant for bundlers only (`@opentelemetry/api`'s ESM
+// build imports paths without extensions, which Node cannot load).
+const resolve = { conditions: ["@tether/source", "node", "development|production"] }
 
 // vitest 5's reporter calls Map.groupBy (Node >= 21). The project supports the
 // machine's Node 20, so supply it here, in the process that reports.

@@ -10,13 +10,21 @@
  * 3. a failover: the primary is killed and the replica promoted while
  *    writes keep coming; every write is accounted for;
  * 4. the status of every endpoint, pool and breaker — and shuts everything down.
+ *
+ * All along, the admin server of `@tether/observe` serves the live dashboard,
+ * `/metrics`, `/health/*` and `/status` (its URL is printed first; set
+ * `TETHER_ADMIN_PORT` for a fixed port). `npm start -- --serve` keeps the
+ * servers, a light load and the dashboard up until interrupted (Ctrl-C).
  */
 import { Identity } from "@tether/core"
 import type { ServerSet } from "@tether/core"
 import { LdapClient, Ldif } from "@tether/ldap"
 import { PgClient } from "@tether/pg"
+import { AdminServer, Monitor, Observe } from "@tether/observe"
 import { PostgresCluster, Slapd } from "@tether/testkit"
 import { Cause, Effect, Fiber, Redacted, Schedule, Stream } from "effect"
+
+const serve = process.argv.includes("--serve")
 
 class EndUser extends Identity.Service<EndUser>()("demo/EndUser") {}
 
@@ -35,6 +43,9 @@ const printStatus = (status: ServerSet.Status) =>
   })
 
 const program = Effect.gen(function*() {
+  const admin = yield* AdminServer.AdminServer
+  const monitor = yield* Monitor.Monitor
+  console.log(`\nDashboard: ${admin.url}/  (also ${admin.url}/metrics, /health/ready, /status)`)
   yield* Effect.logInfo("starting PostgreSQL primary + replica and slapd in temp dirs…")
   // remote_apply is inert until a synchronous standby is named (below).
   const cluster = yield* PostgresCluster.make({ replicas: 1, settings: { synchronous_commit: "remote_apply" } })
@@ -48,6 +59,7 @@ const program = Effect.gen(function*() {
     health: { interval: "250 millis", timeout: "500 millis" },
     queryTimeout: "1 second"
   })
+  yield* monitor.watch("orders-db", db)
   // Synchronous replication: an acknowledged commit is applied on the replica too (reads see it; a failover loses none).
   yield* db.write`alter system set synchronous_standby_names = '*'`
   yield* db.write`select pg_reload_conf()`
@@ -74,6 +86,7 @@ const program = Effect.gen(function*() {
     password: Redacted.make(ldap.adminPassword),
     pool: { max: 4, maxPerIdentity: 2 }
   })
+  yield* monitor.watch("directory", directory)
   const ou = `ou=demo,${ldap.suffix}`
   const ldif = [`dn: ${ou}\nobjectClass: organizationalUnit\nou: demo\n`]
   for (let i = 1; i <= 200; i++) ldif.push(`dn: cn=device${i},${ou}\nobjectClass: device\ncn: device${i}\n`)
@@ -114,15 +127,30 @@ const program = Effect.gen(function*() {
   // 4. Status.
   yield* printStatus(yield* db.status)
   yield* printStatus(yield* directory.status)
+
+  if (serve) {
+    // A light, steady load so that the dashboard's sparklines move; until Ctrl-C.
+    // Scoped: on Ctrl-C it stops before the servers do.
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(
+      Effect.all([db.read`select count(*) from orders`, directory.whoami], { concurrency: 2 }).pipe(Effect.ignore),
+      Effect.sleep("50 millis")
+    )))
+    console.log(`\nServing: the dashboard is at ${admin.url}/ — press Ctrl-C to stop the servers.`)
+    yield* Effect.never
+  }
 })
 
-Effect.runPromise(
+const demo = Effect.runFork(
   Effect.scoped(program).pipe(
+    Effect.provide(Observe.layer({ admin: { port: Number(process.env.TETHER_ADMIN_PORT ?? 0) } })),
     Effect.catchCause((cause) =>
       Effect.sync(() => {
+        if (Cause.hasInterruptsOnly(cause)) return
         console.error(Cause.pretty(cause))
         process.exitCode = 1
       })
     )
   )
 )
+// Ctrl-C (or a SIGTERM) stops the demo cleanly: its servers and temp dirs go with its scope.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => demo.interruptUnsafe())

@@ -10,18 +10,12 @@
  * Prints one line per error, `file:line:column - error TSnnnn: message`, with
  * the line in the file the example is written in, then a summary.
  *
- * Known failures: scripts/docs-check-baseline.json lists blocks that failed
- * when it was written (by file and a hash of the block's code, so edits
- * elsewhere in the file do not matter). They are printed as `known` and do
- * not fail the run; any other failing block does (exit 1), and so does a
- * block edited without being fixed. `--strict` ignores the baseline;
- * `--update-baseline` rewrites it from this run (only ever to shrink it,
- * after fixing examples, or at a merge). Each block is compiled as its own module (names do not
+ * Any failing block fails the run (exit 1): there is no list of known
+ * failures, every example must compile. Each block is compiled as its own module (names do not
  * clash, top-level `await` works); a block needs complete imports and may
  * `declare const` what it leaves out. A block fenced as ```ts no-check is
  * skipped (say why next to it).
  */
-import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -123,23 +117,8 @@ const collect = (filters: ReadonlyArray<string>): Array<Block> => {
   ]
 }
 
-const BASELINE = path.join(root, "scripts", "docs-check-baseline.json")
-interface Known {
-  readonly file: string
-  readonly hash: string
-  readonly line: number
-  readonly error: string
-}
-const keyOf = (block: Block) =>
-  `${path.relative(root, block.file)}#${createHash("sha256").update(block.code).digest("hex").slice(0, 12)}`
-
 const main = () => {
-  const args = process.argv.slice(2)
-  const strict = args.includes("--strict")
-  const update = args.includes("--update-baseline")
-  const filters = args.filter((a) => !a.startsWith("--"))
-  const baseline: ReadonlyArray<Known> = !strict && fs.existsSync(BASELINE) ? JSON.parse(fs.readFileSync(BASELINE, "utf8")) : []
-  const known = new Set(baseline.map((k) => `${k.file}#${k.hash}`))
+  const filters = process.argv.slice(2).filter((a) => !a.startsWith("--"))
   const blocks = collect(filters)
   // The blocks are written inside the repository so that `@tether/*` and `effect` resolve from its node_modules.
   const dir = path.join(root, "node_modules", ".cache", "tether-docs-check")
@@ -186,37 +165,15 @@ const main = () => {
     const text = `${path.relative(root, block.file)}:${block.line + line}:${block.column + character + 1} - error TS${diagnostic.code}: ${message}`
     failed.set(block, failed.has(block) ? `${failed.get(block)}\n${text}` : text)
   }
-  let fresh = 0
-  let knownFailures = 0
-  for (const [block, text] of failed) {
-    if (known.has(keyOf(block))) {
-      knownFailures++
-      console.log(text.split("\n").map((l) => `known: ${l}`).join("\n"))
-    } else {
-      fresh++
-      console.log(text)
-    }
-  }
+  for (const text of failed.values()) console.log(text)
   for (const line of outside) console.log(line)
-  const failedKeys = new Set([...failed.keys()].map(keyOf))
-  const nowCompiling = baseline.filter((k) => !failedKeys.has(`${k.file}#${k.hash}`) && blocks.some((b) => keyOf(b) === `${k.file}#${k.hash}`))
-  for (const k of nowCompiling) console.log(`fixed: ${k.file} (was line ${k.line}) now compiles: run with --update-baseline`)
   const files = new Set(blocks.map((b) => b.file)).size
   console.log(
     `docs:check: ${blocks.length} examples in ${files} files: ${blocks.length - failed.size} compile, ` +
-      `${fresh} fail, ${knownFailures} known failures (${path.relative(root, BASELINE)})` +
+      `${failed.size} fail` +
       (outside.length > 0 ? `, ${outside.length} errors outside the examples` : "")
   )
-  if (update) {
-    const entries: Array<Known> = [...failed].map(([block, text]) => ({
-      file: path.relative(root, block.file),
-      hash: keyOf(block).split("#")[1]!,
-      line: block.line,
-      error: text.split("\n")[0]!.replace(/^[^ ]+ - /, "")
-    }))
-    fs.writeFileSync(BASELINE, JSON.stringify(entries, null, 2) + "\n")
-    console.log(`docs:check: wrote ${entries.length} known failures to ${path.relative(root, BASELINE)}`)
-  } else if (fresh > 0 || outside.length > 0) process.exitCode = 1
+  if (failed.size > 0 || outside.length > 0) process.exitCode = 1
   if (process.exitCode !== 1) fs.rmSync(dir, { recursive: true, force: true })
 }
 

@@ -4,6 +4,11 @@
 # - Installs `slapd` and `ldap-utils` (and `openssl`) from Debian's packages when missing.
 #   The test fixtures start their own slapd processes from generated configs; the system
 #   slapd service is never used, so it is stopped and disabled right after install.
+# - Installs `pgbouncer` from Debian's packages when missing (the PgBouncer fixture runs its own
+#   process from a generated config; the system service is stopped and disabled after install).
+# - Installs `prometheus` (with `promtool`) and `chromium` from Debian's packages when missing:
+#   the observe tests scrape the admin server with a real Prometheus (started by the testkit's
+#   Prometheus fixture, never the system service) and drive the dashboard in headless Chromium.
 # - Checks that PostgreSQL 15 server binaries (initdb, pg_ctl, pg_basebackup, postgres) and a
 #   `postgres` OS user exist, and says what to do when they do not.
 #
@@ -27,6 +32,9 @@ have_slapd || packages+=(slapd)
 have openssl || packages+=(openssl)
 # slapadd ships with slapd; a half-removed slapd would lack it.
 if have_slapd && ! { have slapadd || [ -x /usr/sbin/slapadd ]; }; then packages+=(slapd); fi
+# Prometheus (+ promtool) and Chromium for the observe tests.
+{ have prometheus && have promtool; } || packages+=(prometheus)
+{ have chromium || [ -x /usr/bin/chromium ]; } || packages+=(chromium)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -73,9 +81,14 @@ if [ "${#packages[@]}" -gt 0 ]; then
   if have systemctl && [ -d /run/systemd/system ]; then
     systemctl disable --now slapd >/dev/null 2>&1 || true
   fi
-  log "installed: ${packages[*]} (system slapd service stopped; the fixtures run their own)"
+  # Same for Prometheus: the testkit fixture runs its own on a loopback port.
+  if have service; then service prometheus stop >/dev/null 2>&1 || true; fi
+  if have systemctl && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  fi
+  log "installed: ${packages[*]} (system services stopped; the fixtures run their own)"
 else
-  log "slapd, ldap-utils and openssl already installed"
+  log "slapd, ldap-utils, openssl, prometheus and chromium already installed"
 fi
 
 for f in /usr/lib/ldap/back_mdb.so /usr/lib/ldap/syncprov.so /etc/ldap/schema/core.schema \
@@ -85,6 +98,43 @@ for f in /usr/lib/ldap/back_mdb.so /usr/lib/ldap/syncprov.so /etc/ldap/schema/co
     status=1
   fi
 done
+
+# ---------------------------------------------------------------- PgBouncer
+have_pgbouncer() { have pgbouncer || [ -x /usr/sbin/pgbouncer ]; }
+if have_pgbouncer; then
+  log "pgbouncer already installed"
+elif [ "$(id -u)" -ne 0 ]; then
+  echo "provision: missing package: pgbouncer; run this script as root (sudo bash scripts/provision.sh)" >&2
+  exit 1
+else
+  export DEBIAN_FRONTEND=noninteractive
+  policy=/usr/sbin/policy-rc.d
+  policy_backup=""
+  if [ -e "$policy" ]; then policy_backup="$(mktemp)"; cp -p "$policy" "$policy_backup"; fi
+  restore_policy() {
+    if [ -n "$policy_backup" ]; then mv -f "$policy_backup" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  if ! apt-cache show pgbouncer >/dev/null 2>&1; then
+    log "apt-get update"
+    apt-get update -qq
+  fi
+  log "installing: pgbouncer"
+  if ! apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; then
+    log "install failed; apt-get update and retry"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+  fi
+  restore_policy
+  trap - EXIT
+  if have service; then service pgbouncer stop >/dev/null 2>&1 || true; fi
+  if have systemctl && [ -d /run/systemd/system ]; then
+    systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+  fi
+  log "installed: pgbouncer (system service stopped; the fixture runs its own)"
+fi
 
 # ---------------------------------------------------------------- PostgreSQL 15
 pg_bindir=""

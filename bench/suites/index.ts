@@ -10,14 +10,20 @@ import { poolSuite } from "./pool.ts"
 import { serversetSuite } from "./serverset.ts"
 import { identitySuite } from "./identity.ts"
 import { pgSuite } from "./pg.ts"
+import { pgSqlSuite } from "./pgSql.ts"
 import { ldapSuite } from "./ldap.ts"
 import { promiseSuite } from "./promise.ts"
+import { ldifSuite } from "./ldif.ts"
+import { observeSuite } from "./observe.ts"
 
 export const suites: ReadonlyArray<Suite> = [
   poolSuite,
   serversetSuite,
   identitySuite,
   pgSuite,
+  pgSqlSuite,
   ldapSuite,
-  promiseSuite
+  promiseSuite,
+  ldifSuite,
+  observeSuite
 ]

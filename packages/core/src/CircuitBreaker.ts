@@ -62,7 +62,7 @@
  *     endpoint: "ldap://ldap1:389",
  *     consecutiveFailures: 5,
  *     failureRate: { threshold: 0.5 },
- *     minimumCalls: 20,
+ *     minimumCalls: 20, // the rate is only judged over at least 20 calls
  *     window: CircuitBreaker.timeWindow("30 seconds"),
  *     openDuration: Schedule.exponential("2 seconds"),
  *     classify: (error) => Fault.make("connection")

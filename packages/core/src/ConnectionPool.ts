@@ -14,6 +14,13 @@
  * import { ConnectionPool } from "@tether/core"
  * import { Effect } from "effect"
  *
+ * // What your client library provides:
+ * interface Connection { readonly id: number }
+ * declare const openConnection: Effect.Effect<Connection, Error>
+ * declare const closeConnection: (c: Connection) => Effect.Effect<void>
+ * declare const ping: (c: Connection) => Effect.Effect<void, Error>
+ * declare const query: (c: Connection, sql: string) => Effect.Effect<ReadonlyArray<unknown>, Error>
+ *
  * const program = Effect.gen(function*() {
  *   const pool = yield* ConnectionPool.make({
  *     name: "db-1",
@@ -173,7 +180,11 @@ export const make: <A, E, R>(
  * @example
  * ```ts
  * import { ConnectionPool } from "@tether/core"
- * import { Context } from "effect"
+ * import { Context, Effect } from "effect"
+ *
+ * interface Connection { readonly id: number }
+ * class ConnectError extends Error {}
+ * declare const openConnection: Effect.Effect<Connection, ConnectError>
  *
  * class DbPool extends Context.Service<DbPool, ConnectionPool.ConnectionPool<Connection, ConnectError>>()("app/DbPool") {}
  *

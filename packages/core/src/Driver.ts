@@ -39,6 +39,14 @@ export interface Probe {
  * import { Fault } from "@tether/core"
  * import { Effect } from "effect"
  *
+ * // What your client library provides:
+ * interface Client { readonly url: string }
+ * class ConnectError extends Error {}
+ * declare const open: (url: string) => Effect.Effect<Client, ConnectError>
+ * declare const close: (client: Client) => Effect.Effect<void>
+ * declare const ping: (client: Client) => Effect.Effect<void, ConnectError>
+ * declare const isRefused: (error: unknown) => boolean
+ *
  * const driver: Driver.Driver<Client, ConnectError> = {
  *   connect: (endpoint) => Effect.acquireRelease(open(endpoint.url), (c) => close(c)),
  *   validate: (client) => ping(client),

@@ -11,6 +11,10 @@
  * import { Identity, ServerSet } from "@tether/core"
  * import { Effect, Redacted } from "effect"
  *
+ * interface Client { readonly url: string }
+ * declare const directory: ServerSet.ServerSet<Client, Error>
+ * declare const search: (client: Client, base: string) => Effect.Effect<ReadonlyArray<string>, Error>
+ *
  * // Declare identities once.
  * class ServiceAccount extends Identity.Service<ServiceAccount>()("app/ServiceAccount") {}
  * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}

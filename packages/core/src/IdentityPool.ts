@@ -25,10 +25,19 @@
  * import { Identity, IdentityPool } from "@tether/core"
  * import { Effect, Redacted } from "effect"
  *
+ * // What your client library provides:
+ * interface Client { readonly id: number }
+ * declare const openAndBind: (
+ *   principal: string | undefined,
+ *   secret: Redacted.Redacted<string> | undefined
+ * ) => Effect.Effect<Client, Error>
+ * declare const whoami: (client: Client) => Effect.Effect<string, Error>
+ *
  * const program = Effect.gen(function*() {
  *   const pool = yield* IdentityPool.make({
  *     name: "ldap1",
- *     connect: (identity) => openAndBind(identity.principal, identity.secret),
+ *     // `undefined`: the default identity (here an anonymous bind)
+ *     connect: (identity) => openAndBind(identity?.principal, identity?.secret),
  *     max: 20,
  *     maxPerIdentity: 4
  *   })

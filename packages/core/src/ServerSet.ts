@@ -8,8 +8,13 @@
  *
  * @example
  * ```ts
- * import { ServerSet } from "@tether/core"
+ * import { Driver, ServerSet } from "@tether/core"
  * import { Effect } from "effect"
+ *
+ * // What the backend provides (e.g. `LdapDriver.make(…)` from @tether/ldap):
+ * interface Client { readonly url: string }
+ * declare const ldapDriver: Driver.Driver<Client, Error>
+ * declare const search: (client: Client, base: string) => Effect.Effect<ReadonlyArray<string>, Error>
  *
  * const program = Effect.gen(function*() {
  *   const directory = yield* ServerSet.make({
@@ -204,6 +209,13 @@ export interface ServerSet<C, E> {
    *
    * @example
    * ```ts
+   * import { Identity, ServerSet } from "@tether/core"
+   * import type { Effect } from "effect"
+   *
+   * interface Client { readonly url: string }
+   * declare const directory: ServerSet.ServerSet<Client, Error>
+   * declare const whoami: (client: Client) => Effect.Effect<string, Error>
+   *
    * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}
    * const mine = directory.useAs(EndUser, (client) => whoami(client)) // Effect<string, …, EndUser>
    * ```
@@ -220,7 +232,16 @@ export interface ServerSet<C, E> {
    *
    * @example
    * ```ts
-   * const entries = directory.useStream((client) => Stream.fromAsyncIterable(client.searchPaginated(base), toError))
+   * import type { ServerSet } from "@tether/core"
+   * import { Stream } from "effect"
+   *
+   * interface Client { readonly searchPaginated: (base: string) => AsyncIterable<ReadonlyArray<string>> }
+   * declare const directory: ServerSet.ServerSet<Client, Error>
+   *
+   * const toError = (cause: unknown) => new Error("search failed", { cause })
+   * const base = "ou=people,dc=example,dc=com"
+   * // One connection held until the last page has been read:
+   * const pages = directory.useStream((client) => Stream.fromAsyncIterable(client.searchPaginated(base), toError))
    * ```
    */
   readonly useStream: <A, E2, R>(
@@ -253,10 +274,17 @@ export interface ServerSet<C, E> {
    *
    * @example
    * ```ts
-   * const status = yield* set.status
-   * const stale = status.endpoints.filter((e) => e.role === "stale-primary")
-   * // after rebuilding the cluster around it:
-   * yield* set.unfence(stale[0]!.id)
+   * import type { ServerSet } from "@tether/core"
+   * import { Effect } from "effect"
+   *
+   * declare const set: ServerSet.ServerSet<unknown, Error>
+   *
+   * const program = Effect.gen(function*() {
+   *   const status = yield* set.status
+   *   const stale = status.endpoints.filter((e) => e.role === "stale-primary")
+   *   // after rebuilding the cluster around it:
+   *   if (stale.length > 0) yield* set.unfence(stale[0]!.id)
+   * })
    * ```
    */
   readonly unfence: (id: EndpointId) => Effect.Effect<boolean>
@@ -278,6 +306,14 @@ export const make: <C, E>(
  *
  * @example
  * ```ts
+ * import { Driver, ServerSet } from "@tether/core"
+ * import { Context } from "effect"
+ *
+ * interface Client { readonly url: string }
+ * class LdapError extends Error {}
+ * declare const driver: Driver.Driver<Client, LdapError>
+ * const endpoints = ["ldap://ldap1:389", "ldap://ldap2:389"]
+ *
  * class Directory extends Context.Service<Directory, ServerSet.ServerSet<Client, LdapError>>()("app/Directory") {}
  * const DirectoryLive = ServerSet.layer(Directory, { name: "directory", endpoints, driver })
  * ```

@@ -32,7 +32,13 @@ import type * as Ldif from "./Ldif.ts"
 import type { LdapError } from "./LdapError.ts"
 
 /**
- * An entry: its DN and attribute values (binary values as bytes).
+ * An entry: its DN and attribute values. Values of binary attributes are
+ * bytes (`Uint8Array`): attributes whose syntax in the server's schema is
+ * binary (Octet String, JPEG, Certificate, Certificate List/Pair, Binary,
+ * Audio, Fax, Supported Algorithm — `userPassword` is Octet String), any
+ * `;binary` attribute and the client's `binaryAttributes`. Other values are
+ * strings; a value that is not valid UTF-8 is returned as bytes, never
+ * altered.
  *
  * @since 0.1.0
  * @category models
@@ -63,15 +69,51 @@ export interface SearchOptions {
 }
 
 /**
- * One modification of `modify`.
+ * One modification of `modify` (`increment`: RFC 4525, one integer value).
  *
  * @since 0.1.0
  * @category models
  */
 export interface Change {
-  readonly operation: "add" | "delete" | "replace"
+  readonly operation: "add" | "delete" | "replace" | "increment"
   readonly attribute: string
-  readonly values: ReadonlyArray<string>
+  readonly values: ReadonlyArray<string | Uint8Array>
+}
+
+/**
+ * Why the server stopped a search early: its size limit, its time limit, or
+ * an administrative limit (result codes 4, 3, 11).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Truncation = "sizeLimit" | "timeLimit" | "adminLimit"
+
+/**
+ * What `searchItems` streams: entries, search references (continuation
+ * URIs, RFC 4511 4.5.3) as they come, and, last, a `Truncated` item when the
+ * server cut the search short.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SearchItem =
+  | { readonly _tag: "Entry"; readonly entry: Entry }
+  | { readonly _tag: "Reference"; readonly uris: ReadonlyArray<string> }
+  | { readonly _tag: "Truncated"; readonly reason: Truncation }
+
+/**
+ * What `searchWithInfo` returns: the entries, the references, and whether
+ * (and why) the result is incomplete.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SearchResult {
+  readonly entries: ReadonlyArray<Entry>
+  readonly references: ReadonlyArray<string>
+  /** `undefined`: the result is complete. */
+  readonly truncated: Truncation | undefined
 }
 
 /**
@@ -83,7 +125,22 @@ export interface Change {
 export type OnExists = "fail" | "skip" | "replace"
 
 /**
- * The outcome of a bulk operation: every input entry is in exactly one of
+ * A record a bulk operation could not apply: its DN (`""` when the record
+ * was too broken to name one), its first line in the LDIF input (when it was
+ * parsed from LDIF) and the typed reason — an LDAP error, or the LDIF error
+ * of a record that could not be parsed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BulkFailure {
+  readonly dn: string
+  readonly line?: number | undefined
+  readonly error: LdapClientError | Ldif.LdifRecordError
+}
+
+/**
+ * The outcome of a bulk operation: every input record is in exactly one of
  * `done`, `skipped` or `failed` (with its typed error).
  *
  * @since 0.1.0
@@ -92,7 +149,38 @@ export type OnExists = "fail" | "skip" | "replace"
 export interface BulkReport {
   readonly done: number
   readonly skipped: number
-  readonly failed: ReadonlyArray<{ readonly dn: string; readonly error: LdapClientError }>
+  readonly failed: ReadonlyArray<BulkFailure>
+}
+
+/**
+ * Progress of a bulk operation, given to `onProgress` at least once a second
+ * (on the Effect `Clock`) and once at the end (`finished: true`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Progress {
+  readonly done: number
+  readonly skipped: number
+  readonly failed: number
+  /** Records read from the input so far (finished or in flight). */
+  readonly seen: number
+  /** Finished records per second since the start. */
+  readonly ratePerSecond: number
+  readonly elapsedMillis: number
+  readonly finished: boolean
+}
+
+/**
+ * Options of the bulk operations.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BulkOptions {
+  /** Records applied at once (default 8). A record waits for an earlier record on its DN and for its parent's add. */
+  readonly concurrency?: number | undefined
+  readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -112,6 +200,14 @@ export type LdapClientError = ServerSet.UseError<LdapError>
 export interface Operations<R> {
   /** Searches, streaming entries page by page: the first entry arrives before the search ends. */
   readonly search: (base: string, options?: SearchOptions) => Stream.Stream<Entry, LdapClientError, R>
+  /**
+   * Searches, streaming entries, search references and, last, a `Truncated`
+   * item when the server cut the search short (size, time or admin limit:
+   * a truncation is not an error here).
+   */
+  readonly searchItems: (base: string, options?: SearchOptions) => Stream.Stream<SearchItem, LdapClientError, R>
+  /** Searches and collects entries and references, saying whether the server cut the result short. */
+  readonly searchWithInfo: (base: string, options?: SearchOptions) => Effect.Effect<SearchResult, LdapClientError, R>
   /** Searches and collects every entry. */
   readonly searchAll: (base: string, options?: SearchOptions) => Effect.Effect<ReadonlyArray<Entry>, LdapClientError, R>
   /** The entry at `dn`, if it exists. */
@@ -142,11 +238,7 @@ export interface Operations<R> {
    */
   readonly addMany: <E2, R2>(
     entries: Stream.Stream<Entry, E2, R2>,
-    options?: {
-      readonly concurrency?: number | undefined
-      readonly onExists?: OnExists | undefined
-      readonly onProgress?: ((report: BulkReport) => Effect.Effect<void>) | undefined
-    }
+    options?: BulkOptions & { readonly onExists?: OnExists | undefined }
   ) => Effect.Effect<BulkReport, E2, R | R2>
   /**
    * Applies every modification of a stream, `concurrency` at a time (default
@@ -155,25 +247,23 @@ export interface Operations<R> {
    */
   readonly modifyMany: <E2, R2>(
     modifications: Stream.Stream<{ readonly dn: string; readonly changes: ReadonlyArray<Change> }, E2, R2>,
-    options?: {
-      readonly concurrency?: number | undefined
-      readonly onProgress?: ((report: BulkReport) => Effect.Effect<void>) | undefined
-    }
+    options?: BulkOptions
   ) => Effect.Effect<BulkReport, E2, R | R2>
   /**
-   * Applies LDIF records (e.g. `Ldif.parseFile(path)`): entries and adds are
-   * added (with `onExists`), and modify, delete and modrdn records applied,
-   * `concurrency` at a time (default 8; use 1 when records depend on each
-   * other). Every record is in the report; `onProgress` is called every
-   * 1,000 records. Memory stays flat: records are read as they are applied.
+   * Applies LDIF records, like `ldapadd -c` / `ldapmodify -c`: entries and
+   * adds are added (with `onExists`), modify (with `increment`), delete and
+   * modrdn (honouring `deleteoldrdn: 0`) records applied with their
+   * `control:` lines, `concurrency` at a time (default 8). Never aborts on
+   * one bad record: give it `Ldif.parseFile(path, { keepGoing: true })` and
+   * records that do not parse are in the report too, with their line. A
+   * record waits for an earlier record on the same DN and for the add of its
+   * parent (or new superior) when that is earlier in the input, so
+   * parent-before-child files import completely at any concurrency. Memory
+   * stays flat: records are read as they are applied.
    */
   readonly importLdif: <E2, R2>(
-    records: Stream.Stream<Ldif.LdifRecord, E2, R2>,
-    options?: {
-      readonly concurrency?: number | undefined
-      readonly onExists?: OnExists | undefined
-      readonly onProgress?: ((report: BulkReport) => Effect.Effect<void>) | undefined
-    }
+    records: Stream.Stream<Ldif.LdifRecord | Ldif.LdifRecordError, E2, R2>,
+    options?: BulkOptions & { readonly onExists?: OnExists | undefined }
   ) => Effect.Effect<BulkReport, E2, R | R2>
 }
 
@@ -222,6 +312,15 @@ export interface Options {
   readonly health?: ServerSet.Options<unknown, unknown>["health"]
   readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
   readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
+  /** Attributes whose values are always bytes, on top of the schema's binary ones and `;binary`. */
+  readonly binaryAttributes?: ReadonlyArray<string> | undefined
+  /**
+   * Read the binary attributes from each server's schema (subschema
+   * subentry, once per endpoint; default `true`). `false`: only
+   * `binaryAttributes`, `;binary` and a built-in list (jpegPhoto,
+   * userCertificate, objectGUID, …).
+   */
+  readonly readSchema?: boolean | undefined
 }
 
 /**

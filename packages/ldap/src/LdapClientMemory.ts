@@ -29,6 +29,8 @@ import type { Filter } from "ldapts"
 import * as LdapClient from "./LdapClient.ts"
 import type * as Ldif from "./Ldif.ts"
 import { LdapInvalidCredentials, LdapOperationError } from "./LdapError.ts"
+import * as bulk from "./internal/ldapBulk.ts"
+import { toLdifEntry } from "./internal/ldapClient.ts"
 
 const ENDPOINT = "memory"
 
@@ -120,7 +122,11 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
         if (inScope && matches(filter, entry)) found.push(project(entry, options?.attributes))
       }
       const limit = options?.sizeLimit ?? 0
-      return Effect.succeed(limit > 0 ? found.slice(0, limit) : found)
+      return Effect.succeed<LdapClient.SearchResult>(
+        limit > 0 && found.length > limit
+          ? { entries: found.slice(0, limit), references: [], truncated: "sizeLimit" }
+          : { entries: found, references: [], truncated: undefined }
+      )
     })
 
   const project = (entry: LdapClient.Entry, attributes: ReadonlyArray<string> | undefined): LdapClient.Entry => {
@@ -135,7 +141,10 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       return entry === undefined ? Effect.fail(failure(operation, "no-such-object", "No Such Object", 32)) : Effect.succeed(entry)
     })
 
-  const add = (dn: string, attributes: { readonly [type: string]: string | ReadonlyArray<string | Uint8Array> }) =>
+  const add = (
+    dn: string,
+    attributes: { readonly [type: string]: string | ReadonlyArray<string | Uint8Array> } | ReadonlyMap<string, ReadonlyArray<string | Uint8Array>>
+  ) =>
     Effect.suspend(() => {
       const key = normalize(dn)
       if (!/^[^=,]+=[^,]*/.test(dn)) return Effect.fail(failure("add", "invalid-dn", `invalid DN "${dn}"`, 34))
@@ -144,10 +153,12 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       if (parent !== "" && !directory.has(parent) && directory.size > 0) {
         return Effect.fail(failure("add", "no-such-object", "the parent entry does not exist", 32))
       }
-      directory.set(key, {
-        dn,
-        attributes: Object.fromEntries(Object.entries(attributes).map(([t, v]) => [t, typeof v === "string" ? [v] : [...v]]))
-      })
+      const pairs = attributes instanceof Map ? [...attributes] : Object.entries(attributes)
+      const stored: Record<string, Array<string | Uint8Array>> = {}
+      for (const [t, v] of pairs) {
+        Object.defineProperty(stored, t, { value: typeof v === "string" ? [v] : [...v], enumerable: true, writable: true, configurable: true })
+      }
+      directory.set(key, { dn, attributes: stored })
       return Effect.void
     })
 
@@ -167,68 +178,99 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       for (const [t, vs] of Object.entries(entry.attributes)) attributes[t] = [...vs]
       for (const change of changes) {
         const type = Object.keys(attributes).find((t) => t.toLowerCase() === change.attribute.toLowerCase()) ?? change.attribute
-        if (change.operation === "replace") attributes[type] = [...change.values]
+        if (change.operation === "increment") {
+          const current = attributes[type]
+          if (current === undefined || current.length !== 1) {
+            return Effect.fail(failure("modify", "constraint", `no single value of "${change.attribute}" to increment`, 18))
+          }
+          attributes[type] = [String(Number(text(current[0]!)) + Number(text(change.values[0] ?? "0")))]
+        } else if (change.operation === "replace") attributes[type] = [...change.values]
         else if (change.operation === "add") attributes[type] = [...(attributes[type] ?? []), ...change.values]
         else if (change.values.length === 0) delete attributes[type]
-        else attributes[type] = (attributes[type] ?? []).filter((v) => !change.values.includes(text(v)))
+        else {
+          const removed = change.values.map(text)
+          attributes[type] = (attributes[type] ?? []).filter((v) => !removed.includes(text(v)))
+        }
         if (attributes[type]?.length === 0) delete attributes[type]
       }
       directory.set(normalize(dn), { dn: entry.dn, attributes })
       return Effect.void
     })
 
-  const modifyDN = (dn: string, newDn: string) =>
+  /** Renames an entry; the new RDN's value is added, the old one's removed when `deleteOldRdn`. */
+  const modifyDN = (dn: string, newDn: string, deleteOldRdn = true) =>
     Effect.flatMap(requireEntry("modifyDN", dn), (entry) => {
-      const target = newDn.includes(",") ? newDn : `${newDn},${parentOf(entry.dn)}`
+      const target = bulk.parentDn(newDn) !== "" ? newDn : `${newDn},${parentOf(entry.dn)}`
       if (directory.has(normalize(target))) return Effect.fail(failure("modifyDN", "already-exists", "Already Exists", 68))
+      const rdnOf = (d: string) => {
+        const first = d.slice(0, d.length - bulk.parentDn(d).length).replace(/,\s*$/, "")
+        const eq = first.indexOf("=")
+        return [first.slice(0, eq).trim(), first.slice(eq + 1).trim()] as const
+      }
+      const attributes: Record<string, Array<string | Uint8Array>> = {}
+      for (const [t, vs] of Object.entries(entry.attributes)) {
+        Object.defineProperty(attributes, t, { value: [...vs], enumerable: true, writable: true, configurable: true })
+      }
+      const typeOf = (name: string) => Object.keys(attributes).find((t) => t.toLowerCase() === name.toLowerCase()) ?? name
+      const [oldType, oldValue] = rdnOf(entry.dn)
+      const [newType, newValue] = rdnOf(target)
+      if (deleteOldRdn) {
+        const t = typeOf(oldType)
+        attributes[t] = (attributes[t] ?? []).filter((v) => text(v).toLowerCase() !== oldValue.toLowerCase())
+        if (attributes[t]!.length === 0) delete attributes[t]
+      }
+      const t = typeOf(newType)
+      if (!(attributes[t] ?? []).some((v) => text(v).toLowerCase() === newValue.toLowerCase())) {
+        attributes[t] = [...(attributes[t] ?? []), newValue]
+      }
       directory.delete(normalize(dn))
-      directory.set(normalize(target), { dn: target, attributes: entry.attributes })
+      directory.set(normalize(target), { dn: target, attributes })
       return Effect.void
     })
 
   const operations = <R>(whoami: Effect.Effect<string, LdapClient.LdapClientError, R>): LdapClient.Operations<R> => {
     // Each operation first checks the caller's bind, like the real client's connection.
     const bound = <A, E>(effect: Effect.Effect<A, E>) => Effect.andThen(whoami, effect)
-    const importLdif: LdapClient.Operations<R>["importLdif"] = (records, options) =>
-      Effect.gen(function*() {
-        let done = 0
-        let skipped = 0
-        const failed: Array<{ dn: string; error: LdapClient.LdapClientError }> = []
-        const apply = (record: Ldif.LdifRecord): Effect.Effect<"done" | "skipped", LdapClient.LdapClientError, R> => {
-          switch (record._tag) {
-            case "Entry":
-            case "Add":
-              return bound(add(record.dn, record.attributes)).pipe(
-                Effect.as("done" as const),
-                Effect.catch((error) => {
-                  const exists = error._tag === "LdapOperationError" && error.kind === "already-exists"
-                  if (!exists || (options?.onExists ?? "fail") === "fail") return Effect.fail(error)
-                  if (options?.onExists === "skip") return Effect.succeed("skipped" as const)
-                  return Effect.as(Effect.andThen(remove(record.dn), add(record.dn, record.attributes)), "done" as const)
-                })
-              )
-            case "Delete":
-              return Effect.as(bound(remove(record.dn)), "done" as const)
-            case "Modify":
-              return Effect.as(bound(modify(record.dn, record.changes.map((c) => ({ ...c, values: c.values.map(text) })))), "done" as const)
-            case "ModRdn":
-              return Effect.as(bound(modifyDN(record.dn, record.newSuperior === undefined ? record.newRdn : `${record.newRdn},${record.newSuperior}`)), "done" as const)
-          }
+    const importLdif: LdapClient.Operations<R>["importLdif"] = (records, options) => {
+      const apply = (record: Ldif.LdifRecord): Effect.Effect<"done" | "skipped", LdapClient.LdapClientError, R> => {
+        switch (record._tag) {
+          case "Entry":
+          case "Add":
+            return bound(add(record.dn, record.attributes)).pipe(
+              Effect.as("done" as const),
+              Effect.catch((error) => {
+                const exists = error._tag === "LdapOperationError" && error.kind === "already-exists"
+                if (!exists || (options?.onExists ?? "fail") === "fail") return Effect.fail(error)
+                if (options?.onExists === "skip") return Effect.succeed("skipped" as const)
+                return Effect.as(Effect.andThen(remove(record.dn), add(record.dn, record.attributes)), "done" as const)
+              })
+            )
+          case "Delete":
+            return Effect.as(bound(remove(record.dn)), "done" as const)
+          case "Modify":
+            return Effect.as(bound(modify(record.dn, record.changes)), "done" as const)
+          case "ModRdn":
+            return Effect.as(
+              bound(modifyDN(record.dn, `${record.newRdn},${record.newSuperior ?? parentOf(record.dn)}`, record.deleteOldRdn)),
+              "done" as const
+            )
         }
-        yield* Stream.runForEach(records, (record) =>
-          Effect.map(Effect.result(apply(record)), (result) => {
-            if (result._tag === "Failure") failed.push({ dn: record.dn, error: result.failure })
-            else if (result.success === "done") done++
-            else skipped++
-          }))
-        return { done, skipped, failed }
-      })
+      }
+      return bulk.run(records, apply, options)
+    }
     return {
-      search: (base, options) => Stream.unwrap(Effect.map(bound(search(base, options)), Stream.fromIterable)),
-      searchAll: (base, options) => bound(search(base, options)),
+      search: (base, options) => Stream.unwrap(Effect.map(bound(search(base, options)), (r) => Stream.fromIterable(r.entries))),
+      searchItems: (base, options) =>
+        Stream.unwrap(Effect.map(bound(search(base, options)), (r) =>
+          Stream.fromIterable<LdapClient.SearchItem>([
+            ...r.entries.map((entry) => ({ _tag: "Entry" as const, entry })),
+            ...(r.truncated === undefined ? [] : [{ _tag: "Truncated" as const, reason: r.truncated }])
+          ]))),
+      searchWithInfo: (base, options) => bound(search(base, options)),
+      searchAll: (base, options) => Effect.map(bound(search(base, options)), (r) => r.entries),
       get: (dn, attributes) =>
         bound(search(dn, { scope: "base", ...(attributes === undefined ? {} : { attributes }) })).pipe(
-          Effect.map((found) => Option.fromNullishOr(found[0])),
+          Effect.map((found) => Option.fromNullishOr(found.entries[0])),
           Effect.catchIf((e) => e._tag === "LdapOperationError" && e.kind === "no-such-object", () => Effect.succeed(Option.none()))
         ),
       add: (dn, attributes) => bound(add(dn, attributes)),
@@ -239,8 +281,7 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
         bound(Effect.map(requireEntry("compare", dn), (entry) => valuesOf(entry, attribute).includes(value))),
       whoami,
       exop: (oid) => bound(Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))),
-      addMany: (entries, options) =>
-        importLdif(Stream.map(entries, (e): Ldif.LdifRecord => ({ _tag: "Entry", dn: e.dn, attributes: e.attributes as Ldif.Attributes })), options),
+      addMany: (entries, options) => importLdif(Stream.map(entries, toLdifEntry), options),
       modifyMany: (modifications, options) =>
         importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), options),
       importLdif

@@ -10,7 +10,13 @@
  * import { Effect, Layer } from "effect"
  *
  * // TETHER_LDAP_URLS=ldaps://ldap1:636,ldaps://ldap2:636 TETHER_LDAP_BIND_DN=… TETHER_LDAP_PASSWORD=… TETHER_LDAP_CA_FILE=/etc/ssl/ldap-ca.pem
- * const Live = Layer.unwrap(Effect.map(Effect.flatMap(LdapConfig.fromEnv.asEffect(), LdapConfig.load), LdapClient.layer))
+ * const Live = Layer.unwrap(
+ *   Effect.gen(function*() {
+ *     const config = yield* LdapConfig.fromEnv // a Config is an Effect: yield it to read it
+ *     const options = yield* LdapConfig.load(config) // reads the TLS files
+ *     return LdapClient.layer(options)
+ *   })
+ * )
  * ```
  *
  * @since 0.1.0

@@ -100,7 +100,10 @@ const hints: Record<OperationErrorKind, string> = {
 }
 
 /**
- * No answer within the operation timeout; the connection is destroyed.
+ * No answer within the operation timeout (ldapts's "Operation timed out");
+ * the connection is destroyed. Classified as a connection fault: an
+ * idempotent read is retried on another server, a write is not replayed.
+ * `timeoutMillis` is the configured timeout when known.
  *
  * @since 0.1.0
  * @category errors
@@ -108,10 +111,13 @@ const hints: Record<OperationErrorKind, string> = {
 export class LdapTimeout extends Data.TaggedError("LdapTimeout")<{
   readonly endpoint: string
   readonly operation: string
-  readonly timeoutMillis: number
+  readonly timeoutMillis: number | undefined
 }> {
   override get message() {
-    return `LDAP ${this.operation} on ${this.endpoint}: no answer within ${this.timeoutMillis} ms. The server may be hung.`
+    return `LDAP ${this.operation} on ${this.endpoint}: no answer within ` +
+      `${this.timeoutMillis === undefined ? "the operation timeout" : `${this.timeoutMillis} ms`}. ` +
+      `The server may be hung or overloaded; Tether retries idempotent reads on another server. ` +
+      `Raise the client's timeout if the operation is legitimately slow.`
   }
 }
 
@@ -179,10 +185,20 @@ const field = (error: unknown, name: string): unknown =>
  */
 export const fromUnknown = (
   cause: unknown,
-  context: { readonly endpoint: string; readonly operation: string; readonly dn?: string | undefined }
+  context: {
+    readonly endpoint: string
+    readonly operation: string
+    readonly dn?: string | undefined
+    readonly timeoutMillis?: number | undefined
+  }
 ): LdapError => {
   if (isLdapError(cause)) return cause
   const message = cause instanceof Error ? cause.message : String(cause)
+  // ldapts rejects with a plain Error "<Request>: Operation timed out" (and destroys the socket);
+  // later versions may throw a TimeoutError class.
+  if (/operation timed out/i.test(message) || (cause instanceof Error && cause.name === "TimeoutError")) {
+    return new LdapTimeout({ endpoint: context.endpoint, operation: context.operation, timeoutMillis: context.timeoutMillis })
+  }
   const resultCode = field(cause, "code")
   if (typeof resultCode === "number") {
     if (context.operation === "bind" && (resultCode === 49 || resultCode === 48)) {

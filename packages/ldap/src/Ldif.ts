@@ -1,52 +1,161 @@
 /**
- * LDIF (RFC 2849): a streaming parser (bytes or text in, records out, one
- * record and one partial line in memory at a time, whatever the input's size)
- * and a streaming writer.
+ * LDIF (RFC 2849, with RFC 4525 `increment:`): a streaming parser (bytes or
+ * text in, records out, one record and one partial line in memory at a time,
+ * whatever the input's size, in time linear in its length) and a streaming
+ * writer. Byte-exact: a value given in base64 keeps every byte (a leading
+ * EF BB BF included; only a byte-order mark at the very start of the input is
+ * dropped).
  *
- * Values given with `::` are base64: they decode to a string when the bytes
- * are valid UTF-8, else to a `Uint8Array`. `:<` (URL) values and `control:`
- * lines are refused with a clear error, never dropped.
+ * - Values given with `::` are base64: they decode to a string when the bytes
+ *   are valid UTF-8, else to a `Uint8Array`. Plain values must be valid UTF-8.
+ * - `:<` URL values are read only when the caller names a base directory
+ *   (`urls: { baseDirectory }`), only `file:` URLs, only inside that directory.
+ * - `control:` lines are kept on the change record (`controls`) and sent with
+ *   its operation by `LdapClient.importLdif`.
+ * - Every problem is a typed error naming its line ({@link LdifParseError},
+ *   {@link LdifRecordTooLarge}, {@link LdifUrlError}); with `keepGoing: true`
+ *   the errors come in the stream and the parser goes on with the next record.
  *
  * @example
  * ```ts
  * import { Ldif } from "@tether/ldap"
  * import { Stream } from "effect"
  *
- * const records = Ldif.parseFile("people.ldif")          // Stream<Ldif.LdifRecord, Ldif.LdifParseError | …>
+ * const records = Ldif.parseFile("people.ldif")          // Stream<Ldif.LdifRecord, Ldif.LdifError>
+ * const items = Ldif.parseFile("people.ldif", { keepGoing: true, urls: { baseDirectory: "./photos" } })
+ * declare const entries: ReadonlyArray<Ldif.LdifRecord>
  * const text = Ldif.write(Stream.fromIterable(entries))   // Stream<string>
  * ```
  *
  * @since 0.1.0
  */
-import { Data, Effect, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import * as fs from "node:fs"
+import { isRecordError, LdifParseError, LdifReadError, LdifRecordTooLarge, LdifUrlError } from "./internal/ldifErrors.ts"
+import type { LdifRecordError } from "./internal/ldifErrors.ts"
+import { LineReader } from "./internal/ldifLines.ts"
+import type { LineEvent } from "./internal/ldifLines.ts"
+import { parseRecord, recordLines, withUrls } from "./internal/ldifRecord.ts"
+import { resolveUrls } from "./internal/ldifUrl.ts"
+import * as writer from "./internal/ldifWrite.ts"
+
+export {
+  /**
+   * Whether a value is an {@link LdifRecordError}.
+   *
+   * @since 0.2.0
+   * @category guards
+   */
+  isRecordError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  LdifParseError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  LdifReadError,
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  LdifRecordTooLarge,
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  LdifUrlError
+}
+export type {
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  LdifRecordError
+}
 
 /**
- * Attribute values by attribute type, in the order they were given.
+ * Every error of parsing.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type LdifError = LdifRecordError | LdifReadError
+
+/**
+ * One attribute value: text, or bytes when it is not valid UTF-8.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Value = string | Uint8Array
+
+/**
+ * Attribute values by attribute type, in the order they were given (a `Map`:
+ * any attribute type is a key, `constructor` and `__proto__` included; types
+ * differing only in case are one attribute, under the first spelling).
  *
  * @since 0.1.0
  * @category models
  */
-export type Attributes = Record<string, Array<string | Uint8Array>>
+export type Attributes = Map<string, Array<Value>>
 
 /**
- * One LDIF record: an entry (content record), or a change record.
+ * A `control:` line of a change record: sent with the record's operation.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Control {
+  readonly oid: string
+  readonly critical: boolean
+  /** The control value's bytes (BER as the control defines it). */
+  readonly value?: Uint8Array | undefined
+}
+
+/**
+ * What a modification does: RFC 2849's three plus RFC 4525's `increment`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Operation = "add" | "delete" | "replace" | "increment"
+
+/**
+ * One modification of a modify record.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Modification {
+  readonly operation: Operation
+  readonly attribute: string
+  readonly values: ReadonlyArray<Value>
+}
+
+/**
+ * One LDIF record: an entry (content record), or a change record (which may
+ * carry `control:` lines as `controls`).
  *
  * @since 0.1.0
  * @category models
  */
 export type LdifRecord =
   | { readonly _tag: "Entry"; readonly dn: string; readonly attributes: Attributes }
-  | { readonly _tag: "Add"; readonly dn: string; readonly attributes: Attributes }
-  | { readonly _tag: "Delete"; readonly dn: string }
+  | {
+    readonly _tag: "Add"
+    readonly dn: string
+    readonly attributes: Attributes
+    readonly controls?: ReadonlyArray<Control> | undefined
+  }
+  | { readonly _tag: "Delete"; readonly dn: string; readonly controls?: ReadonlyArray<Control> | undefined }
   | {
     readonly _tag: "Modify"
     readonly dn: string
-    readonly changes: ReadonlyArray<{
-      readonly operation: "add" | "delete" | "replace"
-      readonly attribute: string
-      readonly values: ReadonlyArray<string | Uint8Array>
-    }>
+    readonly changes: ReadonlyArray<Modification>
+    readonly controls?: ReadonlyArray<Control> | undefined
   }
   | {
     readonly _tag: "ModRdn"
@@ -54,293 +163,186 @@ export type LdifRecord =
     readonly newRdn: string
     readonly deleteOldRdn: boolean
     readonly newSuperior?: string | undefined
+    readonly controls?: ReadonlyArray<Control> | undefined
   }
 
 /**
- * The input is not valid LDIF; `line` is the 1-based line where the problem is.
+ * The 1-based line where a parsed record starts (`undefined` for a record
+ * that was not parsed from LDIF).
  *
- * @since 0.1.0
- * @category errors
+ * @since 0.2.0
+ * @category accessors
  */
-export class LdifParseError extends Data.TaggedError("LdifParseError")<{
-  readonly line: number
-  readonly reason: string
-}> {
-  override get message() {
-    return `LDIF line ${this.line}: ${this.reason}`
-  }
-}
+export const lineOf = (record: LdifRecord): number | undefined => recordLines.get(record)
 
 /**
- * A file could not be read.
+ * An entry record from an attribute object (e.g. a search result's `Entry`).
  *
- * @since 0.1.0
- * @category errors
+ * @example
+ * ```ts
+ * import { Ldif } from "@tether/ldap"
+ *
+ * const text = Ldif.writeString([Ldif.entry("cn=a,dc=example,dc=com", { objectClass: ["device"], cn: ["a"] })])
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
  */
-export class LdifReadError extends Data.TaggedError("LdifReadError")<{ readonly path: string; readonly reason: string }> {
-  override get message() {
-    return `cannot read LDIF file ${this.path}: ${this.reason}`
-  }
+export const entry = (
+  dn: string,
+  attributes: { readonly [type: string]: ReadonlyArray<Value> } | ReadonlyMap<string, ReadonlyArray<Value>>
+): LdifRecord => ({
+  _tag: "Entry",
+  dn,
+  attributes: new Map(
+    [...(attributes instanceof Map ? attributes : Object.entries(attributes))].map(([t, v]) => [t, [...v]] as const)
+  )
+})
+
+/**
+ * Options of the parser.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ParseOptions {
+  /** The largest record read into memory, in bytes (default 64 MiB); past it, {@link LdifRecordTooLarge}. */
+  readonly maxRecordBytes?: number | undefined
+  /** Turns `:<` URL values on: `file:` URLs of files inside `baseDirectory`. Off by default. */
+  readonly urls?: { readonly baseDirectory: string } | undefined
+  /**
+   * `true`: a bad record is an {@link LdifRecordError} item in the stream and
+   * the parser goes on with the next record (what `LdapClient.importLdif`
+   * wants, to report every bad record and still import every good one).
+   * Default `false`: the first problem fails the stream.
+   */
+  readonly keepGoing?: boolean | undefined
 }
 
-// ---------------------------------------------------------------------------------------------
-// Parsing
-// ---------------------------------------------------------------------------------------------
+const DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 
-type Line = readonly [line: number, text: string]
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
-
-interface Value {
-  readonly type: string
-  readonly value: string | Uint8Array
-}
-
-const parseValue = ([line, text]: Line): Value | LdifParseError => {
-  const colon = text.indexOf(":")
-  if (colon <= 0) return new LdifParseError({ line, reason: `expected "type: value", got "${clip(text)}"` })
-  const type = text.slice(0, colon)
-  const rest = text.slice(colon + 1)
-  if (rest.startsWith(":")) {
-    const encoded = rest.slice(1).trim()
-    if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) {
-      return new LdifParseError({ line, reason: `the base64 value of "${type}" is not valid base64` })
-    }
-    const bytes = Buffer.from(encoded, "base64")
-    try {
-      return { type, value: strictUtf8.decode(bytes) }
-    } catch {
-      return { type, value: new Uint8Array(bytes) }
-    }
-  }
-  if (rest.startsWith("<")) {
-    return new LdifParseError({ line, reason: `URL values (":<") are not supported; inline the value of "${type}"` })
-  }
-  return { type, value: rest.replace(/^ +/, "") }
-}
-
-const clip = (text: string) => (text.length > 40 ? `${text.slice(0, 40)}…` : text)
-
-const asText = (value: string | Uint8Array) => (typeof value === "string" ? value : Buffer.from(value).toString("utf8"))
-
-/** Parses one record's logical lines. */
-const parseRecord = (lines: ReadonlyArray<Line>): LdifRecord | LdifParseError => {
-  const first = parseValue(lines[0]!)
-  if (first instanceof LdifParseError) return first
-  if (first.type.toLowerCase() !== "dn") {
-    return new LdifParseError({ line: lines[0]![0], reason: `a record must start with "dn:", got "${first.type}:"` })
-  }
-  const dn = asText(first.value)
-  let i = 1
-  if (i < lines.length && /^control:/i.test(lines[i]![1])) {
-    return new LdifParseError({ line: lines[i]![0], reason: "controls are not supported" })
-  }
-  let changetype: string | undefined
-  if (i < lines.length && /^changetype:/i.test(lines[i]![1])) {
-    const parsed = parseValue(lines[i]!)
-    if (parsed instanceof LdifParseError) return parsed
-    changetype = asText(parsed.value).trim().toLowerCase()
-    i++
-  }
-  const attributesFrom = (from: number): Attributes | LdifParseError => {
-    const attributes: Attributes = {}
-    for (let j = from; j < lines.length; j++) {
-      const parsed = parseValue(lines[j]!)
-      if (parsed instanceof LdifParseError) return parsed
-      ;(attributes[parsed.type] ??= []).push(parsed.value)
-    }
-    return attributes
-  }
-  switch (changetype) {
-    case undefined:
-    case "add": {
-      const attributes = attributesFrom(i)
-      if (attributes instanceof LdifParseError) return attributes
-      return changetype === undefined ? { _tag: "Entry", dn, attributes } : { _tag: "Add", dn, attributes }
-    }
-    case "delete":
-      if (i < lines.length) {
-        return new LdifParseError({ line: lines[i]![0], reason: "a delete record has no lines after its changetype" })
-      }
-      return { _tag: "Delete", dn }
-    case "modrdn":
-    case "moddn": {
-      const fields: Record<string, string> = {}
-      for (let j = i; j < lines.length; j++) {
-        const parsed = parseValue(lines[j]!)
-        if (parsed instanceof LdifParseError) return parsed
-        fields[parsed.type.toLowerCase()] = asText(parsed.value)
-      }
-      if (fields["newrdn"] === undefined) {
-        return new LdifParseError({ line: lines[0]![0], reason: `a ${changetype} record needs "newrdn:"` })
-      }
-      const deleteOld = fields["deleteoldrdn"]
-      if (deleteOld !== "0" && deleteOld !== "1") {
-        return new LdifParseError({ line: lines[0]![0], reason: `a ${changetype} record needs "deleteoldrdn: 0" or "1"` })
-      }
-      return {
-        _tag: "ModRdn",
-        dn,
-        newRdn: fields["newrdn"],
-        deleteOldRdn: deleteOld === "1",
-        ...(fields["newsuperior"] === undefined ? {} : { newSuperior: fields["newsuperior"] })
-      }
-    }
-    case "modify": {
-      const changes: Array<{ operation: "add" | "delete" | "replace"; attribute: string; values: Array<string | Uint8Array> }> = []
-      let current: (typeof changes)[number] | undefined
-      for (let j = i; j < lines.length; j++) {
-        const [line, text] = lines[j]!
-        if (text === "-") {
-          if (current === undefined) return new LdifParseError({ line, reason: `"-" without a modification before it` })
-          current = undefined
-          continue
-        }
-        const parsed = parseValue(lines[j]!)
-        if (parsed instanceof LdifParseError) return parsed
-        if (current === undefined) {
-          const operation = parsed.type.toLowerCase()
-          if (operation !== "add" && operation !== "delete" && operation !== "replace") {
-            return new LdifParseError({ line, reason: `expected "add:", "delete:" or "replace:", got "${parsed.type}:"` })
-          }
-          current = { operation, attribute: asText(parsed.value).trim(), values: [] }
-          changes.push(current)
-        } else if (parsed.type.toLowerCase() === current.attribute.toLowerCase()) {
-          current.values.push(parsed.value)
-        } else {
-          return new LdifParseError({
-            line,
-            reason: `"${parsed.type}:" inside the modification of "${current.attribute}" (missing "-"?)`
-          })
-        }
-      }
-      return { _tag: "Modify", dn, changes }
-    }
-    default:
-      return new LdifParseError({ line: lines[i - 1]![0], reason: `unknown changetype "${changetype}"` })
-  }
-}
-
-/** The parser's state: the partial physical line, the logical line being unfolded, the record being read. */
+/** Turns line events into records and record errors; handles the `version:` line. */
 class Parser {
-  private readonly decoder = new TextDecoder("utf-8")
-  private partial = ""
-  private lineNumber = 0
-  private logical: string | undefined
-  private logicalLine = 0
-  private inComment = false
-  private record: Array<Line> = []
-  private seenRecord = false
-  failed = false
+  readonly lines: LineReader
+  private first = true
+  stopped = false
 
-  feed(chunk: Uint8Array | string, out: Array<LdifRecord | LdifParseError>): void {
-    const text = this.partial + (typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true }))
-    let start = 0
-    let nl = text.indexOf("\n", start)
-    while (nl >= 0 && !this.failed) {
-      const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl
-      this.line(text.slice(start, end), out)
-      start = nl + 1
-      nl = text.indexOf("\n", start)
-    }
-    this.partial = text.slice(start)
+  constructor(readonly maxRecordBytes: number, private readonly keepGoing: boolean) {
+    this.lines = new LineReader(maxRecordBytes)
   }
 
-  end(out: Array<LdifRecord | LdifParseError>): void {
-    const rest = this.partial + this.decoder.decode()
-    this.partial = ""
-    if (rest !== "" && !this.failed) this.line(rest.endsWith("\r") ? rest.slice(0, -1) : rest, out)
-    if (!this.failed) {
-      this.finishLogical()
-      this.finishRecord(out)
+  items(events: ReadonlyArray<LineEvent>): Array<LdifRecord | LdifRecordError> {
+    const out: Array<LdifRecord | LdifRecordError> = []
+    for (const event of events) {
+      if (this.stopped) break
+      const item = this.item(event)
+      if (item === undefined) continue
+      out.push(item)
+      if (!this.keepGoing && isRecordError(item)) this.stopped = true
     }
+    return out
   }
 
-  private line(text: string, out: Array<LdifRecord | LdifParseError>): void {
-    const n = ++this.lineNumber
-    if (text.startsWith(" ")) {
-      if (this.inComment) return
-      if (this.logical === undefined) return this.fail(out, n, "continuation line with nothing to continue")
-      this.logical += text.slice(1)
-      return
+  private item(event: LineEvent): LdifRecord | LdifRecordError | undefined {
+    if (event._tag === "LineError") {
+      this.first = false
+      return event.tooLarge
+        ? new LdifRecordTooLarge({ line: event.line, maxRecordBytes: this.maxRecordBytes })
+        : new LdifParseError({ line: event.line, reason: event.reason })
     }
-    this.finishLogical()
-    if (text === "") {
-      this.inComment = false
-      return this.finishRecord(out)
-    }
-    if (text.startsWith("#")) {
-      this.inComment = true
-      return
-    }
-    this.inComment = false
-    this.logical = text
-    this.logicalLine = n
-  }
-
-  private finishLogical(): void {
-    if (this.logical !== undefined) {
-      this.record.push([this.logicalLine, this.logical])
-      this.logical = undefined
-    }
-  }
-
-  private finishRecord(out: Array<LdifRecord | LdifParseError>): void {
-    let lines = this.record
-    this.record = []
-    if (lines.length === 0) return
-    if (!this.seenRecord && /^version:/i.test(lines[0]![1])) {
-      const version = parseValue(lines[0]!)
-      if (version instanceof LdifParseError) return this.fail(out, version.line, version.reason)
-      if (asText(version.value).trim() !== "1") {
-        return this.fail(out, lines[0]![0], `unsupported LDIF version "${asText(version.value)}" (only 1)`)
+    let lines = event.lines
+    if (this.first) {
+      this.first = false
+      const head = lines[0]!
+      const text = (from: number, to: number) => Buffer.from(head.bytes.subarray(from, to)).toString("latin1")
+      if (/^version:/i.test(text(0, 8))) {
+        const version = text(8, Math.min(head.bytes.length, 64)).trim()
+        if (version !== "1") return new LdifParseError({ line: head.line, reason: `unsupported LDIF version "${version}" (only 1)` })
+        lines = lines.slice(1)
+        if (lines.length === 0) return undefined
       }
-      lines = lines.slice(1)
-      if (lines.length === 0) return
     }
-    this.seenRecord = true
-    const record = parseRecord(lines)
-    if (record instanceof LdifParseError) this.failed = true
-    out.push(record)
-  }
-
-  private fail(out: Array<LdifRecord | LdifParseError>, line: number, reason: string): void {
-    this.failed = true
-    out.push(new LdifParseError({ line, reason }))
+    return parseRecord(lines)
   }
 }
 
+const toBytes = (chunk: Uint8Array | string): Uint8Array => (typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk)
+
 /**
- * Parses LDIF from a stream of bytes or text (chunks may split lines,
- * line endings and UTF-8 characters anywhere). The first problem fails the
- * stream with an {@link LdifParseError} naming its line.
- *
- * @since 0.1.0
- * @category parsing
+ * The parse as a stream of items. The parser emits one array per input chunk;
+ * arrays with nothing to do (no URL value, no error) go straight through,
+ * the others item by item (reading URL values; in fail mode, failing at the
+ * first error after the records before it).
  */
-export const parse = <E, R>(input: Stream.Stream<Uint8Array | string, E, R>): Stream.Stream<LdifRecord, LdifParseError | E, R> =>
+const parseItems = <E, R>(
+  input: Stream.Stream<Uint8Array | string, E, R>,
+  options: ParseOptions | undefined
+): Stream.Stream<LdifRecord | LdifRecordError, LdifRecordError | E, R> =>
   Stream.suspend(() => {
-    const parser = new Parser()
+    const maxRecordBytes = options?.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES
+    const keepGoing = options?.keepGoing === true
+    const parser = new Parser(maxRecordBytes, keepGoing)
+    const step = (item: LdifRecord | LdifRecordError): Effect.Effect<LdifRecord | LdifRecordError, LdifRecordError> => {
+      if (isRecordError(item)) return keepGoing ? Effect.succeed(item) : Effect.fail(item)
+      if (!withUrls.has(item)) return Effect.succeed(item)
+      return resolveUrls(item, options?.urls, maxRecordBytes).pipe(
+        Effect.tap((resolved) => Effect.sync(() => recordLines.set(resolved, recordLines.get(item)!))),
+        Effect.catch((error) => (keepGoing ? Effect.succeed<LdifRecord | LdifRecordError>(error) : Effect.fail(error)))
+      )
+    }
+    const simple = (items: ReadonlyArray<LdifRecord | LdifRecordError>) =>
+      items.every((item) => !isRecordError(item) && !withUrls.has(item))
     return input.pipe(
       Stream.mapAccum(
         () => parser,
         (p, chunk: Uint8Array | string) => {
-          const out: Array<LdifRecord | LdifParseError> = []
-          if (!p.failed) p.feed(chunk, out)
-          return [p, out] as const
+          if (p.stopped) return [p, []] as const
+          const events: Array<LineEvent> = []
+          p.lines.feed(toBytes(chunk), events)
+          return [p, [p.items(events)]] as const
         },
         {
           onHalt: (p) => {
-            const out: Array<LdifRecord | LdifParseError> = []
-            p.end(out)
-            return out
+            if (p.stopped) return []
+            const events: Array<LineEvent> = []
+            p.lines.end(events)
+            return [p.items(events)]
           }
         }
       ),
-      Stream.mapEffect((item) => (item instanceof LdifParseError ? Effect.fail(item) : Effect.succeed(item)))
+      Stream.flatMap((items) =>
+        items.length === 0
+          ? Stream.empty
+          : simple(items)
+          ? Stream.fromArray(items)
+          : Stream.mapEffect(Stream.fromArray(items), step)
+      )
     )
   })
+
+/**
+ * Parses LDIF from a stream of bytes or text (chunks may split lines, line
+ * endings and UTF-8 characters anywhere). By default the first problem fails
+ * the stream with a typed error naming its line; with `keepGoing: true` each
+ * bad record is an error item and parsing goes on.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export function parse<E, R>(
+  input: Stream.Stream<Uint8Array | string, E, R>,
+  options: ParseOptions & { readonly keepGoing: true }
+): Stream.Stream<LdifRecord | LdifRecordError, E, R>
+export function parse<E, R>(
+  input: Stream.Stream<Uint8Array | string, E, R>,
+  options?: ParseOptions & { readonly keepGoing?: false | undefined }
+): Stream.Stream<LdifRecord, LdifRecordError | E, R>
+export function parse<E, R>(
+  input: Stream.Stream<Uint8Array | string, E, R>,
+  options?: ParseOptions
+): Stream.Stream<LdifRecord | LdifRecordError, LdifRecordError | E, R> {
+  return parseItems(input, options)
+}
 
 /**
  * Parses LDIF text.
@@ -348,8 +350,17 @@ export const parse = <E, R>(input: Stream.Stream<Uint8Array | string, E, R>): St
  * @since 0.1.0
  * @category parsing
  */
-export const parseString = (text: string): Effect.Effect<ReadonlyArray<LdifRecord>, LdifParseError> =>
-  Stream.runCollect(parse(Stream.make(text)))
+export const parseString = (
+  text: string,
+  options?: Omit<ParseOptions, "keepGoing">
+): Effect.Effect<ReadonlyArray<LdifRecord>, LdifRecordError> =>
+  Stream.runCollect(parse(Stream.make(text), { ...options, keepGoing: false }))
+
+const readFile = (path: string): Stream.Stream<Uint8Array, LdifReadError> =>
+  Stream.fromAsyncIterable(
+    fs.createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>,
+    (cause) => new LdifReadError({ path, reason: (cause as NodeJS.ErrnoException).code ?? String(cause) })
+  )
 
 /**
  * Parses an LDIF file, streaming it in 64 KiB chunks.
@@ -357,47 +368,26 @@ export const parseString = (text: string): Effect.Effect<ReadonlyArray<LdifRecor
  * @since 0.1.0
  * @category parsing
  */
-export const parseFile = (path: string): Stream.Stream<LdifRecord, LdifParseError | LdifReadError> =>
-  parse(
-    Stream.fromAsyncIterable(
-      fs.createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>,
-      (cause) => new LdifReadError({ path, reason: (cause as NodeJS.ErrnoException).code ?? String(cause) })
-    )
-  )
+export function parseFile(
+  path: string,
+  options: ParseOptions & { readonly keepGoing: true }
+): Stream.Stream<LdifRecord | LdifRecordError, LdifReadError>
+export function parseFile(
+  path: string,
+  options?: ParseOptions & { readonly keepGoing?: false | undefined }
+): Stream.Stream<LdifRecord, LdifError>
+export function parseFile(
+  path: string,
+  options?: ParseOptions
+): Stream.Stream<LdifRecord | LdifRecordError, LdifError> {
+  return options?.keepGoing === true
+    ? parse(readFile(path), { ...options, keepGoing: true })
+    : parse(readFile(path), { ...options, keepGoing: false })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Writing
 // ---------------------------------------------------------------------------------------------
-
-/** RFC 2849 SAFE-STRING: printable ASCII, not starting with space, `:` or `<`, no trailing space. */
-const isSafe = (value: string): boolean => {
-  if (value === "") return true
-  const first = value.charCodeAt(0)
-  if (first === 32 || first === 58 || first === 60) return false
-  if (value.charCodeAt(value.length - 1) === 32) return false
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i)
-    if (c === 0 || c === 10 || c === 13 || c > 126) return false
-  }
-  return true
-}
-
-/** Folds a line at 76 columns: continuation lines start with one space. */
-const fold = (line: string): string => {
-  if (line.length <= 76) return line
-  const parts = [line.slice(0, 76)]
-  for (let i = 76; i < line.length; i += 75) parts.push(` ${line.slice(i, i + 75)}`)
-  return parts.join("\n")
-}
-
-const field = (type: string, value: string | Uint8Array): string =>
-  fold(
-    typeof value !== "string"
-      ? `${type}:: ${Buffer.from(value).toString("base64")}`
-      : isSafe(value)
-      ? `${type}: ${value}`
-      : `${type}:: ${Buffer.from(value, "utf8").toString("base64")}`
-  )
 
 /**
  * One record as LDIF text, ending with a blank line.
@@ -405,32 +395,7 @@ const field = (type: string, value: string | Uint8Array): string =>
  * @since 0.1.0
  * @category writing
  */
-export const format = (record: LdifRecord): string => {
-  const lines = [field("dn", record.dn)]
-  switch (record._tag) {
-    case "Entry":
-    case "Add":
-      if (record._tag === "Add") lines.push("changetype: add")
-      for (const [type, values] of Object.entries(record.attributes)) for (const v of values) lines.push(field(type, v))
-      break
-    case "Delete":
-      lines.push("changetype: delete")
-      break
-    case "ModRdn":
-      lines.push("changetype: modrdn", field("newrdn", record.newRdn), `deleteoldrdn: ${record.deleteOldRdn ? 1 : 0}`)
-      if (record.newSuperior !== undefined) lines.push(field("newsuperior", record.newSuperior))
-      break
-    case "Modify":
-      lines.push("changetype: modify")
-      for (const change of record.changes) {
-        lines.push(`${change.operation}: ${change.attribute}`)
-        for (const v of change.values) lines.push(field(change.attribute, v))
-        lines.push("-")
-      }
-      break
-  }
-  return `${lines.join("\n")}\n\n`
-}
+export const format: (record: LdifRecord) => string = writer.format
 
 /**
  * Writes records (e.g. search results as `Entry` records) as LDIF text, one
@@ -449,7 +414,7 @@ export const write = <E, R>(records: Stream.Stream<LdifRecord, E, R>): Stream.St
  * @category writing
  */
 export const writeString = (records: Iterable<LdifRecord>): string => {
-  let text = "version: 1\n\n"
-  for (const record of records) text += format(record)
-  return text
+  const parts = ["version: 1\n\n"]
+  for (const record of records) parts.push(format(record))
+  return parts.join("")
 }

@@ -135,7 +135,7 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
 
           const exported = yield* Stream.mkString(Ldif.write(
             ldap.search(ou, { scope: "one", attributes: ["cn", "sn", "objectClass"] }).pipe(
-              Stream.map((e): Ldif.LdifRecord => ({ _tag: "Entry", dn: e.dn, attributes: e.attributes as Ldif.Attributes }))
+              Stream.map((e) => Ldif.entry(e.dn, e.attributes))
             )
           ))
           const back = yield* Ldif.parseString(exported)

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Identity } from "@tether/core"
-import { Effect, Option, Redacted, Stream } from "effect"
-import { Filter, LdapClient, LdapClientMemory } from "../src/index.ts"
+import { Effect, Fiber, Option, Redacted, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { Filter, LdapClient, LdapClientMemory, Ldif } from "../src/index.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 
@@ -76,4 +77,51 @@ describe("LdapClientMemory", () => {
       const ldap = yield* LdapClient.LdapClient
       assert.strictEqual((yield* ldap.searchAll(base, { filter: "(uid=alan)" })).length, 1)
     }).pipe(Effect.provide(LdapClientMemory.layer(seed))))
+
+  it.effect("importLdif reports progress at least once a second (TestClock) and once at the end", () =>
+    Effect.gen(function*() {
+      const ldap = LdapClientMemory.make(seed)
+      const progress: Array<LdapClient.Progress> = []
+      // 10 records, one every 700 ms of (test) time.
+      const records = Stream.range(1, 10).pipe(
+        Stream.mapEffect((i) =>
+          Effect.as(Effect.sleep("700 millis"), Ldif.entry(`cn=d${i},${base}`, { objectClass: ["device"], cn: [`d${i}`] }))
+        )
+      )
+      const fiber = yield* Effect.forkChild(
+        ldap.importLdif(records, { onProgress: (p) => Effect.sync(() => progress.push(p)) })
+      )
+      for (let i = 0; i < 20; i++) yield* TestClock.adjust("350 millis")
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report, { done: 10, skipped: 0, failed: [] })
+      // 7 s of imports: a report at every whole second (the one at 7 s may come with the end), with growing counts and a rate.
+      const ticks = progress.filter((p) => !p.finished).slice(0, 6)
+      assert.deepStrictEqual(ticks.map((p) => p.elapsedMillis), [1000, 2000, 3000, 4000, 5000, 6000])
+      assert.isAtMost(progress.filter((p) => !p.finished).length, 7)
+      assert.strictEqual(progress.filter((p) => p.finished).length, 1)
+      assert.deepStrictEqual(ticks.map((p) => p.done), [1, 2, 4, 5, 7, 8])
+      assert.deepStrictEqual(ticks.map((p) => p.seen), [1, 2, 4, 5, 7, 8])
+      assert.strictEqual(ticks[1]!.ratePerSecond, 1)
+      const last = progress[progress.length - 1]!
+      assert.deepStrictEqual(last, { done: 10, skipped: 0, failed: 0, seen: 10, elapsedMillis: 7000, ratePerSecond: 10 / 7, finished: true })
+    }))
+
+  it.effect("importLdif keeps going past unparsable records and orders children after parents", () =>
+    Effect.gen(function*() {
+      const ldap = LdapClientMemory.make(seed)
+      const text = [
+        `dn: ou=a,${base}`, "objectClass: organizationalUnit", "ou: a", "",
+        `dn: ou=b,ou=a,${base}`, "objectClass: organizationalUnit", "ou: b", "",
+        `dn: cn=broken,${base}`, "cn broken", "",
+        `dn: cn=c,ou=b,ou=a,${base}`, "objectClass: device", "cn: c", "",
+        `dn: cn=c,ou=b,ou=a,${base}`, "changetype: modrdn", "newrdn: cn=d", "deleteoldrdn: 0", "",
+        `dn: cn=d,ou=b,ou=a,${base}`, "changetype: modify", "add: description", "description: renamed", "-", ""
+      ].join("\n")
+      const report = yield* ldap.importLdif(Ldif.parse(Stream.make(text), { keepGoing: true }), { concurrency: 16 })
+      assert.strictEqual(report.done, 5)
+      assert.deepStrictEqual(report.failed.map((f) => [f.dn, f.line, f.error._tag]), [[`cn=broken,${base}`, 10, "LdifParseError"]])
+      const d = Option.getOrThrow(yield* ldap.get(`cn=d,ou=b,ou=a,${base}`))
+      assert.deepStrictEqual(d.attributes["cn"], ["c", "d"])
+      assert.deepStrictEqual(d.attributes["description"], ["renamed"])
+    }))
 })

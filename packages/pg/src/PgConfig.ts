@@ -8,7 +8,12 @@
  * import { Effect, Layer } from "effect"
  *
  * // TETHER_PG_URLS=postgres://db1:5432/app,postgres://db2:5432/app TETHER_PG_USER=app TETHER_PG_PASSWORD=…
- * const Live = Layer.unwrap(Effect.map(PgConfig.fromEnv.asEffect(), PgClient.layer))
+ * const Live = Layer.unwrap(
+ *   Effect.gen(function*() {
+ *     const options = yield* PgConfig.fromEnv // a Config is an Effect: yield it to read it
+ *     return PgClient.layer(options)
+ *   })
+ * )
  * ```
  *
  * @since 0.1.0

@@ -39,9 +39,12 @@ export interface PgConnection {
   /**
    * Session state Tether tracks: whether `default_transaction_read_only` is
    * on (`undefined`: unknown, a change was sent and not confirmed), whether a
-   * transaction is open.
+   * transaction is open, and whether a cancel request was sent for one of
+   * its statements (`cancelled`: PostgreSQL cancels whatever the backend runs
+   * when the request arrives, which may already be a later statement, so the
+   * session is never lent again).
    */
-  readonly session: { readOnly: boolean | undefined; inTransaction: boolean }
+  readonly session: { readOnly: boolean | undefined; inTransaction: boolean; cancelled: boolean }
 }
 
 /**
@@ -201,12 +204,20 @@ export const connect = (
           pid: rows[0]!.pid,
           user,
           endpoint: context.endpoint,
-          session: { readOnly: options.readOnlySessions === true, inTransaction: false }
+          session: { readOnly: options.readOnlySessions === true, inTransaction: false, cancelled: false }
         }))
       )
     )
   )
 }
+
+/**
+ * Whether a session may be lent (checked before every loan, without I/O): no
+ * transaction left open (its rollback failed), no session setting in an
+ * unknown state, no cancel request sent for it.
+ */
+const isReady = (connection: PgConnection): boolean =>
+  !connection.session.inTransaction && connection.session.readOnly !== undefined && !connection.session.cancelled
 
 /**
  * Runs one query on a session, bounded by `timeoutMillis` when given.
@@ -218,17 +229,32 @@ export const run = <A>(
   connection: PgConnection,
   operation: string,
   query: (sql: postgres.Sql) => Promise<A>,
-  options?: { readonly write?: boolean | undefined; readonly timeoutMillis?: number | undefined }
+  options?: {
+    readonly write?: boolean | undefined
+    readonly timeoutMillis?: number | undefined
+    /**
+     * Interrupted (an AbortSignal, a timeout, a closing client): cancel the
+     * statement on the server too (postgres.js `PendingQuery.cancel`), so a
+     * slow statement does not run on. Only for a session its borrower holds
+     * alone: on a shared (multiplexed) session the request could cancel
+     * another borrower's statement. A cancelled session is never lent again
+     * (see `PgConnection.session.cancelled` and the driver's `isReady`).
+     */
+    readonly cancelOnInterrupt?: boolean | undefined
+  }
 ): Effect.Effect<A, PgError> => {
   const timeoutMillis = options?.timeoutMillis
   return Effect.tryPromise({
     // The bound is a shared deadline sweeper around the promise: an Effect race (or a timer) per statement costs more.
     try: (signal) => {
       const pending = query(connection.sql)
-      // Interrupted (an AbortSignal, a timeout, a closing client): cancel the statement on the
-      // server too (postgres.js `PendingQuery.cancel`), so the connection is not left busy.
       const cancel = (pending as { cancel?: () => unknown }).cancel
-      if (typeof cancel === "function") signal.addEventListener("abort", () => void cancel.call(pending), { once: true })
+      if (options?.cancelOnInterrupt === true && typeof cancel === "function") {
+        signal.addEventListener("abort", () => {
+          connection.session.cancelled = true
+          void cancel.call(pending)
+        }, { once: true })
+      }
       return timeoutMillis === undefined ? pending : bounded(pending, timeoutMillis)
     },
     catch: (cause) => {
@@ -272,6 +298,7 @@ const PROBE = `select pg_is_in_recovery() as replica,
  * ```ts
  * import { PgDriver } from "@tether/pg"
  * import { ServerSet } from "@tether/core"
+ * import { Redacted } from "effect"
  *
  * const set = ServerSet.make({
  *   name: "db",
@@ -307,8 +334,9 @@ export const make = (options: Options): Driver.Driver<PgConnection, PgError> => 
         // A different pid: postgres.js reconnected behind our back; the session (and its state) is gone.
         // A transaction left open (its rollback failed), or a session setting in an unknown state, makes it unusable too.
         (rows) =>
-          rows[0]!.pid === connection.pid && !connection.session.inTransaction && connection.session.readOnly !== undefined
+          rows[0]!.pid === connection.pid && isReady(connection)
       ),
+    isReady,
     probe: (endpoint) =>
       Effect.scoped(
         Effect.gen(function*() {

@@ -60,6 +60,8 @@ export type Entry = LdapClient.Entry
  * @category models
  */
 export type BulkReport = LdapClient.BulkReport
+/** What `onProgress` receives: done / skipped / failed / seen so far, the rate and the elapsed time. */
+export type Progress = LdapClient.Progress
 
 /**
  * Options of a bulk operation.
@@ -73,7 +75,7 @@ export interface BulkOptions extends CallOptions {
   /** An entry that exists already: `fail` (default), `skip` or `replace`. */
   readonly onExists?: LdapClient.OnExists | undefined
   /** Called with the report so far (every 1,000 records for LDIF). */
-  readonly onProgress?: ((report: BulkReport) => void) | undefined
+  readonly onProgress?: ((progress: Progress) => void) | undefined
 }
 
 /**
@@ -149,7 +151,7 @@ const bulk = (options: BulkOptions | undefined) => ({
   onExists: options?.onExists,
   onProgress: options?.onProgress === undefined
     ? undefined
-    : (report: BulkReport) => Effect.sync(() => options.onProgress!(report))
+    : (progress: Progress) => Effect.sync(() => options.onProgress!(progress))
 })
 
 const searchOptions = (options: (LdapClient.SearchOptions & CallOptions) | undefined): LdapClient.SearchOptions => {

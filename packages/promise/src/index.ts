@@ -28,6 +28,7 @@ export type {
   BindIdentity,
   BulkOptions,
   BulkReport,
+  Progress,
   Entry,
   Operations as LdapOperations,
   Options as LdapOptions,

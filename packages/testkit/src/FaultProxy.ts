@@ -38,8 +38,12 @@ import type { RefuseMode as RefuseModeInternal } from "./internal/faultProxy.ts"
  *
  * @example
  * ```ts
+ * import { FaultProxy, PostgresCluster } from "@tether/testkit"
+ *
+ * declare const cluster: PostgresCluster.Cluster
+ *
  * const target: FaultProxy.Target = { host: "127.0.0.1", port: 5432 }
- * FaultProxy.make({ target: cluster.primary })
+ * const toPrimary = FaultProxy.make({ target: cluster.primary }) // a Node is a Target
  * ```
  *
  * @since 0.1.0
@@ -55,6 +59,10 @@ export interface Target {
  *
  * @example
  * ```ts
+ * import { FaultProxy, Slapd } from "@tether/testkit"
+ *
+ * declare const ldap: Slapd.Directory
+ *
  * const options: FaultProxy.Options = { target: ldap.server, listenHost: "127.0.0.1" }
  * ```
  *
@@ -80,7 +88,14 @@ export interface Options {
  *
  * @example
  * ```ts
- * yield* proxy.refuseNew(true, "unlisten") // new connects: ECONNREFUSED
+ * import { Effect } from "effect"
+ * import type { FaultProxy } from "@tether/testkit"
+ *
+ * declare const proxy: FaultProxy.Proxy
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* proxy.refuseNew(true, "unlisten") // new connects: ECONNREFUSED
+ * })
  * ```
  *
  * @since 0.1.0
@@ -92,7 +107,14 @@ export type RefuseMode = RefuseModeInternal
  *
  * @example
  * ```ts
- * const { accepted, active, bytesToServer } = yield* proxy.stats
+ * import { Effect } from "effect"
+ * import type { FaultProxy } from "@tether/testkit"
+ *
+ * declare const proxy: FaultProxy.Proxy
+ *
+ * const program = Effect.gen(function*() {
+ *   const { accepted, active, bytesToServer } = yield* proxy.stats
+ * })
  * ```
  *
  * @since 0.1.0
@@ -115,8 +137,16 @@ export interface Stats {
  *
  * @example
  * ```ts
- * const faults = yield* proxy.faults
- * faults.blackholed // false after `heal`
+ * import { Effect } from "effect"
+ * import type { FaultProxy } from "@tether/testkit"
+ *
+ * declare const proxy: FaultProxy.Proxy
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* proxy.heal
+ *   const faults = yield* proxy.faults
+ *   return faults.blackholed // false after `heal`
+ * })
  * ```
  *
  * @since 0.1.0
@@ -135,9 +165,16 @@ export interface Faults {
  *
  * @example
  * ```ts
- * const proxy = yield* FaultProxy.make({ target: ldap.server })
- * const client = new Client({ url: proxy.url("ldap") }) // ldap://127.0.0.1:PROXY_PORT
- * yield* proxy.blackhole(true)
+ * import { Effect } from "effect"
+ * import { Client } from "ldapts"
+ * import { FaultProxy, Slapd } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ldap = yield* Slapd.Slapd
+ *   const proxy = yield* FaultProxy.make({ target: ldap.server })
+ *   const client = new Client({ url: proxy.url("ldap") }) // ldap://127.0.0.1:PROXY_PORT
+ *   yield* proxy.blackhole(true)
+ * }).pipe(Effect.scoped, Effect.provide(Slapd.layer()))
  * ```
  *
  * @since 0.1.0
@@ -196,7 +233,12 @@ export interface Proxy {
  *
  * @example
  * ```ts
- * const proxy = yield* FaultProxy.FaultProxy
+ * import { Effect } from "effect"
+ * import { FaultProxy } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const proxy = yield* FaultProxy.FaultProxy
+ * }).pipe(Effect.provide(FaultProxy.layer({ target: { host: "127.0.0.1", port: 5432 } })))
  * ```
  *
  * @since 0.1.0
@@ -209,7 +251,8 @@ export class FaultProxy extends Context.Service<FaultProxy, Proxy>()("@tether/te
  *
  * @example
  * ```ts
- * import { Effect, Layer } from "effect"
+ * import { Layer } from "effect"
+ * import { FaultProxy, PostgresCluster } from "@tether/testkit"
  *
  * const PgBehindProxy = FaultProxy.layer(
  *   PostgresCluster.PostgresCluster.useSync((cluster) => ({ target: cluster.primary }))
@@ -258,9 +301,14 @@ const validate = (options: Options): Effect.Effect<void, FixtureError> => {
  *
  * @example
  * ```ts
- * const proxy = yield* FaultProxy.make({ target: { host: "127.0.0.1", port: 5432 } })
- * proxy.address // "127.0.0.1:40123"
- * yield* proxy.refuseNew(true)
+ * import { Effect } from "effect"
+ * import { FaultProxy } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const proxy = yield* FaultProxy.make({ target: { host: "127.0.0.1", port: 5432 } })
+ *   proxy.address // "127.0.0.1:40123"
+ *   yield* proxy.refuseNew(true)
+ * }).pipe(Effect.scoped)
  * ```
  *
  * @since 0.1.0

@@ -67,6 +67,11 @@ export type NodeState = "running" | "stopped" | "killed"
  *
  * @example
  * ```ts
+ * import postgres from "postgres"
+ * import type { PostgresCluster } from "@tether/testkit"
+ *
+ * declare const cluster: PostgresCluster.Cluster
+ *
  * const sql = postgres(cluster.primary.url, { max: 1 }) // postgres://postgres@127.0.0.1:PORT/postgres
  * ```
  *
@@ -159,10 +164,16 @@ export interface Cluster {
    *
    * @example
    * ```ts
-   * yield* cluster.kill(cluster.primary)
-   * yield* cluster.promote(cluster.replicas[0]!)
-   * yield* cluster.rejoin(cluster.primary, cluster.replicas[0]!)
-   * yield* cluster.awaitStreaming(cluster.primary)
+   * import { Effect } from "effect"
+   * import { PostgresCluster } from "@tether/testkit"
+   *
+   * const failover = Effect.gen(function*() {
+   *   const cluster = yield* PostgresCluster.PostgresCluster
+   *   yield* cluster.kill(cluster.primary)
+   *   yield* cluster.promote(cluster.replicas[0]!)
+   *   yield* cluster.rejoin(cluster.primary, cluster.replicas[0]!)
+   *   yield* cluster.awaitStreaming(cluster.primary)
+   * })
    * ```
    */
   readonly rejoin: (node: Node, primary: Node) => Effect.Effect<void, FixtureError>
@@ -189,7 +200,12 @@ export interface Options {
  *
  * @example
  * ```ts
- * const cluster = yield* PostgresCluster.PostgresCluster
+ * import { Effect } from "effect"
+ * import { PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.PostgresCluster
+ * }).pipe(Effect.provide(PostgresCluster.layer({ replicas: 0 })))
  * ```
  *
  * @since 0.1.0
@@ -202,6 +218,8 @@ export class PostgresCluster extends Context.Service<PostgresCluster, Cluster>()
  * @example
  * ```ts
  * import { layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import { PostgresCluster } from "@tether/testkit"
  *
  * layer(PostgresCluster.layer({ replicas: 2 }), { excludeTestServices: true })("pg", (it) => {
  *   it.effect("reads from a replica", () => Effect.gen(function*() {
@@ -274,8 +292,13 @@ const unknownNode = (node: Node) =>
  *
  * @example
  * ```ts
- * const cluster = yield* PostgresCluster.make({ replicas: 2 })
- * cluster.replicas.map((node) => node.url)
+ * import { Effect } from "effect"
+ * import { PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.make({ replicas: 2 })
+ *   return cluster.replicas.map((node) => node.url)
+ * }).pipe(Effect.scoped)
  * ```
  *
  * @since 0.1.0

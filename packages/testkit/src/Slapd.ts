@@ -54,6 +54,11 @@ export type ServerState = "running" | "stopped" | "killed"
  *
  * @example
  * ```ts
+ * import { Client } from "ldapts"
+ * import type { Slapd } from "@tether/testkit"
+ *
+ * declare const ldap: Slapd.Directory
+ *
  * const client = new Client({ url: ldap.server.url }) // ldap://127.0.0.1:PORT
  * ```
  *
@@ -120,6 +125,8 @@ export interface Directory {
   readonly caCertPem: string | undefined
   /** The file holding `caCertPem`, when TLS is on. */
   readonly caCertPath: string | undefined
+  /** With `clientCertificates`: a certificate (`CN=user1`) and key (PEM) from the test CA, for the first user. */
+  readonly clientCertificate?: { readonly certPem: string; readonly keyPem: string } | undefined
   /** SIGKILLs a server: a crash. Connections break and new ones are refused until `restart`. */
   readonly kill: (server: Server) => Effect.Effect<void, FixtureError>
   /** SIGSTOPs a server: a hang. The kernel still accepts connections; nothing answers. Undo with `cont`. */
@@ -153,6 +160,21 @@ export interface Options {
   readonly adminPassword?: string
   /** Limit for each startup step. Default 30 seconds. */
   readonly timeout?: Duration.Input
+  /**
+   * Load the `ppolicy` overlay (draft-behera password policy) with lockout, and seed
+   * `ou=policies,<suffix>` holding the default policy `cn=default,ou=policies,<suffix>`
+   * (pwdAttribute userPassword; its other attributes from `defaultPolicy`, e.g.
+   * `{ pwdMaxFailure: "3", pwdLockout: "TRUE" }`). Default off.
+   */
+  readonly ppolicy?: boolean | { readonly defaultPolicy?: Readonly<Record<string, string>> }
+  /** Load the `sssvlv` overlay (server-side sorting, RFC 2891; virtual list view). Default off. */
+  readonly sssvlv?: boolean
+  /**
+   * With `tls`: accept TLS client certificates (`TLSVerifyClient try`), map a certificate subject
+   * `cn=NAME` to `uid=NAME,ou=people,<suffix>` for SASL EXTERNAL, and issue one for the first user
+   * ({@link Directory.clientCertificate}). Default off.
+   */
+  readonly clientCertificates?: boolean
 }
 
 /**
@@ -160,7 +182,12 @@ export interface Options {
  *
  * @example
  * ```ts
- * const ldap = yield* Slapd.Slapd
+ * import { Effect } from "effect"
+ * import { Slapd } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ldap = yield* Slapd.Slapd
+ * }).pipe(Effect.provide(Slapd.layer()))
  * ```
  *
  * @since 0.1.0
@@ -173,6 +200,8 @@ export class Slapd extends Context.Service<Slapd, Directory>()("@tether/testkit/
  * @example
  * ```ts
  * import { layer } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import { Slapd } from "@tether/testkit"
  *
  * layer(Slapd.layer({ servers: 2 }), { excludeTestServices: true })("ldap", (it) => {
  *   it.effect("binds", () => Effect.gen(function*() {
@@ -232,6 +261,9 @@ interface ConfigInput {
   readonly adminPassword: string
   readonly replicating: boolean
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string } | undefined
+  readonly ppolicy?: boolean
+  readonly sssvlv?: boolean
+  readonly clientCertificates?: boolean
 }
 
 const renderConfig = (c: ConfigInput): string => {
@@ -241,13 +273,18 @@ const renderConfig = (c: ConfigInput): string => {
     "modulepath /usr/lib/ldap",
     "moduleload back_mdb",
     ...(c.replicating ? ["moduleload syncprov", `serverID ${c.server.id}`] : []),
+    ...(c.ppolicy === true ? ["moduleload ppolicy"] : []),
+    ...(c.sssvlv === true ? ["moduleload sssvlv"] : []),
     `pidfile ${path.join(c.server.dir, "slapd.pid")}`,
     `argsfile ${path.join(c.server.dir, "slapd.args")}`,
     "sizelimit 10000",
     ...(c.tls === undefined ? [] : [
       `TLSCACertificateFile ${c.tls.ca}`,
       `TLSCertificateFile ${c.tls.cert}`,
-      `TLSCertificateKeyFile ${c.tls.key}`
+      `TLSCertificateKeyFile ${c.tls.key}`,
+      ...(c.clientCertificates === true
+        ? ["TLSVerifyClient try", `authz-regexp "^cn=([^,]+)$" ${quote(`uid=$1,ou=people,${c.suffix}`)}`]
+        : [])
     ]),
     "",
     "database mdb",
@@ -277,9 +314,31 @@ const renderConfig = (c: ConfigInput): string => {
       ].join(" ")
     ),
     ...(c.replicating ? ["multiprovider on", "overlay syncprov", "syncprov-checkpoint 100 1"] : []),
+    ...(c.ppolicy === true ? ["overlay ppolicy", `ppolicy_default ${quote(policyDn(c.suffix))}`, "ppolicy_use_lockout"] : []),
+    ...(c.sssvlv === true ? ["overlay sssvlv"] : []),
     ""
   ]
   return lines.join("\n")
+}
+
+/** The default password policy's DN (with the `ppolicy` option). */
+const policyDn = (suffix: string) => `cn=default,ou=policies,${suffix}`
+
+/** `ou=policies` and the default password policy, with `overrides` on top of its defaults. */
+const policyLdif = (suffix: string, overrides: Readonly<Record<string, string>>): string => {
+  const csn = Ldap.csn(new Date())
+  const record = (dn: string, attributes: ReadonlyArray<readonly [string, string]>) =>
+    Ldap.record(dn, [...attributes, ["entryUUID", crypto.randomUUID()], ["entryCSN", csn]])
+  const policy = new Map<string, string>([["pwdAttribute", "userPassword"], ...Object.entries(overrides)])
+  return [
+    record(`ou=policies,${suffix}`, [["objectClass", "organizationalUnit"], ["ou", "policies"]]),
+    record(policyDn(suffix), [
+      ["objectClass", "device"],
+      ["objectClass", "pwdPolicy"],
+      ["cn", "default"],
+      ...policy
+    ])
+  ].join("\n")
 }
 
 const seedLdif = (
@@ -379,6 +438,49 @@ const makeCertificates = (openssl: string, dir: string, timeout: Duration.Input)
     return { ca: file("ca.pem"), cert: file("server.pem"), key: file("server.key"), caCertPem }
   })
 
+/** A client certificate `CN=<name>` signed by the test CA (made by {@link makeCertificates}). */
+const makeClientCertificate = (openssl: string, dir: string, name: string, timeout: Duration.Input) =>
+  Effect.gen(function*() {
+    const file = (f: string) => path.join(dir, f)
+    yield* run(openssl, [
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      file("client.key"),
+      "-out",
+      file("client.csr"),
+      "-subj",
+      `/CN=${name}`
+    ], { what: "openssl (client key)", timeout })
+    yield* TempDir.writeFile(
+      file("client.ext"),
+      "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+    )
+    yield* run(openssl, [
+      "x509",
+      "-req",
+      "-in",
+      file("client.csr"),
+      "-CA",
+      file("ca.pem"),
+      "-CAkey",
+      file("ca.key"),
+      "-set_serial",
+      `0x${(Date.now() + 1).toString(16)}`,
+      "-days",
+      "7",
+      "-extfile",
+      file("client.ext"),
+      "-out",
+      file("client.pem")
+    ], { what: "openssl (client certificate)", timeout })
+    return { certPem: yield* TempDir.readFile(file("client.pem")), keyPem: yield* TempDir.readFile(file("client.key")) }
+  })
+
 /** Waits for a child process to exit (at most `timeout`); true when it did. */
 const awaitChildExit = (child: ChildProcess, timeout: Duration.Input): Effect.Effect<boolean> =>
   Effect.callback<boolean>((resume) => {
@@ -402,8 +504,13 @@ const unknownServer = (server: Server) =>
  *
  * @example
  * ```ts
- * const ldap = yield* Slapd.make({ servers: 2, tls: true, users: 5 })
- * ldap.users[0]!.dn // "uid=user1,ou=people,dc=example,dc=com"
+ * import { Effect } from "effect"
+ * import { Slapd } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ldap = yield* Slapd.make({ servers: 2, tls: true, users: 5 })
+ *   return ldap.users[0]!.dn // "uid=user1,ou=people,dc=example,dc=com"
+ * }).pipe(Effect.scoped)
  * ```
  *
  * @since 0.1.0
@@ -460,6 +567,9 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
     }
 
     const tls = tlsOn ? yield* makeCertificates(bins.openssl, root, timeout) : undefined
+    const clientCertificate = tlsOn && options.clientCertificates === true && users.length > 0
+      ? yield* makeClientCertificate(bins.openssl, root, users[0]!.uid, timeout)
+      : undefined
     const tlsOptions = tls === undefined ? undefined : { ca: [tls.caCertPem] }
 
     yield* Effect.forEach(servers, (server) =>
@@ -477,7 +587,10 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
             adminDn,
             adminPassword,
             replicating,
-            tls
+            tls,
+            ppolicy: options.ppolicy !== undefined && options.ppolicy !== false,
+            sssvlv: options.sssvlv === true,
+            clientCertificates: options.clientCertificates === true
           })
         )
       }), { discard: true })
@@ -486,7 +599,16 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
     // entryCSN) that slapadd would otherwise generate differently on each server, so replicating
     // servers start in sync.
     const ldif = path.join(root, "seed.ldif")
-    yield* TempDir.writeFile(ldif, seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users))
+    const ppolicy = options.ppolicy === undefined || options.ppolicy === false
+      ? undefined
+      : options.ppolicy === true
+      ? {}
+      : options.ppolicy.defaultPolicy ?? {}
+    yield* TempDir.writeFile(
+      ldif,
+      seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users) +
+        (ppolicy === undefined ? "" : "\n" + policyLdif(suffix, ppolicy))
+    )
     yield* Effect.forEach(servers, (server) =>
       run(bins.slapadd, ["-q", ...(replicating ? ["-w"] : []), "-f", server.config, "-l", ldif], {
         what: `slapadd (${server.name})`,
@@ -597,6 +719,7 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
       users,
       caCertPem: tls?.caCertPem,
       caCertPath: tls?.ca,
+      clientCertificate,
       kill: (server) => withLock(server, (impl) => terminate(impl, false)),
       stop: (server) =>
         withLock(server, (impl) =>

@@ -43,11 +43,49 @@ export { FixtureError } from "./FixtureError.ts"
  *
  * @example
  * ```ts
- * import { FaultProxy } from "@tether/testkit"
- * const proxy = yield* FaultProxy.make({ target: cluster.primary })
- * yield* proxy.blackhole(true)
+ * import { Effect } from "effect"
+ * import { FaultProxy, PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.PostgresCluster
+ *   const proxy = yield* FaultProxy.make({ target: cluster.primary })
+ *   yield* proxy.blackhole(true)
+ * }).pipe(Effect.scoped, Effect.provide(PostgresCluster.layer({ replicas: 0 })))
  * ```
  *
  * @since 0.1.0
  */
 export * as FaultProxy from "./FaultProxy.ts"
+
+/**
+ * A real PgBouncer (Debian's `pgbouncer`) in front of a PostgreSQL server, in a temp dir on a
+ * loopback port, SCRAM users, pooling mode of your choice.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PgBouncer, PostgresCluster } from "@tether/testkit"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cluster = yield* PostgresCluster.PostgresCluster
+ *   const bouncer = yield* PgBouncer.make({ target: cluster.primary, poolMode: "transaction" })
+ * }).pipe(Effect.scoped, Effect.provide(PostgresCluster.layer({ replicas: 0 })))
+ * ```
+ *
+ * @since 0.2.0
+ */
+export * as PgBouncer from "./PgBouncer.ts"
+
+/**
+ * A real Prometheus server on a loopback port (temp dir, scoped) scraping the targets you give it,
+ * with its HTTP API for queries.
+ *
+ * @example
+ * ```ts
+ * import { Prometheus } from "@tether/testkit"
+ * const TestPrometheus = Prometheus.layer({ targets: ["127.0.0.1:9464"] })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export * as Prometheus from "./Prometheus.ts"

@@ -1,3 +1,4 @@
+import type { Tracer } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
@@ -37,6 +38,29 @@ const tagOf = (u: unknown): string | undefined =>
   typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" ? u._tag : undefined
 
 const notReached = (kind: Fault["kind"]): Fault => ({ kind, mayHaveReachedServer: false })
+
+/**
+ * Records one attempt of `use` on its span: `tether.endpoint` (the endpoint
+ * that ran it — the last one when it failed over), an event per failed attempt
+ * (`tether.breaker.rejected` or `tether.attempt.failed`) and `tether.failover`
+ * when an attempt succeeds after another endpoint failed.
+ */
+const annotateAttempt = (span: Tracer.Span, id: string, exit: Exit.Exit<unknown, unknown>): void => {
+  if (span.status._tag === "Ended") return
+  const previous = span.attributes.get("tether.endpoint")
+  span.attribute("tether.endpoint", id)
+  const now = BigInt(Date.now()) * 1_000_000n
+  if (Exit.isSuccess(exit)) {
+    if (previous !== undefined && previous !== id) span.event("tether.failover", now, { from: previous, to: id })
+    return
+  }
+  const error = Cause.findErrorOption(exit.cause)
+  const tag = error._tag === "Some" ? tagOf(error.value) : undefined
+  span.event(tag === "BreakerOpen" ? "tether.breaker.rejected" : "tether.attempt.failed", now, {
+    "tether.endpoint": id,
+    "error.type": tag ?? (Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "unknown")
+  })
+}
 
 const requestsTotal = Metric.counter("tether_serverset_requests_total", {
   description: "Operations run through a server set, by endpoint and outcome",
@@ -226,8 +250,10 @@ export const make = <C, E>(
       identity: Credentials | undefined,
       f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>
     ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
-      Effect.suspend(() => {
+      Effect.withFiber((fiber) => {
         const member = members.get(id)
+        // The `tether.serverset.use` span (when tracing): which endpoint ran it, and why attempts failed.
+        const span = fiber.cache.span?._tag === "Span" ? fiber.cache.span : undefined
         if (member === undefined) {
           // Removed between the pick and now: as if its pool had closed.
           return Effect.fail(new PoolClosed({ pool: id }))
@@ -250,6 +276,7 @@ export const make = <C, E>(
               member.lastError = describeError(error.value)
             }
           }
+          if (span !== undefined) annotateAttempt(span, id, exit)
           return undefined
         })
       })

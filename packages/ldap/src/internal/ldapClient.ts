@@ -1,30 +1,41 @@
 import { ServerSet } from "@tether/core"
 import type { Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
-import { Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream } from "effect"
 import type { Context, Scope } from "effect"
 import { Attribute, Change } from "ldapts"
-import type { Entry as LdaptsEntry, SearchOptions as LdaptsSearchOptions } from "ldapts"
+import type { Client, Control, SearchEntry } from "ldapts"
 import type * as LdapClient from "../LdapClient.ts"
 import type * as Ldif from "../Ldif.ts"
 import * as LdapDriver from "../LdapDriver.ts"
 import type { LdapConnection } from "../LdapDriver.ts"
 import { fromUnknown } from "../LdapError.ts"
 import type { LdapError } from "../LdapError.ts"
+import * as bulk from "./ldapBulk.ts"
+import { loadBinaryTypes, WELL_KNOWN_BINARY } from "./ldapSchema.ts"
+import * as wire from "./ldapWire.ts"
 
-/** An ldapts entry as a Tether entry: every attribute a list, binary values as bytes. */
-const toEntry = (raw: LdaptsEntry): LdapClient.Entry => {
-  const attributes: Record<string, ReadonlyArray<string | Uint8Array>> = {}
-  for (const [type, value] of Object.entries(raw)) {
-    if (type === "dn") continue
-    const values = Array.isArray(value) ? value : [value]
-    attributes[type] = values.map((v) => (typeof v === "string" ? v : new Uint8Array(v)))
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+/** A value as text when it is valid UTF-8, else as bytes (never altered). */
+const textOrBytes = (b: Buffer): string | Uint8Array => {
+  try {
+    return strictUtf8.decode(b)
+  } catch {
+    return new Uint8Array(b)
   }
-  return { dn: raw.dn, attributes }
 }
 
-/** Reads an async generator through `for await`, which tolerates iterators answering with plain objects. */
-async function* pagesOf<A>(pages: AsyncIterable<A>): AsyncGenerator<A> {
-  for await (const page of pages) yield page
+/** A raw search entry as a Tether entry: every attribute a list, binary attributes as bytes. */
+const toEntry = (raw: SearchEntry, binary: ReadonlySet<string>): LdapClient.Entry => {
+  const attributes: Record<string, Array<string | Uint8Array>> = {}
+  for (const attribute of raw.attributes) {
+    const [base, ...opts] = attribute.type.split(";")
+    const isBinary = binary.has(base!.toLowerCase()) || opts.some((o) => o.toLowerCase() === "binary")
+    const values = wire.rawValues(attribute).map((b) => (isBinary ? new Uint8Array(b) : textOrBytes(b)))
+    if (Object.hasOwn(attributes, attribute.type)) attributes[attribute.type]!.push(...values)
+    else Object.defineProperty(attributes, attribute.type, { value: values, enumerable: true, writable: true, configurable: true })
+  }
+  return { dn: raw.name, attributes }
 }
 
 const hasKind = (error: unknown, kind: string) =>
@@ -34,17 +45,39 @@ const hasKind = (error: unknown, kind: string) =>
 const isNoSuchObject = (error: unknown) => hasKind(error, "no-such-object")
 const isAlreadyExists = (error: unknown) => hasKind(error, "already-exists")
 
-const toLdaptsOptions = (searchOptions: LdapClient.SearchOptions | undefined): LdaptsSearchOptions => {
-  const pageSize = searchOptions?.pageSize ?? 500
+const toRequest = (searchOptions: LdapClient.SearchOptions | undefined, limitsAsTruncation: boolean): wire.SearchRequestOptions => {
+  const sizeLimit = searchOptions?.sizeLimit ?? 0
+  let pageSize = searchOptions?.pageSize ?? 500
+  // Servers may ignore paging when the page is not smaller than the size limit: no paging then.
+  if (sizeLimit > 0 && pageSize >= sizeLimit) pageSize = 0
   return {
     scope: searchOptions?.scope ?? "sub",
     filter: searchOptions?.filter ?? "(objectClass=*)",
-    ...(searchOptions?.attributes === undefined ? {} : { attributes: [...searchOptions.attributes] }),
-    ...(searchOptions?.sizeLimit === undefined ? {} : { sizeLimit: searchOptions.sizeLimit }),
-    ...(searchOptions?.timeLimit === undefined ? {} : { timeLimit: searchOptions.timeLimit }),
-    ...(pageSize > 0 ? { paged: { pageSize } } : {})
+    attributes: searchOptions?.attributes,
+    sizeLimit,
+    timeLimit: searchOptions?.timeLimit ?? 0,
+    pageSize,
+    limitsAsTruncation
   }
 }
+
+/** Attribute values for ldapts: all strings, or all bytes. */
+const ldaptsValues = (values: ReadonlyArray<string | Uint8Array>): Array<string> | Array<Buffer> =>
+  values.every((v) => typeof v === "string")
+    ? [...values] as Array<string>
+    : values.map((v) => (typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v.buffer, v.byteOffset, v.length)))
+
+const toChange = (c: LdapClient.Change): Change => {
+  const modification = new Attribute({ type: c.attribute, values: ldaptsValues(c.values) })
+  return c.operation === "increment"
+    ? new wire.IncrementChange({ operation: "add", modification })
+    : new Change({ operation: c.operation, modification })
+}
+
+const toControls = (controls: ReadonlyArray<Ldif.Control> | undefined): Array<Control> | undefined =>
+  controls === undefined || controls.length === 0
+    ? undefined
+    : controls.map((c) => new wire.ValueControl(c.oid, c.critical, c.value))
 
 /** @internal */
 export const make = (
@@ -74,6 +107,54 @@ export const make = (
       retry: options.retry
     })
 
+    // For LdapTimeout's message (options are validated elsewhere: an invalid timeout leaves it unknown).
+    const timeoutMillis = ((): number | undefined => {
+      try {
+        return options.timeout === undefined ? 10_000 : Duration.toMillis(Duration.fromInputUnsafe(options.timeout))
+      } catch {
+        return undefined
+      }
+    })()
+    // Binary attribute types per endpoint, read once from its schema (a failed read is retried on the next search).
+    const userBinary = (options.binaryAttributes ?? []).map((a) => a.toLowerCase())
+    const fallbackBinary: ReadonlySet<string> = new Set([...WELL_KNOWN_BINARY, ...userBinary])
+    const schemas = new Map<string, Promise<ReadonlySet<string>>>()
+    const binaryTypes = (connection: LdapConnection): Promise<ReadonlySet<string>> => {
+      if (options.readSchema === false) return Promise.resolve(fallbackBinary)
+      let known = schemas.get(connection.endpoint)
+      if (known === undefined) {
+        known = loadBinaryTypes(connection.client).then(
+          (types): ReadonlySet<string> => new Set([...types, ...userBinary]),
+          (cause: unknown): ReadonlySet<string> => {
+            // Refused by the server (e.g. no access to the subschema): the built-in list, for good.
+            // Anything else (a broken connection): try again on the next search.
+            const refused = typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "number"
+            if (!refused) schemas.delete(connection.endpoint)
+            return fallbackBinary
+          }
+        )
+        schemas.set(connection.endpoint, known)
+      }
+      return known
+    }
+
+    /** One search's pages as items, on a borrowed connection. */
+    const searchOn = (
+      client: Client,
+      connection: LdapConnection,
+      base: string,
+      request: wire.SearchRequestOptions
+    ): AsyncGenerator<ReadonlyArray<LdapClient.SearchItem>> =>
+      (async function*() {
+        const binary = await binaryTypes(connection)
+        for await (const page of wire.searchPages(client, base, request)) {
+          const items: Array<LdapClient.SearchItem> = page.entries.map((e) => ({ _tag: "Entry", entry: toEntry(e, binary) }))
+          if (page.references.length > 0) items.push({ _tag: "Reference", uris: page.references })
+          if (page.truncated !== undefined && request.limitsAsTruncation) items.push({ _tag: "Truncated", reason: page.truncated })
+          yield items
+        }
+      })()
+
     const operations = <R>(key: Context.Key<R, Identity.Credentials> | undefined): LdapClient.Operations<R> => {
       const use = <A>(
         operation: string,
@@ -87,140 +168,110 @@ export const make = (
         ) as Effect.Effect<A, LdapClient.LdapClientError, R>
       }
 
-      const search = (base: string, searchOptions?: LdapClient.SearchOptions): Stream.Stream<LdapClient.Entry, LdapClient.LdapClientError, R> => {
-        const pageSize = searchOptions?.pageSize ?? 500
-        const ldaptsOptions = toLdaptsOptions(searchOptions)
-        const f = (connection: LdapConnection) => {
-          const onError = (cause: unknown) => fromUnknown(cause, { endpoint: connection.endpoint, operation: "search" })
-          const pages = pageSize > 0
-            ? Stream.fromAsyncIterable(pagesOf(connection.client.searchPaginated(base, ldaptsOptions)), onError)
-            : Stream.fromEffect(LdapDriver.attempt(connection, "search", (c) => c.search(base, ldaptsOptions)))
-          return pages.pipe(Stream.flatMap((page) => Stream.fromIterable(page.searchEntries.map(toEntry))))
-        }
+      const itemStream = <X>(
+        base: string,
+        request: wire.SearchRequestOptions,
+        select: (items: ReadonlyArray<LdapClient.SearchItem>) => ReadonlyArray<X>
+      ) => {
+        const f = (connection: LdapConnection) =>
+          Stream.fromAsyncIterable(
+            searchOn(connection.client, connection, base, request),
+            (cause) => fromUnknown(cause, { endpoint: connection.endpoint, operation: "search", timeoutMillis })
+          ).pipe(Stream.flatMap((items) => Stream.fromIterable(select(items))))
         const useOptions = { mode: "read" as const, idempotent: true }
         return (key === undefined ? set.useStream(f, useOptions) : set.useStreamAs(key, f, useOptions)) as Stream.Stream<
-          LdapClient.Entry,
+          X,
           LdapClient.LdapClientError,
           R
         >
       }
 
+      const search = (base: string, searchOptions?: LdapClient.SearchOptions) =>
+        itemStream(base, toRequest(searchOptions, false), (items) => items.flatMap((i) => (i._tag === "Entry" ? [i.entry] : [])))
+
+      // Collected in one borrow: unlike a stream, the whole search fails over and is retried.
+      const collect = (base: string, request: wire.SearchRequestOptions) =>
+        use("search", async (connection): Promise<LdapClient.SearchResult> => {
+          const entries: Array<LdapClient.Entry> = []
+          const references: Array<string> = []
+          let truncated: LdapClient.Truncation | undefined
+          for await (const items of searchOn(connection.client, connection, base, request)) {
+            for (const item of items) {
+              if (item._tag === "Entry") entries.push(item.entry)
+              else if (item._tag === "Reference") references.push(...item.uris)
+              else truncated = item.reason
+            }
+          }
+          return { entries, references, truncated }
+        }, false)
+
+      const searchAll = (base: string, searchOptions?: LdapClient.SearchOptions) =>
+        Effect.map(collect(base, toRequest(searchOptions, false)), (r) => r.entries)
+
       const add = (dn: string, attributes: { readonly [type: string]: string | ReadonlyArray<string> }) =>
         use("add", ({ client }) =>
           client.add(
             dn,
-            Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, typeof v === "string" ? v : [...v]]))
+            Object.entries(attributes).map(([type, v]) => new Attribute({ type, values: typeof v === "string" ? [v] : [...v] }))
           ), true)
 
-      const remove = (dn: string) => use("delete", ({ client }) => client.del(dn), true)
+      const remove = (dn: string, controls?: Array<Control>) => use("delete", ({ client }) => client.del(dn, controls), true)
 
       /** Adds an entry: binary values are sent as bytes. */
-      const addEntry = (dn: string, attributes: { readonly [type: string]: ReadonlyArray<string | Uint8Array> }) =>
+      const addEntry = (dn: string, attributes: Ldif.Attributes, controls?: Array<Control>) =>
         use("add", ({ client }) =>
           client.add(
             dn,
-            Object.entries(attributes).map(([type, values]) =>
-              values.every((v) => typeof v === "string")
-                ? new Attribute({ type, values: [...values] as Array<string> })
-                : new Attribute({ type, values: values.map((v) => Buffer.from(v)) })
-            )
+            [...attributes].map(([type, values]) => new Attribute({ type, values: ldaptsValues(values) })),
+            controls
           ), true)
 
       /** Applies one LDIF record. */
       const applyRecord = (record: Ldif.LdifRecord, onExists: LdapClient.OnExists) => {
+        const controls = record._tag === "Entry" ? undefined : toControls(record.controls)
         switch (record._tag) {
           case "Entry":
           case "Add":
-            return addEntry(record.dn, record.attributes).pipe(
+            return addEntry(record.dn, record.attributes, controls).pipe(
               Effect.as("done" as const),
               Effect.catch((error) => {
                 if (!isAlreadyExists(error) || onExists === "fail") return Effect.fail(error)
                 if (onExists === "skip") return Effect.succeed("skipped" as const)
-                return Effect.as(Effect.andThen(remove(record.dn), addEntry(record.dn, record.attributes)), "done" as const)
+                return Effect.as(Effect.andThen(remove(record.dn), addEntry(record.dn, record.attributes, controls)), "done" as const)
               })
             )
           case "Delete":
-            return Effect.as(remove(record.dn), "done" as const)
+            return Effect.as(remove(record.dn, controls), "done" as const)
           case "Modify":
             return Effect.as(
-              use("modify", ({ client }) =>
-                client.modify(
-                  record.dn,
-                  record.changes.map((c) =>
-                    new Change({
-                      operation: c.operation,
-                      modification: new Attribute({
-                        type: c.attribute,
-                        values: c.values.every((v) => typeof v === "string")
-                          ? [...c.values] as Array<string>
-                          : c.values.map((v) => Buffer.from(v))
-                      })
-                    })
-                  )
-                ), true),
+              use("modify", ({ client }) => client.modify(record.dn, record.changes.map(toChange), controls), true),
               "done" as const
             )
-          case "ModRdn": {
-            const parent = record.newSuperior ?? record.dn.slice(record.dn.search(/(?<!\\),/) + 1)
+          case "ModRdn":
             return Effect.as(
-              use("modifyDN", ({ client }) => client.modifyDN(record.dn, parent === "" ? record.newRdn : `${record.newRdn},${parent}`), true),
+              use("modifyDN", ({ client }) =>
+                wire.modifyDN(client, {
+                  dn: record.dn,
+                  newRdn: record.newRdn,
+                  deleteOldRdn: record.deleteOldRdn,
+                  newSuperior: record.newSuperior,
+                  controls
+                }), true),
               "done" as const
             )
-          }
         }
       }
 
       const importLdif: LdapClient.Operations<R>["importLdif"] = (records, bulkOptions) =>
-        Effect.gen(function*() {
-          const onExists = bulkOptions?.onExists ?? "fail"
-          let done = 0
-          let skipped = 0
-          const failed: Array<{ dn: string; error: LdapClient.LdapClientError }> = []
-          const report = (): LdapClient.BulkReport => ({ done, skipped, failed: [...failed] })
-          const one = (record: Ldif.LdifRecord) =>
-            applyRecord(record, onExists).pipe(
-              Effect.result,
-              Effect.map((result) => {
-                if (result._tag === "Failure") failed.push({ dn: record.dn, error: result.failure })
-                else if (result.success === "done") done++
-                else skipped++
-              })
-            )
-          yield* records.pipe(
-            Stream.mapEffect(one, { concurrency: bulkOptions?.concurrency ?? 8 }),
-            Stream.runForEach(() => {
-              const n = done + skipped + failed.length
-              return bulkOptions?.onProgress !== undefined && n % 1000 === 0 ? bulkOptions.onProgress(report()) : Effect.void
-            })
-          )
-          return report()
-        })
+        bulk.run(records, (record) => applyRecord(record, bulkOptions?.onExists ?? "fail"), bulkOptions)
 
       const addMany: LdapClient.Operations<R>["addMany"] = (entries, bulkOptions) =>
-        importLdif(
-          Stream.map(entries, (entry): Ldif.LdifRecord => ({
-            _tag: "Entry",
-            dn: entry.dn,
-            attributes: entry.attributes as Ldif.Attributes
-          })),
-          bulkOptions
-        )
-
-      // Collected in one borrow: unlike a stream, the whole search fails over and is retried.
-      const searchAll = (base: string, searchOptions?: LdapClient.SearchOptions) => {
-        const ldaptsOptions = toLdaptsOptions(searchOptions)
-        return use("search", async ({ client }): Promise<ReadonlyArray<LdapClient.Entry>> => {
-          if (ldaptsOptions.paged === undefined) return (await client.search(base, ldaptsOptions)).searchEntries.map(toEntry)
-          const entries: Array<LdapClient.Entry> = []
-          for await (const page of client.searchPaginated(base, ldaptsOptions)) {
-            for (const entry of page.searchEntries) entries.push(toEntry(entry))
-          }
-          return entries
-        }, false)
-      }
+        importLdif(Stream.map(entries, (entry): Ldif.LdifRecord => toLdifEntry(entry)), bulkOptions)
 
       return {
         search,
+        searchItems: (base, searchOptions) => itemStream(base, toRequest(searchOptions, true), (items) => items),
+        searchWithInfo: (base, searchOptions) => collect(base, toRequest(searchOptions, true)),
         searchAll,
         get: (dn, attributes) =>
           searchAll(dn, { scope: "base", pageSize: 0, ...(attributes === undefined ? {} : { attributes }) }).pipe(
@@ -228,15 +279,8 @@ export const make = (
             Effect.catchIf(isNoSuchObject, () => Effect.succeed(Option.none()))
           ) as Effect.Effect<Option.Option<LdapClient.Entry>, LdapClient.LdapClientError, R>,
         add,
-        modify: (dn, changes) =>
-          use("modify", ({ client }) =>
-            client.modify(
-              dn,
-              changes.map((c) =>
-                new Change({ operation: c.operation, modification: new Attribute({ type: c.attribute, values: [...c.values] }) })
-              )
-            ), true),
-        delete: remove,
+        modify: (dn, changes) => use("modify", ({ client }) => client.modify(dn, changes.map(toChange)), true),
+        delete: (dn) => remove(dn),
         modifyDN: (dn, newDn) => use("modifyDN", ({ client }) => client.modifyDN(dn, newDn), true),
         compare: (dn, attribute, value) => use("compare", ({ client }) => client.compare(dn, attribute, value), false),
         whoami: use("whoami", ({ client }) => client.exop(LdapDriver.WHO_AM_I).then((r) => r.value ?? ""), false),
@@ -255,3 +299,10 @@ export const make = (
       status: set.status
     }
   })
+
+/** An `Entry` as an LDIF entry record. */
+export const toLdifEntry = (entry: LdapClient.Entry): Ldif.LdifRecord => ({
+  _tag: "Entry",
+  dn: entry.dn,
+  attributes: new Map(Object.entries(entry.attributes).map(([t, v]) => [t, [...v]] as const))
+})

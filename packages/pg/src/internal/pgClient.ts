@@ -233,7 +233,10 @@ export const make = (
         instrument(
           textOf(strings),
           "transaction",
-          PgDriver.run(connection, textOf(strings), (sql) => query(sql, strings, values), { timeoutMillis })
+          PgDriver.run(connection, textOf(strings), (sql) => query(sql, strings, values), {
+            timeoutMillis,
+            cancelOnInterrupt: true
+          })
         ) as never,
       unsafe: (text, parameters) =>
         instrument(
@@ -243,7 +246,7 @@ export const make = (
             connection,
             text,
             (sql) => sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined),
-            { timeoutMillis }
+            { timeoutMillis, cancelOnInterrupt: true }
           )
         ) as never
     })
@@ -261,14 +264,18 @@ export const make = (
           ? use(shared, (c) => PgDriver.run(c, text, run, { timeoutMillis }), { mode: readMode, idempotent: true })
           : use(
             exclusive,
-            (c) => Effect.andThen(sessionMode(c, true), PgDriver.run(c, text, run, { timeoutMillis })),
+            (c) => Effect.andThen(sessionMode(c, true), PgDriver.run(c, text, run, { timeoutMillis, cancelOnInterrupt: true })),
             { mode: readMode, idempotent: true }
           )
 
       const writeVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
         use(
           exclusive,
-          (c) => Effect.andThen(sessionMode(c, false), PgDriver.run(c, text, run, { write: true, timeoutMillis })),
+          (c) =>
+            Effect.andThen(
+              sessionMode(c, false),
+              PgDriver.run(c, text, run, { write: true, timeoutMillis, cancelOnInterrupt: true })
+            ),
           { mode: "write", idempotent: false }
         )
 

@@ -1,0 +1,132 @@
+/**
+ * The performance monitor: it times every operation that runs through a
+ * `ServerSet` (and so through `PgClient` and `LdapClient`) and keeps the
+ * recent history of every watched set for the dashboard.
+ *
+ * - `tether_operation_duration_seconds{set,endpoint,operation,outcome}`: a
+ *   histogram of every `use` (its `_count` is the operation counter, so
+ *   `rate(..._count[1m])` is operations per second);
+ * - `tether_operations_in_flight{set}` (sampled, for watched sets);
+ * - `tether_query_cache_entries{set}`, `tether_query_cache_hit_ratio{set}` for
+ *   watched clients with a query cache;
+ * - per endpoint, per second: operations, failures, p50 and p99 latency over
+ *   the last `historySeconds` (the dashboard's sparklines).
+ *
+ * The timing comes from the `tether.serverset.use` spans: the layer wraps the
+ * current `Tracer` (put it above an OpenTelemetry tracer layer to keep both).
+ *
+ * @example
+ * ```ts
+ * import { Monitor } from "@tether/observe"
+ * import { Effect } from "effect"
+ *
+ * declare const db: Monitor.Watchable
+ * const program = Effect.gen(function*() {
+ *   const monitor = yield* Monitor.Monitor
+ *   yield* monitor.watch("db", db, { required: true })
+ *   console.log(yield* monitor.snapshot)
+ * }).pipe(Effect.scoped, Effect.provide(Monitor.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { Endpoint, ServerSet } from "@tether/core"
+import type { Duration, Scope, Stream , Effect} from "effect"
+import { Context, Layer } from "effect"
+import * as internal from "./internal/monitor.ts"
+import type * as Snapshot from "./Snapshot.ts"
+
+/**
+ * What the monitor can watch: a `ServerSet`, a `PgClient` or an `LdapClient`
+ * (anything with a `status`; a `cacheStats` is shown too).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Watchable {
+  readonly status: Effect.Effect<ServerSet.Status>
+  readonly cacheStats?: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }> | undefined
+}
+
+/**
+ * Run-time endpoint changes for the admin server's mutating routes (a
+ * `ServerSet` has both).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reconfigurable {
+  readonly add: (endpoint: Endpoint.EndpointInput | string) => Effect.Effect<void, unknown>
+  readonly remove: (id: Endpoint.EndpointId) => Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchOptions {
+  /** `/health/ready` fails while this set has no usable endpoint. Default `true`. */
+  readonly required?: boolean | undefined
+  /**
+   * Lets the admin server (with a token) add, remove, drain, re-enable and
+   * re-weight this set's endpoints, e.g. `{ reconfigure: serverSet }`.
+   */
+  readonly reconfigure?: Reconfigurable | undefined
+}
+
+/**
+ * A watched set, as registered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Watched {
+  readonly name: string
+  readonly target: Watchable
+  readonly required: boolean
+  readonly reconfigure: Reconfigurable | undefined
+}
+
+/**
+ * The monitor service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MonitorService {
+  /** Watches a set until the scope closes. A second `watch` with the same name replaces the first. */
+  readonly watch: (name: string, target: Watchable, options?: WatchOptions) => Effect.Effect<void, never, Scope.Scope>
+  /** The watched sets. */
+  readonly watched: Effect.Effect<ReadonlyArray<Watched>>
+  /** Every watched set now, with each endpoint's recent history. */
+  readonly snapshot: Effect.Effect<Snapshot.Snapshot>
+  /** A snapshot after every sample (once per `sampleInterval`). */
+  readonly changes: Stream.Stream<Snapshot.Snapshot>
+}
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class Monitor extends Context.Service<Monitor, MonitorService>()("@tether/observe/Monitor") {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How long the sparklines reach back. Default 5 minutes. */
+  readonly history?: Duration.Input | undefined
+  /** Time between samples (and dashboard updates). Default 1 second. */
+  readonly sampleInterval?: Duration.Input | undefined
+}
+
+/**
+ * Provides the {@link Monitor} and wraps the current `Tracer` to time
+ * operations. Build it on top of your tracer layer:
+ * `Monitor.layer().pipe(Layer.provideMerge(otelLayer))`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Monitor> => Layer.effectContext(internal.make(options ?? {}))

@@ -1,0 +1,348 @@
+/**
+ * `PgSql`: effect/sql's `SqlClient` over Tether's server sets. Everything
+ * written for `@effect/sql-pg` keeps working (statements and helpers,
+ * `withTransaction` with savepoints, `SqlSchema`, `SqlResolver`, `SqlModel`,
+ * `Migrator`, streams, LISTEN/NOTIFY), and gains failover, breakers, replica
+ * reads and identities underneath.
+ *
+ * - Plain statements go to the primary and are **pipelined**: up to
+ *   `pipeline` statements share one connection (postgres.js pipelines them).
+ *   A statement whose connection broke after it was sent fails with
+ *   `PgOutcomeUnknown` under the `SqlError` (it may have run); one that was
+ *   never sent fails over and runs elsewhere.
+ * - Transactions, streams, `reserve` and LISTEN take a connection of their own.
+ * - {@link readReplica} sends reads to replicas (read-only, failed over and retried).
+ * - {@link as} runs statements on connections logged in as an identity.
+ * - {@link withTransaction} adds isolation levels and whole-transaction retries
+ *   for transactions declared idempotent.
+ * - `pgbouncer: "transaction"` avoids what PgBouncer's transaction pooling breaks.
+ *
+ * `PgSql` is a separate client from `PgClient` (its own pools); both can run side by side.
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Effect, Redacted } from "effect"
+ * import { SqlClient } from "effect/sql"
+ *
+ * const Live = PgSql.layer({
+ *   endpoints: ["postgres://10.0.0.1:5432/app", "postgres://10.0.0.2:5432/app"],
+ *   user: "app",
+ *   password: Redacted.make("secret")
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`insert into audit ${sql.insert({ what: "login" })}`
+ *   const rows = yield* PgSql.readReplica(sql`select id, what from audit where id in ${sql.in([1, 2, 3])}`)
+ *   return rows
+ * }).pipe(Effect.provide(Live))
+ * ```
+ *
+ * @since 0.2.0
+ */
+import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import { Config, Context, Effect, Layer } from "effect"
+import type { Duration, Redacted, Schedule, Scope, Stream } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import type { Loader } from "effect/sql/Migrator"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import type { Fragment } from "effect/sql/Statement"
+import * as Statement from "effect/sql/Statement"
+import type * as PgDriver from "./PgDriver.ts"
+import * as internal from "./internal/sqlClient.ts"
+import * as migrations from "./internal/sqlMigrations.ts"
+
+/**
+ * Options of {@link make} and {@link layer}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Names the client in logs, metrics and spans. Default `pg`. */
+  readonly name?: string | undefined
+  /** `postgres://host:port/db` URLs (no credentials), host lists, or endpoint definitions with a `role`. */
+  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
+  /** The default role. */
+  readonly user: string
+  readonly password?: Redacted.Redacted<string> | undefined
+  readonly database?: string | undefined
+  /** See `PgDriver.SslMode`: `?sslmode=`/`?sslrootcert=` in a URL win over an endpoint's `tls`, which win over this. Default `disable`. */
+  readonly ssl?: PgDriver.SslMode | undefined
+  /** The CA for the verifying modes: PEM text or a file path. */
+  readonly ca?: string | undefined
+  /** `application_name` of every session. Default `tether`. */
+  readonly applicationName?: string | undefined
+  /** Default 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Server-side `statement_timeout` (sent at connect; ignored behind PgBouncer). Default: none. */
+  readonly statementTimeout?: Duration.Input | undefined
+  /** Client-side bound on every statement. Default 30 seconds. */
+  readonly queryTimeout?: Duration.Input | undefined
+  /** Where {@link readReplica} statements go. Default `replica-preferred`. */
+  readonly readFrom?: "replica-preferred" | "replica-only" | "any" | undefined
+  /**
+   * Statements in flight on one shared connection (postgres.js pipelines
+   * them). Default 16; `1` sends one at a time. Transactions, streams,
+   * `reserve` and LISTEN always take a connection of their own.
+   */
+  readonly pipeline?: number | undefined
+  /** `"transaction"`: the endpoints are PgBouncer in transaction pooling mode (see README). */
+  readonly pgbouncer?: "transaction" | undefined
+  /** Behind PgBouncer: the servers' own URLs, for LISTEN (which needs a session of its own). */
+  readonly listenEndpoints?: ReadonlyArray<Endpoint.EndpointInput | string> | undefined
+  /** Balancing strategy. Default `round-robin`. */
+  readonly strategy?: Balancer.Strategy | undefined
+  /**
+   * The pipelined connections of each endpoint: `max` (default 10) postgres.js connections for the
+   * default role, pooled as one session that sends to an idle connection first and pipelines on busy
+   * ones; each other identity gets one pipelined connection (at most `max` identities at once).
+   * `min > 0` opens them at start. Other fields as `ServerSet.Options.pool`.
+   */
+  readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
+  /** The connections for transactions, streams, `reserve` and LISTEN. Default `{ min: 0, max: pool.max ?? 10 }`. */
+  readonly exclusivePool?: ServerSet.Options<unknown, unknown>["pool"]
+  /** The read-only pipelined connections of {@link readReplica}. Default like `pool`, with `min: 0`. */
+  readonly readPool?: ServerSet.Options<unknown, unknown>["pool"]
+  /** Health probes (they also detect each server's role). Default every 2 seconds. */
+  readonly health?: ServerSet.Options<unknown, unknown>["health"]
+  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
+  /** Failover of statements that were not sent (and of idempotent reads). */
+  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
+  /** Statements slower than this are logged (text only) and counted. Default 1 second. */
+  readonly slowQueryThreshold?: Duration.Input | undefined
+  /** Renames result columns (e.g. snake_case to camelCase), as in `@effect/sql-pg`. */
+  readonly transformResultNames?: ((name: string) => string) | undefined
+  /** Renames identifiers in statements (e.g. camelCase to snake_case). */
+  readonly transformQueryNames?: ((name: string) => string) | undefined
+  /** Whether the transforms also apply inside JSON values. Default `true`. */
+  readonly transformJson?: boolean | undefined
+  /** Extra attributes of every statement span. */
+  readonly spanAttributes?: Record<string, unknown> | undefined
+}
+
+/**
+ * The client: an effect/sql `SqlClient` plus PostgreSQL helpers.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PgSql extends SqlClient.SqlClient {
+  /** A fragment holding a value as a `jsonb` parameter: `sql\`insert into t (doc) values (${sql.json(doc)})\``. */
+  readonly json: (value: unknown) => Fragment
+  /**
+   * Notifications on `channel`, on a session of their own to the primary.
+   * When that session is lost the stream re-subscribes (following failover);
+   * notifications sent while no session listened are not seen.
+   */
+  readonly listen: (channel: string) => Stream.Stream<string, SqlError>
+  /** `pg_notify(channel, payload)` on the primary. */
+  readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError>
+  /** The pipelined connections' endpoints: health, role, breaker, pool. */
+  readonly status: Effect.Effect<ServerSet.Status>
+  /** Every set's status: the pipelined and the exclusive connections. */
+  readonly statusAll: Effect.Effect<{ readonly shared: ServerSet.Status; readonly exclusive: ServerSet.Status }>
+}
+
+/**
+ * The `PgSql` service (the same value is provided as `SqlClient.SqlClient`).
+ *
+ * @since 0.2.0
+ * @category services
+ */
+export const PgSql: Context.Service<PgSql, PgSql> = Context.Service<PgSql>("@tether/pg/PgSql")
+
+/**
+ * Starts a client in the current scope.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make: (
+  options: Options
+) => Effect.Effect<PgSql, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope | Reactivity.Reactivity> =
+  internal.make
+
+/**
+ * Provides `PgSql` and effect/sql's `SqlClient` (and turns on statement span
+ * propagation, so spans carry the server each statement ran on).
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ *
+ * const Live = PgSql.layer({ endpoints: ["postgres://db1:5432/app", "postgres://db2:5432/app"], user: "app" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<PgSql | SqlClient.SqlClient, Endpoint.InvalidEndpoint | InvalidPoolOptions> =>
+  layerFrom(make(options))
+
+/**
+ * {@link layer} from `Config` (e.g. environment variables), like `@effect/sql-pg`'s `layerConfig`.
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Config } from "effect"
+ *
+ * const Live = PgSql.layerConfig({
+ *   endpoints: Config.String("DB_URLS").pipe(Config.map((s) => s.split(","))),
+ *   user: Config.String("DB_USER"),
+ *   password: Config.Redacted("DB_PASSWORD")
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Wrap<Options>
+): Layer.Layer<PgSql | SqlClient.SqlClient, Config.ConfigError | Endpoint.InvalidEndpoint | InvalidPoolOptions> =>
+  layerFrom(Effect.flatMap(Config.unwrap(config), make))
+
+const layerFrom = <E>(
+  acquire: Effect.Effect<PgSql, E, Scope.Scope | Reactivity.Reactivity>
+): Layer.Layer<PgSql | SqlClient.SqlClient, E> =>
+  Layer.effectContext(
+    Effect.map(acquire, (client) =>
+      Context.make(PgSql, client).pipe(
+        Context.add(SqlClient.SqlClient, client),
+        Context.add(Statement.SpanPropagationEnabled, true)
+      ))
+  ).pipe(Layer.provide(Reactivity.layer)) as Layer.Layer<PgSql | SqlClient.SqlClient, E>
+
+/**
+ * Runs `effect`'s statements (outside transactions) on replicas, per
+ * `readFrom`: read-only sessions, idempotent, so failed over and retried.
+ * A transaction started inside runs on a replica too (make it read-only).
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ *
+ * const names = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`select name from users`)
+ * const fromReplica = PgSql.readReplica(names)
+ * ```
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const readReplica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, internal.ReadReplica, true)
+
+/**
+ * Runs `effect`'s statements on connections logged in as the identity `key`
+ * holds; the identity appears in the requirements.
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Identity } from "@tether/core"
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ *
+ * class Reporting extends Identity.Service<Reporting>()("app/Reporting") {}
+ * const mine = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`select current_user`)
+ * const asReporting = PgSql.as(Reporting)(mine) // Effect<…, …, SqlClient | Reporting>
+ * ```
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const as = <I>(key: Context.Key<I, Identity.Credentials>) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | I> =>
+  Effect.andThen(
+    Effect.service(key),
+    Effect.provideService(effect, internal.CurrentIdentity, key as Context.Key<unknown, Identity.Credentials>)
+  )
+
+/**
+ * Options of {@link withTransaction}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TransactionOptions {
+  readonly isolation?: "read committed" | "repeatable read" | "serializable" | undefined
+  readonly readOnly?: boolean | undefined
+  /**
+   * The whole block may run again: on a serialization failure, a deadlock, or
+   * a connection lost before COMMIT was sent, it is retried on `retry`. A
+   * COMMIT whose answer was lost (`PgOutcomeUnknown`) is never retried.
+   * Default `false`.
+   */
+  readonly idempotent?: boolean | undefined
+  /** Default: backoff from 50 ms, up to 10 seconds. */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+const retryableTransaction = (error: unknown): boolean => {
+  if (typeof error !== "object" || error === null || !("_tag" in error) || error._tag !== "SqlError") return false
+  const reason = (error as SqlError).reason
+  if (reason._tag === "SerializationError" || reason._tag === "DeadlockError") return true
+  if (reason._tag !== "ConnectionError") return false
+  // Never a write whose outcome is unknown (those are UnknownError anyway).
+  const cause = reason.cause as { _tag?: string } | undefined
+  return cause?._tag !== "PgOutcomeUnknown"
+}
+
+/**
+ * `sql.withTransaction` with an isolation level, read-only mode, and whole
+ * retries for blocks declared idempotent. Nested calls use savepoints.
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ *
+ * const transfer = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`update accounts set balance = balance - 10 where id = 1`
+ *   yield* sql`update accounts set balance = balance + 10 where id = 2`
+ * }).pipe(PgSql.withTransaction({ isolation: "serializable", idempotent: true }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category transactions
+ */
+export const withTransaction = (options: TransactionOptions = {}) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R | SqlClient.SqlClient> =>
+  Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => {
+    const begin = `BEGIN ISOLATION LEVEL ${(options.isolation ?? "read committed").toUpperCase()}${
+      options.readOnly === true ? " READ ONLY" : ""
+    }`
+    const attempt = sql.withTransaction(effect).pipe(Effect.provideService(SqlClient.BeginTransaction, begin))
+    return options.idempotent === true
+      ? Effect.retry(attempt, {
+        schedule: (options.retry ?? internal.defaultRetry) as Schedule.Schedule<unknown, unknown>,
+        while: retryableTransaction
+      })
+      : attempt
+  })
+
+/**
+ * A `Migrator` loader reading `NNNN_name.sql` files from `directory` (each
+ * file runs as one multi-statement script, in the migration's transaction).
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import * as Migrator from "effect/sql/Migrator"
+ *
+ * const migrate = Migrator.make({})({ loader: PgSql.fromSqlFiles("./migrations") })
+ * ```
+ *
+ * @since 0.2.0
+ * @category migrations
+ */
+export const fromSqlFiles: (directory: string) => Loader = migrations.fromSqlFiles

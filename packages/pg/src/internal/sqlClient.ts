@@ -1,0 +1,571 @@
+import { Retry, ServerSet } from "@tether/core"
+import type { Balancer, Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
+import { Cause, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
+import type { Fiber, Scope } from "effect"
+import type * as Reactivity from "effect/reactivity/Reactivity"
+import * as SqlClient from "effect/sql/SqlClient"
+import type { Connection } from "effect/sql/SqlConnection"
+import { SqlError } from "effect/sql/SqlError"
+import * as SqlErrors from "effect/sql/SqlError"
+import * as Statement from "effect/sql/Statement"
+import type postgres from "postgres"
+import type * as PgSql from "../PgSql.ts"
+import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
+import { bounded, TIMED_OUT } from "./deadlines.ts"
+import { expandHostList } from "./pgClient.ts"
+import * as Compiler from "./sqlCompiler.ts"
+import * as SqlDriver from "./sqlDriver.ts"
+import type { SqlSession } from "./sqlDriver.ts"
+import { statusCodeOf, toSqlError } from "./sqlError.ts"
+
+/** Set by `PgSql.readReplica`: statements go to replicas, read-only and idempotent. */
+export const ReadReplica = Context.Reference<boolean>("@tether/pg/PgSql/ReadReplica", { defaultValue: () => false })
+
+/** Set by `PgSql.as`: the identity whose pooled connections statements use. */
+export const CurrentIdentity = Context.Reference<Context.Key<unknown, Identity.Credentials> | undefined>(
+  "@tether/pg/PgSql/CurrentIdentity",
+  { defaultValue: () => undefined }
+)
+
+const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
+  description: "Statements slower than the slow-query threshold",
+  incremental: true
+})
+
+const millis = (input: Duration.Input | undefined, fallback: number) =>
+  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+/** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
+export const defaultRetry = Retry.backoff({
+  base: "50 millis",
+  maxDelay: "500 millis",
+  maxAttempts: 40,
+  maxElapsed: "10 seconds"
+})
+
+const BEGIN = /^\s*(begin|start\s+transaction)\b/i
+const END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i
+
+/** The first keyword of a statement (`db.operation.name`). */
+const operationOf = (text: string): string => {
+  const match = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(text)
+  return match === null ? "unknown" : match[1]!.toUpperCase()
+}
+
+const endpointOf = (url: string) => {
+  try {
+    const parsed = new URL(url)
+    return {
+      host: parsed.hostname,
+      port: parsed.port === "" ? 5432 : Number(parsed.port),
+      database: parsed.pathname.replace(/^\//, "")
+    }
+  } catch {
+    return { host: url, port: 5432, database: "" }
+  }
+}
+
+type Transform = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+interface RunOptions {
+  /** The statement may change data: losing its answer is outcome-unknown. */
+  readonly write: boolean
+  readonly prepare: boolean
+  readonly values?: boolean | undefined
+  readonly raw?: boolean | undefined
+}
+
+/** @internal */
+export const make = (
+  options: PgSql.Options
+): Effect.Effect<PgSql.PgSql, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "pg"
+    const timeoutMillis = millis(options.queryTimeout, 30_000)
+    const slowMillis = millis(options.slowQueryThreshold, 1_000)
+    const readMode: Balancer.AccessMode = options.readFrom === "any" ? "read" : options.readFrom ?? "replica-preferred"
+    const pgbouncer = options.pgbouncer === "transaction"
+    const pipeline = options.pipeline ?? 16
+    const prepare = !pgbouncer
+    const endpoints = options.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+      typeof e === "string" ? expandHostList(e) : [e]
+    )
+    const first = endpointOf(typeof endpoints[0] === "string" ? endpoints[0] : endpoints[0]?.url ?? "")
+    const driverOptions: SqlDriver.Options = {
+      user: options.user,
+      password: options.password,
+      database: options.database,
+      ssl: options.ssl,
+      ca: options.ca,
+      connectTimeout: options.connectTimeout,
+      statementTimeout: pgbouncer ? undefined : options.statementTimeout,
+      applicationName: options.applicationName,
+      prepare,
+      pgbouncer,
+      maxPipeline: Math.max(pipeline, 1)
+    }
+    const setOptions = (
+      suffix: string,
+      driver: SqlDriver.Options,
+      pool: PgSql.Options["pool"],
+      list: ReadonlyArray<Endpoint.EndpointInput | string> = endpoints
+    ): ServerSet.Options<SqlSession, unknown> => ({
+      name: `${name}${suffix}`,
+      endpoints: list,
+      driver: SqlDriver.make(driver),
+      strategy: options.strategy ?? "round-robin",
+      pool,
+      health: options.health ?? { interval: "2 seconds", timeout: "1 second" },
+      breaker: options.breaker,
+      retry: options.retry ?? { schedule: defaultRetry }
+    })
+    // Plain statements: one pooled session per role and endpoint, a group of `pool.max` postgres.js
+    // connections for the default role (postgres.js spreads statements over them, idle ones first,
+    // and pipelines on busy ones), one connection for each other identity.
+    const connections = Math.max(1, options.pool?.max ?? 10)
+    const groupDriver: SqlDriver.Options = { ...driverOptions, connections }
+    const sharedPool = {
+      ...options.pool,
+      min: (options.pool?.min ?? 0) > 0 ? 1 : 0,
+      max: connections,
+      maxPerIdentity: 1,
+      concurrency: Math.max(pipeline, 1) * connections
+    }
+    const exclusivePool = { min: 0, max: options.pool?.max ?? 10, ...options.exclusivePool }
+    /** Plain statements, pipelined (`pipeline` per connection). */
+    const shared = yield* ServerSet.make(setOptions("", groupDriver, sharedPool))
+    // Warm-up: postgres.js opens a group's connections on demand; `pool.min` statements at once open that many.
+    const warm = Math.min(options.pool?.min ?? 0, connections)
+    if (warm > 0) {
+      yield* Effect.forEach(
+        Array.from({ length: warm }, (_, i) => i),
+        () =>
+          shared.use(
+            (session) => Effect.promise(() => session.sql.unsafe("select pg_sleep(0.01)").then(() => undefined, () => undefined)),
+            { mode: "read" }
+          ),
+        { concurrency: "unbounded", discard: true }
+      ).pipe(Effect.ignore, Effect.forkScoped)
+    }
+    /** Transactions, streams, `reserve`, LISTEN: one borrower per connection. */
+    const exclusive = yield* ServerSet.make(setOptions(" (exclusive)", driverOptions, exclusivePool))
+    /** `readReplica` statements (direct mode): sessions opened read-only, pipelined. */
+    const reads = pgbouncer
+      ? undefined
+      : yield* ServerSet.make(
+        setOptions(" (read-only)", { ...groupDriver, readOnlySessions: true }, { ...sharedPool, min: 0, ...options.readPool })
+      )
+    /** LISTEN behind PgBouncer goes straight to the servers. */
+    const listenSet = pgbouncer
+      ? options.listenEndpoints === undefined || options.listenEndpoints.length === 0
+        ? undefined
+        : yield* ServerSet.make(
+          setOptions(" (listen)", { ...driverOptions, pgbouncer: false, prepare: false }, { min: 0, max: 4 }, options.listenEndpoints)
+        )
+      : exclusive
+
+    const compiler = Compiler.makeCompiler(options.transformQueryNames, options.transformJson)
+    const transformRows: Transform = options.transformResultNames
+      ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
+      : undefined
+    const slowMetric = Metric.withAttributes(slowQueries, { client: name })
+
+    // --- running one statement on a session ---------------------------------
+
+    const notSent = (session: SqlSession, reason: string) =>
+      new PgConnectionError({ endpoint: session.endpoint, code: "CONNECTION_CLOSED", reason, mayHaveReachedServer: false })
+
+    const send = (session: SqlSession, text: string, params: ReadonlyArray<unknown>, run: RunOptions) => {
+      const query = session.sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, {
+        prepare: run.prepare && prepare
+      })
+      return run.values ? query.values() : query
+    }
+
+    /** Runs `text` on `session`: a Tether error (as a SqlError) on failure, the rows (or raw result) on success. */
+    const runOn = (
+      session: SqlSession,
+      text: string,
+      params: ReadonlyArray<unknown>,
+      run: RunOptions,
+      operation: string
+    ): Effect.Effect<any, SqlError> => {
+      if (session.closed) {
+        return Effect.fail(toSqlError(notSent(session, "the session was closed before the statement was sent"), operation))
+      }
+      let raw: unknown
+      return Effect.tryPromise({
+        try: () => bounded(timedPromise(text, session, send(session, text, params, run) as Promise<unknown>), timeoutMillis),
+        catch: (cause) => {
+          raw = cause
+          if (cause === TIMED_OUT) {
+            // The session may still be busy with it: never reuse it.
+            session.closed = true
+            void session.sql.end({ timeout: 0 }).catch(() => undefined)
+            return toSqlError(
+              run.write
+                ? new PgOutcomeUnknown({ endpoint: session.endpoint, reason: `no answer within ${timeoutMillis} ms` })
+                : new PgTimeout({ endpoint: session.endpoint, operation, timeoutMillis }),
+              operation
+            )
+          }
+          const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user, write: run.write })
+          if (error._tag !== "PgQueryError" && error._tag !== "PgAuthenticationError") {
+            // Whatever else happened, postgres.js may reconnect this handle behind our back: retire it.
+            session.closed = true
+          }
+          return toSqlError(error, operation, raw)
+        }
+      })
+    }
+
+    /** effect/sql's statement span (propagated by the layer), read before routing adds spans of its own. */
+    const statementSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
+      if (!fiber.getRef(Statement.SpanPropagationEnabled)) return undefined
+      const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+      return span !== undefined && span._tag === "Span" ? span : undefined
+    }
+
+    /** Where the statement ran. */
+    const annotate = (span: Tracer.Span, session: SqlSession, text: string) => {
+      span.attribute("server.address", session.host)
+      span.attribute("server.port", session.port)
+      span.attribute("db.operation.name", operationOf(text))
+    }
+
+    /** How it failed: the SQLSTATE. */
+    const traced = <A>(span: Tracer.Span | undefined, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
+      span === undefined ? effect : Effect.tapError(effect, (error) =>
+        Effect.sync(() => {
+          const code = statusCodeOf(error)
+          if (code !== undefined) span.attribute("db.response.status_code", code)
+        }))
+
+    /**
+     * Slow statements (text only, never values): timed around the promise (no Effect per
+     * statement), logged and counted by a background fiber.
+     */
+    const slow: Array<{ readonly text: string; readonly elapsed: number; readonly endpoint: string }> = []
+    const timedPromise = <A>(text: string, session: SqlSession, promise: Promise<A>): Promise<A> => {
+      const start = Date.now()
+      const done = () => {
+        const elapsed = Date.now() - start
+        if (elapsed >= slowMillis && slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
+      }
+      promise.then(done, done)
+      return promise
+    }
+    yield* Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep("250 millis")
+        for (const entry of slow.splice(0, slow.length)) {
+          yield* Metric.update(slowMetric, 1)
+          yield* Effect.logWarning(
+            `slow statement (${entry.elapsed} ms, threshold ${slowMillis} ms): ${entry.text}`
+          ).pipe(Effect.annotateLogs({ client: name, durationMillis: entry.elapsed, endpoint: entry.endpoint }))
+        }
+      }
+    }).pipe(Effect.forkScoped)
+
+    // --- routing ------------------------------------------------------------
+
+    const useOn = <A>(
+      set: ServerSet.ServerSet<SqlSession, unknown>,
+      key: Context.Key<unknown, Identity.Credentials> | undefined,
+      f: (session: SqlSession) => Effect.Effect<A, SqlError>,
+      useOptions: ServerSet.UseOptions,
+      operation: string
+    ): Effect.Effect<A, SqlError> =>
+      (key === undefined ? set.use(f, useOptions) : set.useAs(key, f, useOptions)).pipe(
+        Effect.mapError((error) => toSqlError(error, operation))
+      ) as Effect.Effect<A, SqlError>
+
+    /** Read-only through PgBouncer: `BEGIN READ ONLY`, the statement, `COMMIT`, pipelined on a connection of its own. */
+    const readOnlyTransaction = (
+      session: SqlSession,
+      text: string,
+      params: ReadonlyArray<unknown>,
+      run: RunOptions,
+      operation: string
+    ) =>
+      Effect.suspend(() => {
+        if (session.closed) return Effect.fail(toSqlError(notSent(session, "closed"), operation))
+        const begin = session.sql.unsafe("begin read only")
+        const body = send(session, text, params, run)
+        const commit = session.sql.unsafe("commit")
+        session.inTransaction = true
+        return Effect.tryPromise({
+          try: () => bounded(Promise.all([begin, body, commit]), timeoutMillis),
+          catch: (cause) => {
+            if (cause === TIMED_OUT) {
+              session.closed = true
+              void session.sql.end({ timeout: 0 }).catch(() => undefined)
+              return toSqlError(new PgTimeout({ endpoint: session.endpoint, operation, timeoutMillis }), operation)
+            }
+            const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user })
+            if (error._tag !== "PgQueryError") session.closed = true
+            return toSqlError(error, operation, cause)
+          }
+        }).pipe(
+          // A failed statement aborts the transaction; the pipelined COMMIT then ends it (as ROLLBACK).
+          Effect.ensuring(Effect.promise(() => commit.then(() => undefined, () => undefined))),
+          Effect.tap(() => Effect.sync(() => (session.inTransaction = false))),
+          Effect.map(([, rows]) => rows)
+        )
+      })
+
+    /** A statement outside any transaction: routed by the fiber's `readReplica` and identity. */
+    const routed = (
+      text: string,
+      params: ReadonlyArray<unknown>,
+      run: Omit<RunOptions, "write">,
+      transform: Transform,
+      operation: string
+    ): Effect.Effect<any, SqlError> =>
+      Effect.withFiber((fiber) => {
+        const read = fiber.getRef(ReadReplica)
+        const key = fiber.getRef(CurrentIdentity)
+        const runWith: RunOptions = { ...run, write: !read }
+        const span = statementSpan(fiber)
+        const f = (session: SqlSession) => {
+          if (span !== undefined) annotate(span, session, text)
+          const ran = read && pgbouncer
+            ? readOnlyTransaction(session, text, params, runWith, operation)
+            : runOn(session, text, params, runWith, operation)
+          return transform === undefined ? ran : Effect.map(ran, transform)
+        }
+        const effect = read
+          ? useOn(pgbouncer ? exclusive : reads!, key, f, { mode: readMode, idempotent: true }, operation)
+          : useOn(shared, key, f, { mode: "write", idempotent: false }, operation)
+        return traced(span, effect)
+      })
+
+    /** A statement on a held session (a transaction, `reserve`), tracking the transaction state. */
+    const pinned = (
+      session: SqlSession,
+      text: string,
+      params: ReadonlyArray<unknown>,
+      run: Omit<RunOptions, "write">,
+      transform: Transform,
+      operation: string
+    ): Effect.Effect<any, SqlError> => {
+      const begins = BEGIN.test(text)
+      const ends = !begins && END.test(text)
+      // Inside a transaction only COMMIT can make changes durable; outside one, any statement may.
+      const write = ends ? /^\s*(commit|end)/i.test(text) : !session.inTransaction
+      let ran = runOn(session, text, params, { ...run, write }, operation)
+      if (begins) ran = Effect.tap(ran, () => Effect.sync(() => (session.inTransaction = true)))
+      if (ends) ran = Effect.ensuring(ran, Effect.sync(() => (session.inTransaction = false)))
+      const withRows = transform === undefined ? ran : Effect.map(ran, transform)
+      return Effect.withFiber((fiber) => {
+        const span = statementSpan(fiber)
+        if (span !== undefined) annotate(span, session, text)
+        return traced(span, withRows)
+      })
+    }
+
+    /** A cursor over a statement's rows, on `session`. */
+    const cursor = (session: SqlSession, text: string, params: ReadonlyArray<unknown>, transform: Transform) =>
+      Stream.fromAsyncIterable(
+        batchesOf(
+          session.sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, { prepare })
+            .cursor(100) as AsyncIterable<ReadonlyArray<any>>
+        ),
+        (cause) => {
+          const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user })
+          if (error._tag !== "PgQueryError") session.closed = true
+          return toSqlError(error, "executeStream", cause)
+        }
+      ).pipe(
+        Stream.map((rows) => (transform === undefined ? rows : transform(rows))),
+        Stream.flattenIterable
+      )
+
+    const routedStream = (text: string, params: ReadonlyArray<unknown>, transform: Transform) =>
+      Stream.unwrap(Effect.withFiber((fiber) => {
+        const read = fiber.getRef(ReadReplica)
+        const key = fiber.getRef(CurrentIdentity)
+        const f = (session: SqlSession) => cursor(session, text, params, transform)
+        const useOptions: ServerSet.UseOptions = read
+          ? { mode: readMode, idempotent: true }
+          : { mode: "write", idempotent: false }
+        const stream = (key === undefined ? exclusive.useStream(f, useOptions) : exclusive.useStreamAs(key, f, useOptions)) as Stream.Stream<
+          any,
+          unknown
+        >
+        return Effect.succeed(Stream.mapError(stream, (error) => toSqlError(error, "executeStream")))
+      }))
+
+    const routedConnection: Connection = {
+      execute: (sql, params, transform) => routed(sql, params, { prepare: true }, transform, "execute"),
+      executeRaw: (sql, params) => routed(sql, params, { prepare: true, raw: true }, undefined, "executeRaw"),
+      executeStream: (sql, params, transform) => routedStream(sql, params, transform),
+      executeValues: (sql, params) => routed(sql, params, { prepare: true, values: true }, undefined, "executeValues"),
+      executeValuesUnprepared: (sql, params) =>
+        routed(sql, params, { prepare: false, values: true }, undefined, "executeValuesUnprepared"),
+      executeUnprepared: (sql, params, transform) =>
+        routed(sql, params, { prepare: false }, transform, "executeUnprepared")
+    }
+
+    const pinnedConnection = (session: SqlSession): Connection & { readonly session: SqlSession } => ({
+      session,
+      execute: (sql, params, transform) => pinned(session, sql, params, { prepare: true }, transform, "execute"),
+      executeRaw: (sql, params) => pinned(session, sql, params, { prepare: true, raw: true }, undefined, "executeRaw"),
+      executeStream: (sql, params, transform) => cursor(session, sql, params, transform),
+      executeValues: (sql, params) =>
+        pinned(session, sql, params, { prepare: true, values: true }, undefined, "executeValues"),
+      executeValuesUnprepared: (sql, params) =>
+        pinned(session, sql, params, { prepare: false, values: true }, undefined, "executeValuesUnprepared"),
+      executeUnprepared: (sql, params, transform) =>
+        pinned(session, sql, params, { prepare: false }, transform, "executeUnprepared")
+    })
+
+    /**
+     * Holds one session of `set` until the current scope closes: a fiber
+     * borrows it (with failover for the borrow) and hands it over.
+     */
+    const lease = (
+      set: ServerSet.ServerSet<SqlSession, unknown>,
+      key: Context.Key<unknown, Identity.Credentials> | undefined,
+      useOptions: ServerSet.UseOptions
+    ): Effect.Effect<SqlSession, SqlError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const lent = yield* Deferred.make<SqlSession, SqlError>()
+        const done = yield* Deferred.make<void>()
+        const f = (session: SqlSession) =>
+          session.closed
+            // Lent without validation (used moments ago) but already lost: fail as "not sent", so the
+            // set destroys it and fails over to another connection.
+            ? Effect.fail(toSqlError(notSent(session, "the pooled session was already closed"), "acquire"))
+            : Effect.andThen(Deferred.succeed(lent, session), Deferred.await(done))
+        yield* ((key === undefined ? set.use(f, useOptions) : set.useAs(key, f, useOptions)) as Effect.Effect<
+          void,
+          unknown
+        >).pipe(
+          Effect.catchCause((cause) =>
+            Deferred.failCause(
+              lent,
+              Cause.map(cause, (error) => toSqlError(error, "acquire"))
+            )
+          ),
+          Effect.forkScoped
+        )
+        yield* Effect.addFinalizer(() => Deferred.succeed(done, undefined))
+        return yield* Deferred.await(lent)
+      })
+
+    const transactionAcquirer: Effect.Effect<Connection, SqlError, Scope.Scope> = Effect.withFiber((fiber) => {
+      const read = fiber.getRef(ReadReplica)
+      const key = fiber.getRef(CurrentIdentity)
+      return Effect.map(
+        lease(exclusive, key, read ? { mode: readMode, idempotent: true } : { mode: "write", idempotent: false }),
+        pinnedConnection
+      )
+    })
+
+    /** PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK. */
+    const commit = (conn: Connection): Effect.Effect<void, SqlError> =>
+      Effect.flatMap(conn.executeRaw("COMMIT", []), (result) =>
+        (result as { command?: string }).command === "ROLLBACK"
+          ? Effect.fail(
+            new SqlError({
+              reason: new SqlErrors.UnknownError({
+                cause: new Error("COMMIT rolled back an aborted transaction"),
+                message: "COMMIT rolled back an aborted transaction",
+                operation: "commit"
+              })
+            })
+          )
+          : Effect.void)
+
+    const client = yield* SqlClient.make({
+      driver: "pg",
+      acquirer: Effect.succeed(routedConnection),
+      borrower: (f) => f(routedConnection),
+      transactionAcquirer,
+      compiler,
+      transformRows,
+      prepareTransactionControls: prepare,
+      commit,
+      // A lost session rolled back on the server: nothing to clean up (and nothing to send on).
+      isTransaction: (conn) => {
+        const session = (conn as { session?: SqlSession }).session
+        return session === undefined ? true : session.inTransaction && !session.closed
+      },
+      releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`,
+      spanAttributes: [
+        ...(options.spanAttributes ? Object.entries(options.spanAttributes) : []),
+        ["db.system.name", "postgresql"],
+        ["db.namespace", options.database ?? (first.database === "" ? "postgres" : first.database)],
+        ["server.address", first.host],
+        ["server.port", first.port]
+      ]
+    })
+
+    // --- LISTEN / NOTIFY -----------------------------------------------------
+
+    const quoteIdent = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
+
+    const listenOnce = (channel: string): Stream.Stream<string, SqlError> => {
+      if (listenSet === undefined) {
+        return Stream.fail(
+          new SqlError({
+            reason: new SqlErrors.ConnectionError({
+              cause: new Error("no listenEndpoints"),
+              message: "LISTEN does not work through PgBouncer in transaction mode: set `listenEndpoints` " +
+                "to the servers' own addresses",
+              operation: "listen"
+            })
+          })
+        )
+      }
+      const f = (session: SqlSession) =>
+        Stream.callback<string, SqlError>((queue) =>
+          Effect.gen(function*() {
+            const listener = (ch: string, payload: string) => {
+              if (ch === channel) Queue.offerUnsafe(queue, payload)
+            }
+            const lost = () =>
+              Queue.failCauseUnsafe(
+                queue,
+                Cause.fail(toSqlError(notSent(session, "the LISTEN session was lost"), "listen"))
+              )
+            session.listeners.add(listener)
+            session.onClose.add(lost)
+            yield* Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                session.listeners.delete(listener)
+                session.onClose.delete(lost)
+                // The session is subscribed: it never goes back to the pool.
+                session.closed = true
+                void session.sql.end({ timeout: 0 }).catch(() => undefined)
+              })
+            )
+            yield* runOn(session, `LISTEN ${quoteIdent(channel)}`, [], { write: false, prepare: false }, "listen")
+            if (session.closed) lost()
+          })
+        )
+      return Stream.mapError(listenSet.useStream(f, { mode: "write", idempotent: true }), (e) => toSqlError(e, "listen"))
+    }
+
+    const service: PgSql.PgSql = Object.assign(client, {
+      json: Compiler.json,
+      listen: (channel: string) =>
+        Stream.retry(
+          listenOnce(channel),
+          Schedule.spaced("100 millis").pipe(
+            Schedule.while((meta: { readonly input: SqlError }) => meta.input.reason._tag === "ConnectionError")
+          )
+        ) as Stream.Stream<string, SqlError>,
+      notify: (channel: string, payload: string) =>
+        Effect.asVoid(routed("select pg_notify($1, $2)", [channel, payload], { prepare: true }, undefined, "notify")),
+      status: shared.status,
+      statusAll: Effect.all({ shared: shared.status, exclusive: exclusive.status })
+    })
+    ;(service as { safe: unknown }).safe = service
+    return service
+  })
+
+async function* batchesOf<A>(cursor: AsyncIterable<A>): AsyncGenerator<A> {
+  for await (const batch of cursor) yield batch
+}

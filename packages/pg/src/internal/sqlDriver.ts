@@ -1,0 +1,196 @@
+/**
+ * The driver under `PgSql`: like `PgDriver`, one postgres.js session per
+ * pooled item, plus what a shared, pipelined session needs.
+ *
+ * - `closed`: postgres.js reconnects a lost session on its own and would run
+ *   the next statement on a new backend (outside the transaction it belonged
+ *   to). Once the socket closes, the session refuses every statement: the
+ *   pool sees a broken connection and replaces it.
+ * - `prepare`: named prepared statements, off behind PgBouncer in transaction mode.
+ * - `notify`: LISTEN notifications of this session go to its listeners.
+ */
+import type { Driver, Endpoint, Identity } from "@tether/core"
+import { Duration, Effect, Redacted } from "effect"
+import type { Scope } from "effect"
+import postgres from "postgres"
+import * as PgDriver from "../PgDriver.ts"
+import { classify, fromUnknown, isBroken, PgConnectionError, PgTimeout, PgTlsError } from "../PgError.ts"
+import type { PgError } from "../PgError.ts"
+
+/** One session of the SQL client. */
+export interface SqlSession {
+  readonly sql: postgres.Sql
+  readonly pid: number
+  readonly user: string
+  readonly endpoint: string
+  /** `host` and `port` of the endpoint (span attributes). */
+  readonly host: string
+  readonly port: number
+  /** Set once the socket closed: the session never runs another statement. */
+  closed: boolean
+  /** Whether a transaction is open on it (tracked from BEGIN / COMMIT / ROLLBACK). */
+  inTransaction: boolean
+  /** LISTEN listeners of this session. */
+  readonly listeners: Set<(channel: string, payload: string) => void>
+  /** Called once when the socket closes. */
+  readonly onClose: Set<() => void>
+  /** Connections behind `sql` (a group when more than one). */
+  readonly connections: number
+}
+
+/** Options of {@link make}. */
+export interface Options extends PgDriver.Options {
+  /** Named prepared statements (default `true`; `false` behind PgBouncer in transaction mode). */
+  readonly prepare?: boolean | undefined
+  /** Statements postgres.js pipelines before waiting (its `max_pipeline`). Default 100. */
+  readonly maxPipeline?: number | undefined
+  /** Behind PgBouncer: the backend changes between transactions, so validation only checks the socket. */
+  readonly pgbouncer?: boolean | undefined
+  /**
+   * postgres.js connections per pooled session of the default role (default 1). With more, the
+   * session is a group: postgres.js spreads statements over its idle connections first and
+   * pipelines on busy ones, as raw postgres.js does.
+   */
+  readonly connections?: number | undefined
+}
+
+const millis = (input: Duration.Input | undefined, fallback: number) =>
+  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+const hostPort = (url: string): { host: string; port: number } => {
+  try {
+    const parsed = new URL(url)
+    return { host: parsed.hostname, port: parsed.port === "" ? 5432 : Number(parsed.port) }
+  } catch {
+    return { host: url, port: 5432 }
+  }
+}
+
+/** Opens one session; closing the scope ends it. */
+export const connect = (
+  options: Options,
+  endpoint: Endpoint.Endpoint,
+  identity: Identity.Credentials | undefined
+): Effect.Effect<SqlSession, PgError, Scope.Scope> => {
+  const user = identity?.principal ?? options.user
+  const secret = identity === undefined ? options.password : identity.secret
+  const connectMillis = millis(options.connectTimeout, 5_000)
+  const statementMillis = options.statementTimeout === undefined ? undefined : millis(options.statementTimeout, 0)
+  const context = { endpoint: endpoint.url, user }
+  const tls = PgDriver.tlsOf(options, endpoint)
+  if ("problem" in tls) {
+    return Effect.fail(new PgTlsError({ endpoint: context.endpoint, code: "INVALID_TLS_SETTINGS", reason: tls.problem }))
+  }
+  const max = identity === undefined ? Math.max(1, options.connections ?? 1) : 1
+  const listeners = new Set<(channel: string, payload: string) => void>()
+  const onClose = new Set<() => void>()
+  let session: SqlSession | undefined
+  let closedEarly = false
+  return Effect.acquireRelease(
+    Effect.sync(() =>
+      postgres(tls.url, {
+        username: user,
+        ...(secret === undefined ? {} : { password: Redacted.value(secret) }),
+        ...(options.database === undefined ? {} : { database: options.database }),
+        max,
+        idle_timeout: 0,
+        max_lifetime: null,
+        max_pipeline: options.maxPipeline ?? 100,
+        connect_timeout: Math.max(1, Math.ceil(connectMillis / 1000)),
+        fetch_types: false,
+        prepare: options.prepare ?? true,
+        onnotice: () => undefined,
+        onnotify: (channel: string, payload: string) => {
+          for (const listener of listeners) listener(channel, payload)
+        },
+        onclose: () => {
+          if (session === undefined) closedEarly = true
+          else session.closed = true
+          for (const f of onClose) f()
+          onClose.clear()
+        },
+        ssl: tls.ssl as boolean | object | "prefer",
+        connection: {
+          application_name: options.applicationName ?? "tether",
+          ...(options.readOnlySessions === true ? { default_transaction_read_only: true } : {}),
+          ...(statementMillis === undefined ? {} : { statement_timeout: statementMillis })
+        }
+      } as postgres.Options<Record<string, postgres.PostgresType>>)
+    ),
+    (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
+  ).pipe(
+    Effect.flatMap((sql) =>
+      Effect.tryPromise({
+        try: () => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`,
+        catch: (cause) => fromUnknown(cause, context)
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: connectMillis,
+          orElse: () =>
+            Effect.fail(new PgTimeout({ endpoint: context.endpoint, operation: "connect", timeoutMillis: connectMillis }))
+        }),
+        Effect.flatMap((rows) => {
+          if (closedEarly) {
+            return Effect.fail(
+              new PgConnectionError({
+                endpoint: context.endpoint,
+                code: "CONNECTION_CLOSED",
+                reason: "closed while connecting",
+                mayHaveReachedServer: false
+              })
+            )
+          }
+          session = {
+            sql,
+            pid: rows[0]!.pid,
+            user,
+            endpoint: context.endpoint,
+            ...hostPort(endpoint.url),
+            closed: false,
+            inTransaction: false,
+            listeners,
+            onClose,
+            connections: max
+          }
+          return Effect.succeed(session)
+        })
+      )
+    )
+  )
+}
+
+/** Errors inside `use` arrive wrapped in a `SqlError`; the breaker and failover look at the Tether error under it. */
+const unwrap = (error: unknown): unknown => {
+  if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "SqlError") {
+    const reason = (error as { reason?: { cause?: unknown } }).reason
+    return reason?.cause ?? error
+  }
+  return error
+}
+
+/** The driver: sessions as above; validation, probes and classification as `PgDriver`'s. */
+export const make = (options: Options): Driver.Driver<SqlSession, unknown> => {
+  const base = PgDriver.make(options)
+  const probeMillis = millis(options.probeTimeout, 2_000)
+  return {
+    connect: (endpoint, identity) => connect(options, endpoint, identity),
+    validate: (session) =>
+      session.closed || session.inTransaction
+        ? Effect.succeed(false)
+        : options.pgbouncer === true || session.connections > 1
+        // Behind PgBouncer the backend changes; in a group, any of its backends answers: the socket watch is the check.
+        ? Effect.succeed(true)
+        : Effect.map(
+          PgDriver.run(
+            session as unknown as PgDriver.PgConnection,
+            "validation",
+            (sql) => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`,
+            { timeoutMillis: probeMillis }
+          ),
+          (rows) => rows[0]!.pid === session.pid && !session.closed
+        ),
+    probe: base.probe,
+    classify: (error) => classify(unwrap(error)),
+    isBroken: (error) => isBroken(unwrap(error))
+  }
+}

@@ -1,0 +1,194 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Identity } from "@tether/core"
+import { PostgresCluster } from "@tether/testkit"
+import { Effect, Fiber, Layer, Redacted, Schedule } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import * as Migrator from "effect/sql/Migrator"
+import * as SqlClient from "effect/sql/SqlClient"
+import { PgSql } from "../src/index.ts"
+import { migrationsDir, sharedSuite } from "./sqlSuite.ts"
+
+const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
+
+const optionsFor = (cluster: PostgresCluster.Cluster, options?: Partial<PgSql.Options>): PgSql.Options => ({
+  endpoints: cluster.nodes.map((node) => ({ url: urlOf(node), role: node.role })),
+  user: "postgres",
+  health: { interval: "250 millis", timeout: "2 seconds" },
+  queryTimeout: "2 seconds",
+  pool: { max: 4 },
+  ...options
+})
+
+/** Synchronous replication (remote_apply): a commit is acknowledged once the replica applied it. */
+const synchronous = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`alter system set synchronous_standby_names = '*'`
+  yield* sql`select pg_reload_conf()`
+  yield* sql<{ n: number }>`select count(*)::int as n from pg_stat_replication where sync_state = 'sync'`.pipe(
+    Effect.repeat({ until: (rows) => rows[0]!.n >= 1, schedule: Schedule.spaced("50 millis"), times: 200 })
+  )
+})
+
+const Cluster = PostgresCluster.layer({ replicas: 1, settings: { synchronous_commit: "remote_apply" } })
+
+const Sql = Layer.unwrap(Effect.gen(function*() {
+  const cluster = yield* PostgresCluster.PostgresCluster
+  return PgSql.layer(optionsFor(cluster))
+}))
+
+class Reporter extends Identity.Service<Reporter>()("test/Reporter") {}
+
+layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on a primary and a replica", (it) => {
+  it.effect("setup: synchronous replication", () => synchronous)
+
+  sharedSuite(it)
+
+  describe("routing", () => {
+    it.effect("statements go to the primary; readReplica reads go to the replica and see replicated rows", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* synchronous
+        yield* sql`create table if not exists routed (id int primary key)`
+        yield* sql`insert into routed values (${1}) on conflict do nothing`
+        for (let i = 0; i < 5; i++) {
+          const [primary] = yield* sql<{ replica: boolean }>`select pg_is_in_recovery() as replica`
+          expect(primary!.replica).toBe(false)
+          const [replica] = yield* PgSql.readReplica(sql<{ replica: boolean }>`select pg_is_in_recovery() as replica`)
+          expect(replica!.replica).toBe(true)
+        }
+        const rows = yield* PgSql.readReplica(sql<{ id: number }>`select id from routed where id = 1`)
+        expect(rows).toEqual([{ id: 1 }])
+      }))
+
+    it.effect("a pipelined connection killed mid-flight: each write is committed, failed, or outcome-unknown — never lost", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`create table if not exists pipelined (id int primary key)`
+        yield* sql`truncate pipelined`
+        const outcomes = new Map<number, "committed" | "unknown" | "failed">()
+        // Writes pipelined on shared connections; each holds its backend 50 ms.
+        const writes = Effect.forEach(
+          Array.from({ length: 48 }, (_, i) => i),
+          (id) =>
+            Effect.result(sql`insert into pipelined select ${id} from pg_sleep(0.05)`).pipe(
+              Effect.map((result) => {
+                if (result._tag === "Success") outcomes.set(id, "committed")
+                else {
+                  const cause = result.failure.reason.cause as { _tag?: string } | undefined
+                  outcomes.set(id, cause?._tag === "PgOutcomeUnknown" ? "unknown" : "failed")
+                }
+              })
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+        const killer = Effect.gen(function*() {
+          // Wait (polling, no wall-clock bound) until inserts are running, then terminate their backends
+          // from a session of its own (a transaction's).
+          yield* sql.withTransaction(sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+              where state = 'active' and query like 'insert into pipelined%'`).pipe(
+            Effect.repeat({ until: (rows) => rows[0]!.n > 0, schedule: Schedule.spaced("5 millis"), times: 2000 })
+          )
+          yield* sql.withTransaction(
+            sql`select pg_terminate_backend(pid) from pg_stat_activity
+                where pid <> pg_backend_pid() and query like 'insert into pipelined%'`
+          )
+        })
+        yield* Effect.all([writes, killer], { concurrency: "unbounded", discard: true })
+        const rows = yield* sql<{ id: number }>`select id from pipelined`
+        const stored = new Set(rows.map((r) => r.id))
+        const lost = [...outcomes].filter(([id, o]) => o === "committed" && !stored.has(id))
+        const phantom = [...outcomes].filter(([id, o]) => o === "failed" && stored.has(id))
+        expect(outcomes.size).toBe(48)
+        expect(lost).toEqual([])
+        expect(phantom).toEqual([])
+        const unknown = [...outcomes.values()].filter((o) => o === "unknown").length
+        // The kill reached statements in flight: they are reported as outcome-unknown, not as failures.
+        expect(unknown).toBeGreaterThan(0)
+        // And the client recovered: the next statements run on fresh connections.
+        expect((yield* sql<{ n: number }>`select 1 as n`)[0]!.n).toBe(1)
+      }))
+
+    it.effect("as(Identity): statements run on connections logged in as the identity", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PostgresCluster.PostgresCluster
+        const sql = yield* SqlClient.SqlClient
+        const reporter = Identity.make(cluster.passwordUser.user, Redacted.make(cluster.passwordUser.password), {
+          label: "reporter"
+        })
+        const whoami = sql<{ who: string }>`select current_user as who`
+        const [me] = yield* whoami
+        expect(me!.who).toBe("postgres")
+        const [them] = yield* PgSql.as(Reporter)(whoami).pipe(Effect.provideService(Reporter, reporter))
+        expect(them!.who).toBe(cluster.passwordUser.user)
+        const [inTx] = yield* PgSql.as(Reporter)(sql.withTransaction(whoami)).pipe(
+          Effect.provideService(Reporter, reporter)
+        )
+        expect(inTx!.who).toBe(cluster.passwordUser.user)
+      }))
+  })
+})
+
+layer(Cluster, { excludeTestServices: true })("PgSql through a failover", (it) => {
+  it.effect("kill the primary, promote the replica: every write accounted for; migrations do not run again", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PostgresCluster.PostgresCluster
+      const client = yield* PgSql.make(optionsFor(cluster, { queryTimeout: "1 second" }))
+      const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+        Effect.provideService(effect, SqlClient.SqlClient, client)
+      yield* run(synchronous)
+      const migrationsTable = "failover_migrations"
+      const migrate = run(Migrator.make({})({ loader: PgSql.fromSqlFiles(migrationsDir("migrated_once")), table: migrationsTable }))
+      expect((yield* migrate).length).toBe(2)
+      yield* client`create table if not exists writes (id int primary key)`
+
+      const outcomes = new Map<number, "committed" | "unknown" | "failed">()
+      let running = true
+      let promoted = false
+      let writesAfterPromotion = 0
+      const writer = (lane: number) =>
+        Effect.gen(function*() {
+          let id = lane
+          while (running) {
+            id += 4
+            const result = yield* Effect.result(client`insert into writes values (${id})`)
+            if (result._tag === "Success") {
+              outcomes.set(id, "committed")
+              if (promoted) writesAfterPromotion++
+            } else {
+              const cause = result.failure.reason.cause as { _tag?: string } | undefined
+              outcomes.set(id, cause?._tag === "PgOutcomeUnknown" ? "unknown" : "failed")
+            }
+            yield* Effect.sleep("2 millis")
+          }
+        })
+      // Four writers: their statements are pipelined on shared connections.
+      const fibers = yield* Effect.forEach([0, 1, 2, 3], (lane) => Effect.forkChild(writer(lane)))
+      yield* Effect.sleep("500 millis")
+      const replica = cluster.replicas[0]!
+      yield* cluster.kill(cluster.primary)
+      yield* Effect.sleep("300 millis")
+      yield* cluster.promote(replica)
+      promoted = true
+      yield* Effect.sleep("2500 millis").pipe(
+        Effect.andThen(Effect.sync(() => writesAfterPromotion)),
+        Effect.repeat({ until: (n) => n > 10, schedule: Schedule.spaced("250 millis"), times: 80 })
+      )
+      running = false
+      yield* Fiber.joinAll(fibers)
+
+      const rows = yield* client<{ id: number }>`select id from writes`
+      const stored = new Set(rows.map((r) => r.id))
+      const lost = [...outcomes].filter(([id, outcome]) => outcome === "committed" && !stored.has(id))
+      const phantom = [...outcomes].filter(([id, outcome]) => outcome === "failed" && stored.has(id))
+      expect(lost).toEqual([])
+      expect(phantom).toEqual([])
+      expect(rows.length).toBe(stored.size)
+      const counts = { committed: 0, unknown: 0, failed: 0 }
+      for (const outcome of outcomes.values()) counts[outcome]++
+      expect(counts.committed).toBeGreaterThan(10)
+      expect(writesAfterPromotion).toBeGreaterThan(0)
+      // After the failover, the migrations are recorded on the new primary: none runs again.
+      expect(yield* migrate).toEqual([])
+      yield* Effect.logInfo(`PgSql failover: ${JSON.stringify(counts)}`)
+    }).pipe(Effect.provide(Reactivity.layer), Effect.scoped))
+})
