@@ -36,7 +36,7 @@ import { FixtureError } from "./FixtureError.ts"
 import * as Binaries from "./internal/binaries.ts"
 import * as Ldap from "./internal/ldap.ts"
 import { HOST, freePorts } from "./internal/ports.ts"
-import { childEnv, redact, run, signal, tail } from "./internal/process.ts"
+import { childEnv, isAlive, isStopped, redact, run, signal, tail } from "./internal/process.ts"
 import { trackPid, untrackPid } from "./internal/reaper.ts"
 import * as TempDir from "./internal/tempdir.ts"
 import * as Wait from "./internal/wait.ts"
@@ -723,8 +723,16 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
       kill: (server) => withLock(server, (impl) => terminate(impl, false)),
       stop: (server) =>
         withLock(server, (impl) =>
-          Effect.map(pidOf(impl, "stop", "running"), (pid) => {
+          Effect.gen(function*() {
+            const pid = yield* pidOf(impl, "stop", "running")
             signal(pid, "SIGSTOP")
+            // `kill` only queues the signal: return once every thread has stopped, so that no
+            // request sent after `stop` is answered.
+            yield* Wait.until(Effect.sync(() => !isAlive(pid) || isStopped(pid)), {
+              what: `${impl.name} to stop`,
+              timeout: Duration.seconds(5),
+              interval: Duration.millis(2)
+            })
             impl.state = "stopped"
           })),
       cont: (server) =>

@@ -136,8 +136,29 @@ export const isAlive = (pid: number): boolean => {
   return s !== undefined && s.state !== "Z" && s.state !== "X"
 }
 
-/** True when the process is stopped by a signal (SIGSTOP). */
-export const isStopped = (pid: number): boolean => stat(pid)?.state === "T"
+/**
+ * True when the process is stopped by a signal (SIGSTOP): every one of its
+ * threads, since `kill` returns once the signal is queued and a thread that
+ * is running finishes what it is doing first (slapd's worker threads can
+ * still answer a request in that window).
+ */
+export const isStopped = (pid: number): boolean => {
+  if (stat(pid)?.state !== "T") return false
+  let tasks: Array<string>
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return true
+  }
+  return tasks.every((tid) => {
+    try {
+      const text = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")
+      return text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3) === "T"
+    } catch {
+      return true // the thread is gone
+    }
+  })
+}
 
 /**
  * Live processes whose working directory is `dir` or below it. PostgreSQL's postmaster and all
