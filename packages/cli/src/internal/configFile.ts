@@ -1,8 +1,8 @@
-import type { LdapClient} from "@tether/ldap";
+import type { LdapClient } from "@tether/ldap"
 import { LdapConfig } from "@tether/ldap"
-import type { PgClient} from "@tether/pg";
+import type { PgClient } from "@tether/pg"
 import { PgConfig } from "@tether/pg"
-import { Effect } from "effect"
+import { Effect, Redacted } from "effect"
 import * as fs from "node:fs/promises"
 import { TetherCliError } from "../CliError.ts"
 import { readSecret } from "./secrets.ts"
@@ -35,13 +35,17 @@ export const load = (file: string): Effect.Effect<Loaded, TetherCliError> =>
     const sections = json as { readonly ldap?: unknown; readonly pg?: unknown }
     const ldapPassword = yield* readSecret({ file: undefined, env: "TETHER_LDAP_PASSWORD" })
     const pgPassword = yield* readSecret({ file: undefined, env: "TETHER_PG_PASSWORD" })
-    const ldap = sections.ldap === undefined ? undefined : yield* LdapConfig.decode(sections.ldap).pipe(
-      Effect.mapError((e) => usage(`${file}: ${e.message}`)),
-      Effect.map((o): LdapClient.Options => (ldapPassword === undefined ? o : { ...o, password: ldapPassword }))
-    )
-    const pg = sections.pg === undefined ? undefined : yield* PgConfig.decode(sections.pg).pipe(
-      Effect.mapError((e) => usage(`${file}: ${e.message}`)),
-      Effect.map((o): PgClient.Options => (pgPassword === undefined ? o : { ...o, password: pgPassword }))
-    )
+    // The environment's password goes in before decoding, so that the rules that need it (a
+    // `bindDn` needs a password) see it; decoding makes it `Redacted` again at once.
+    const withPassword = (section: unknown, password: Redacted.Redacted<string> | undefined): unknown =>
+      password === undefined || typeof section !== "object" || section === null
+        ? section
+        : { ...section, password: Redacted.value(password) }
+    const ldap = sections.ldap === undefined ? undefined : yield* LdapConfig.decode(
+      withPassword(sections.ldap, ldapPassword)
+    ).pipe(Effect.mapError((e) => usage(`${file}: ${e.message}`)))
+    const pg = sections.pg === undefined ? undefined : yield* PgConfig.decode(
+      withPassword(sections.pg, pgPassword)
+    ).pipe(Effect.mapError((e) => usage(`${file}: ${e.message}`)))
     return { ldap, pg }
   })
