@@ -32,9 +32,10 @@ have_slapd || packages+=(slapd)
 have openssl || packages+=(openssl)
 # slapadd ships with slapd; a half-removed slapd would lack it.
 if have_slapd && ! { have slapadd || [ -x /usr/sbin/slapadd ]; }; then packages+=(slapd); fi
-# Prometheus (+ promtool) and Chromium for the observe tests.
+# Prometheus (+ promtool) and Chromium for the observe tests; PgBouncer for the PgBouncer fixture.
 { have prometheus && have promtool; } || packages+=(prometheus)
 { have chromium || [ -x /usr/bin/chromium ]; } || packages+=(chromium)
+{ have pgbouncer || [ -x /usr/sbin/pgbouncer ]; } || packages+=(pgbouncer)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -76,19 +77,16 @@ if [ "${#packages[@]}" -gt 0 ]; then
   fi
   restore_policy
   trap - EXIT
-  # Belt and braces: the fixtures never use the system service.
-  if have service; then service slapd stop >/dev/null 2>&1 || true; fi
-  if have systemctl && [ -d /run/systemd/system ]; then
-    systemctl disable --now slapd >/dev/null 2>&1 || true
-  fi
-  # Same for Prometheus: the testkit fixture runs its own on a loopback port.
-  if have service; then service prometheus stop >/dev/null 2>&1 || true; fi
-  if have systemctl && [ -d /run/systemd/system ]; then
-    systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
-  fi
+  # Belt and braces: the fixtures never use the system services (they run their own on loopback ports).
+  for service in slapd prometheus prometheus-node-exporter pgbouncer; do
+    if have service; then service "$service" stop >/dev/null 2>&1 || true; fi
+    if have systemctl && [ -d /run/systemd/system ]; then
+      systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
   log "installed: ${packages[*]} (system services stopped; the fixtures run their own)"
 else
-  log "slapd, ldap-utils, openssl, prometheus and chromium already installed"
+  log "slapd, ldap-utils, openssl, prometheus, chromium and pgbouncer already installed"
 fi
 
 for f in /usr/lib/ldap/back_mdb.so /usr/lib/ldap/syncprov.so /etc/ldap/schema/core.schema \
@@ -98,43 +96,6 @@ for f in /usr/lib/ldap/back_mdb.so /usr/lib/ldap/syncprov.so /etc/ldap/schema/co
     status=1
   fi
 done
-
-# ---------------------------------------------------------------- PgBouncer
-have_pgbouncer() { have pgbouncer || [ -x /usr/sbin/pgbouncer ]; }
-if have_pgbouncer; then
-  log "pgbouncer already installed"
-elif [ "$(id -u)" -ne 0 ]; then
-  echo "provision: missing package: pgbouncer; run this script as root (sudo bash scripts/provision.sh)" >&2
-  exit 1
-else
-  export DEBIAN_FRONTEND=noninteractive
-  policy=/usr/sbin/policy-rc.d
-  policy_backup=""
-  if [ -e "$policy" ]; then policy_backup="$(mktemp)"; cp -p "$policy" "$policy_backup"; fi
-  restore_policy() {
-    if [ -n "$policy_backup" ]; then mv -f "$policy_backup" "$policy"; else rm -f "$policy"; fi
-  }
-  trap restore_policy EXIT
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  if ! apt-cache show pgbouncer >/dev/null 2>&1; then
-    log "apt-get update"
-    apt-get update -qq
-  fi
-  log "installing: pgbouncer"
-  if ! apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; then
-    log "install failed; apt-get update and retry"
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
-  fi
-  restore_policy
-  trap - EXIT
-  if have service; then service pgbouncer stop >/dev/null 2>&1 || true; fi
-  if have systemctl && [ -d /run/systemd/system ]; then
-    systemctl disable --now pgbouncer >/dev/null 2>&1 || true
-  fi
-  log "installed: pgbouncer (system service stopped; the fixture runs its own)"
-fi
 
 # ---------------------------------------------------------------- PostgreSQL 15
 pg_bindir=""
