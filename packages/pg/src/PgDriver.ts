@@ -190,18 +190,10 @@ export const connect = (
     (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
   ).pipe(
     Effect.flatMap((sql) =>
-      Effect.tryPromise({
-        try: () => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`,
-        catch: (cause) => fromUnknown(cause, context)
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: connectMillis,
-          orElse: () =>
-            Effect.fail(new PgTimeout({ endpoint: context.endpoint, operation: "connect", timeoutMillis: connectMillis }))
-        }),
-        Effect.map((rows): PgConnection => ({
+      backendPid(sql, context, connectMillis).pipe(
+        Effect.map((pid): PgConnection => ({
           sql,
-          pid: rows[0]!.pid,
+          pid,
           user,
           endpoint: context.endpoint,
           session: { readOnly: options.readOnlySessions === true, inTransaction: false, cancelled: false }
@@ -210,6 +202,30 @@ export const connect = (
     )
   )
 }
+
+/**
+ * Opens a postgres.js session for real (postgres.js connects lazily) by
+ * reading its backend pid, within the connect timeout. The pid tells a
+ * silent reconnect apart later (see `validate`).
+ *
+ * @since 0.2.0
+ * @category connecting
+ */
+export const backendPid = (
+  sql: postgres.Sql,
+  context: { readonly endpoint: string; readonly user: string },
+  connectMillis: number
+): Effect.Effect<number, PgError> =>
+  Effect.tryPromise({
+    try: () => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`,
+    catch: (cause) => fromUnknown(cause, context)
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: connectMillis,
+      orElse: () => Effect.fail(new PgTimeout({ endpoint: context.endpoint, operation: "connect", timeoutMillis: connectMillis }))
+    }),
+    Effect.map((rows) => rows[0]!.pid)
+  )
 
 /**
  * Whether a session may be lent (checked before every loan, without I/O): no

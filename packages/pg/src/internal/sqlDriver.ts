@@ -14,7 +14,7 @@ import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import * as PgDriver from "../PgDriver.ts"
-import { classify, fromUnknown, isBroken, PgConnectionError, PgTimeout, PgTlsError } from "../PgError.ts"
+import { classify, isBroken, PgConnectionError, PgTlsError } from "../PgError.ts"
 import type { PgError } from "../PgError.ts"
 
 /** One session of the SQL client. */
@@ -120,16 +120,8 @@ export const connect = (
     (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
   ).pipe(
     Effect.flatMap((sql) =>
-      Effect.tryPromise({
-        try: () => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`,
-        catch: (cause) => fromUnknown(cause, context)
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: connectMillis,
-          orElse: () =>
-            Effect.fail(new PgTimeout({ endpoint: context.endpoint, operation: "connect", timeoutMillis: connectMillis }))
-        }),
-        Effect.flatMap((rows) => {
+      PgDriver.backendPid(sql, context, connectMillis).pipe(
+        Effect.flatMap((pid) => {
           if (closedEarly) {
             return Effect.fail(
               new PgConnectionError({
@@ -142,7 +134,7 @@ export const connect = (
           }
           session = {
             sql,
-            pid: rows[0]!.pid,
+            pid,
             user,
             endpoint: context.endpoint,
             ...hostPort(endpoint.url),
