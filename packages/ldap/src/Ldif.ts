@@ -356,10 +356,15 @@ export const parseString = (
 ): Effect.Effect<ReadonlyArray<LdifRecord>, LdifRecordError> =>
   Stream.runCollect(parse(Stream.make(text), { ...options, keepGoing: false }))
 
+// The file is opened when the stream runs (each run opens it anew), never when it is built: a
+// read stream opened early emits its error (a missing file) before anyone listens, and Node
+// turns that into an uncaught exception.
 const readFile = (path: string): Stream.Stream<Uint8Array, LdifReadError> =>
-  Stream.fromAsyncIterable(
-    fs.createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>,
-    (cause) => new LdifReadError({ path, reason: (cause as NodeJS.ErrnoException).code ?? String(cause) })
+  Stream.suspend(() =>
+    Stream.fromAsyncIterable(
+      fs.createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>,
+      (cause) => new LdifReadError({ path, reason: (cause as NodeJS.ErrnoException).code ?? String(cause) })
+    )
   )
 
 /**

@@ -186,4 +186,25 @@ describe("Ldif.parse", () => {
       // ~110 MiB of LDIF went through: the parser keeps one record and one line, not the input.
       assert.isBelow((peak - before) / 2 ** 20, 32)
     }), 120_000)
+
+  it.live("a missing file fails the run with LdifReadError; building the stream opens nothing", () =>
+    Effect.gen(function*() {
+      const missing = `/nonexistent-${process.pid}/missing.ldif`
+      const uncaught: Array<unknown> = []
+      const onUncaught = (error: unknown) => uncaught.push(error)
+      process.on("uncaughtException", onUncaught)
+      try {
+        const stream = Ldif.parseFile(missing)
+        // A stream that is built and not yet run (or never run) must not have opened the file.
+        yield* Effect.sleep("50 millis")
+        assert.deepStrictEqual(uncaught, [])
+        const error = yield* Effect.flip(Stream.runCollect(stream))
+        assert.strictEqual(error._tag, "LdifReadError")
+        assert.include(error.message + JSON.stringify(error), "ENOENT")
+        // Each run opens the file anew.
+        assert.strictEqual((yield* Effect.flip(Stream.runCollect(stream)))._tag, "LdifReadError")
+      } finally {
+        process.off("uncaughtException", onUncaught)
+      }
+    }))
 })
