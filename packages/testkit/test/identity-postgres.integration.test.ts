@@ -99,7 +99,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
     const roles = Array.from({ length: ROLES }, (_, i) =>
       Identity.make(roleName(i), Redacted.make(rolePassword(i)), { label: `user${i}` }))
 
-    it.effect("20 roles, random timeouts and interruptions, resetAll every 100-200 ms: 0 operations as another role", () =>
+    it.effect("20 roles, random timeouts and interruptions, resetAll every 100-200 ms for 10 s: 0 operations as another role, and the pool recovers", () =>
       Effect.gen(function*() {
         const cluster = yield* setUp
         const proxy = yield* FaultProxy.make({ target: cluster.primary })
@@ -111,17 +111,23 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
           health: false,
           breaker: false
         })
-        const tally = { ok: 0, wrong: [] as Array<string>, failed: new Map<string, number>(), interrupted: 0 }
+        const tally = { ok: 0, okAfterStorm: 0, wrong: [] as Array<string>, failed: new Map<string, number>(), interrupted: 0 }
         const start = yield* Clock.currentTimeMillis
-        // 10 s, longer on a loaded machine until 20 operations went through (sessions are slow to open), at most 100 s.
-        const running = Effect.map(Clock.currentTimeMillis, (now) => now < start + 10_000 || (tally.ok < 20 && now < start + 100_000))
+        // Phase 1 (10 s): resets every 100-200 ms under load. Phase 2: the resets stop and the same
+        // load goes on until 20 more operations were verified (at most 100 s: sessions are slow to
+        // open on a loaded machine) — the pool must recover from the storm, still as the right roles.
+        let storming = true
+        const running = Effect.sync(() => storming || tally.okAfterStorm < 20)
         const one = (i: number) =>
           Effect.gen(function*() {
             const check = set.useAs(EndUser, currentUser, { idempotent: true }).pipe(
               Effect.tap((seen) =>
                 Effect.sync(() => {
                   if (seen !== roleName(i)) tally.wrong.push(`${roleName(i)} saw ${seen}`)
-                  else tally.ok++
+                  else {
+                    tally.ok++
+                    if (!storming) tally.okAfterStorm++
+                  }
                 })
               ),
               Effect.provideService(EndUser, roles[i]!)
@@ -151,27 +157,18 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
               }
             }), { concurrency: "unbounded", discard: true }),
           Effect.gen(function*() {
-            let storm = 0
-            while (yield* running) {
+            while ((yield* Clock.currentTimeMillis) < start + 10_000) {
               yield* Effect.sleep(yield* Random.nextIntBetween(100, 200))
               resets += yield* proxy.resetAll
-              // After the first 10 s of uninterrupted resets, a machine too slow to finish a SCRAM
-              // handshake between two resets gets a 500 ms lull after each 1 s storm, so that the
-              // 20 verified operations the test needs can complete (the resets go on around them).
-              storm += 1
-              if ((yield* Clock.currentTimeMillis) > start + 10_000 && storm >= 7) {
-                storm = 0
-                yield* Effect.sleep(500)
-              }
             }
+            storming = false
           })
-        ], { concurrency: "unbounded", discard: true }).pipe(Effect.timeoutOption("130 seconds"))
+        ], { concurrency: "unbounded", discard: true }).pipe(Effect.timeoutOption("110 seconds"))
         const summary = JSON.stringify({ ...tally, failed: Object.fromEntries(tally.failed), resets })
         expect(finished._tag, summary).toBe("Some")
         expect(tally.wrong, summary).toEqual([])
         expect(resets, summary).toBeGreaterThan(20)
-        // Sessions are expensive to re-open (SCRAM) and every reset cuts them all: few operations get through.
-        expect(tally.ok, summary).toBeGreaterThanOrEqual(20)
+        expect(tally.okAfterStorm, summary).toBeGreaterThanOrEqual(20)
         expect((yield* set.status).endpoints[0]!.pool.open).toBeLessThanOrEqual(44)
       }).pipe(Effect.scoped), 180_000)
 
