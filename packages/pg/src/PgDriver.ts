@@ -18,6 +18,7 @@ import type { Driver, Endpoint, Identity } from "@tether/core"
 import { Duration, Effect, Redacted } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
+import * as SocketClosed from "./internal/socketClosed.ts"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
 import * as Tls from "./internal/tls.ts"
@@ -45,6 +46,13 @@ export interface PgConnection {
    * session is never lent again).
    */
   readonly session: { readOnly: boolean | undefined; inTransaction: boolean; cancelled: boolean }
+  /**
+   * Whether the session's socket closed. A closed session is never lent
+   * (postgres.js would reconnect it silently), and statements in flight on
+   * it fail at once with `CONNECTION_CLOSED` (postgres.js can leave them
+   * unsettled).
+   */
+  readonly socket: SocketClosed.SocketClosed
 }
 
 /**
@@ -166,6 +174,9 @@ export const connect = (
   if ("problem" in tls) {
     return Effect.fail(new PgTlsError({ endpoint: context.endpoint, code: "INVALID_TLS_SETTINGS", reason: tls.problem }))
   }
+  const socket = SocketClosed.make(() =>
+    Object.assign(new Error("the connection closed with the statement in flight"), { code: "CONNECTION_CLOSED" })
+  )
   return Effect.acquireRelease(
     Effect.sync(() =>
       postgres(tls.url, {
@@ -179,6 +190,7 @@ export const connect = (
         fetch_types: false,
         prepare: true,
         onnotice: () => undefined,
+        onclose: socket.close,
         ssl: tls.ssl as boolean | object | "prefer",
         connection: {
           application_name: options.applicationName ?? "tether",
@@ -196,7 +208,8 @@ export const connect = (
           pid,
           user,
           endpoint: context.endpoint,
-          session: { readOnly: options.readOnlySessions === true, inTransaction: false, cancelled: false }
+          session: { readOnly: options.readOnlySessions === true, inTransaction: false, cancelled: false },
+          socket
         }))
       )
     )
@@ -233,7 +246,7 @@ export const backendPid = (
  * unknown state, no cancel request sent for it.
  */
 const isReady = (connection: PgConnection): boolean =>
-  !connection.session.inTransaction && connection.session.readOnly !== undefined && !connection.session.cancelled
+  !connection.socket.closed && !connection.session.inTransaction && connection.session.readOnly !== undefined && !connection.session.cancelled
 
 /**
  * Runs one query on a session, bounded by `timeoutMillis` when given.
@@ -264,6 +277,7 @@ export const run = <A>(
     // The bound is a shared deadline sweeper around the promise: an Effect race (or a timer) per statement costs more.
     try: (signal) => {
       const pending = query(connection.sql)
+      const settled = connection.socket.race(pending)
       const cancel = (pending as { cancel?: () => unknown }).cancel
       if (options?.cancelOnInterrupt === true && typeof cancel === "function") {
         signal.addEventListener("abort", () => {
@@ -271,7 +285,7 @@ export const run = <A>(
           void cancel.call(pending)
         }, { once: true })
       }
-      return timeoutMillis === undefined ? pending : bounded(pending, timeoutMillis)
+      return timeoutMillis === undefined ? settled : bounded(settled, timeoutMillis)
     },
     catch: (cause) => {
       if (cause !== TIMED_OUT) {

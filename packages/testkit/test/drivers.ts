@@ -74,7 +74,42 @@ export const endpointUrl = (node: { readonly host: string; readonly port: number
 export interface PgSession {
   readonly sql: postgres.Sql
   readonly pid: number
+  /**
+   * Set once the socket closed: postgres.js would reconnect it silently on the next query, so it is
+   * never lent again; `promise` rejects then (see {@link run}).
+   */
+  readonly closed: ClosedSignal
 }
+
+interface ClosedSignal {
+  value: boolean
+  readonly promise: Promise<never>
+  readonly fire: () => void
+}
+
+const closedSignal = (): ClosedSignal => {
+  let reject: (error: Error) => void = () => undefined
+  const promise = new Promise<never>((_, no) => {
+    reject = no
+  })
+  promise.catch(() => undefined)
+  const signal: ClosedSignal = {
+    value: false,
+    promise,
+    fire: () => {
+      signal.value = true
+      reject(Object.assign(new Error("connection closed"), { code: "CONNECTION_CLOSED" }))
+    }
+  }
+  return signal
+}
+
+/**
+ * Runs a query on a session; fails with `CONNECTION_CLOSED` as soon as its socket closes. (postgres.js
+ * can leave a query in flight on a reset socket unsettled for ever: seen under `FaultProxy.resetAll`.)
+ */
+export const run = <A>(session: PgSession, f: (sql: postgres.Sql) => Promise<A>) =>
+  attempt(() => Promise.race([f(session.sql), session.closed.promise]))
 
 /**
  * A PostgreSQL driver over postgres.js, one server session per pooled item,
@@ -84,25 +119,29 @@ export interface PgSession {
 export const pgDriver: Driver.Driver<PgSession, ClientError> = {
   connect: (endpoint, identity) =>
     Effect.acquireRelease(
-      Effect.sync(() =>
-        postgres(endpoint.url, {
+      Effect.sync(() => {
+        const closed = closedSignal()
+        const sql = postgres(endpoint.url, {
           username: identity?.principal ?? "postgres",
           ...(identity?.secret === undefined ? {} : { password: Redacted.value(identity.secret) }),
           max: 1,
           idle_timeout: 0,
           connect_timeout: 1,
           onnotice: () => undefined,
+          onclose: () => closed.fire(),
           fetch_types: false
         })
-      ),
-      (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
+        return { sql, closed }
+      }),
+      ({ sql }) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
     ).pipe(
-      Effect.flatMap((sql) =>
+      Effect.flatMap(({ closed, sql }) =>
         attempt(() => sql<Array<{ pid: number }>>`select pg_backend_pid() as pid`).pipe(
-          Effect.map((rows) => ({ sql, pid: rows[0]!.pid }))
+          Effect.map((rows) => ({ sql, pid: rows[0]!.pid, closed }))
         )
       )
     ),
+  isReady: (session) => !session.closed.value,
   validate: (session) =>
     bounded(
       "validate",

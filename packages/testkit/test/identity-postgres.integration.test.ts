@@ -3,13 +3,13 @@ import { Identity, ServerSet } from "@tether/core"
 import { Clock, Effect, Exit, Fiber, Random, Redacted, Schedule } from "effect"
 import { FaultProxy, PostgresCluster } from "../src/index.ts"
 import { query } from "../src/internal/pg.ts"
-import { attempt, endpointUrl, pgDriver } from "./drivers.ts"
+import { attempt, endpointUrl, pgDriver, run } from "./drivers.ts"
 import { EndUser, identityProperty } from "./identityProperty.ts"
 import type { PgSession } from "./drivers.ts"
 
 
 const currentUser = (session: PgSession) =>
-  attempt(() => session.sql<Array<{ user: string }>>`select current_user as user`).pipe(Effect.map((rows) => rows[0]!.user))
+  run(session, (sql) => sql<Array<{ user: string }>>`select current_user as user`).pipe(Effect.map((rows) => rows[0]!.user))
 
 const ROLES = 20
 const roleName = (i: number) => `app_user_${i}`
