@@ -12,6 +12,17 @@ import * as Reactivity from "effect/reactivity/Reactivity"
 import { PgClient, PgSql } from "../src/index.ts"
 
 layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("connection resets", (it) => {
+  /** Options of a client through `proxy`, with no health probe or breaker in the way. */
+  const through = (proxy: FaultProxy.Proxy) => ({
+    endpoints: [{ url: `postgres://${proxy.host}:${proxy.port}/postgres`, role: "primary" as const }],
+    user: "postgres",
+    health: false as const,
+    breaker: false as const,
+    // Far beyond the test's own timeout: a statement left hanging would hang the test.
+    queryTimeout: "1 hour",
+    connectTimeout: "10 seconds"
+  })
+
   /** 24 workers read under resets for 8 s, then until 50 more reads succeeded; returns the tally. */
   const storm = <E extends { readonly _tag: string }>(
     proxy: FaultProxy.Proxy,
@@ -65,16 +76,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("co
     Effect.gen(function*() {
       const cluster = yield* PostgresCluster.PostgresCluster
       const proxy = yield* FaultProxy.make({ target: cluster.primary })
-      const db = yield* PgClient.make({
-        endpoints: [{ url: `postgres://${proxy.host}:${proxy.port}/postgres`, role: "primary" }],
-        user: "postgres",
-        health: false,
-        breaker: false,
-        // Far beyond the test's own timeout: a statement left hanging would hang the test.
-        queryTimeout: "1 hour",
-        connectTimeout: "10 seconds",
-        pool: { max: 8, acquireTimeout: "1 hour" }
-      })
+      const db = yield* PgClient.make({ ...through(proxy), pool: { max: 8, acquireTimeout: "1 hour" } })
       const { summary, tally } = yield* storm(proxy, (n) => db.read<{ n: number }>`select ${n}::int as n`)
       for (const tag of tally.failed.keys()) expect(["PgConnectionError", "TimeoutError"], summary).toContain(tag)
       expect((yield* db.status).endpoints[0]!.pool.inUse, summary).toBe(0)
@@ -84,15 +86,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("co
     Effect.gen(function*() {
       const cluster = yield* PostgresCluster.PostgresCluster
       const proxy = yield* FaultProxy.make({ target: cluster.primary })
-      const sql = yield* PgSql.make({
-        endpoints: [{ url: `postgres://${proxy.host}:${proxy.port}/postgres`, role: "primary" }],
-        user: "postgres",
-        health: false,
-        breaker: false,
-        queryTimeout: "1 hour",
-        connectTimeout: "10 seconds",
-        pool: { max: 4, acquireTimeout: "1 hour" }
-      })
+      const sql = yield* PgSql.make({ ...through(proxy), pool: { max: 4, acquireTimeout: "1 hour" } })
       const { summary, tally } = yield* storm(proxy, (n) => sql<{ n: number }>`select ${n}::int as n`)
       for (const tag of tally.failed.keys()) expect(["SqlError", "TimeoutError"], summary).toContain(tag)
     }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)), 120_000)
