@@ -19,8 +19,8 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("co
     health: false as const,
     breaker: false as const,
     // Far beyond the test's own timeout: a statement left hanging would hang the test.
-    queryTimeout: "1 hour",
-    connectTimeout: "10 seconds"
+    queryTimeout: "1 hour" as const,
+    connectTimeout: "10 seconds" as const
   })
 
   /** 24 workers read under resets for 8 s, then until 50 more reads succeeded; returns the tally. */
