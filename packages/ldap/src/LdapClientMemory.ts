@@ -338,7 +338,7 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
           out.sort = { resultCode: 0 }
         }
         if (vlv !== undefined) {
-          if (sortBy === undefined) return yield* Effect.fail(failure("search", "other", "VLV needs a sort control (sortControlMissing)", 60))
+          if (sortBy === undefined) return yield* Effect.fail(failure("search", "other", "VLV needs a sort control (virtualListViewError)", 76))
           const target = Math.min(Math.max(vlv.offset, 1), Math.max(entries.length, 1)) - 1
           out.virtualListView = { targetPosition: target + 1, contentCount: entries.length, resultCode: 0 }
           entries = entries.slice(Math.max(0, target - vlv.beforeCount), target + vlv.afterCount + 1)

@@ -14,8 +14,12 @@
  *
  * The server maps the SASL user name to an entry (OpenLDAP: `authz-regexp`);
  * connections then know whom they are bound as from "Who am I?". A
- * mechanism the server does not offer is refused with
- * `LdapInvalidCredentials` (result code 7, auth method not supported).
+ * mechanism the server does not offer or allow is refused with
+ * `LdapInvalidCredentials` (result code 7, auth method not supported, or
+ * 48, inappropriate authentication — OpenLDAP's default `sasl-secprops
+ * noplain` refuses PLAIN so). Which mechanisms a server offers is in its
+ * root DSE (`ldap.rootDse`, `supportedSaslMechanisms`); the type does not
+ * know the servers, so this is checked at bind time.
  *
  * @example
  * ```ts
