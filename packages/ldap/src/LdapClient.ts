@@ -277,10 +277,13 @@ export interface Operations<R> {
    * operation runs on (read once per endpoint).
    */
   readonly withControls: (controls: ReadonlyArray<RequestControl>) => ControlledOperations<R>
-  /** Any extended operation. */
+  /**
+   * Any extended operation; its value as text or BER bytes (e.g. a Password
+   * Modify request: `PasswordModify.exopValue`).
+   */
   readonly exop: (
     oid: string,
-    value?: string
+    value?: string | Uint8Array
   ) => Effect.Effect<{ readonly oid?: string | undefined; readonly value?: string | undefined }, LdapClientError, R>
   /**
    * Adds every entry of a stream, `concurrency` at a time (default 8). Nothing

@@ -22,6 +22,7 @@
  * @since 0.1.0
  */
 import type { Identity } from "@tether/core"
+import { randomBytes } from "node:crypto"
 import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { Context } from "effect"
 import { AndFilter, EqualityFilter, FilterParser, GreaterThanEqualsFilter, LessThanEqualsFilter, NotFilter, OrFilter, PresenceFilter, SubstringFilter } from "ldapts"
@@ -30,10 +31,13 @@ import * as LdapClient from "./LdapClient.ts"
 import type * as Ldif from "./Ldif.ts"
 import { LdapInvalidCredentials, LdapOperationError } from "./LdapError.ts"
 import type * as RequestControl from "./RequestControl.ts"
+import { isSasl } from "./Sasl.ts"
+import type * as Sasl from "./Sasl.ts"
 import { featureOf } from "./RequestControl.ts"
 import { FEATURES, LdapUnsupported } from "./RootDse.ts"
 import type * as RootDse from "./RootDse.ts"
 import * as bulk from "./internal/ldapBulk.ts"
+import * as passwordModify from "./internal/passwordModify.ts"
 import { toLdifEntry } from "./internal/ldapClient.ts"
 
 const ENDPOINT = "memory"
@@ -250,9 +254,9 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     endpoint: ENDPOINT,
     namingContexts: [...directory.values()].filter((e) => !directory.has(parentOf(normalize(e.dn)))).map((e) => e.dn),
     supportedControls: MEMORY_CONTROLS.map((f) => FEATURES[f].oid),
-    supportedExtensions: [FEATURES.whoAmI.oid],
+    supportedExtensions: [FEATURES.whoAmI.oid, FEATURES.passwordModify.oid],
     supportedFeatures: [],
-    supportedSaslMechanisms: [],
+    supportedSaslMechanisms: ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"],
     supportedLdapVersions: ["3"],
     subschemaSubentry: undefined,
     vendorName: "Tether LdapClientMemory",
@@ -373,6 +377,26 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     }
   }
 
+  /** Password Modify (RFC 3062): the target's userPassword replaced, checking the old one when given. */
+  const changePassword = (me: string, value: string | Uint8Array | undefined) =>
+    Effect.suspend(() => {
+      const bytes = value === undefined ? new Uint8Array(0) : typeof value === "string" ? new TextEncoder().encode(value) : value
+      const request = passwordModify.decodeRequest(bytes)
+      if (request === undefined) return Effect.fail(failure("exop", "other", "the Password Modify request value is not BER", 2))
+      const user = request.userIdentity?.replace(/^dn:/, "") ?? (me.startsWith("dn:") ? me.slice(3) : "")
+      if (user === "") return Effect.fail(failure("exop", "unavailable", "no user to change the password of (anonymous)", 53))
+      return Effect.flatMap(requireEntry("exop", user), (entry) => {
+        if (request.oldPassword !== undefined && !valuesOf(entry, "userPassword").includes(request.oldPassword)) {
+          return Effect.fail(failure("exop", "unavailable", "unwilling to verify old password", 53))
+        }
+        const generated = request.newPassword === undefined ? randomBytes(9).toString("base64url") : undefined
+        return Effect.as(
+          modify(entry.dn, [{ operation: "replace", attribute: "userPassword", values: [request.newPassword ?? generated!] }]),
+          { oid: undefined, value: new TextDecoder().decode(passwordModify.encodeResponse(generated)) }
+        )
+      })
+    })
+
   /** Subtree delete: the entry and everything under it. */
   const removeTree = (dn: string) =>
     Effect.flatMap(requireEntry("delete", dn), () =>
@@ -434,7 +458,12 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       compare: (dn, attribute, value) =>
         bound(Effect.map(requireEntry("compare", dn), (entry) => valuesOf(entry, attribute).includes(value))),
       whoami,
-      exop: (oid) => bound(Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))),
+      exop: (oid, value) =>
+        Effect.flatMap(whoami, (me) => {
+          if (oid === FEATURES.whoAmI.oid) return Effect.succeed({ oid: undefined, value: me })
+          if (oid === passwordModify.OID) return changePassword(me, value)
+          return Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))
+        }),
       addMany: (entries, options) => importLdif(Stream.map(entries, toLdifEntry), options),
       modifyMany: (modifications, options) =>
         importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), options),
@@ -442,9 +471,29 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     }
   }
 
+  /**
+   * SASL PLAIN / SCRAM: the user name maps to the entry whose `uid` it is
+   * (as OpenLDAP's `authz-regexp` in the testkit); EXTERNAL has no
+   * certificate here and is refused (result code 7).
+   */
+  const saslBind = (credentials: Sasl.Credentials) =>
+    Effect.suspend(() => {
+      const who = `(SASL ${credentials.sasl.mechanism}${credentials.sasl.user === "" ? "" : ` ${credentials.sasl.user}`})`
+      if (credentials.sasl.mechanism === "EXTERNAL") {
+        return Effect.fail(new LdapInvalidCredentials({ endpoint: ENDPOINT, dn: who, resultCode: 7 }))
+      }
+      const password = credentials.secret === undefined ? "" : Redacted.value(credentials.secret)
+      const entry = [...directory.values()].find((e) => valuesOf(e, "uid").some((u) => u.toLowerCase() === credentials.sasl.user.toLowerCase()))
+      if (entry === undefined || !valuesOf(entry, "userPassword").includes(password)) {
+        return Effect.fail(new LdapInvalidCredentials({ endpoint: ENDPOINT, dn: who, resultCode: 49 }))
+      }
+      return Effect.succeed(`dn:${entry.dn}`)
+    })
+
   /** Binds as an identity: its principal must be an entry whose `userPassword` is its secret. */
   const bindAs = (credentials: Identity.Credentials) =>
     Effect.suspend(() => {
+      if (isSasl(credentials)) return saslBind(credentials)
       const entry = directory.get(normalize(credentials.principal))
       const password = credentials.secret === undefined ? "" : Redacted.value(credentials.secret)
       if (entry === undefined || !valuesOf(entry, "userPassword").includes(password)) {

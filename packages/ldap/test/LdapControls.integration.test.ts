@@ -9,7 +9,7 @@ class User1 extends Identity.Service<User1>()("test/User1") {}
 
 const POLICY = { pwdMinLength: "8", pwdCheckQuality: "2", pwdAllowUserChange: "TRUE" }
 
-layer(Slapd.layer({ servers: 1, users: 6, ppolicy: { defaultPolicy: POLICY }, sssvlv: true }), { excludeTestServices: true })(
+layer(Slapd.layer({ servers: 1, users: 6, ppolicy: { defaultPolicy: POLICY }, sssvlv: true, sasl: true }), { excludeTestServices: true })(
   "controls on pooled operations, observed on slapd",
   (it) => {
     const clientOf = (d: Slapd.Directory) =>

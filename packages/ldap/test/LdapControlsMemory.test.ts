@@ -6,13 +6,13 @@ import { controlsSuite } from "./controlsSuite.ts"
 
 const base = "dc=example,dc=com"
 const peopleDn = `ou=people,${base}`
-const users = [1, 2, 3, 4, 5, 6].map((i) => ({ dn: `uid=user${i},${peopleDn}`, uid: `user${i}` }))
+const users = [1, 2, 3, 4, 5, 6].map((i) => ({ dn: `uid=user${i},${peopleDn}`, uid: `user${i}`, password: `password-${i}` }))
 const seed = (): ReadonlyArray<LdapClient.Entry> => [
   { dn: base, attributes: { objectClass: ["domain"], dc: ["example"] } },
   { dn: peopleDn, attributes: { objectClass: ["organizationalUnit"], ou: ["people"] } },
   ...users.map((u, i) => ({
     dn: u.dn,
-    attributes: { objectClass: ["inetOrgPerson"], uid: [u.uid], cn: [`User ${i + 1}`], sn: [`User${i + 1}`], mail: [`${u.uid}@example.com`], userPassword: [`password-${i + 1}`] }
+    attributes: { objectClass: ["inetOrgPerson"], uid: [u.uid], cn: [`User ${i + 1}`], sn: [`User${i + 1}`], mail: [`${u.uid}@example.com`], userPassword: [u.password] }
   }))
 ]
 

@@ -4,15 +4,18 @@
  * (LdapControlsMemory.test.ts): the memory client must answer as the server does.
  */
 import { assert } from "@effect/vitest"
-import { Effect, Option } from "effect"
-import { Changes, Entries, LdapClient, RequestControl } from "../src/index.ts"
+import { Identity } from "@tether/core"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { Changes, Entries, LdapClient, PasswordModify, RequestControl, Sasl } from "../src/index.ts"
+
+class Someone extends Identity.Service<Someone>()("test/Someone") {}
 
 export interface Context {
   /** Bound as the directory's administrator. */
   readonly ldap: LdapClient.LdapClient
   readonly peopleDn: string
-  /** uid=user1 … user6 under peopleDn, each with sn, cn, mail. */
-  readonly users: ReadonlyArray<{ readonly dn: string; readonly uid: string }>
+  /** uid=user1 … user6 under peopleDn, each with sn, cn, mail and its password (stored in clear: SCRAM needs it). */
+  readonly users: ReadonlyArray<{ readonly dn: string; readonly uid: string; readonly password: string }>
 }
 
 export type Register<R> = (name: string, body: () => Effect.Effect<void, unknown, R>) => void
@@ -114,5 +117,46 @@ export const controlsSuite = <R>(test: Register<R>, context: Effect.Effect<Conte
       assert.deepStrictEqual(Option.map(found.entry, (e) => e.attributes["uid"]), Option.some([users[0]!.uid]))
       const missing = yield* ldap.withControls([RequestControl.manageDsaIT()]).get(`uid=nobody,${peopleDn}`)
       assert.isTrue(Option.isNone(missing.entry))
+    }))
+
+  test("SASL SCRAM-SHA-256 and PLAIN identities: the user name maps to the entry; a wrong password is LdapInvalidCredentials", () =>
+    Effect.gen(function*() {
+      const { ldap, users } = yield* context
+      const u = users[0]!
+      const whoAs = (credentials: Identity.Credentials) => ldap.as(Someone).whoami.pipe(Effect.provide(Layer.succeed(Someone, credentials)))
+      for (const mechanism of ["SCRAM-SHA-256", "PLAIN"] as const) {
+        assert.strictEqual((yield* whoAs(Sasl.credentials(mechanism, u.uid, Redacted.make(u.password)))).toLowerCase(), `dn:${u.dn}`.toLowerCase())
+        const wrong = yield* Effect.flip(whoAs(Sasl.credentials(mechanism, u.uid, Redacted.make("wrong-password"))))
+        assert.strictEqual(wrong._tag === "LdapInvalidCredentials" && wrong.resultCode, 49)
+      }
+      assert.includeMembers([...(yield* ldap.rootDse).supportedSaslMechanisms], ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"])
+    }))
+
+  test("Password Modify (RFC 3062) through the pool: a reset, a generated password, a wrong old password", () =>
+    Effect.gen(function*() {
+      const { ldap, users } = yield* context
+      const [u, v] = [users[3]!, users[5]!]
+      const canBind = (dn: string, password: string) =>
+        ldap.as(Someone).whoami.pipe(
+          Effect.provide(Layer.succeed(Someone, Identity.make(dn, Redacted.make(password)))),
+          Effect.as(true),
+          Effect.catchTag("LdapInvalidCredentials", () => Effect.succeed(false))
+        )
+      assert.isTrue(Option.isNone(yield* PasswordModify.modifyWith(ldap, { user: u.dn, newPassword: Redacted.make("reset-Pass-4711") })))
+      assert.isTrue(yield* canBind(u.dn, "reset-Pass-4711"))
+      assert.isFalse(yield* canBind(u.dn, u.password))
+      const generated = yield* PasswordModify.modifyWith(ldap, { user: v.dn })
+      assert.isTrue(Option.isSome(generated))
+      assert.isTrue(yield* canBind(v.dn, Redacted.value(Option.getOrThrow(generated))))
+      // The user's own change, with a wrong old password: refused, nothing changed.
+      const asUser = ldap.as(Someone)
+      const wrongOld = yield* Effect.flip(
+        PasswordModify.modifyWith(asUser, { oldPassword: Redacted.make("not-it"), newPassword: Redacted.make("other-Pass-4711") }).pipe(
+          Effect.provide(Layer.succeed(Someone, Identity.make(u.dn, Redacted.make("reset-Pass-4711"))))
+        )
+      )
+      assert.strictEqual(wrongOld._tag, "LdapOperationError")
+      assert.isTrue(yield* canBind(u.dn, "reset-Pass-4711"))
+      assert.isFalse(yield* canBind(u.dn, "other-Pass-4711"))
     }))
 }

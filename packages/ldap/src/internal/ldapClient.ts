@@ -397,7 +397,8 @@ export const make = (
         compare: (dn, attribute, value) => use("compare", ({ client }) => client.compare(dn, attribute, value), false),
         whoami: use("whoami", ({ client }) => client.exop(LdapDriver.WHO_AM_I).then((r) => r.value ?? ""), false),
         // An extended operation may change state: treated as a write (never replayed).
-        exop: (oid, value) => use("exop", ({ client }) => client.exop(oid, value), true),
+        exop: (oid, value) =>
+          use("exop", ({ client }) => client.exop(oid, typeof value === "string" || value === undefined ? value : Buffer.from(value)), true),
         addMany,
         modifyMany: (modifications, bulkOptions) =>
           importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), bulkOptions),
