@@ -6,7 +6,8 @@
 import { assert } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { Changes, Entries, LdapClient, PasswordModify, RequestControl, Sasl } from "../src/index.ts"
+import { Changes, Entries, PasswordModify, RequestControl, Sasl } from "../src/index.ts"
+import type { LdapClient } from "../src/index.ts"
 
 class Someone extends Identity.Service<Someone>()("test/Someone") {}
 
