@@ -387,7 +387,7 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       if (user === "") return Effect.fail(failure("exop", "unavailable", "no user to change the password of (anonymous)", 53))
       return Effect.flatMap(requireEntry("exop", user), (entry) => {
         if (request.oldPassword !== undefined && !valuesOf(entry, "userPassword").includes(request.oldPassword)) {
-          return Effect.fail(failure("exop", "unavailable", "unwilling to verify old password", 53))
+          return Effect.fail(failure("passwordModify", "other", "unwilling to verify old password", 53))
         }
         const generated = request.newPassword === undefined ? randomBytes(9).toString("base64url") : undefined
         return Effect.as(

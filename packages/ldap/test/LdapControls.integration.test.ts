@@ -98,3 +98,28 @@ layer(Slapd.layer({ servers: 1, users: 6, ppolicy: { defaultPolicy: POLICY }, ss
       }).pipe(Effect.scoped))
   }
 )
+
+layer(Slapd.layer({ servers: 2, users: 4, sssvlv: true }), { excludeTestServices: true })("controls across a failover", (it) => {
+  it.effect("a sorted search with a dead first server runs on the second, checked against that server's root DSE", () =>
+    Effect.gen(function*() {
+      const d = yield* Slapd.Slapd
+      const ldap = yield* LdapClient.make({
+        endpoints: d.servers.map((s) => s.url),
+        bindDn: d.adminDn,
+        password: Redacted.make(d.adminPassword),
+        allowPlaintext: true,
+        strategy: "priority",
+        health: false,
+        connectTimeout: "10 seconds",
+        timeout: "20 seconds"
+      })
+      const sorted = ldap.withControls([RequestControl.sort([{ attribute: "uid", orderingRule: "caseIgnoreOrderingMatch", reverse: true }])])
+      const first = yield* sorted.search(d.peopleDn, { filter: "(uid=user*)", attributes: ["uid"] })
+      yield* d.kill(d.servers[0]!)
+      const second = yield* sorted.search(d.peopleDn, { filter: "(uid=user*)", attributes: ["uid"] })
+      assert.deepStrictEqual(second.entries.map((e) => e.attributes["uid"]), first.entries.map((e) => e.attributes["uid"]))
+      assert.deepStrictEqual(second.entries.map((e) => String(e.attributes["uid"])), ["user4", "user3", "user2", "user1"])
+      assert.deepStrictEqual(second.controls.sort, { resultCode: 0 })
+      assert.strictEqual((yield* ldap.rootDse).endpoint, d.servers[1]!.url)
+    }).pipe(Effect.scoped))
+})

@@ -157,6 +157,9 @@ export const controlsSuite = <R>(test: Register<R>, context: Effect.Effect<Conte
         )
       )
       assert.strictEqual(wrongOld._tag, "LdapOperationError")
+      // The answer, not an overloaded server: not retried, not counted by the breaker.
+      assert.strictEqual(wrongOld._tag === "LdapOperationError" && wrongOld.kind, "other")
+      assert.strictEqual(wrongOld._tag === "LdapOperationError" && wrongOld.resultCode, 53)
       assert.isTrue(yield* canBind(u.dn, "reset-Pass-4711"))
       assert.isFalse(yield* canBind(u.dn, "other-Pass-4711"))
     }))

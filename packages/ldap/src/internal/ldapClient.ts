@@ -9,7 +9,7 @@ import type * as Ldif from "../Ldif.ts"
 import * as LdapDriver from "../LdapDriver.ts"
 import type { LdapConnection } from "../LdapDriver.ts"
 import * as Controls from "../Controls.ts"
-import { fromUnknown } from "../LdapError.ts"
+import { fromUnknown, LdapOperationError } from "../LdapError.ts"
 import type { LdapError } from "../LdapError.ts"
 import { LdapPasswordPolicyError, reasonOf } from "../PasswordPolicy.ts"
 import type * as RequestControl from "../RequestControl.ts"
@@ -22,6 +22,8 @@ import * as rootDseWire from "./rootDse.ts"
 import * as bulk from "./ldapBulk.ts"
 import { loadBinaryTypes, WELL_KNOWN_BINARY } from "./ldapSchema.ts"
 import * as wire from "./ldapWire.ts"
+
+const PASSWORD_MODIFY = "1.3.6.1.4.1.4203.1.11.1"
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
@@ -398,7 +400,21 @@ export const make = (
         whoami: use("whoami", ({ client }) => client.exop(LdapDriver.WHO_AM_I).then((r) => r.value ?? ""), false),
         // An extended operation may change state: treated as a write (never replayed).
         exop: (oid, value) =>
-          use("exop", ({ client }) => client.exop(oid, typeof value === "string" || value === undefined ? value : Buffer.from(value)), true),
+          use("exop", ({ client, endpoint }) =>
+            client.exop(oid, typeof value === "string" || value === undefined ? value : Buffer.from(value)).catch((cause: unknown) => {
+              // A Password Modify refused as "unwilling" (53) is the answer (wrong old password, policy), not an
+              // overloaded server: never retried elsewhere, never counted by the breaker.
+              if (oid === PASSWORD_MODIFY && (cause as { code?: unknown })?.code === 53) {
+                throw new LdapOperationError({
+                  endpoint,
+                  operation: "passwordModify",
+                  kind: "other",
+                  resultCode: 53,
+                  reason: cause instanceof Error ? cause.message : String(cause)
+                })
+              }
+              throw cause
+            }), true),
         addMany,
         modifyMany: (modifications, bulkOptions) =>
           importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), bulkOptions),
