@@ -2,7 +2,17 @@
  * An in-memory `LdapClient` for users' unit tests: a directory held in a
  * `Map`, the same operations and the same typed errors as the real client
  * (no such object, already exists, invalid filter, invalid credentials), no
- * server. Identities bind against `userPassword` values of the entries.
+ * server. Identities bind against `userPassword` values of the entries
+ * (SASL PLAIN / SCRAM identities by `uid`).
+ *
+ * Faked as a server does it: `withControls` with sort, virtual list view,
+ * assertion, pre/post-read and subtree delete (paged results, ManageDsaIT
+ * and proxied authorization are accepted and change nothing: there are no
+ * pages, referrals or ACLs here); Who am I? and Password Modify through
+ * `exop`; `rootDse` listing exactly that. Not faked: access control, the
+ * password policy (its control is `LdapUnsupported`, as on a server without
+ * it), SASL EXTERNAL (refused, result code 7), the subschema, change
+ * streams and referrals.
  *
  * @example
  * ```ts

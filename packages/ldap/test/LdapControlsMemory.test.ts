@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as fc from "fast-check"
 import { Entries, LdapClientMemory, RequestControl } from "../src/index.ts"
 import type { LdapClient } from "../src/index.ts"
 import { controlsSuite } from "./controlsSuite.ts"
@@ -40,4 +41,38 @@ describe("LdapClientMemory controls slapd lacks or that only it fakes", () => {
       assert.deepStrictEqual(rootDse.namingContexts, [base])
       assert.notInclude(rootDse.supportedControls, "1.3.6.1.4.1.42.2.27.8.5.1")
     }))
+})
+
+describe("LdapClientMemory sort and VLV (properties)", () => {
+  it("any sort order and VLV window: the window is the slice of the sorted list around the clamped offset", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ minLength: 1, maxLength: 6, unit: fc.constantFrom("a", "b", "c", "x", "y") }), { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 15 }),
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 4 }),
+        (names, reverse, offset, beforeCount, afterCount) => {
+          const ldap = LdapClientMemory.make([
+            { dn: base, attributes: { objectClass: ["domain"] } },
+            ...names.map((n, i) => ({ dn: `cn=e${i},${base}`, attributes: { objectClass: ["device"], cn: [`e${i}`], description: [n] } }))
+          ])
+          const sorted = [...names].sort()
+          if (reverse) sorted.reverse()
+          const result = Effect.runSync(
+            ldap.withControls([
+              RequestControl.sort([{ attribute: "description", reverse }]),
+              RequestControl.virtualListView({ offset, beforeCount, afterCount })
+            ]).search(base, { scope: "one" })
+          )
+          const target = Math.min(offset, names.length) - 1
+          assert.deepStrictEqual(
+            result.entries.map((e) => String(e.attributes["description"])),
+            sorted.slice(Math.max(0, target - beforeCount), target + afterCount + 1)
+          )
+          assert.deepStrictEqual(result.controls.virtualListView, { targetPosition: target + 1, contentCount: names.length, resultCode: 0 })
+        }
+      )
+    )
+  })
 })
