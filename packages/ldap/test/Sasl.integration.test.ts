@@ -62,6 +62,38 @@ layer(Slapd.layer({ servers: 1, users: 3, sasl: true }), { excludeTestServices: 
       assert.match(both.message, /sasl/)
     }).pipe(Effect.scoped))
 
+  it.effect("one pooled connection re-bound between mechanisms and identities always answers as the identity asked for", () =>
+    Effect.gen(function*() {
+      const d = yield* Slapd.Slapd
+      const ldap = yield* LdapClient.make({
+        endpoints: [d.server.url],
+        bindDn: d.adminDn,
+        password: Redacted.make(d.adminPassword),
+        allowPlaintext: true,
+        health: false,
+        pool: { max: 1 }
+      })
+      const [u1, u2] = [d.users[0]!, d.users[1]!]
+      const asked: ReadonlyArray<readonly [Identity.Credentials | undefined, string]> = [
+        [Sasl.credentials("PLAIN", u1.uid, Redacted.make(u1.password), { label: "plain" }), `dn:${u1.dn}`],
+        [undefined, `dn:${d.adminDn}`],
+        [Sasl.credentials("SCRAM-SHA-256", u2.uid, Redacted.make(u2.password), { label: "scram256" }), `dn:${u2.dn}`],
+        [Sasl.credentials("SCRAM-SHA-1", u1.uid, Redacted.make(u1.password), { label: "scram1" }), `dn:${u1.dn}`],
+        [Identity.make(u2.dn, Redacted.make(u2.password), { label: "simple" }), `dn:${u2.dn}`]
+      ]
+      for (let round = 0; round < 2; round++) {
+        for (const [credentials, expected] of asked) {
+          const who = credentials === undefined ? ldap.whoami : ldap.as(Ann).whoami.pipe(Effect.provide(Layer.succeed(Ann, credentials)))
+          assert.strictEqual((yield* who).toLowerCase(), expected.toLowerCase())
+        }
+      }
+      const [endpoint] = (yield* ldap.status).endpoints
+      assert.isAtMost(endpoint!.pool.open, 1)
+      assert.isAbove(endpoint!.pool.rebinds + endpoint!.pool.evictions, 0)
+      // Each mechanism is its own identity in the pool (by label), never sharing a bound connection.
+      assert.includeMembers(endpoint!.pool.identities.map((i) => i.label), ["plain", "scram256", "scram1", "simple"])
+    }).pipe(Effect.scoped))
+
   it.effect("why Tether runs SCRAM itself: ldapts sends one bind request and stops at 'SASL bind in progress' (14)", () =>
     Effect.gen(function*() {
       const d = yield* Slapd.Slapd
