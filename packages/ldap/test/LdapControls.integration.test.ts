@@ -2,7 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { Changes, Entries, LdapClient, RequestControl } from "../src/index.ts"
+import { Changes, Entries, LdapClient, PasswordModify, RequestControl } from "../src/index.ts"
 import { controlsSuite } from "./controlsSuite.ts"
 
 class User1 extends Identity.Service<User1>()("test/User1") {}
@@ -121,5 +121,37 @@ layer(Slapd.layer({ servers: 2, users: 4, sssvlv: true }), { excludeTestServices
       assert.deepStrictEqual(second.entries.map((e) => String(e.attributes["uid"])), ["user4", "user3", "user2", "user1"])
       assert.deepStrictEqual(second.controls.sort, { resultCode: 0 })
       assert.strictEqual((yield* ldap.rootDse).endpoint, d.servers[1]!.url)
+    }).pipe(Effect.scoped))
+})
+
+layer(Slapd.layer({ servers: 1, users: 2, ppolicy: { defaultPolicy: { pwdMustChange: "TRUE", pwdAllowUserChange: "TRUE" } } }), {
+  excludeTestServices: true
+})("password policy on pooled operations: must change after a reset", (it) => {
+  it.effect("after an administrator's reset the user's operations are refused as changeAfterReset until the password changes", () =>
+    Effect.gen(function*() {
+      const d = yield* Slapd.Slapd
+      const ldap = yield* LdapClient.make({
+        endpoints: [d.server.url],
+        bindDn: d.adminDn,
+        password: Redacted.make(d.adminPassword),
+        allowPlaintext: true,
+        health: false
+      })
+      const u = d.users[0]!
+      yield* PasswordModify.modifyWith(ldap, { user: u.dn, newPassword: Redacted.make("Reset-Pass-1") })
+      const afterReset = Layer.succeed(User1, Identity.make(u.dn, Redacted.make("Reset-Pass-1")))
+      const withPolicy = ldap.as(User1).withControls([RequestControl.passwordPolicy])
+      // slapd 2.5 answers the policy control on a restricted modify (not on a restricted search or compare).
+      const refused = yield* Effect.flip(withPolicy.modify(u.dn, Changes.make().replace("description", "x").build()).pipe(Effect.provide(afterReset)))
+      assert.strictEqual(refused._tag, "LdapPasswordPolicyError")
+      assert.strictEqual(refused._tag === "LdapPasswordPolicyError" && refused.reason, "changeAfterReset")
+      const plainSearch = yield* Effect.flip(ldap.as(User1).searchAll(d.peopleDn).pipe(Effect.provide(afterReset)))
+      assert.strictEqual(plainSearch._tag === "LdapOperationError" && plainSearch.resultCode, 50)
+      // The change itself is allowed; then the user's operations run again.
+      yield* withPolicy.modify(u.dn, Changes.make().replace("userPassword", "Own-Pass-2").build()).pipe(Effect.provide(afterReset))
+      const changed = Layer.succeed(User1, Identity.make(u.dn, Redacted.make("Own-Pass-2")))
+      const compared = yield* withPolicy.compare(d.users[1]!.dn, "uid", "user2").pipe(Effect.provide(changed))
+      assert.isTrue(compared.matched)
+      assert.isUndefined(compared.controls.passwordPolicy?.error)
     }).pipe(Effect.scoped))
 })
