@@ -8,7 +8,8 @@
  * - `PLAIN` (RFC 4616): user name and password, sent as they are — use TLS;
  * - `SCRAM-SHA-1` / `SCRAM-SHA-256` (RFC 5802 / 7677): the password never
  *   crosses the wire, and the server proves it knows it too. ldapts sends
- *   only one-step SASL binds, so Tether runs the exchange itself;
+ *   only one-step SASL binds, so Tether runs the exchange itself (the
+ *   password is NFKC-normalised, SASLprep's common case; no channel binding);
  * - `EXTERNAL` (RFC 4422 appendix A): the TLS client certificate of the
  *   client's `tls` options is the identity.
  *
