@@ -8,16 +8,11 @@ import type * as LdapClient from "../LdapClient.ts"
 import type * as Ldif from "../Ldif.ts"
 import * as LdapDriver from "../LdapDriver.ts"
 import type { LdapConnection } from "../LdapDriver.ts"
-import * as Controls from "../Controls.ts"
 import { fromUnknown, LdapOperationError } from "../LdapError.ts"
 import type { LdapError } from "../LdapError.ts"
-import { LdapPasswordPolicyError, reasonOf } from "../PasswordPolicy.ts"
 import type * as RequestControl from "../RequestControl.ts"
-import { featureOf } from "../RequestControl.ts"
-import { LdapUnsupported } from "../RootDse.ts"
 import type * as RootDse from "../RootDse.ts"
-import * as controlledSearch from "./controlledSearch.ts"
-import * as requestControls from "./requestControls.ts"
+import * as controlled from "./controlled.ts"
 import * as rootDseWire from "./rootDse.ts"
 import * as bulk from "./ldapBulk.ts"
 import { loadBinaryTypes, WELL_KNOWN_BINARY } from "./ldapSchema.ts"
@@ -292,94 +287,8 @@ export const make = (
       const addMany: LdapClient.Operations<R>["addMany"] = (entries, bulkOptions) =>
         importLdif(Stream.map(entries, (entry): Ldif.LdifRecord => toLdifEntry(entry)), bulkOptions)
 
-      /** An operation with request controls; refusals that are not the server's fault come back as values. */
-      type Outcome<A> =
-        | { readonly _tag: "Done"; readonly value: A; readonly controls: RequestControl.ResponseControls }
-        | { readonly _tag: "Unsupported"; readonly error: LdapUnsupported }
-        | { readonly _tag: "Policy"; readonly error: LdapPasswordPolicyError }
-      const withControls = (controls: ReadonlyArray<RequestControl.RequestControl>): LdapClient.ControlledOperations<R> => {
-        // Assertion filters are checked before anything is borrowed: a bad one is a typed invalid-filter error.
-        const checked = Effect.forEach(
-          controls.flatMap((c) => (c._tag === "Assertion" ? [c.filter] : [])),
-          (filter) => Controls.assertion(filter),
-          { discard: true }
-        )
-        const run = <A>(
-          operation: string,
-          dn: string,
-          write: boolean,
-          f: (connection: LdapConnection, ldapts: ReadonlyArray<Control>) => Promise<A>
-        ): Effect.Effect<{ readonly value: A; readonly controls: RequestControl.ResponseControls }, LdapClient.ControlError, R> =>
-          Effect.andThen(
-            checked,
-            use(operation, async (connection): Promise<Outcome<A>> => {
-              if (controls.length > 0) {
-                const rootDse = await rootDseOf(connection)
-                for (const c of controls) {
-                  const { feature, oid } = featureOf(c)
-                  if (!rootDse.supportedControls.includes(oid)) {
-                    return { _tag: "Unsupported", error: new LdapUnsupported({ feature, oid, endpoint: connection.endpoint }) }
-                  }
-                }
-              }
-              const prepared = requestControls.prepare(controls)
-              try {
-                const value = await f(connection, prepared.controls)
-                return { _tag: "Done", value, controls: prepared.read() }
-              } catch (cause) {
-                const code = prepared.policyError()
-                const resultCode = (cause as { code?: unknown })?.code
-                if (code !== undefined && typeof resultCode === "number") {
-                  return {
-                    _tag: "Policy",
-                    error: new LdapPasswordPolicyError({ endpoint: connection.endpoint, dn, reason: reasonOf(code), code, resultCode })
-                  }
-                }
-                throw cause
-              }
-            }, write)
-          ).pipe(
-            Effect.flatMap((outcome) => (outcome._tag === "Done" ? Effect.succeed(outcome) : Effect.fail(outcome.error)))
-          )
-        const searchControlled = (base: string, searchOptions?: LdapClient.SearchOptions) => {
-          // VLV and paged results do not mix: a VLV search is one request.
-          const vlv = controls.some((c) => c._tag === "VirtualListView")
-          const request = toRequest(vlv ? { ...searchOptions, pageSize: 0 } : searchOptions, true)
-          return Effect.map(
-            run("search", base, false, async (connection, ldapts) => {
-              const binary = await binaryTypes(connection)
-              const found = await controlledSearch.search(connection.client, base, request, ldapts)
-              return { entries: found.entries.map((e) => toEntry(e, binary)), references: found.references, truncated: found.truncated }
-            }),
-            (r) => ({ ...r.value, controls: r.controls })
-          )
-        }
-        const onlyControls = <A>(effect: Effect.Effect<{ readonly value: A; readonly controls: RequestControl.ResponseControls }, LdapClient.ControlError, R>) =>
-          Effect.map(effect, (r) => r.controls)
-        return {
-          search: searchControlled,
-          get: (dn, attributes) =>
-            searchControlled(dn, { scope: "base", pageSize: 0, ...(attributes === undefined ? {} : { attributes }) }).pipe(
-              Effect.map((r) => ({ entry: Option.fromNullishOr(r.entries[0]), controls: r.controls })),
-              Effect.catchIf(isNoSuchObject, () => Effect.succeed({ entry: Option.none(), controls: {} }))
-            ),
-          add: (dn, attributes) =>
-            onlyControls(run("add", dn, true, ({ client }, ldapts) =>
-              client.add(
-                dn,
-                Object.entries(attributes).map(([type, v]) => new Attribute({ type, values: ldaptsValues(typeof v === "string" ? [v] : v) })),
-                [...ldapts]
-              ))),
-          modify: (dn, changes) => onlyControls(run("modify", dn, true, ({ client }, ldapts) => client.modify(dn, changes.map(toChange), [...ldapts]))),
-          delete: (dn) => onlyControls(run("delete", dn, true, ({ client }, ldapts) => client.del(dn, [...ldapts]))),
-          modifyDN: (dn, newDn) => onlyControls(run("modifyDN", dn, true, ({ client }, ldapts) => client.modifyDN(dn, newDn, [...ldapts]))),
-          compare: (dn, attribute, value) =>
-            Effect.map(
-              run("compare", dn, false, ({ client }, ldapts) => client.compare(dn, attribute, value, [...ldapts])),
-              (r) => ({ matched: r.value, controls: r.controls })
-            )
-        }
-      }
+      const withControls = (controls: ReadonlyArray<RequestControl.RequestControl>): LdapClient.ControlledOperations<R> =>
+        controlled.operations({ use, rootDseOf, binaryTypes, toEntry, toChange, ldaptsValues, toRequest, isNoSuchObject }, controls)
 
       return {
         withControls,
