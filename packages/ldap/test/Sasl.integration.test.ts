@@ -3,7 +3,7 @@ import { Identity } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Effect, Layer, Redacted } from "effect"
 import { Client } from "ldapts"
-import { LdapClient, Sasl } from "../src/index.ts"
+import { LdapClient, LdapSession, Sasl } from "../src/index.ts"
 
 class Ann extends Identity.Service<Ann>()("test/Ann") {}
 
@@ -92,6 +92,18 @@ layer(Slapd.layer({ servers: 1, users: 3, sasl: true }), { excludeTestServices: 
       assert.isAbove(endpoint!.pool.rebinds + endpoint!.pool.evictions, 0)
       // Each mechanism is its own identity in the pool (by label), never sharing a bound connection.
       assert.includeMembers(endpoint!.pool.identities.map((i) => i.label), ["plain", "scram256", "scram1", "simple"])
+    }).pipe(Effect.scoped))
+
+  it.effect("an unpooled session binds with SASL too (its options' sasl, or an identity)", () =>
+    Effect.gen(function*() {
+      const d = yield* Slapd.Slapd
+      const [u1, u2] = [d.users[0]!, d.users[1]!]
+      const service = yield* LdapSession.open({ endpoints: [d.server.url], sasl: Sasl.credentials("SCRAM-SHA-1", u1.uid, Redacted.make(u1.password)) })
+      assert.strictEqual(service.connection.boundAs, u1.dn)
+      const asUser = yield* LdapSession.open({ endpoints: [d.server.url] }, Sasl.credentials("SCRAM-SHA-256", u2.uid, Redacted.make(u2.password)))
+      assert.strictEqual(asUser.connection.boundAs, u2.dn)
+      const refused = yield* Effect.flip(LdapSession.open({ endpoints: [d.server.url] }, Sasl.credentials("SCRAM-SHA-256", u2.uid, Redacted.make("nope"))))
+      assert.strictEqual(refused._tag, "LdapInvalidCredentials")
     }).pipe(Effect.scoped))
 
   it.effect("why Tether runs SCRAM itself: ldapts sends one bind request and stops at 'SASL bind in progress' (14)", () =>
