@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provision a machine for Tether's integration tests (Debian 12, run as root).
 #
-# - Installs `slapd` and `ldap-utils` (and `openssl`) from Debian's packages when missing.
+# - Installs `slapd` and `ldap-utils` (and `openssl`, and `libsasl2-modules` for SASL PLAIN/SCRAM)
+#   from Debian's packages when missing.
 #   The test fixtures start their own slapd processes from generated configs; the system
 #   slapd service is never used, so it is stopped and disabled right after install.
 # - Installs `pgbouncer` from Debian's packages when missing (the PgBouncer fixture runs its own
@@ -36,6 +37,10 @@ if have_slapd && ! { have slapadd || [ -x /usr/sbin/slapadd ]; }; then packages+
 { have prometheus && have promtool; } || packages+=(prometheus)
 { have chromium || [ -x /usr/bin/chromium ]; } || packages+=(chromium)
 { have pgbouncer || [ -x /usr/sbin/pgbouncer ]; } || packages+=(pgbouncer)
+# Cyrus SASL PLAIN and SCRAM plugins for slapd (the Slapd fixture's `sasl` option; passwords come
+# from the directory through slapd's own auxprop, so no sasldb / sasl2-bin is needed).
+{ compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null && compgen -G '/usr/lib/*/sasl2/libscram.so*' >/dev/null; } ||
+  packages+=(libsasl2-modules)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

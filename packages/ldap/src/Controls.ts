@@ -15,6 +15,9 @@
  *   search results.
  *
  * Check the server has them first: `RootDse.require(rootDse, "assertion")`.
+ * For pooled operations use `ldap.withControls` with `RequestControl`
+ * values instead: they are checked against the root DSE for you and their
+ * responses come back typed.
  *
  * @example
  * ```ts

@@ -30,6 +30,10 @@ import type * as tls from "node:tls"
 import * as internal from "./internal/ldapClient.ts"
 import type * as Ldif from "./Ldif.ts"
 import type { LdapError } from "./LdapError.ts"
+import type { LdapPasswordPolicyError } from "./PasswordPolicy.ts"
+import type { RequestControl, ResponseControls } from "./RequestControl.ts"
+import type { LdapUnsupported, RootDse } from "./RootDse.ts"
+import type * as Sasl from "./Sasl.ts"
 
 /**
  * An entry: its DN and attribute values. Values of binary attributes are
@@ -192,6 +196,47 @@ export interface BulkOptions {
 export type LdapClientError = ServerSet.UseError<LdapError>
 
 /**
+ * What an operation with request controls can fail with: the usual errors,
+ * `LdapUnsupported` (a control the server does not advertise; nothing was
+ * sent) and `LdapPasswordPolicyError` (the password policy refused it).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type ControlError = LdapClientError | LdapUnsupported | LdapPasswordPolicyError
+
+/**
+ * The operations of `withControls`: the request controls go with every
+ * request, the typed response controls come back with the result. Searches
+ * are collected (sorting needs the whole result).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ControlledOperations<R> {
+  readonly search: (
+    base: string,
+    options?: SearchOptions
+  ) => Effect.Effect<SearchResult & { readonly controls: ResponseControls }, ControlError, R>
+  readonly get: (
+    dn: string,
+    attributes?: ReadonlyArray<string>
+  ) => Effect.Effect<{ readonly entry: Option.Option<Entry>; readonly controls: ResponseControls }, ControlError, R>
+  readonly add: (
+    dn: string,
+    attributes: { readonly [type: string]: string | ReadonlyArray<string | Uint8Array> }
+  ) => Effect.Effect<ResponseControls, ControlError, R>
+  readonly modify: (dn: string, changes: ReadonlyArray<Change>) => Effect.Effect<ResponseControls, ControlError, R>
+  readonly delete: (dn: string) => Effect.Effect<ResponseControls, ControlError, R>
+  readonly modifyDN: (dn: string, newDn: string) => Effect.Effect<ResponseControls, ControlError, R>
+  readonly compare: (
+    dn: string,
+    attribute: string,
+    value: string
+  ) => Effect.Effect<{ readonly matched: boolean; readonly controls: ResponseControls }, ControlError, R>
+}
+
+/**
  * The operations, as the default identity (`R = never`) or as an identity.
  *
  * @since 0.1.0
@@ -225,10 +270,20 @@ export interface Operations<R> {
   readonly compare: (dn: string, attribute: string, value: string) => Effect.Effect<boolean, LdapClientError, R>
   /** Whom the server sees: `dn:…` (or `""` when anonymous). */
   readonly whoami: Effect.Effect<string, LdapClientError, R>
-  /** Any extended operation. */
+  /**
+   * The same single-entry operations and search, with request controls
+   * (`RequestControl.sort`, `assertion`, `postRead`, …) and typed response
+   * controls. Each control is checked against the root DSE of the server the
+   * operation runs on (read once per endpoint).
+   */
+  readonly withControls: (controls: ReadonlyArray<RequestControl>) => ControlledOperations<R>
+  /**
+   * Any extended operation; its value as text or BER bytes (e.g. a Password
+   * Modify request: `PasswordModify.exopValue`).
+   */
   readonly exop: (
     oid: string,
-    value?: string
+    value?: string | Uint8Array
   ) => Effect.Effect<{ readonly oid?: string | undefined; readonly value?: string | undefined }, LdapClientError, R>
   /**
    * Adds every entry of a stream, `concurrency` at a time (default 8). Nothing
@@ -276,6 +331,8 @@ export interface Operations<R> {
 export interface LdapClient extends Operations<never> {
   /** The same operations on connections bound as the identity `key` holds. */
   readonly as: <I>(key: Context.Key<I, Identity.Credentials>) => Operations<I>
+  /** The root DSE of a server of the set (read once per endpoint, then cached). */
+  readonly rootDse: Effect.Effect<RootDse, LdapClientError>
   /** Every server's health, breaker and pool. */
   readonly status: Effect.Effect<ServerSet.Status>
 }
@@ -294,6 +351,8 @@ export interface Options {
   /** The default identity (service account); none: anonymous. */
   readonly bindDn?: string | undefined
   readonly password?: Redacted.Redacted<string> | undefined
+  /** The default identity binds with SASL instead (`Sasl.credentials("SCRAM-SHA-256", …)`); excludes `bindDn`. */
+  readonly sasl?: Sasl.Credentials | undefined
   readonly startTls?: boolean | undefined
   /**
    * Accept sending passwords over plain `ldap://` without StartTLS (loopback,

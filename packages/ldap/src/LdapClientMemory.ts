@@ -2,7 +2,17 @@
  * An in-memory `LdapClient` for users' unit tests: a directory held in a
  * `Map`, the same operations and the same typed errors as the real client
  * (no such object, already exists, invalid filter, invalid credentials), no
- * server. Identities bind against `userPassword` values of the entries.
+ * server. Identities bind against `userPassword` values of the entries
+ * (SASL PLAIN / SCRAM identities by `uid`).
+ *
+ * Faked as a server does it: `withControls` with sort, virtual list view,
+ * assertion, pre/post-read and subtree delete (paged results, ManageDsaIT
+ * and proxied authorization are accepted and change nothing: there are no
+ * pages, referrals or ACLs here); Who am I? and Password Modify through
+ * `exop`; `rootDse` listing exactly that. Not faked: access control, the
+ * password policy (its control is `LdapUnsupported`, as on a server without
+ * it), SASL EXTERNAL (refused, result code 7), the subschema, change
+ * streams and referrals.
  *
  * @example
  * ```ts
@@ -22,6 +32,7 @@
  * @since 0.1.0
  */
 import type { Identity } from "@tether/core"
+import { randomBytes } from "node:crypto"
 import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { Context } from "effect"
 import { AndFilter, EqualityFilter, FilterParser, GreaterThanEqualsFilter, LessThanEqualsFilter, NotFilter, OrFilter, PresenceFilter, SubstringFilter } from "ldapts"
@@ -29,10 +40,30 @@ import type { Filter } from "ldapts"
 import * as LdapClient from "./LdapClient.ts"
 import type * as Ldif from "./Ldif.ts"
 import { LdapInvalidCredentials, LdapOperationError } from "./LdapError.ts"
+import type * as RequestControl from "./RequestControl.ts"
+import { isSasl } from "./Sasl.ts"
+import type * as Sasl from "./Sasl.ts"
+import { featureOf } from "./RequestControl.ts"
+import { FEATURES, LdapUnsupported } from "./RootDse.ts"
+import type * as RootDse from "./RootDse.ts"
 import * as bulk from "./internal/ldapBulk.ts"
+import * as passwordModify from "./internal/passwordModify.ts"
 import { toLdifEntry } from "./internal/ldapClient.ts"
 
 const ENDPOINT = "memory"
+
+/** The controls the memory client fakes (ManageDsaIT and proxied authorization are accepted and change nothing). */
+const MEMORY_CONTROLS = [
+  "pagedResults",
+  "serverSideSort",
+  "virtualListView",
+  "manageDsaIT",
+  "proxiedAuthorization",
+  "treeDelete",
+  "assertion",
+  "preRead",
+  "postRead"
+] as const
 
 /** DNs compare case-insensitively, ignoring spaces after commas. */
 const normalize = (dn: string) => dn.toLowerCase().replace(/,\s+/g, ",")
@@ -228,6 +259,162 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       return Effect.void
     })
 
+  /** The root DSE: what the memory client fakes. */
+  const rootDse = (): RootDse.RootDse => ({
+    endpoint: ENDPOINT,
+    namingContexts: [...directory.values()].filter((e) => !directory.has(parentOf(normalize(e.dn)))).map((e) => e.dn),
+    supportedControls: MEMORY_CONTROLS.map((f) => FEATURES[f].oid),
+    supportedExtensions: [FEATURES.whoAmI.oid, FEATURES.passwordModify.oid],
+    supportedFeatures: [],
+    supportedSaslMechanisms: ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"],
+    supportedLdapVersions: ["3"],
+    subschemaSubentry: undefined,
+    vendorName: "Tether LdapClientMemory",
+    vendorVersion: undefined
+  })
+
+  /** The entry's `attributes` (all for `*` or none given), as a pre/post-read control returns them. */
+  const readBack = (dn: string, attributes: ReadonlyArray<string>): LdapClient.Entry | undefined => {
+    const entry = directory.get(normalize(dn))
+    return entry === undefined ? undefined : project(entry, attributes)
+  }
+
+  const controlled = <R>(
+    bound: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | LdapClient.LdapClientError, R>,
+    controls: ReadonlyArray<RequestControl.RequestControl>
+  ): LdapClient.ControlledOperations<R> => {
+    const supported = new Set(rootDse().supportedControls)
+    const check = Effect.suspend((): Effect.Effect<void, LdapClient.ControlError> => {
+      for (const c of controls) {
+        const { feature, oid } = featureOf(c)
+        if (!supported.has(oid)) return Effect.fail(new LdapUnsupported({ feature, oid, endpoint: ENDPOINT }))
+        if (c._tag === "Assertion") {
+          try {
+            FilterParser.parseString(c.filter)
+          } catch (error) {
+            return Effect.fail(failure("assertion", "invalid-filter", `the assertion filter does not parse: ${(error as Error).message}`))
+          }
+        }
+      }
+      return Effect.void
+    })
+    const find = <T extends RequestControl.RequestControl["_tag"]>(tag: T) =>
+      controls.find((c): c is Extract<RequestControl.RequestControl, { _tag: T }> => c._tag === tag)
+    /** The assertion holds for `entry` (the target, or the entry an add would create). */
+    const asserted = (operation: string, entry: LdapClient.Entry | undefined) =>
+      Effect.suspend((): Effect.Effect<void, LdapOperationError> => {
+        const assertion = find("Assertion")
+        if (assertion === undefined || entry === undefined) return Effect.void
+        return matches(FilterParser.parseString(assertion.filter), entry)
+          ? Effect.void
+          : Effect.fail(failure(operation, "assertion-failed", "Assertion Failed", 122))
+      })
+    const write = (
+      operation: string,
+      dn: string,
+      apply: Effect.Effect<void, LdapOperationError>,
+      options?: { readonly added?: LdapClient.Entry; readonly renamedTo?: string }
+    ) =>
+      bound(Effect.gen(function*() {
+        yield* check
+        const before = directory.get(normalize(dn))
+        yield* asserted(operation, options?.added ?? before)
+        const pre = find("PreRead")
+        const preRead = pre === undefined ? undefined : readBack(dn, pre.attributes)
+        yield* apply
+        const post = find("PostRead")
+        const postRead = post === undefined || operation === "delete" ? undefined : readBack(options?.renamedTo ?? dn, post.attributes)
+        const out: { -readonly [K in keyof RequestControl.ResponseControls]: RequestControl.ResponseControls[K] } = {}
+        if (preRead !== undefined && operation !== "add") out.preRead = preRead
+        if (postRead !== undefined) out.postRead = postRead
+        return out as RequestControl.ResponseControls
+      }))
+    const searchControlled = (base: string, options?: LdapClient.SearchOptions) =>
+      bound(Effect.gen(function*() {
+        yield* check
+        const sortBy = find("Sort")
+        const vlv = find("VirtualListView")
+        const { sizeLimit: _ignored, ...unlimited } = options ?? {}
+        const found = yield* search(base, vlv === undefined ? options : unlimited)
+        let entries = [...found.entries]
+        const out: { -readonly [K in keyof RequestControl.ResponseControls]: RequestControl.ResponseControls[K] } = {}
+        if (sortBy !== undefined) {
+          const key = (e: LdapClient.Entry, attribute: string) => valuesOf(e, attribute).map((v) => v.toLowerCase()).sort()[0]
+          entries.sort((a, b) => {
+            for (const k of sortBy.keys) {
+              const [x, y] = [key(a, k.attribute), key(b, k.attribute)]
+              // Entries without the attribute sort last (RFC 2891).
+              const order = x === y ? 0 : x === undefined ? 1 : y === undefined ? -1 : x < y ? -1 : 1
+              if (order !== 0) return k.reverse === true ? -order : order
+            }
+            return 0
+          })
+          out.sort = { resultCode: 0 }
+        }
+        if (vlv !== undefined) {
+          if (sortBy === undefined) return yield* Effect.fail(failure("search", "other", "VLV needs a sort control (virtualListViewError)", 76))
+          const target = Math.min(Math.max(vlv.offset, 1), Math.max(entries.length, 1)) - 1
+          out.virtualListView = { targetPosition: target + 1, contentCount: entries.length, resultCode: 0 }
+          entries = entries.slice(Math.max(0, target - vlv.beforeCount), target + vlv.afterCount + 1)
+        }
+        return { ...found, entries, controls: out as RequestControl.ResponseControls }
+      }))
+    return {
+      search: searchControlled,
+      get: (dn, attributes) =>
+        searchControlled(dn, { scope: "base", ...(attributes === undefined ? {} : { attributes }) }).pipe(
+          Effect.map((r) => ({ entry: Option.fromNullishOr(r.entries[0]), controls: r.controls })),
+          Effect.catchIf(
+            (e) => e._tag === "LdapOperationError" && e.kind === "no-such-object",
+            () => Effect.succeed({ entry: Option.none<LdapClient.Entry>(), controls: {} })
+          )
+        ),
+      add: (dn, attributes) =>
+        write("add", dn, add(dn, attributes), {
+          added: { dn, attributes: Object.fromEntries(Object.entries(attributes).map(([t, v]) => [t, typeof v === "string" ? [v] : v])) }
+        }),
+      modify: (dn, changes) => write("modify", dn, modify(dn, changes)),
+      delete: (dn) => write("delete", dn, find("SubtreeDelete") === undefined ? remove(dn) : removeTree(dn)),
+      modifyDN: (dn, newDn) =>
+        write("modifyDN", dn, modifyDN(dn, newDn), { renamedTo: bulk.parentDn(newDn) !== "" ? newDn : `${newDn},${parentOf(dn)}` }),
+      compare: (dn, attribute, value) =>
+        bound(Effect.gen(function*() {
+          yield* check
+          const entry = yield* requireEntry("compare", dn)
+          yield* asserted("compare", entry)
+          return { matched: valuesOf(entry, attribute).includes(value), controls: {} }
+        }))
+    }
+  }
+
+  /** Password Modify (RFC 3062): the target's userPassword replaced, checking the old one when given. */
+  const changePassword = (me: string, value: string | Uint8Array | undefined) =>
+    Effect.suspend(() => {
+      const bytes = value === undefined ? new Uint8Array(0) : typeof value === "string" ? new TextEncoder().encode(value) : value
+      const request = passwordModify.decodeRequest(bytes)
+      if (request === undefined) return Effect.fail(failure("exop", "other", "the Password Modify request value is not BER", 2))
+      const user = request.userIdentity?.replace(/^dn:/, "") ?? (me.startsWith("dn:") ? me.slice(3) : "")
+      if (user === "") return Effect.fail(failure("exop", "unavailable", "no user to change the password of (anonymous)", 53))
+      return Effect.flatMap(requireEntry("exop", user), (entry) => {
+        if (request.oldPassword !== undefined && !valuesOf(entry, "userPassword").includes(request.oldPassword)) {
+          return Effect.fail(failure("passwordModify", "other", "unwilling to verify old password", 53))
+        }
+        const generated = request.newPassword === undefined ? randomBytes(9).toString("base64url") : undefined
+        return Effect.as(
+          modify(entry.dn, [{ operation: "replace", attribute: "userPassword", values: [request.newPassword ?? generated!] }]),
+          { oid: undefined, value: new TextDecoder().decode(passwordModify.encodeResponse(generated)) }
+        )
+      })
+    })
+
+  /** Subtree delete: the entry and everything under it. */
+  const removeTree = (dn: string) =>
+    Effect.flatMap(requireEntry("delete", dn), () =>
+      Effect.sync(() => {
+        const key = normalize(dn)
+        for (const other of [...directory.keys()]) if (other === key || other.endsWith(`,${key}`)) directory.delete(other)
+      }))
+
   const operations = <R>(whoami: Effect.Effect<string, LdapClient.LdapClientError, R>): LdapClient.Operations<R> => {
     // Each operation first checks the caller's bind, like the real client's connection.
     const bound = <A, E>(effect: Effect.Effect<A, E>) => Effect.andThen(whoami, effect)
@@ -259,6 +446,7 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       return bulk.run(records, apply, options)
     }
     return {
+      withControls: (controls) => controlled(bound, controls),
       search: (base, options) => Stream.unwrap(Effect.map(bound(search(base, options)), (r) => Stream.fromIterable(r.entries))),
       searchItems: (base, options) =>
         Stream.unwrap(Effect.map(bound(search(base, options)), (r) =>
@@ -280,7 +468,12 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
       compare: (dn, attribute, value) =>
         bound(Effect.map(requireEntry("compare", dn), (entry) => valuesOf(entry, attribute).includes(value))),
       whoami,
-      exop: (oid) => bound(Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))),
+      exop: (oid, value) =>
+        Effect.flatMap(whoami, (me) => {
+          if (oid === FEATURES.whoAmI.oid) return Effect.succeed({ oid: undefined, value: me })
+          if (oid === passwordModify.OID) return changePassword(me, value)
+          return Effect.fail(failure("exop", "other", `extended operation ${oid} is not supported in memory`, 2))
+        }),
       addMany: (entries, options) => importLdif(Stream.map(entries, toLdifEntry), options),
       modifyMany: (modifications, options) =>
         importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), options),
@@ -288,9 +481,29 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     }
   }
 
+  /**
+   * SASL PLAIN / SCRAM: the user name maps to the entry whose `uid` it is
+   * (as OpenLDAP's `authz-regexp` in the testkit); EXTERNAL has no
+   * certificate here and is refused (result code 7).
+   */
+  const saslBind = (credentials: Sasl.Credentials) =>
+    Effect.suspend(() => {
+      const who = `(SASL ${credentials.sasl.mechanism}${credentials.sasl.user === "" ? "" : ` ${credentials.sasl.user}`})`
+      if (credentials.sasl.mechanism === "EXTERNAL") {
+        return Effect.fail(new LdapInvalidCredentials({ endpoint: ENDPOINT, dn: who, resultCode: 7 }))
+      }
+      const password = credentials.secret === undefined ? "" : Redacted.value(credentials.secret)
+      const entry = [...directory.values()].find((e) => valuesOf(e, "uid").some((u) => u.toLowerCase() === credentials.sasl.user.toLowerCase()))
+      if (entry === undefined || !valuesOf(entry, "userPassword").includes(password)) {
+        return Effect.fail(new LdapInvalidCredentials({ endpoint: ENDPOINT, dn: who, resultCode: 49 }))
+      }
+      return Effect.succeed(`dn:${entry.dn}`)
+    })
+
   /** Binds as an identity: its principal must be an entry whose `userPassword` is its secret. */
   const bindAs = (credentials: Identity.Credentials) =>
     Effect.suspend(() => {
+      if (isSasl(credentials)) return saslBind(credentials)
       const entry = directory.get(normalize(credentials.principal))
       const password = credentials.secret === undefined ? "" : Redacted.value(credentials.secret)
       if (entry === undefined || !valuesOf(entry, "userPassword").includes(password)) {
@@ -302,6 +515,7 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
   return {
     ...operations(Effect.succeed("")),
     as: <I>(key: Context.Key<I, Identity.Credentials>) => operations(Effect.flatMap(Effect.service(key), bindAs)),
+    rootDse: Effect.sync(rootDse),
     // No servers: an empty status.
     status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
   }

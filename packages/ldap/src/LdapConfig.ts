@@ -25,6 +25,7 @@ import { ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
+import * as Sasl from "./Sasl.ts"
 
 const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 
@@ -44,6 +45,12 @@ export const LdapConfigSchema = Schema.Struct({
   endpoints: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
   bindDn: Schema.optionalKey(Schema.String),
   password: Schema.optionalKey(Schema.RedactedFromValue(Schema.String)),
+  /** The service identity binds with SASL (`password` is its password; not with `bindDn`). */
+  sasl: Schema.optionalKey(Schema.Struct({
+    mechanism: Schema.Literals(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "EXTERNAL"]),
+    user: Schema.optionalKey(Schema.String),
+    authzId: Schema.optionalKey(Schema.String)
+  })),
   startTls: Schema.optionalKey(Schema.Boolean),
   /** Accept passwords over plain ldap:// without StartTLS (otherwise logged at WARN). */
   allowPlaintext: Schema.optionalKey(Schema.Boolean),
@@ -147,6 +154,19 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
         })
       )
     }
+    const sasl = config.sasl
+    if (sasl !== undefined) {
+      const problem = config.bindDn !== undefined
+        ? "sasl and bindDn are both set: the service identity binds one way (remove bindDn)"
+        : sasl.mechanism === "EXTERNAL"
+        ? config.password !== undefined ? "EXTERNAL takes no password (the TLS client certificate is the identity)" : undefined
+        : sasl.user === undefined || sasl.user === ""
+        ? `${sasl.mechanism} needs sasl.user (the SASL user name)`
+        : config.password === undefined
+        ? `${sasl.mechanism} needs a password`
+        : undefined
+      if (problem !== undefined) return yield* Effect.fail(new InvalidLdapConfig({ setting: "sasl", problem }))
+    }
     for (const url of config.endpoints) {
       if (hasCredentials(url)) {
         return yield* Effect.fail(
@@ -178,7 +198,13 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
       name: config.name,
       endpoints: config.endpoints,
       bindDn: config.bindDn,
-      password: config.password,
+      ...(sasl === undefined
+        ? { password: config.password }
+        : {
+          sasl: sasl.mechanism === "EXTERNAL"
+            ? Sasl.external({ authzId: sasl.authzId, label: "service" })
+            : Sasl.credentials(sasl.mechanism, sasl.user!, config.password!, { authzId: sasl.authzId, label: "service" })
+        }),
       startTls: config.startTls,
       allowPlaintext: config.allowPlaintext,
       tls,
@@ -191,7 +217,9 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
  * From the environment: `TETHER_LDAP_URLS` (comma-separated), and optionally
  * `TETHER_LDAP_BIND_DN`, `TETHER_LDAP_PASSWORD` (read as `Redacted` and kept
  * so), `TETHER_LDAP_START_TLS`, `TETHER_LDAP_ALLOW_PLAINTEXT`,
- * `TETHER_LDAP_CA_FILE`, `TETHER_LDAP_CERT_FILE`, `TETHER_LDAP_KEY_FILE`.
+ * `TETHER_LDAP_CA_FILE`, `TETHER_LDAP_CERT_FILE`, `TETHER_LDAP_KEY_FILE`,
+ * `TETHER_LDAP_SASL_MECHANISM` (`PLAIN`, `SCRAM-SHA-1`, `SCRAM-SHA-256`,
+ * `EXTERNAL`) with `TETHER_LDAP_SASL_USER`.
  * Pass the result to {@link load}.
  *
  * @since 0.1.0
@@ -205,7 +233,9 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
   allowPlaintext: Config.option(Config.Boolean("TETHER_LDAP_ALLOW_PLAINTEXT")),
   caFile: Config.option(Config.String("TETHER_LDAP_CA_FILE")),
   certFile: Config.option(Config.String("TETHER_LDAP_CERT_FILE")),
-  keyFile: Config.option(Config.String("TETHER_LDAP_KEY_FILE"))
+  keyFile: Config.option(Config.String("TETHER_LDAP_KEY_FILE")),
+  saslMechanism: Config.option(Config.Literals(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "EXTERNAL"], "TETHER_LDAP_SASL_MECHANISM")),
+  saslUser: Config.option(Config.String("TETHER_LDAP_SASL_USER"))
 }).pipe(
   Config.map((env): LdapConfig => {
     const some = <A>(o: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }) =>
@@ -223,7 +253,10 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
       ...(password === undefined ? {} : { password }),
       ...(some(env.startTls) === undefined ? {} : { startTls: some(env.startTls)! }),
       ...(some(env.allowPlaintext) === undefined ? {} : { allowPlaintext: some(env.allowPlaintext)! }),
-      ...(Object.keys(tls).length === 0 ? {} : { tls })
+      ...(Object.keys(tls).length === 0 ? {} : { tls }),
+      ...(some(env.saslMechanism) === undefined
+        ? {}
+        : { sasl: { mechanism: some(env.saslMechanism)!, ...(some(env.saslUser) === undefined ? {} : { user: some(env.saslUser)! }) } })
     }
   })
 )

@@ -31,8 +31,11 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as tls from "node:tls"
 import { checkDriverOptions } from "./internal/ldapOptions.ts"
+import * as saslBind from "./internal/saslBind.ts"
 import { classify, fromUnknown, isBroken, LdapConnectionError } from "./LdapError.ts"
 import type { LdapError } from "./LdapError.ts"
+import { isSasl } from "./Sasl.ts"
+import type * as Sasl from "./Sasl.ts"
 
 /** The "Who am I?" extended operation (RFC 4532). */
 export const WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"
@@ -62,6 +65,8 @@ export interface Options {
   /** The default identity's DN (a service account); none: anonymous. */
   readonly bindDn?: string | undefined
   readonly password?: Redacted.Redacted<string> | undefined
+  /** The default identity binds with SASL instead (`Sasl.credentials`, `Sasl.external`); excludes `bindDn`. */
+  readonly sasl?: Sasl.Credentials | undefined
   /** Upgrade `ldap://` connections with StartTLS before binding. */
   readonly startTls?: boolean | undefined
   /** TLS options for `ldaps://` and StartTLS (CA, client certificate, `rejectUnauthorized`, `servername`). */
@@ -109,6 +114,8 @@ export const bind = (
   connection: LdapConnection,
   identity: Identity.Credentials | undefined
 ): Effect.Effect<void, LdapError> => {
+  const credentials = identity ?? options.sasl
+  if (credentials !== undefined && isSasl(credentials)) return saslBind.bind(connection, credentials)
   const dn = identity === undefined ? options.bindDn ?? "" : identity.principal
   const secret = identity === undefined ? options.password : identity.secret
   if (dn === "" && identity === undefined) {
@@ -367,7 +374,11 @@ export const make = (options: Options): Driver.Driver<LdapConnection, LdapError>
             `anyone on the path can impersonate the server. Use it for tests only.`
         )
       }
-      const sendsPassword = identity === undefined ? options.password !== undefined : identity.secret !== undefined
+      // SCRAM never sends the password; PLAIN and simple binds do.
+      const bound = identity ?? options.sasl
+      const sendsPassword = bound === undefined
+        ? options.password !== undefined
+        : bound.secret !== undefined && !(isSasl(bound) && bound.sasl.mechanism.startsWith("SCRAM"))
       if (!secure && options.startTls !== true && options.allowPlaintext !== true && sendsPassword) {
         yield* warnOnce(
           `plaintext ${endpoint.id}`,

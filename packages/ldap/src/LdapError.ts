@@ -51,7 +51,8 @@ export class LdapInvalidCredentials extends Data.TaggedError("LdapInvalidCredent
  * `no-such-object` (32), `already-exists` (68), `constraint` (19, 20, 21,
  * 64, 65, 66, 67, 69: constraint, naming or object-class violations),
  * `invalid-dn` (34), `invalid-filter` (a filter that does not parse),
- * `insufficient-access` (50), `unavailable` (51 busy, 52 unavailable, 53
+ * `assertion-failed` (122: an assertion control's filter did not match),
+ * `insufficient-access` (50; 123, a proxied authorization refused), `unavailable` (51 busy, 52 unavailable, 53
  * unwilling), `limit` (3 time, 4 size, 11 admin limit), `other`.
  *
  * @since 0.1.0
@@ -82,6 +83,7 @@ export type OperationErrorKind =
   | "constraint"
   | "invalid-dn"
   | "invalid-filter"
+  | "assertion-failed"
   | "insufficient-access"
   | "unavailable"
   | "limit"
@@ -93,6 +95,7 @@ const hints: Record<OperationErrorKind, string> = {
   constraint: ". The entry breaks the schema or a constraint; fix its attributes.",
   "invalid-dn": ". Build DNs with Dn.make / Dn.escape.",
   "invalid-filter": ". Build filters with the Filter.filter template, which escapes values.",
+  "assertion-failed": ". The entry no longer matches the assertion: read it again and decide.",
   "insufficient-access": ". The bound identity may not do this; check the ACLs.",
   unavailable: ". The server is busy or unavailable; Tether retries idempotent operations elsewhere.",
   limit: ". Narrow the search, page it, or raise the limit.",
@@ -159,7 +162,10 @@ const kindOf = (resultCode: number): OperationErrorKind => {
       return "constraint"
     case 34:
       return "invalid-dn"
+    case 122:
+      return "assertion-failed"
     case 50:
+    case 123:
       return "insufficient-access"
     case 51:
     case 52:

@@ -31,6 +31,7 @@
 import type { Endpoint, Identity } from "@tether/core"
 import { Effect, Option, Redacted } from "effect"
 import * as internal from "./internal/passwordModify.ts"
+import type { LdapClientError, Operations } from "./LdapClient.ts"
 import * as LdapDriver from "./LdapDriver.ts"
 import { LdapOperationError } from "./LdapError.ts"
 import type { LdapError } from "./LdapError.ts"
@@ -121,3 +122,63 @@ export const changeOwnPassword = (
     yield* modify(session, { oldPassword: identity.secret, newPassword }, directories)
     return { principal: identity.principal, secret: newPassword, label: identity.label }
   }))
+
+/**
+ * The BER value of a Password Modify request, for `exop`.
+ *
+ * @since 0.3.0
+ * @category operations
+ */
+export const exopValue = (request: Request): Uint8Array =>
+  internal.encodeRequest({
+    userIdentity: request.user,
+    oldPassword: request.oldPassword === undefined ? undefined : Redacted.value(request.oldPassword),
+    newPassword: request.newPassword === undefined ? undefined : Redacted.value(request.newPassword)
+  })
+
+/**
+ * Sends a Password Modify request through the pooled client (or
+ * `LdapClientMemory`), as its default identity or `ldap.as(Key)`: an
+ * administrator's reset, or a user's own change. Given the client itself
+ * (which has `rootDse`), it first checks the server advertises the
+ * operation. After a user's own change, provide the new credentials for
+ * the identity (see {@link changeOwnPassword}).
+ *
+ * @example
+ * ```ts
+ * import { LdapClient, PasswordModify } from "@tether/ldap"
+ * import { Effect } from "effect"
+ *
+ * // An administrator's reset: the server generates the new password.
+ * const reset = (dn: string) =>
+ *   Effect.gen(function*() {
+ *     const ldap = yield* LdapClient.LdapClient
+ *     return yield* PasswordModify.modifyWith(ldap, { user: dn })
+ *   })
+ * ```
+ *
+ * @since 0.3.0
+ * @category operations
+ */
+export const modifyWith = <R>(
+  ldap: Operations<R> & { readonly rootDse?: Effect.Effect<RootDse.RootDse, LdapClientError> | undefined },
+  request: Request
+): Effect.Effect<Option.Option<Redacted.Redacted<string>>, LdapClientError | RootDse.LdapUnsupported, R> =>
+  Effect.gen(function*() {
+    if (ldap.rootDse !== undefined) yield* RootDse.require(yield* ldap.rootDse, "passwordModify")
+    const response = yield* ldap.exop(internal.OID, exopValue(request))
+    const bytes = internal.responseBytesFromText(response.value)
+    const decoded = bytes === undefined ? { malformed: "its response value could not be read losslessly" } : internal.decodeResponse(bytes)
+    if ("malformed" in decoded) {
+      return yield* Effect.fail(
+        new LdapOperationError({
+          endpoint: "(pool)",
+          operation: "passwordModify",
+          kind: "other",
+          resultCode: undefined,
+          reason: `the password was changed, but ${decoded.malformed}`
+        })
+      )
+    }
+    return decoded.generated === undefined ? Option.none() : Option.some(Redacted.make(decoded.generated))
+  })

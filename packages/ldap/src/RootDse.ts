@@ -115,6 +115,7 @@ export const FEATURES = {
   cancel: { oid: "1.3.6.1.1.8", in: "extension", rfc: "RFC 3909" },
   pagedResults: { oid: "1.2.840.113556.1.4.319", in: "control", rfc: "RFC 2696" },
   serverSideSort: { oid: "1.2.840.113556.1.4.473", in: "control", rfc: "RFC 2891" },
+  virtualListView: { oid: "2.16.840.1.113730.3.4.9", in: "control", rfc: "draft-ietf-ldapext-ldapv3-vlv" },
   treeDelete: { oid: "1.2.840.113556.1.4.805", in: "control", rfc: "draft-armijo-ldap-treedelete" },
   persistentSearch: { oid: "2.16.840.1.113730.3.4.3", in: "control", rfc: "draft-ietf-ldapext-psearch" },
   syncrepl: { oid: "1.3.6.1.4.1.4203.1.9.1.1", in: "control", rfc: "RFC 4533" },

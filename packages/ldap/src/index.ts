@@ -51,5 +51,11 @@ export * as PasswordPolicy from "./PasswordPolicy.ts"
 /** Change streams (RFC 4533 syncrepl refreshAndPersist) as an Effect Stream of typed events, resuming on failover. */
 export * as ChangeStream from "./ChangeStream.ts"
 
-/** Request controls for session operations: assertion, proxied authorization, ManageDsaIT, pre/post-read, server-side sort. */
+/** ldapts request controls for `LdapSession` operations (pooled operations: `RequestControl`): assertion, proxied authorization, ManageDsaIT, pre/post-read, server-side sort. */
 export * as Controls from "./Controls.ts"
+
+/** Request controls for pooled operations (`ldap.withControls`) and their typed responses: sort, VLV, proxied authorization, assertion, pre/post-read, … */
+export * as RequestControl from "./RequestControl.ts"
+
+/** SASL credentials (PLAIN, SCRAM-SHA-1/256, EXTERNAL) for the service identity and identities of pooled connections. */
+export * as Sasl from "./Sasl.ts"

@@ -39,6 +39,40 @@ describe("LdapConfig", () => {
       for (const error of [ca, key, url, shape]) assert.notInclude(error.message, "s3cret")
     }))
 
+  it.effect("sasl: SCRAM/PLAIN credentials for the service identity from a file or the environment; bad combinations named", () =>
+    Effect.gen(function*() {
+      const options = yield* LdapConfig.decode({
+        endpoints: ["ldaps://ldap1:636"],
+        password: "s3cret-sasl-password",
+        sasl: { mechanism: "SCRAM-SHA-256", user: "app" }
+      })
+      assert.isUndefined(options.password)
+      assert.deepStrictEqual(options.sasl?.sasl, { mechanism: "SCRAM-SHA-256", user: "app", authzId: undefined })
+      assert.strictEqual(Redacted.value(options.sasl!.secret!), "s3cret-sasl-password")
+      assert.notInclude(util.inspect(options, { depth: 10 }), "s3cret")
+      const external = yield* LdapConfig.decode({ endpoints: ["ldaps://ldap1:636"], sasl: { mechanism: "EXTERNAL" } })
+      assert.strictEqual(external.sasl?.sasl.mechanism, "EXTERNAL")
+      const refusals = [
+        { endpoints: ["ldaps://l:636"], bindDn: "cn=app", password: "s3cret-x", sasl: { mechanism: "PLAIN", user: "app" } },
+        { endpoints: ["ldaps://l:636"], password: "s3cret-x", sasl: { mechanism: "PLAIN" } },
+        { endpoints: ["ldaps://l:636"], sasl: { mechanism: "SCRAM-SHA-1", user: "app" } },
+        { endpoints: ["ldaps://l:636"], password: "s3cret-x", sasl: { mechanism: "EXTERNAL" } }
+      ]
+      for (const input of refusals) {
+        const error = yield* Effect.flip(LdapConfig.decode(input))
+        assert.strictEqual(error.setting, "sasl")
+        assert.notInclude(error.message, "s3cret")
+      }
+      const unknown = yield* Effect.flip(LdapConfig.decode({ endpoints: ["ldaps://l:636"], password: "s3cret-x", sasl: { mechanism: "DIGEST-MD5", user: "a" } }))
+      assert.include(unknown.setting, "sasl")
+      const env = yield* LdapConfig.fromEnv.parse(ConfigProvider.fromEnv({
+        env: { TETHER_LDAP_URLS: "ldaps://ldap1:636", TETHER_LDAP_PASSWORD: "env-s3cret", TETHER_LDAP_SASL_MECHANISM: "PLAIN", TETHER_LDAP_SASL_USER: "app" }
+      }))
+      const fromEnv = yield* LdapConfig.load(env)
+      assert.deepStrictEqual(fromEnv.sasl?.sasl, { mechanism: "PLAIN", user: "app", authzId: undefined })
+      assert.strictEqual(Redacted.value(fromEnv.sasl!.secret!), "env-s3cret")
+    }))
+
   it.effect("fromEnv holds the password as Redacted from the moment it is read", () =>
     Effect.gen(function*() {
       const secret = "env-secret-4f1c9"

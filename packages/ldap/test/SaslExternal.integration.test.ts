@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { LdapSession } from "../src/index.ts"
+import { LdapClient, LdapSession, Sasl } from "../src/index.ts"
 
 /** A certificate for CN=user1 from a CA the server does not trust. */
 const foreign = (() => {
@@ -46,4 +46,22 @@ layer(Slapd.layer({ servers: 1, users: 2, tls: true, clientCertificates: true })
       // slapd with TLSVerifyClient try ends the handshake on a certificate it cannot verify.
       assert.include(["LdapConnectionError", "LdapInvalidCredentials"], other._tag)
     }))
+
+  it.effect("pooled: the service identity binds with EXTERNAL (option sasl), every connection as the certificate's entry", () =>
+    Effect.gen(function*() {
+      const d = yield* Slapd.Slapd
+      const cert = d.clientCertificate!
+      const ldap = yield* LdapClient.make({
+        endpoints: [d.server.ldapsUrl!],
+        tls: { ca: [d.caCertPem!], cert: cert.certPem, key: cert.keyPem },
+        sasl: Sasl.external(),
+        health: false
+      })
+      const seen = yield* Effect.all([ldap.whoami, ldap.whoami, ldap.whoami], { concurrency: 3 })
+      assert.deepStrictEqual(seen, [1, 2, 3].map(() => `dn:${d.users[0]!.dn}`))
+      // Without a certificate the pooled bind is refused, typed.
+      const bare = yield* LdapClient.make({ endpoints: [d.server.ldapsUrl!], tls: { ca: [d.caCertPem!] }, sasl: Sasl.external(), health: false, retry: false })
+      const refused = yield* Effect.flip(bare.whoami)
+      assert.strictEqual(refused._tag, "LdapInvalidCredentials")
+    }).pipe(Effect.scoped))
 })

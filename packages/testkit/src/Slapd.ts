@@ -175,6 +175,13 @@ export interface Options {
    * ({@link Directory.clientCertificate}). Default off.
    */
   readonly clientCertificates?: boolean
+  /**
+   * Enable SASL PLAIN and SCRAM-SHA-1/256 (Cyrus SASL with slapd's own auxprop: the password is
+   * read from the entry): `sasl-secprops none` (PLAIN allowed without TLS, for loopback tests),
+   * a SASL user name `NAME` maps to `uid=NAME,ou=people,<suffix>`, and users' `userPassword` is
+   * stored in clear text (SCRAM needs it). Needs `libsasl2-modules`. Default off.
+   */
+  readonly sasl?: boolean
 }
 
 /**
@@ -264,6 +271,7 @@ interface ConfigInput {
   readonly ppolicy?: boolean
   readonly sssvlv?: boolean
   readonly clientCertificates?: boolean
+  readonly sasl?: boolean
 }
 
 const renderConfig = (c: ConfigInput): string => {
@@ -286,6 +294,9 @@ const renderConfig = (c: ConfigInput): string => {
         ? ["TLSVerifyClient try", `authz-regexp "^cn=([^,]+)$" ${quote(`uid=$1,ou=people,${c.suffix}`)}`]
         : [])
     ]),
+    ...(c.sasl === true
+      ? ["sasl-secprops none", `authz-regexp "^uid=([^,]+),cn=[^,]+,cn=auth$" ${quote(`uid=$1,ou=people,${c.suffix}`)}`]
+      : []),
     "",
     "database mdb",
     "maxsize 268435456",
@@ -346,7 +357,8 @@ const seedLdif = (
   dc: string,
   peopleDn: string,
   groupsDn: string,
-  users: ReadonlyArray<User>
+  users: ReadonlyArray<User>,
+  clearPasswords: boolean
 ): string => {
   const csn = Ldap.csn(new Date())
   const record = (dn: string, attributes: ReadonlyArray<readonly [string, string]>) =>
@@ -366,7 +378,7 @@ const seedLdif = (
         ["sn", `User${i + 1}`],
         ["givenName", "Test"],
         ["mail", user.mail],
-        ["userPassword", Ldap.ssha(user.password)]
+        ["userPassword", clearPasswords ? user.password : Ldap.ssha(user.password)]
       ])
     ),
     ...(users.length === 0 ? [] : [
@@ -590,7 +602,8 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
             tls,
             ppolicy: options.ppolicy !== undefined && options.ppolicy !== false,
             sssvlv: options.sssvlv === true,
-            clientCertificates: options.clientCertificates === true
+            clientCertificates: options.clientCertificates === true,
+            sasl: options.sasl === true
           })
         )
       }), { discard: true })
@@ -606,7 +619,7 @@ export const make = (options: Options = {}): Effect.Effect<Directory, FixtureErr
       : options.ppolicy.defaultPolicy ?? {}
     yield* TempDir.writeFile(
       ldif,
-      seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users) +
+      seedLdif(suffix, dcMatch[1]!, peopleDn, groupsDn, users, options.sasl === true) +
         (ppolicy === undefined ? "" : "\n" + policyLdif(suffix, ppolicy))
     )
     yield* Effect.forEach(servers, (server) =>

@@ -8,11 +8,17 @@ import type * as LdapClient from "../LdapClient.ts"
 import type * as Ldif from "../Ldif.ts"
 import * as LdapDriver from "../LdapDriver.ts"
 import type { LdapConnection } from "../LdapDriver.ts"
-import { fromUnknown } from "../LdapError.ts"
+import { fromUnknown, LdapOperationError } from "../LdapError.ts"
 import type { LdapError } from "../LdapError.ts"
+import type * as RequestControl from "../RequestControl.ts"
+import type * as RootDse from "../RootDse.ts"
+import * as controlled from "./controlled.ts"
+import * as rootDseWire from "./rootDse.ts"
 import * as bulk from "./ldapBulk.ts"
 import { loadBinaryTypes, WELL_KNOWN_BINARY } from "./ldapSchema.ts"
 import * as wire from "./ldapWire.ts"
+
+const PASSWORD_MODIFY = "1.3.6.1.4.1.4203.1.11.1"
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
@@ -90,6 +96,7 @@ export const make = (
     const driverOptions: LdapDriver.Options = {
       bindDn: options.bindDn,
       password: options.password,
+      sasl: options.sasl,
       startTls: options.startTls,
       tls: options.tls,
       allowPlaintext: options.allowPlaintext,
@@ -134,6 +141,18 @@ export const make = (
           }
         )
         schemas.set(connection.endpoint, known)
+      }
+      return known
+    }
+
+    // Root DSEs per endpoint, read when a control is first checked there (a failed read is not kept).
+    const rootDses = new Map<string, Promise<RootDse.RootDse>>()
+    const rootDseOf = (connection: LdapConnection): Promise<RootDse.RootDse> => {
+      let known = rootDses.get(connection.endpoint)
+      if (known === undefined) {
+        known = rootDseWire.read(connection.client, connection.endpoint, false).then((d) => d.rootDse)
+        known.catch(() => rootDses.delete(connection.endpoint))
+        rootDses.set(connection.endpoint, known)
       }
       return known
     }
@@ -268,7 +287,11 @@ export const make = (
       const addMany: LdapClient.Operations<R>["addMany"] = (entries, bulkOptions) =>
         importLdif(Stream.map(entries, (entry): Ldif.LdifRecord => toLdifEntry(entry)), bulkOptions)
 
+      const withControls = (controls: ReadonlyArray<RequestControl.RequestControl>): LdapClient.ControlledOperations<R> =>
+        controlled.operations({ use, rootDseOf, binaryTypes, toEntry, toChange, ldaptsValues, toRequest, isNoSuchObject }, controls)
+
       return {
+        withControls,
         search,
         searchItems: (base, searchOptions) => itemStream(base, toRequest(searchOptions, true), (items) => items),
         searchWithInfo: (base, searchOptions) => collect(base, toRequest(searchOptions, true)),
@@ -285,7 +308,22 @@ export const make = (
         compare: (dn, attribute, value) => use("compare", ({ client }) => client.compare(dn, attribute, value), false),
         whoami: use("whoami", ({ client }) => client.exop(LdapDriver.WHO_AM_I).then((r) => r.value ?? ""), false),
         // An extended operation may change state: treated as a write (never replayed).
-        exop: (oid, value) => use("exop", ({ client }) => client.exop(oid, value), true),
+        exop: (oid, value) =>
+          use("exop", ({ client, endpoint }) =>
+            client.exop(oid, typeof value === "string" || value === undefined ? value : Buffer.from(value)).catch((cause: unknown) => {
+              // A Password Modify refused as "unwilling" (53) is the answer (wrong old password, policy), not an
+              // overloaded server: never retried elsewhere, never counted by the breaker.
+              if (oid === PASSWORD_MODIFY && (cause as { code?: unknown })?.code === 53) {
+                throw new LdapOperationError({
+                  endpoint,
+                  operation: "passwordModify",
+                  kind: "other",
+                  resultCode: 53,
+                  reason: cause instanceof Error ? cause.message : String(cause)
+                })
+              }
+              throw cause
+            }), true),
         addMany,
         modifyMany: (modifications, bulkOptions) =>
           importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), bulkOptions),
@@ -293,9 +331,15 @@ export const make = (
       }
     }
 
+    const rootDse: Effect.Effect<RootDse.RootDse, LdapClient.LdapClientError> = set.use(
+      (connection) => LdapDriver.attempt(connection, "search", () => rootDseOf(connection)),
+      { mode: "read", idempotent: true }
+    )
+
     return {
       ...operations<never>(undefined),
       as: (key) => operations(key),
+      rootDse,
       status: set.status
     }
   })

@@ -51,11 +51,20 @@ const checkWith = (
   options: unknown,
   component: string
 ): Effect.Effect<void, InvalidPoolOptions> => {
-  const record = isObject(options) ? (options as { bindDn?: unknown; password?: unknown }) : undefined
+  const record = isObject(options) ? (options as { bindDn?: unknown; password?: unknown; sasl?: unknown }) : undefined
   return Effect.andThen(
     Validation.validate(schema, options, { component }),
     (): Effect.Effect<void, InvalidPoolOptions> =>
-      record?.bindDn !== undefined && record.password === undefined
+      record?.sasl !== undefined && (record.bindDn !== undefined || record.password !== undefined)
+        ? Effect.fail(
+          new Validation.InvalidOptions({
+            component,
+            option: "sasl",
+            value: "(SASL credentials)",
+            allowed: "either sasl or bindDn/password for the default identity, not both"
+          })
+        )
+        : record?.bindDn !== undefined && record.password === undefined
         ? Effect.fail(
           new Validation.InvalidOptions({
             component,

@@ -28,6 +28,27 @@ export const encodeRequest = (request: {
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 
+/** A request value's fields, or `undefined` when it is not a PasswdModifyRequestValue (for the memory client). */
+export const decodeRequest = (bytes: Uint8Array): {
+  readonly userIdentity: string | undefined
+  readonly oldPassword: string | undefined
+  readonly newPassword: string | undefined
+} | undefined => {
+  if (bytes.length === 0) return { userIdentity: undefined, oldPassword: undefined, newPassword: undefined }
+  const seq = ber.readOne(bytes)
+  const items = seq?.tag === 0x30 ? ber.readAll(seq.value) : undefined
+  if (items === undefined) return undefined
+  const field = (tag: number) => {
+    const item = items.find((i) => i.tag === tag)
+    return item === undefined ? undefined : new TextDecoder().decode(item.value)
+  }
+  return { userIdentity: field(0x80), oldPassword: field(0x81), newPassword: field(0x82) }
+}
+
+/** The response value for a generated password (or none). */
+export const encodeResponse = (generated: string | undefined): Uint8Array =>
+  generated === undefined ? new Uint8Array(0) : ber.constructed(0x30, [ber.primitive(0x80, generated)])
+
 /**
  * The generated password of a response value: `undefined` when there is
  * none, `Error` text when the value is malformed.
