@@ -5,8 +5,8 @@
  *
  * A *carrier* is one ordinary, exclusive borrow from the server set
  * (`set.use`: balancer, breaker, pool), held while operations run on its
- * connection and given back when it has been idle for a turn of the event
- * loop, when it is older than `maxHoldMillis` (so borrowers waiting on the
+ * connection and given back when it has been idle for a few milliseconds
+ * (one sweep for all carriers, no timer per operation), when it is older than `maxHoldMillis` (so borrowers waiting on the
  * pool get their turn), or when its connection breaks. Operations on a
  * carrier skip the per-operation borrow; everything else stays as it was:
  *
@@ -46,7 +46,8 @@ interface Carrier {
   open: boolean
   /** A paged search runs on it. */
   paging: boolean
-  idleCheck: boolean
+  /** `served` at the previous sweep. */
+  swept: number
   corked: boolean
   failure: LdapError | undefined
   /** Gives the borrow back (the exit is the borrow's). */
@@ -95,6 +96,7 @@ export const make = (
     const scope = yield* Scope.Scope
     const clock = yield* Clock.Clock
     const maxHold = options.maxHoldMillis ?? 250
+    const sweepMillis = 5
     const lanes = { read: [] as Array<Carrier>, write: [] as Array<Carrier> }
     const opening = { read: 0, write: 0 }
     let closed = false
@@ -107,18 +109,27 @@ export const make = (
       if (carrier.inFlight === 0) carrier.finish(carrier.failure === undefined ? Exit.void : Exit.fail(carrier.failure))
     }
 
-    /** Gives an idle carrier back after a turn of the event loop without new work. */
-    const scheduleIdleCheck = (lane: Array<Carrier>, carrier: Carrier) => {
-      if (carrier.idleCheck) return
-      carrier.idleCheck = true
-      const served = carrier.served
-      setImmediate(() => {
-        carrier.idleCheck = false
-        if (carrier.inFlight > 0 || !carrier.open) return
-        if (carrier.served !== served) return scheduleIdleCheck(lane, carrier)
-        retire(lane, carrier)
-      })
+    // Idle carriers are given back by one sweep every few milliseconds (no timer per operation): a
+    // carrier that served nothing since the previous sweep and has nothing in flight goes back to the pool.
+    let sweeping: ReturnType<typeof setTimeout> | undefined
+    const sweep = () => {
+      sweeping = undefined
+      for (const lane of [lanes.read, lanes.write]) {
+        for (const carrier of [...lane]) {
+          if (carrier.inFlight === 0 && carrier.served === carrier.swept) retire(lane, carrier)
+          else carrier.swept = carrier.served
+        }
+      }
+      armSweep()
     }
+    const armSweep = () => {
+      if (sweeping !== undefined || closed || lanes.read.length + lanes.write.length === 0) return
+      sweeping = setTimeout(sweep, sweepMillis)
+      sweeping.unref?.()
+    }
+    yield* Scope.addFinalizer(scope, Effect.sync(() => {
+      if (sweeping !== undefined) clearTimeout(sweeping)
+    }))
 
     const openCarrier = (mode: "read" | "write") => {
       opening[mode]++
@@ -136,14 +147,14 @@ export const make = (
               served: 0,
               open: !closed,
               paging: false,
-              idleCheck: false,
+              swept: -1,
               corked: false,
               failure: undefined,
               finish: (exit) => resume(exit)
             }
             if (!carrier.open) return resume(Exit.void)
             lane.push(carrier)
-            scheduleIdleCheck(lane, carrier)
+            armSweep()
             // Interrupted (the client's scope closes): no new operations.
             return Effect.sync(() => {
               carrier.open = false
@@ -226,9 +237,7 @@ export const make = (
                 carrier.open = false
               }
             }
-            if (!carrier.open) {
-              if (carrier.inFlight === 0) retire(lane, carrier)
-            } else if (carrier.inFlight === 0) scheduleIdleCheck(lane, carrier)
+            if (!carrier.open && carrier.inFlight === 0) retire(lane, carrier)
             return undefined
           }
         )
