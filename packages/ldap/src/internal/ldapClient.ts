@@ -1,7 +1,7 @@
 import { ServerSet } from "@tether/core"
 import { InvalidPoolOptions } from "@tether/core"
 import type { Endpoint, Identity } from "@tether/core"
-import { Duration, Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream, Tracer } from "effect"
 import type { Context, Scope } from "effect"
 import { Attribute, Change } from "ldapts"
 import type { Client, Control, SearchEntry } from "ldapts"
@@ -139,6 +139,8 @@ export const make = (
       maxCarriers: options.pool?.maxPerIdentity ?? options.pool?.max ?? 10
     })
 
+    const spanAttributes = { "tether.client": name }
+
     // For LdapTimeout's message (options are validated elsewhere: an invalid timeout leaves it unknown).
     const timeoutMillis = ((): number | undefined => {
       try {
@@ -214,8 +216,11 @@ export const make = (
         const effect = key === undefined && pipeline !== undefined && sharing !== "exclusive"
           ? pipeline.run(operation, f, { write, paging: sharing === "paged" }, own)
           : own
-        return effect.pipe(
-          Effect.withSpan(`tether.ldap.${operation}`, { attributes: { "tether.client": name } }, { captureStackTrace: false })
+        // The operation's span, when a tracing backend is installed (Effect's in-memory native tracer shows it to nobody).
+        return Effect.withFiber((fiber) =>
+          fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+            ? effect
+            : Effect.withSpan(effect, `tether.ldap.${operation}`, { attributes: spanAttributes }, { captureStackTrace: false })
         ) as Effect.Effect<A, LdapClient.LdapClientError, R>
       }
 
