@@ -329,14 +329,15 @@ export const make = <C, E>(
       // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
       return Effect.withFiber((fiber) =>
         fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer ? routed : Effect.withSpan(routed, "tether.serverset.use", {
-          attributes: identity === undefined ? defaultAttributes[mode] : {
+          attributes: identity === undefined && (mode === "read" || mode === "write") ? defaultAttributes[mode] : {
             "tether.set": name,
             "tether.mode": mode,
             // The label the user chose for the identity: never its principal or secret.
-            "tether.identity": identity.label
-          }
+            "tether.identity": identity === undefined ? "default" : identity.label
+          },
           // A stack trace per call costs more than the routing itself; the caller's span locates it.
-        }, { captureStackTrace: false })
+          captureStackTrace: false
+        })
       )
     }
 

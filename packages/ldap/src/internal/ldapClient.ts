@@ -220,7 +220,7 @@ export const make = (
         return Effect.withFiber((fiber) =>
           fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
             ? effect
-            : Effect.withSpan(effect, `tether.ldap.${operation}`, { attributes: spanAttributes }, { captureStackTrace: false })
+            : Effect.withSpan(effect, `tether.ldap.${operation}`, { attributes: spanAttributes, captureStackTrace: false })
         ) as Effect.Effect<A, LdapClient.LdapClientError, R>
       }
 

@@ -77,12 +77,12 @@ export interface Pipeline {
    * Runs `f` on a carrier's connection; when no carrier can take it now,
    * runs `fallback` (the ordinary borrow).
    */
-  readonly run: <A>(
+  readonly run: <A, E, R>(
     operation: string,
     f: (connection: LdapConnection) => Promise<A>,
     options: RunOptions,
-    fallback: Effect.Effect<A, unknown>
-  ) => Effect.Effect<A, unknown>
+    fallback: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | LdapError, R>
   /** Open carriers and the operations in flight on them (for tests and status). */
   readonly snapshot: () => { readonly carriers: number; readonly inFlight: ReadonlyArray<number> }
 }
@@ -205,12 +205,12 @@ export const make = (
       })
     }
 
-    const run = <A>(
+    const run = <A, E, R>(
       operation: string,
       f: (connection: LdapConnection) => Promise<A>,
       runOptions: RunOptions,
-      fallback: Effect.Effect<A, unknown>
-    ): Effect.Effect<A, unknown> =>
+      fallback: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | LdapError, R> =>
       Effect.suspend(() => {
         const mode = runOptions.write ? "write" : "read"
         const lane = lanes[mode]
@@ -241,10 +241,10 @@ export const make = (
             return undefined
           }
         )
-        const guarded = runOptions.write
+        const guarded: Effect.Effect<A, E | LdapError, R> = runOptions.write
           ? onCarrier
           // A read that failed with its connection is run again, the ordinary way (retry, failover).
-          : Effect.catch(onCarrier, (error: LdapError) =>
+          : Effect.catch(onCarrier, (error: LdapError): Effect.Effect<A, E | LdapError, R> =>
             isBroken(error) && classify(error).kind === "connection" ? fallback : Effect.fail(error))
         return grow ? Effect.andThen(openCarrier(mode), guarded) : guarded
       })
