@@ -14,8 +14,8 @@
  *
  * --concurrency N   fibers / async workers (default 1)
  * --connections N   pool size and hand-held clients (default 8)
- * --pipeline N      the LdapClient's `pool.concurrency` (default: the client's default)
- * --only NAME       run one implementation (tether | ldapts | per-request)
+ * --pipeline N      the LdapClient's `pipeline` depth (default: the client's default)
+ * --only NAME       run one implementation (tether | "tether, no pipeline" | ldapts | per-request | effect+ldapts | serverset+ldapts)
  */
 import type { Effect as EffectType } from "effect"
 import { useTscTransform } from "../harness/transpile.ts"
@@ -52,7 +52,17 @@ const program = Effect.gen(function*() {
     allowPlaintext: true,
     health: false,
     endpoints: [directory.server.url],
-    pool: { min: connections, max: connections, ...(pipeline === "" ? {} : { concurrency: Number(pipeline) }) }
+    pool: { min: connections, max: connections },
+    ...(pipeline === "" ? {} : { pipeline: Number(pipeline) })
+  })
+  const unpipelined = yield* LdapClient.make({
+    bindDn: directory.adminDn,
+    password: Redacted.make(directory.adminPassword),
+    allowPlaintext: true,
+    health: false,
+    endpoints: [directory.server.url],
+    pool: { min: connections, max: connections },
+    pipeline: false
   })
   const handHeld = Array.from({ length: connections }, () => new Client({ url: directory.server.url }))
   yield* Effect.promise(() => Promise.all(handHeld.map((c) => c.bind(directory.adminDn, directory.adminPassword))))
@@ -85,6 +95,7 @@ const program = Effect.gen(function*() {
       )],
     ["ldapts", () => Effect.promise(() => promiseLoop((i) => handHeld[i % connections]!.search(directory.peopleDn, { filter }), concurrency, millis))],
     ["tether", () => effectLoop(() => pooled.searchAll(directory.peopleDn, { filter, pageSize: 0 }), concurrency, millis)],
+    ["tether, no pipeline", () => effectLoop(() => unpipelined.searchAll(directory.peopleDn, { filter, pageSize: 0 }), concurrency, millis)],
     ["per-request", () => Effect.promise(() => promiseLoop(perRequest, concurrency, millis))]
   ]
   const selected = only === "" ? impls : impls.filter(([name]) => name === only)
