@@ -80,6 +80,20 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LD
         expect(reads.every((e) => Option.isSome(e) && e.value.dn === user.dn)).toBe(true)
       }).pipe(Effect.scoped))
 
+    it.effect("an anonymous client, 200 operations from 20 fibers on new connections: one socket each, no connection lost", () =>
+      Effect.gen(function*() {
+        const directory = yield* Slapd.Slapd
+        const ldap = yield* LdapClient.make({ endpoints: [directory.server.url], health: false, pool: { min: 2, max: 2, acquireTimeout: "30 seconds" } })
+        // The first operation borrows a connection of its own and opens a carrier on a second, new one.
+        expect(yield* ldap.whoami).toBe("")
+        const seen = yield* Effect.forEach(Array.from({ length: 200 }), () => ldap.whoami, { concurrency: 20 })
+        expect(seen).toEqual(Array.from({ length: 200 }, () => ""))
+        const pool = (yield* ldap.status).endpoints[0]!.pool
+        // A second socket would have been refused (ERECONNECT) and the connection destroyed and replaced.
+        expect(pool.destroyed).toBe(0)
+        expect(pool.created).toBeLessThanOrEqual(2)
+      }).pipe(Effect.scoped))
+
     it.effect("an invalid pipeline option is an InvalidPoolOptions naming it", () =>
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd

@@ -186,7 +186,10 @@ export const make = (
           i--
           continue
         }
-        if (carrier.inFlight >= options.depth || (paging && carrier.paging)) continue
+        // A socket not open yet (an anonymous connection opens it on its first operation): one operation
+        // at a time until it is, or a second one would ask ldapts for a second socket.
+        const room = carrier.connection.client.isConnected ? options.depth : 1
+        if (carrier.inFlight >= room || (paging && carrier.paging)) continue
         if (best === undefined || carrier.inFlight < best.inFlight) best = carrier
         if (carrier.inFlight === 0) break
       }
