@@ -324,7 +324,7 @@ export const make = <C, E>(
           onRetryableFailure
         }),
         withCausesOf
-      ) as Effect.Effect<A, ServerSet.UseError<E> | E2, R>
+      )
       // The `tether.serverset.use` span, when a tracing backend is installed: with only Effect's
       // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
       return Effect.withFiber((fiber) =>
