@@ -2,7 +2,7 @@
  * Summarises a V8 .cpuprofile: the top functions by self time and by total
  * (inclusive) time, as a share of all samples.
  *
- *   npx tsx bench/profile/summarize.ts .cpuprofile/CPU.*.cpuprofile [--top 30] [--filter effect/src]
+ *   npx tsx bench/profile/summarize.ts .cpuprofile/CPU.*.cpuprofile [--top 30] [--filter effect/src] [--groups]
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -59,6 +59,27 @@ for (const file of files) {
   }
   show("self", self)
   show("total", total)
+  if (args.includes("--groups")) {
+    // Self time by where the code lives: what the client library, Effect, Node and Tether each cost.
+    const groupOf = (l: string) =>
+      l.startsWith("(idle)") ? "(idle)"
+      : l.startsWith("(garbage collector)") ? "(garbage collector)"
+      : /^\S+ effect\//.test(l) ? "effect"
+      : /^\S+ ldapts\//.test(l) ? "ldapts"
+      : /^\S+ postgres\//.test(l) ? "postgres"
+      : / packages\/core\//.test(l) ? "@tether/core"
+      : / packages\/ldap\//.test(l) ? "@tether/ldap"
+      : / packages\/pg\//.test(l) ? "@tether/pg"
+      : / node:|^\S+ :0$/.test(l) ? "node (runtime, sockets, microtasks)"
+      : "other"
+    const groups = new Map<string, number>()
+    for (const [l, c] of self) groups.set(groupOf(l), (groups.get(groupOf(l)) ?? 0) + c)
+    const busy = n - (groups.get("(idle)") ?? 0)
+    console.log(`\nself time by group (share of non-idle samples, ${busy})`)
+    for (const [g, c] of [...groups.entries()].sort((a, b) => b[1] - a[1])) {
+      if (g !== "(idle)") console.log(`${((100 * c) / busy).toFixed(1).padStart(5)}%  ${g}`)
+    }
+  }
   if (callersOf !== undefined) {
     const callers = new Map<string, number>()
     for (const id of profile.samples) {

@@ -367,6 +367,14 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
   readonly strategy?: Balancer.Strategy | undefined
   readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
+  /**
+   * Pipelining: how many operations of the default identity may be
+   * outstanding on one connection at once (LDAP message ids multiplex them).
+   * Default 8. Binds, StartTLS, extended operations, streams, operations
+   * `as` another identity and concurrent paged searches always get a
+   * connection of their own. `false`: every operation borrows its own.
+   */
+  readonly pipeline?: number | false | undefined
   /** Health probes (Who am I?). Default every 5 seconds. */
   readonly health?: ServerSet.Options<unknown, unknown>["health"]
   readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined

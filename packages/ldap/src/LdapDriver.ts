@@ -51,8 +51,12 @@ export interface LdapConnection {
   readonly client: Client
   readonly endpoint: string
   boundAs: string
-  /** Whether the client has opened its one socket (an anonymous connection opens it on its first operation). */
-  readonly socket: { opened: boolean }
+  /**
+   * Whether the client has opened its one socket (an anonymous connection
+   * opens it on its first operation), and the socket it writes to now (the
+   * TLS one after StartTLS): pipelined operations cork it to send together.
+   */
+  readonly socket: { opened: boolean; current?: net.Socket | undefined }
 }
 
 /**
@@ -251,7 +255,7 @@ export const connect = (
     const secure = endpoint.url.toLowerCase().startsWith("ldaps:")
     return Effect.acquireRelease(
       Effect.sync((): LdapConnection => {
-        const socket = { opened: false }
+        const socket: LdapConnection["socket"] = { opened: false }
         const once = () => {
           if (socket.opened) throw reconnectRefused(endpoint.url)
           socket.opened = true
@@ -265,13 +269,13 @@ export const connect = (
           ...(secure ? { tlsOptions } : {}),
           createConnection: ((port: number, h: string) => {
             once()
-            return net.connect(port, h)
+            return (socket.current = net.connect(port, h))
           }) as typeof net.connect,
           createSecureConnection: ((...args: Array<unknown>) => {
             // StartTLS: the upgrade of our one socket (one options object holding it).
-            if (args.length === 1) return tls.connect(args[0] as tls.ConnectionOptions)
+            if (args.length === 1) return (socket.current = tls.connect(args[0] as tls.ConnectionOptions))
             once()
-            return tls.connect(verifyingHost(host, { ...tlsOptions, port: args[0] as number }))
+            return (socket.current = tls.connect(verifyingHost(host, { ...tlsOptions, port: args[0] as number })))
           }) as typeof tls.connect
         })
         return { client, endpoint: endpoint.url, boundAs: "", socket }

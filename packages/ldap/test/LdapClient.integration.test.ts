@@ -210,8 +210,9 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
           for (let i = 0; i < 10; i++) expect((yield* search).length).toBe(5)
           yield* directory.kill(directory.servers[0]!)
           for (let i = 0; i < 30; i++) expect((yield* search).length).toBe(5)
-          // The monitor marks it unhealthy after `unhealthyAfter` failed probes: keep searching (every one must
-          // succeed) until it does, up to 400 rounds — a count, generous on a loaded machine.
+          // The monitor marks it unhealthy after `unhealthyAfter` failed probes (pipelined searches may all have run
+          // on a connection to the live server): keep searching (every one must succeed) until it does, up to 400
+          // rounds — a count, generous on a loaded machine.
           const health = Effect.map(ldap.status, (s) => s.endpoints.find((e) => e.url === directory.servers[0]!.url)!.health)
           let rounds = 0
           while ((yield* health) !== "unhealthy" && rounds < 400) {

@@ -1,5 +1,4 @@
-import type { Tracer } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef, Tracer } from "effect"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import type { Credentials } from "../Identity.ts"
@@ -252,8 +251,11 @@ export const make = <C, E>(
     ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
       Effect.withFiber((fiber) => {
         const member = members.get(id)
-        // The `tether.serverset.use` span (when tracing): which endpoint ran it, and why attempts failed.
-        const span = fiber.cache.span?._tag === "Span" ? fiber.cache.span : undefined
+        // The `tether.serverset.use` span (when a tracing backend is installed, see `useWith`): which
+        // endpoint ran it, and why attempts failed.
+        const span = fiber.cache.span?._tag === "Span" && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+          ? fiber.cache.span
+          : undefined
         if (member === undefined) {
           // Removed between the pick and now: as if its pool had closed.
           return Effect.fail(new PoolClosed({ pool: id }))
@@ -285,6 +287,22 @@ export const make = <C, E>(
 
     const hedgeDelay = options.hedge === undefined ? undefined : Duration.fromInputUnsafe(options.hedge.delay)
 
+    // Per set, not per call: the failover's pick and its reaction to a refused connection.
+    const pickFor = (context: Retry.PickContext) => balancer.pick(context.mode, context)
+    const onRetryableFailure = ({ endpoint, fault }: { readonly endpoint: Endpoint.EndpointId; readonly fault: Fault }) =>
+      // A refused connection is strong evidence: stop sending work there
+      // until its monitor sees it answer again.
+      fault.kind === "connection" && !fault.mayHaveReachedServer && members.get(endpoint)?.monitor !== undefined
+        ? balancer.setHealth(endpoint, "unhealthy")
+        : Effect.void
+    const withCausesOf = <X>(error: X): Effect.Effect<never, X | Balancer.NoEndpointAvailable> =>
+      error instanceof Balancer.NoEndpointAvailable ? withCauses(error) : Effect.fail(error)
+    // Span attributes per mode for the default identity (the common case), built once.
+    const defaultAttributes = {
+      read: { "tether.set": name, "tether.mode": "read", "tether.identity": "default" },
+      write: { "tether.set": name, "tether.mode": "write", "tether.identity": "default" }
+    } as const
+
     const useWith = <A, E2, R>(
       identity: Credentials | undefined,
       f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
@@ -295,32 +313,31 @@ export const make = <C, E>(
       const hedged = hedgeDelay !== undefined && mode !== "write" && idempotent
       const attempt = (id: Endpoint.EndpointId): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
         hedged ? hedge(id, identity, f, hedgeDelay, mode) : runOn(id, identity, f)
-      return Retry.failover({
-        operation: attempt,
-        pick: (context) => balancer.pick(context.mode, context),
-        classify: classifyForRetry,
-        mode,
-        idempotent,
-        schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
-        onRetryableFailure: ({ endpoint, fault }) =>
-          // A refused connection is strong evidence: stop sending work there
-          // until its monitor sees it answer again.
-          fault.kind === "connection" && !fault.mayHaveReachedServer && members.get(endpoint)?.monitor !== undefined
-            ? balancer.setHealth(endpoint, "unhealthy")
-            : Effect.void
-      }).pipe(
-        Effect.catch((error): Effect.Effect<never, ServerSet.UseError<E> | E2> =>
-          error instanceof Balancer.NoEndpointAvailable ? withCauses(error) : Effect.fail(error)
-        ),
-        Effect.withSpan("tether.serverset.use", {
-          attributes: {
+      const routed = Effect.catch(
+        Retry.failover({
+          operation: attempt,
+          pick: pickFor,
+          classify: classifyForRetry,
+          mode,
+          idempotent,
+          schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
+          onRetryableFailure
+        }),
+        withCausesOf
+      )
+      // The `tether.serverset.use` span, when a tracing backend is installed: with only Effect's
+      // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
+      return Effect.withFiber((fiber) =>
+        fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer ? routed : Effect.withSpan(routed, "tether.serverset.use", {
+          attributes: identity === undefined && (mode === "read" || mode === "write") ? defaultAttributes[mode] : {
             "tether.set": name,
             "tether.mode": mode,
             // The label the user chose for the identity: never its principal or secret.
             "tether.identity": identity === undefined ? "default" : identity.label
-          }
+          },
           // A stack trace per call costs more than the routing itself; the caller's span locates it.
-        }, { captureStackTrace: false })
+          captureStackTrace: false
+        })
       )
     }
 

@@ -1,6 +1,7 @@
 import { ServerSet } from "@tether/core"
-import type { Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
-import { Duration, Effect, Option, Stream } from "effect"
+import { InvalidPoolOptions } from "@tether/core"
+import type { Endpoint, Identity } from "@tether/core"
+import { Duration, Effect, Option, Stream, Tracer } from "effect"
 import type { Context, Scope } from "effect"
 import { Attribute, Change } from "ldapts"
 import type { Client, Control, SearchEntry } from "ldapts"
@@ -15,6 +16,7 @@ import type * as RootDse from "../RootDse.ts"
 import * as controlled from "./controlled.ts"
 import * as rootDseWire from "./rootDse.ts"
 import * as bulk from "./ldapBulk.ts"
+import * as ldapPipeline from "./ldapPipeline.ts"
 import { loadBinaryTypes, WELL_KNOWN_BINARY } from "./ldapSchema.ts"
 import * as wire from "./ldapWire.ts"
 
@@ -31,15 +33,30 @@ const textOrBytes = (b: Buffer): string | Uint8Array => {
   }
 }
 
+const BOM0 = 0xef
+/** A value ldapts decoded already (its decoder drops a leading BOM, so values starting with one are decoded again). */
+const decoded = (text: string | Buffer | undefined, b: Buffer): string | Uint8Array =>
+  typeof text === "string" && !(b.length >= 3 && b[0] === BOM0 && b[1] === 0xbb && b[2] === 0xbf) ? text : textOrBytes(b)
+
 /** A raw search entry as a Tether entry: every attribute a list, binary attributes as bytes. */
 const toEntry = (raw: SearchEntry, binary: ReadonlySet<string>): LdapClient.Entry => {
   const attributes: Record<string, Array<string | Uint8Array>> = {}
   for (const attribute of raw.attributes) {
-    const [base, ...opts] = attribute.type.split(";")
-    const isBinary = binary.has(base!.toLowerCase()) || opts.some((o) => o.toLowerCase() === "binary")
-    const values = wire.rawValues(attribute).map((b) => (isBinary ? new Uint8Array(b) : textOrBytes(b)))
-    if (Object.hasOwn(attributes, attribute.type)) attributes[attribute.type]!.push(...values)
-    else Object.defineProperty(attributes, attribute.type, { value: values, enumerable: true, writable: true, configurable: true })
+    const type = attribute.type
+    const semi = type.indexOf(";")
+    const base = semi < 0 ? type : type.slice(0, semi)
+    const isBinary = binary.has(base.toLowerCase()) ||
+      (semi >= 0 && type.slice(semi + 1).split(";").some((o) => o.toLowerCase() === "binary"))
+    const buffers = wire.rawValues(attribute)
+    const texts = attribute.values as ReadonlyArray<string | Buffer>
+    const values: Array<string | Uint8Array> = new Array(buffers.length)
+    for (let i = 0; i < buffers.length; i++) {
+      values[i] = isBinary ? new Uint8Array(buffers[i]!) : decoded(texts[i], buffers[i]!)
+    }
+    if (Object.hasOwn(attributes, type)) attributes[type]!.push(...values)
+    // `__proto__` (or any name Object.prototype has) is an own property, never the prototype.
+    else if (type in attributes) Object.defineProperty(attributes, type, { value: values, enumerable: true, writable: true, configurable: true })
+    else attributes[type] = values
   }
   return { dn: raw.name, attributes }
 }
@@ -85,6 +102,9 @@ const toControls = (controls: ReadonlyArray<Ldif.Control> | undefined): Array<Co
     ? undefined
     : controls.map((c) => new wire.ValueControl(c.oid, c.critical, c.value))
 
+/** Operations in flight per shared connection when `pipeline` is not given. @internal */
+export const defaultPipelineDepth = 8
+
 /** @internal */
 export const make = (
   options: LdapClient.Options
@@ -114,6 +134,20 @@ export const make = (
       retry: options.retry
     })
 
+    // Pipelining (on by default): operations of the default identity share connections.
+    const depth = options.pipeline === undefined ? defaultPipelineDepth : options.pipeline
+    if (depth !== false && (typeof depth !== "number" || !Number.isInteger(depth) || depth < 1)) {
+      return yield* Effect.fail(
+        new InvalidPoolOptions({ pool: name, option: "pipeline", reason: `must be false or an integer >= 1, got ${String(depth)}` })
+      )
+    }
+    const pipeline = depth === false ? undefined : yield* ldapPipeline.make(set, {
+      depth,
+      maxCarriers: options.pool?.maxPerIdentity ?? options.pool?.max ?? 10
+    })
+
+    const spanAttributes = { "tether.client": name }
+
     // For LdapTimeout's message (options are validated elsewhere: an invalid timeout leaves it unknown).
     const timeoutMillis = ((): number | undefined => {
       try {
@@ -126,17 +160,26 @@ export const make = (
     const userBinary = (options.binaryAttributes ?? []).map((a) => a.toLowerCase())
     const fallbackBinary: ReadonlySet<string> = new Set([...WELL_KNOWN_BINARY, ...userBinary])
     const schemas = new Map<string, Promise<ReadonlySet<string>>>()
+    /** The types already read, per endpoint: a search need not wait a promise's turn for them. */
+    const loaded = new Map<string, ReadonlySet<string>>()
     const binaryTypes = (connection: LdapConnection): Promise<ReadonlySet<string>> => {
       if (options.readSchema === false) return Promise.resolve(fallbackBinary)
       let known = schemas.get(connection.endpoint)
       if (known === undefined) {
+        const endpoint = connection.endpoint
         known = loadBinaryTypes(connection.client).then(
-          (types): ReadonlySet<string> => new Set([...types, ...userBinary]),
+          (types): ReadonlySet<string> => {
+            const set = new Set([...types, ...userBinary])
+            // Only while it is still the endpoint's current read.
+            if (schemas.get(endpoint) === known) loaded.set(endpoint, set)
+            return set
+          },
           (cause: unknown): ReadonlySet<string> => {
             // Refused by the server (e.g. no access to the subschema): the built-in list, for good.
             // Anything else (a broken connection): try again on the next search.
             const refused = typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "number"
-            if (!refused) schemas.delete(connection.endpoint)
+            if (!refused) schemas.delete(endpoint)
+            else if (schemas.get(endpoint) === known) loaded.set(endpoint, fallbackBinary)
             return fallbackBinary
           }
         )
@@ -175,15 +218,28 @@ export const make = (
       })()
 
     const operations = <R>(key: Context.Key<R, Identity.Credentials> | undefined): LdapClient.Operations<R> => {
+      /**
+       * Runs one operation. `sharing`: "shared" operations of the default
+       * identity are pipelined (see ldapPipeline.ts), "paged" ones too but one
+       * per connection, "exclusive" ones always borrow a connection of their own.
+       */
       const use = <A>(
         operation: string,
         f: (connection: LdapConnection) => Promise<A>,
-        write: boolean
+        write: boolean,
+        sharing: "shared" | "paged" | "exclusive" = "shared"
       ): Effect.Effect<A, LdapClient.LdapClientError, R> => {
         const run = (connection: LdapConnection) => LdapDriver.attempt(connection, operation, () => f(connection))
         const useOptions = { mode: write ? "write" as const : "read" as const, idempotent: !write }
-        return (key === undefined ? set.use(run, useOptions) : set.useAs(key, run, useOptions)).pipe(
-          Effect.withSpan(`tether.ldap.${operation}`, { attributes: { "tether.client": name } }, { captureStackTrace: false })
+        const own = key === undefined ? set.use(run, useOptions) : set.useAs(key, run, useOptions)
+        const effect = key === undefined && pipeline !== undefined && sharing !== "exclusive"
+          ? pipeline.run(operation, f, { write, paging: sharing === "paged" }, own)
+          : own
+        // The operation's span, when a tracing backend is installed (Effect's in-memory native tracer shows it to nobody).
+        return Effect.withFiber((fiber) =>
+          fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+            ? effect
+            : Effect.withSpan(effect, `tether.ldap.${operation}`, { attributes: spanAttributes, captureStackTrace: false })
         ) as Effect.Effect<A, LdapClient.LdapClientError, R>
       }
 
@@ -209,20 +265,20 @@ export const make = (
         itemStream(base, toRequest(searchOptions, false), (items) => items.flatMap((i) => (i._tag === "Entry" ? [i.entry] : [])))
 
       // Collected in one borrow: unlike a stream, the whole search fails over and is retried.
+      // A plain loop (no async generators): one promise turn per page, not several per entry.
       const collect = (base: string, request: wire.SearchRequestOptions) =>
         use("search", async (connection): Promise<LdapClient.SearchResult> => {
+          const binary = loaded.get(connection.endpoint) ?? await binaryTypes(connection)
           const entries: Array<LdapClient.Entry> = []
           const references: Array<string> = []
           let truncated: LdapClient.Truncation | undefined
-          for await (const items of searchOn(connection.client, connection, base, request)) {
-            for (const item of items) {
-              if (item._tag === "Entry") entries.push(item.entry)
-              else if (item._tag === "Reference") references.push(...item.uris)
-              else truncated = item.reason
-            }
-          }
+          await wire.forEachPage(connection.client, base, request, (page) => {
+            for (const e of page.entries) entries.push(toEntry(e, binary))
+            if (page.references.length > 0) references.push(...page.references)
+            if (page.truncated !== undefined && request.limitsAsTruncation) truncated = page.truncated
+          })
           return { entries, references, truncated }
-        }, false)
+        }, false, request.pageSize > 0 ? "paged" : "shared")
 
       const searchAll = (base: string, searchOptions?: LdapClient.SearchOptions) =>
         Effect.map(collect(base, toRequest(searchOptions, false)), (r) => r.entries)
@@ -323,7 +379,7 @@ export const make = (
                 })
               }
               throw cause
-            }), true),
+            }), true, "exclusive"),
         addMany,
         modifyMany: (modifications, bulkOptions) =>
           importLdif(Stream.map(modifications, (m): Ldif.LdifRecord => ({ _tag: "Modify", dn: m.dn, changes: m.changes })), bulkOptions),

@@ -120,14 +120,21 @@ const truncationOf = (status: number | undefined): Truncation | undefined =>
     ? "adminLimit"
     : undefined
 
-/**
- * A search, page by page (one page when `pageSize` is 0). Without
- * `limitsAsTruncation`, a size limit the caller set ends the search quietly
- * (as ldapts does) and other limits fail it.
- */
-export async function* searchPages(client: Client, base: string, options: SearchRequestOptions): AsyncGenerator<Page> {
+/** A search in progress: its request, reused page after page. */
+interface Search {
+  readonly sender: Sender
+  readonly request: SearchRequest
+  readonly paging: PagedResultsControl | undefined
+  readonly options: SearchRequestOptions
+}
+
+const start = (client: Client, base: string, options: SearchRequestOptions): Search | Promise<Search> => {
   const sender = senderOf(client)
-  await sender._ensureConnected()
+  // Connected (the usual case): no promise turn.
+  return client.isConnected ? build(sender, base, options) : sender._ensureConnected().then(() => build(sender, base, options))
+}
+
+const build = (sender: Sender, base: string, options: SearchRequestOptions): Search => {
   const filter: Filter = options.filter === "" ? new PresenceFilter({ attribute: "objectclass" }) : FilterParser.parseString(options.filter)
   const paging = options.pageSize > 0 ? new PagedResultsControl({ value: { size: options.pageSize } }) : undefined
   const request = new SearchRequest({
@@ -141,23 +148,59 @@ export async function* searchPages(client: Client, base: string, options: Search
     timeLimit: options.timeLimit ?? 0,
     controls: paging === undefined ? [] : [paging]
   })
-  for (;;) {
-    request.messageId = sender._nextMessageId()
-    const response = await sender._send<SearchResponse>(request)
-    const truncated = truncationOf(response?.status)
-    const quiet = truncated === "sizeLimit" && (options.sizeLimit ?? 0) > 0
-    if (response === undefined || (response.status !== MessageResponseStatus.Success && !(truncated !== undefined && (options.limitsAsTruncation || quiet)))) {
-      check(response)
-    }
-    const references = response!.searchReferences.flatMap((r) => r.uris)
-    let cookie: Buffer | undefined
+  return { sender, request, paging, options }
+}
+
+/** Requests the next page; `more`: another page follows (the request now carries its cookie). */
+const nextPage = async (search: Search): Promise<Page & { readonly more: boolean }> => {
+  const { options, paging, request, sender } = search
+  request.messageId = sender._nextMessageId()
+  const response = await sender._send<SearchResponse>(request)
+  const truncated = truncationOf(response?.status)
+  const quiet = truncated === "sizeLimit" && (options.sizeLimit ?? 0) > 0
+  if (response === undefined || (response.status !== MessageResponseStatus.Success && !(truncated !== undefined && (options.limitsAsTruncation || quiet)))) {
+    check(response)
+  }
+  const references = response!.searchReferences.length === 0 ? [] : response!.searchReferences.flatMap((r) => r.uris)
+  let cookie: Buffer | undefined
+  if (paging !== undefined) {
     for (const control of response!.controls ?? []) {
       if (control instanceof PagedResultsControl) cookie = control.value?.cookie
     }
-    const more = truncated === undefined && paging !== undefined && cookie !== undefined && cookie.length > 0
-    yield { entries: response!.searchEntries, references, truncated }
-    if (!more) return
-    paging!.value = { size: options.pageSize, cookie: cookie! }
+  }
+  const more = truncated === undefined && paging !== undefined && cookie !== undefined && cookie.length > 0
+  if (more) paging!.value = { size: options.pageSize, cookie: cookie! }
+  return { entries: response!.searchEntries, references, truncated, more }
+}
+
+/**
+ * A search with every page handed to `onPage` (one page when `pageSize` is
+ * 0): a plain loop, for a search collected whole (no async generator: fewer
+ * promise turns per search). Without `limitsAsTruncation`, a size limit the
+ * caller set ends the search quietly (as ldapts does) and other limits fail it.
+ */
+export const forEachPage = async (
+  client: Client,
+  base: string,
+  options: SearchRequestOptions,
+  onPage: (page: Page) => void
+): Promise<void> => {
+  const started = start(client, base, options)
+  const search = started instanceof Promise ? await started : started
+  for (;;) {
+    const page = await nextPage(search)
+    onPage(page)
+    if (!page.more) return
+  }
+}
+
+/** The same search, page by page, for a stream: the next page is requested when the consumer asks for it. */
+export async function* searchPages(client: Client, base: string, options: SearchRequestOptions): AsyncGenerator<Page> {
+  const search = await start(client, base, options)
+  for (;;) {
+    const page = await nextPage(search)
+    yield { entries: page.entries, references: page.references, truncated: page.truncated }
+    if (!page.more) return
   }
 }
 
