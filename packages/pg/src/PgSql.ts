@@ -240,6 +240,43 @@ export const readReplica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Eff
   Effect.provideService(effect, internal.ReadReplica, true)
 
 /**
+ * Declares the `execute` of `SqlResolver`/`SqlSchema` options read-only: outside a
+ * transaction its statements go to replicas (as {@link readReplica}); inside
+ * `withTransaction` they stay on the transaction's connection (the primary).
+ * Resolvers run `execute` in the first request's context, so the declaration
+ * belongs to the resolver, not to its callers.
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Effect, Schema } from "effect"
+ * import { SqlClient, SqlResolver, SqlSchema } from "effect/sql"
+ *
+ * const make = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   const byId = SqlResolver.findById(PgSql.readOnly({
+ *     Id: Schema.Number,
+ *     Result: Schema.Struct({ id: Schema.Number, name: Schema.String }),
+ *     ResultId: (row) => row.id,
+ *     execute: (ids) => sql`select id, name from users where id in ${sql.in(ids)}`
+ *   }))
+ *   const all = SqlSchema.findAll(PgSql.readOnly({
+ *     Request: Schema.String,
+ *     Result: Schema.Struct({ id: Schema.Number }),
+ *     execute: (name) => sql`select id from users where name = ${name}`
+ *   }))
+ *   return { byId, all }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const readOnly = <O extends { readonly execute: (request: any) => Effect.Effect<any, any, any> }>(
+  options: O
+): O => ({ ...options, execute: (request: unknown) => readReplica(options.execute(request)) })
+
+/**
  * Runs `effect`'s statements on connections logged in as the identity `key`
  * holds; the identity appears in the requirements.
  *

@@ -1,10 +1,12 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
-import { Effect, Fiber, Layer, Redacted, Schedule } from "effect"
+import { Effect, Exit, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as SqlResolver from "effect/sql/SqlResolver"
+import * as SqlSchema from "effect/sql/SqlSchema"
 import { PgSql } from "../src/index.ts"
 import { migrationsDir, sharedSuite } from "./sqlSuite.ts"
 
@@ -58,6 +60,80 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         }
         const rows = yield* PgSql.readReplica(sql<{ id: number }>`select id from routed where id = 1`)
         expect(rows).toEqual([{ id: 1 }])
+      }))
+
+    it.effect("SqlResolver/SqlSchema declared readOnly read from the replica; writes and transactions stay on the primary", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PostgresCluster.PostgresCluster
+        const sql = yield* SqlClient.SqlClient
+        yield* synchronous
+        yield* sql`create table if not exists declared (id int primary key, name text not null)`
+        yield* sql`truncate declared`
+        yield* sql`insert into declared select g, 'n' || g from generate_series(1, 20) g`
+        const replicaPort = cluster.replicas[0]!.port
+        const primaryPort = cluster.primary.port
+        const Row = Schema.Struct({ id: Schema.Number, name: Schema.String, port: Schema.Number, replica: Schema.Boolean })
+        const batches: Array<number> = []
+        // One statement per batch; it reports the server it ran on with every row.
+        const byId = SqlResolver.findById(PgSql.readOnly({
+          Id: Schema.Number,
+          Result: Row,
+          ResultId: (row) => row.id,
+          execute: (ids) => {
+            batches.push(ids.length)
+            return sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica
+              from declared where id in ${sql.in(ids)}`
+          }
+        }))
+        const lookup = SqlResolver.request(byId)
+        const found = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8], (id) => lookup(id), { concurrency: "unbounded" })
+        expect(found.map((r) => r.name)).toEqual(["n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8"])
+        // Replicated rows, read on the replica, in one batch.
+        expect(found.every((r) => r.replica && r.port === replicaPort)).toBe(true)
+        expect(batches).toEqual([8])
+
+        const byName = SqlSchema.findAll(PgSql.readOnly({
+          Request: Schema.String,
+          Result: Row,
+          execute: (name) =>
+            sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica from declared where name = ${name}`
+        }))
+        const [n3] = yield* byName("n3")
+        expect(n3).toMatchObject({ id: 3, replica: true, port: replicaPort })
+
+        // Not declared read-only: the same read goes to the primary.
+        const plain = SqlSchema.findAll({
+          Request: Schema.String,
+          Result: Row,
+          execute: (name) =>
+            sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica from declared where name = ${name}`
+        })
+        expect((yield* plain("n3"))[0]).toMatchObject({ replica: false, port: primaryPort })
+
+        // A write declared through SqlSchema.void goes to the primary (a replica would refuse it).
+        const insert = SqlSchema.void({
+          Request: Schema.Struct({ id: Schema.Number, name: Schema.String }),
+          execute: (row) => sql`insert into declared ${sql.insert(row)}`
+        })
+        yield* insert({ id: 21, name: "n21" })
+        // Synchronous replication: the replica applied it, and the declared read sees it there.
+        const [n21] = yield* byName("n21")
+        expect(n21).toMatchObject({ id: 21, replica: true, port: replicaPort })
+
+        // Inside withTransaction the declared reads join the transaction on the primary: they see its
+        // uncommitted row, which the replica cannot.
+        const exit = yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
+          yield* insert({ id: 22, name: "n22" })
+          const viaResolver = yield* lookup(22)
+          expect(viaResolver).toMatchObject({ id: 22, replica: false, port: primaryPort })
+          const [viaSchema] = yield* byName("n22")
+          expect(viaSchema).toMatchObject({ id: 22, replica: false, port: primaryPort })
+          return yield* Effect.fail("roll back" as const)
+        })))
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect(yield* byName("n22")).toEqual([])
+        // And outside again, declared reads are back on the replica.
+        expect((yield* lookup(4)).port).toBe(replicaPort)
       }))
 
     it.effect("a pipelined connection killed mid-flight: each write is committed, failed, or outcome-unknown — never lost", () =>
