@@ -240,8 +240,9 @@ export const readReplica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Eff
   Effect.provideService(effect, internal.ReadReplica, true)
 
 /**
- * Declares the `execute` of `SqlResolver`/`SqlSchema` options read-only: outside a
- * transaction its statements go to replicas (as {@link readReplica}); inside
+ * Declares a `SqlResolver`/`SqlSchema` constructor's reads read-only:
+ * `PgSql.readOnly(SqlResolver.findById)({ … })`. Outside a transaction the
+ * `execute` statements go to replicas (as {@link readReplica}); inside
  * `withTransaction` they stay on the transaction's connection (the primary).
  * Resolvers run `execute` in the first request's context, so the declaration
  * belongs to the resolver, not to its callers.
@@ -254,17 +255,17 @@ export const readReplica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Eff
  *
  * const make = Effect.gen(function*() {
  *   const sql = yield* SqlClient.SqlClient
- *   const byId = SqlResolver.findById(PgSql.readOnly({
+ *   const byId = PgSql.readOnly(SqlResolver.findById)({
  *     Id: Schema.Number,
  *     Result: Schema.Struct({ id: Schema.Number, name: Schema.String }),
  *     ResultId: (row) => row.id,
  *     execute: (ids) => sql`select id, name from users where id in ${sql.in(ids)}`
- *   }))
- *   const all = SqlSchema.findAll(PgSql.readOnly({
+ *   })
+ *   const all = PgSql.readOnly(SqlSchema.findAll)({
  *     Request: Schema.String,
  *     Result: Schema.Struct({ id: Schema.Number }),
  *     execute: (name) => sql`select id from users where name = ${name}`
- *   }))
+ *   })
  *   return { byId, all }
  * })
  * ```
@@ -272,9 +273,13 @@ export const readReplica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Eff
  * @since 0.2.0
  * @category routing
  */
-export const readOnly = <O extends { readonly execute: (request: any) => Effect.Effect<any, any, any> }>(
-  options: O
-): O => ({ ...options, execute: (request: unknown) => readReplica(options.execute(request)) })
+export const readOnly = <A extends readonly [options: { readonly execute: (request: any) => Effect.Effect<any, any, any> }], B>(
+  make: (...args: A) => B
+): (...args: A) => B =>
+(...args: A): B => {
+  const options = args[0]
+  return make(...([{ ...options, execute: (request: unknown) => readReplica(options.execute(request)) }] as unknown as A))
+}
 
 /**
  * Runs `effect`'s statements on connections logged in as the identity `key`

@@ -36,7 +36,10 @@ const synchronous = (db: PgClient.PgClient) =>
   })
 
 layer(
-  PostgresCluster.layer({ replicas: 1, settings: { synchronous_commit: "remote_apply" } }),
+  PostgresCluster.layer({
+    replicas: 1,
+    settings: { synchronous_commit: "remote_apply", shared_preload_libraries: "pg_stat_statements" }
+  }),
   { excludeTestServices: true }
 )("PgClient on a primary and a replica", (it) => {
   const ready = Effect.gen(function*() {
@@ -205,6 +208,23 @@ layer(
         expect(yield* db.invalidateCache((text) => text.includes("from items"))).toBe(1)
         yield* get
         expect(yield* db.cacheStats).toMatchObject({ hits: 1, misses: 2 })
+      }).pipe(Effect.scoped))
+
+    it.effect("single flight: 50 concurrent identical cached misses run one statement on the server", () =>
+      Effect.gen(function*() {
+        const { db } = yield* ready
+        yield* db.write`create extension if not exists pg_stat_statements`
+        // Counted where the reads run (the replica), by the statement's unique column alias.
+        const calls = db.read<{ n: number }>`select coalesce(sum(calls), 0)::int as n from pg_stat_statements
+          where query like '%single_flight_probe%' and query not like '%pg_stat_statements%'`
+        const before = (yield* calls)[0]!.n
+        const get = db.cached<{ single_flight_probe: string }>`select name as single_flight_probe, pg_sleep(0.05)::text
+          from items where id = ${1}`
+        const results = yield* Effect.all(Array.from({ length: 50 }, () => get), { concurrency: "unbounded" })
+        expect(new Set(results).size).toBe(1)
+        const after = (yield* calls)[0]!.n
+        expect(after - before).toBe(1)
+        expect(yield* db.cacheStats).toMatchObject({ hits: 49, misses: 1 })
       }).pipe(Effect.scoped))
   })
 

@@ -75,7 +75,7 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         const Row = Schema.Struct({ id: Schema.Number, name: Schema.String, port: Schema.Number, replica: Schema.Boolean })
         const batches: Array<number> = []
         // One statement per batch; it reports the server it ran on with every row.
-        const byId = SqlResolver.findById(PgSql.readOnly({
+        const byId = PgSql.readOnly(SqlResolver.findById)({
           Id: Schema.Number,
           Result: Row,
           ResultId: (row) => row.id,
@@ -84,7 +84,7 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
             return sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica
               from declared where id in ${sql.in(ids)}`
           }
-        }))
+        })
         const lookup = SqlResolver.request(byId)
         const found = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8], (id) => lookup(id), { concurrency: "unbounded" })
         expect(found.map((r) => r.name)).toEqual(["n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8"])
@@ -92,12 +92,12 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         expect(found.every((r) => r.replica && r.port === replicaPort)).toBe(true)
         expect(batches).toEqual([8])
 
-        const byName = SqlSchema.findAll(PgSql.readOnly({
+        const byName = PgSql.readOnly(SqlSchema.findAll)({
           Request: Schema.String,
           Result: Row,
           execute: (name) =>
             sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica from declared where name = ${name}`
-        }))
+        })
         const [n3] = yield* byName("n3")
         expect(n3).toMatchObject({ id: 3, replica: true, port: replicaPort })
 

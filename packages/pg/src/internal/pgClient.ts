@@ -10,7 +10,7 @@ import type { PgConnection } from "../PgDriver.ts"
 import { fromUnknown, PgOutcomeUnknown } from "../PgError.ts"
 import type { PgError } from "../PgError.ts"
 import * as PgOptions from "./pgOptions.ts"
-import { keyOf, QueryCache } from "./queryCache.ts"
+import * as QueryCache from "./queryCache.ts"
 
 const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
   description: "Statements slower than the slow-query threshold",
@@ -168,7 +168,7 @@ export const make = (
         })
       )
       : undefined
-    const cache = new QueryCache(options.cache?.capacity ?? 1_000, millis(options.cache?.ttl, 10_000))
+    const cache = yield* QueryCache.make(options.cache?.capacity ?? 1_000, options.cache?.ttl ?? "10 seconds")
     const hits = Metric.withAttributes(cacheRequests, { client: name, outcome: "hit" })
     const misses = Metric.withAttributes(cacheRequests, { client: name, outcome: "miss" })
     const slowMetric = Metric.withAttributes(slowQueries, { client: name })
@@ -296,17 +296,11 @@ export const make = (
       const cached: PgClient.Query<R> = (strings, ...values) =>
         Effect.gen(function*() {
           const text = textOf(strings)
-          const cacheKey = keyOf(text, values, yield* identityDigest)
-          const now = yield* Clock.currentTimeMillis
-          const hit = cache.get(cacheKey, now)
-          if (hit !== undefined) {
-            yield* Metric.update(hits, 1)
-            return hit
-          }
-          yield* Metric.update(misses, 1)
-          const rows = yield* read(strings, ...values)
-          cache.set(cacheKey, text, rows, yield* Clock.currentTimeMillis)
-          return rows
+          const cacheKey = QueryCache.keyOf(text, values, yield* identityDigest)
+          const context = yield* Effect.context<R>()
+          const result = yield* cache.get(cacheKey, text, Effect.provideContext(read(strings, ...values), context))
+          yield* Metric.update(result.hit ? hits : misses, 1)
+          return result.rows
         }) as never
 
       const unsafe: PgClient.Executor<R>["unsafe"] = (text, parameters, unsafeOptions) => {
@@ -392,8 +386,8 @@ export const make = (
     const client: PgClient.PgClient = {
       ...base,
       as: (key) => executor(key),
-      invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
-      cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
+      invalidateCache: cache.invalidate,
+      cacheStats: cache.stats,
       status: exclusive.status,
       unfence: (id) =>
         Effect.map(
