@@ -111,6 +111,8 @@ export interface Options {
   readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
   /** Failover of statements that were not sent (and of idempotent reads). */
   readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
+  /** The result cache of `cached` statements. Default 1,000 results for 10 seconds. */
+  readonly cache?: { readonly capacity?: number | undefined; readonly ttl?: Duration.Input | undefined } | undefined
   /** Statements slower than this are logged (text only) and counted. Default 1 second. */
   readonly slowQueryThreshold?: Duration.Input | undefined
   /** Renames result columns (e.g. snake_case to camelCase), as in `@effect/sql-pg`. */
@@ -140,6 +142,17 @@ export interface PgSql extends SqlClient.SqlClient {
   readonly listen: (channel: string) => Stream.Stream<string, SqlError>
   /** `pg_notify(channel, payload)` on the primary. */
   readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError>
+  /**
+   * `statement`'s rows from the cache (by text, parameters, identity and read
+   * routing), or from running it: concurrent misses run it once, failures are
+   * never kept. Inside a transaction it runs uncached (the transaction may see
+   * its own writes).
+   */
+  readonly cached: <A extends object>(statement: Statement.Statement<A>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+  /** Drops cached results (those whose statement text matches, or all). Returns how many. */
+  readonly invalidateCache: (predicate?: (text: string) => boolean) => Effect.Effect<number>
+  /** Cache hits and misses so far, and entries held. */
+  readonly cacheStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
   /** The pipelined connections' endpoints: health, role, breaker, pool. */
   readonly status: Effect.Effect<ServerSet.Status>
   /** Every set's status: the pipelined and the exclusive connections. */

@@ -1,5 +1,5 @@
-import { Retry, ServerSet } from "@tether/core"
-import type { Balancer, Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
+import { Identity, Retry, ServerSet } from "@tether/core"
+import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
 import { Cause, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
 import type { Fiber, Scope } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
@@ -12,6 +12,7 @@ import type postgres from "postgres"
 import type * as PgSql from "../PgSql.ts"
 import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
 import { bounded, TIMED_OUT } from "./deadlines.ts"
+import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
 import * as Compiler from "./sqlCompiler.ts"
 import * as SqlDriver from "./sqlDriver.ts"
@@ -26,6 +27,11 @@ export const CurrentIdentity = Context.Reference<Context.Key<unknown, Identity.C
   "@tether/pg/PgSql/CurrentIdentity",
   { defaultValue: () => undefined }
 )
+
+const cacheRequests = Metric.counter("tether_pg_cache_requests_total", {
+  description: "Cached reads, by outcome (hit | miss)",
+  incremental: true
+})
 
 const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
   description: "Statements slower than the slow-query threshold",
@@ -548,8 +554,31 @@ export const make = (
       return Stream.mapError(listenSet.useStream(f, { mode: "write", idempotent: true }), (e) => toSqlError(e, "listen"))
     }
 
+    // --- the query cache --------------------------------------------------------
+
+    const cache = yield* QueryCache.make(options.cache?.capacity ?? 1_000, options.cache?.ttl ?? "10 seconds")
+    const cacheHits = Metric.withAttributes(cacheRequests, { client: name, outcome: "hit" })
+    const cacheMisses = Metric.withAttributes(cacheRequests, { client: name, outcome: "miss" })
+    const cached = <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, SqlError> =>
+      Effect.withFiber((fiber) => {
+        if (Context.getOrUndefined(fiber.context, client.transactionService) !== undefined) return statement
+        const key = fiber.getRef(CurrentIdentity)
+        // `PgSql.as` provides the identity along with the key.
+        const credentials = key === undefined ? undefined : Context.getOrUndefined(fiber.context, key)
+        const identity = credentials === undefined ? "default" : Identity.digest(credentials)
+        const [text, params] = statement.compile()
+        const id = QueryCache.keyOf(text, params, `${fiber.getRef(ReadReplica) ? "r" : "w"}:${identity}`)
+        return cache.get(id, text, statement).pipe(
+          Effect.tap((result) => Metric.update(result.hit ? cacheHits : cacheMisses, 1)),
+          Effect.map((result) => result.rows)
+        )
+      })
+
     const service: PgSql.PgSql = Object.assign(client, {
       json: Compiler.json,
+      cached,
+      invalidateCache: cache.invalidate,
+      cacheStats: cache.stats,
       listen: (channel: string) =>
         Stream.retry(
           listenOnce(channel),
