@@ -41,16 +41,16 @@
  *
  * @since 0.2.0
  */
-import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import type { Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
 import { Config, Context, Effect, Layer } from "effect"
-import type { Duration, Redacted, Schedule, Scope, Stream } from "effect"
+import type { Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import type { Loader } from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { Fragment } from "effect/sql/Statement"
 import * as Statement from "effect/sql/Statement"
-import type * as PgDriver from "./PgDriver.ts"
+import type * as PgOptions from "./PgOptions.ts"
 import * as internal from "./internal/sqlClient.ts"
 import * as migrations from "./internal/sqlMigrations.ts"
 
@@ -60,29 +60,9 @@ import * as migrations from "./internal/sqlMigrations.ts"
  * @since 0.2.0
  * @category models
  */
-export interface Options {
-  /** Names the client in logs, metrics and spans. Default `pg`. */
-  readonly name?: string | undefined
-  /** `postgres://host:port/db` URLs (no credentials), host lists, or endpoint definitions with a `role`. */
-  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
-  /** The default role. */
-  readonly user: string
-  readonly password?: Redacted.Redacted<string> | undefined
-  readonly database?: string | undefined
-  /** See `PgDriver.SslMode`: `?sslmode=`/`?sslrootcert=` in a URL win over an endpoint's `tls`, which win over this. Default `disable`. */
-  readonly ssl?: PgDriver.SslMode | undefined
-  /** The CA for the verifying modes: PEM text or a file path. */
-  readonly ca?: string | undefined
-  /** `application_name` of every session. Default `tether`. */
-  readonly applicationName?: string | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Server-side `statement_timeout` (sent at connect; ignored behind PgBouncer). Default: none. */
-  readonly statementTimeout?: Duration.Input | undefined
-  /** Client-side bound on every statement. Default 30 seconds. */
-  readonly queryTimeout?: Duration.Input | undefined
+export interface Options extends PgOptions.Common {
   /** Where {@link readReplica} statements go. Default `replica-preferred`. */
-  readonly readFrom?: "replica-preferred" | "replica-only" | "any" | undefined
+  readonly readFrom?: PgOptions.ReadFrom | undefined
   /**
    * Statements in flight on one shared connection (postgres.js pipelines
    * them). Default 16; `1` sends one at a time. Transactions, streams,
@@ -93,8 +73,6 @@ export interface Options {
   readonly pgbouncer?: "transaction" | undefined
   /** Behind PgBouncer: the servers' own URLs, for LISTEN (which needs a session of its own). */
   readonly listenEndpoints?: ReadonlyArray<Endpoint.EndpointInput | string> | undefined
-  /** Balancing strategy. Default `round-robin`. */
-  readonly strategy?: Balancer.Strategy | undefined
   /**
    * The pipelined connections of each endpoint: `max` (default 10) postgres.js connections for the
    * default role, pooled as one session that sends to an idle connection first and pipelines on busy
@@ -106,15 +84,6 @@ export interface Options {
   readonly exclusivePool?: ServerSet.Options<unknown, unknown>["pool"]
   /** The read-only pipelined connections of {@link readReplica}. Default like `pool`, with `min: 0`. */
   readonly readPool?: ServerSet.Options<unknown, unknown>["pool"]
-  /** Health probes (they also detect each server's role). Default every 2 seconds. */
-  readonly health?: ServerSet.Options<unknown, unknown>["health"]
-  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
-  /** Failover of statements that were not sent (and of idempotent reads). */
-  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
-  /** The result cache of `cached` statements. Default 1,000 results for 10 seconds. */
-  readonly cache?: { readonly capacity?: number | undefined; readonly ttl?: Duration.Input | undefined } | undefined
-  /** Statements slower than this are logged (text only) and counted. Default 1 second. */
-  readonly slowQueryThreshold?: Duration.Input | undefined
   /** Renames result columns (e.g. snake_case to camelCase), as in `@effect/sql-pg`. */
   readonly transformResultNames?: ((name: string) => string) | undefined
   /** Renames identifiers in statements (e.g. camelCase to snake_case). */

@@ -2,7 +2,8 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
 import { Deferred, Effect, Fiber, Logger, Redacted, References, Schedule, Stream } from "effect"
-import { PgClient } from "../src/index.ts"
+import * as SqlClient from "effect/sql/SqlClient"
+import { PgClient, PgSql } from "../src/index.ts"
 
 /** A node's URL without credentials: the client logs in as its configured user. */
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
@@ -225,6 +226,37 @@ layer(
         const after = (yield* calls)[0]!.n
         expect(after - before).toBe(1)
         expect(yield* db.cacheStats).toMatchObject({ hits: 49, misses: 1 })
+      }).pipe(Effect.scoped))
+  })
+
+  describe("one layer for both APIs", () => {
+    it.effect("PgClient.layer also provides effect/sql's SqlClient: @effect/sql-pg code keeps working next to PgClient", () =>
+      Effect.gen(function*() {
+        const { cluster } = yield* ready
+        const Live = PgClient.layer({
+          endpoints: cluster.nodes.map((node) => ({ url: urlOf(node), role: node.role })),
+          user: "postgres",
+          health: { interval: "250 millis", timeout: "500 millis" },
+          queryTimeout: "2 seconds"
+        })
+        yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const db = yield* PgClient.PgClient
+          yield* sql`create table if not exists one_layer (id int primary key)`
+          yield* sql`truncate one_layer`
+          // A helper that only knows SqlClient joins the transaction and is rolled back with it.
+          const helper = Effect.flatMap(Effect.service(SqlClient.SqlClient), (tx) => tx`insert into one_layer values (2)`)
+          const failed = yield* Effect.exit(
+            sql.withTransaction(Effect.andThen(sql`insert into one_layer values (1)`, Effect.andThen(helper, Effect.fail("no"))))
+          )
+          expect(failed._tag).toBe("Failure")
+          yield* sql.withTransaction(Effect.andThen(sql`insert into one_layer values (1)`, helper))
+          // PgClient sees what SqlClient committed (on the primary), and the SqlClient routes reads to the replica.
+          expect(yield* db.write<{ id: number }>`select id from one_layer order by id`).toEqual([{ id: 1 }, { id: 2 }])
+          const [where] = yield* PgSql.readReplica(sql<{ replica: boolean }>`select pg_is_in_recovery() as replica`)
+          expect(where!.replica).toBe(true)
+          expect((yield* (yield* PgSql.PgSql).status).name).toBe("pg/sql")
+        }).pipe(Effect.provide(Live))
       }).pipe(Effect.scoped))
   })
 

@@ -118,6 +118,7 @@ export const make = (
       ca: options.ca,
       connectTimeout: options.connectTimeout,
       statementTimeout: options.statementTimeout,
+      applicationName: options.applicationName,
       // Said once below, not once per set.
       warnUnverified: false
     }

@@ -28,6 +28,7 @@ export const PgOptionsSchema = Schema.Struct({
   database: optional(Schema.String),
   ssl: optional(Schema.Literals(SSL_MODES)),
   ca: optional(Schema.String),
+  applicationName: optional(Schema.String),
   connectTimeout: optional(Validation.PositiveDurationInput),
   statementTimeout: optional(Validation.DurationInput),
   queryTimeout: optional(Validation.PositiveDurationInput),
