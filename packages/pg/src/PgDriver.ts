@@ -16,7 +16,7 @@
  */
 import type { Driver, Endpoint, Identity } from "@tether/core"
 import { Duration, Effect } from "effect"
-import type { Scope , Redacted } from "effect"
+import type { Redacted, Scope } from "effect"
 import postgres from "postgres"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
