@@ -52,10 +52,18 @@ export const defaultRetry = Retry.backoff({
 const BEGIN = /^\s*(begin|start\s+transaction)\b/i
 const END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i
 
-/** The first keyword of a statement (`db.operation.name`). */
+const operations = new Map<string, string>()
+
+/** The first keyword of a statement (`db.operation.name`), remembered for the last 1,000 texts. */
 const operationOf = (text: string): string => {
-  const match = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(text)
-  return match === null ? "unknown" : match[1]!.toUpperCase()
+  let operation = operations.get(text)
+  if (operation === undefined) {
+    const match = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(text)
+    operation = match === null ? "unknown" : match[1]!.toUpperCase()
+    if (operations.size >= 1_000) operations.clear()
+    operations.set(text, operation)
+  }
+  return operation
 }
 
 const endpointOf = (url: string) => {
@@ -80,6 +88,22 @@ interface RunOptions {
   readonly values?: boolean | undefined
   readonly raw?: boolean | undefined
 }
+
+/** A kind of statement, as run on the primary (`write`) and on a replica (`read`): built once, not per statement. */
+interface RunKind {
+  readonly read: RunOptions
+  readonly write: RunOptions
+}
+
+const kind = (run: Omit<RunOptions, "write">): RunKind => ({ read: { ...run, write: false }, write: { ...run, write: true } })
+
+const RUN = {
+  execute: kind({ prepare: true }),
+  raw: kind({ prepare: true, raw: true }),
+  values: kind({ prepare: true, values: true }),
+  valuesUnprepared: kind({ prepare: false, values: true }),
+  unprepared: kind({ prepare: false })
+} as const
 
 /** @internal */
 export const make = (
@@ -181,10 +205,15 @@ export const make = (
     const notSent = (session: SqlSession, reason: string) =>
       new PgConnectionError({ endpoint: session.endpoint, code: "CONNECTION_CLOSED", reason, mayHaveReachedServer: false })
 
+    // postgres.js only reads a statement's options: two shared objects, not one per statement.
+    const PREPARED = { prepare } as const
+    const UNPREPARED = { prepare: false } as const
     const send = (session: SqlSession, text: string, params: ReadonlyArray<unknown>, run: RunOptions) => {
-      const query = session.sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, {
-        prepare: run.prepare && prepare
-      })
+      const query = session.sql.unsafe(
+        text,
+        params as Array<postgres.ParameterOrJSON<never>>,
+        run.prepare ? PREPARED : UNPREPARED
+      )
       return run.values ? query.values() : query
     }
 
@@ -201,7 +230,12 @@ export const make = (
       }
       let raw: unknown
       return Effect.tryPromise({
-        try: () => bounded(timedPromise(text, session, send(session, text, params, run) as Promise<unknown>), timeoutMillis),
+        try: () =>
+          bounded(
+            send(session, text, params, run) as Promise<unknown>,
+            timeoutMillis,
+            (elapsed) => elapsed >= slowMillis && noteSlow(text, elapsed, session)
+          ),
         catch: (cause) => {
           raw = cause
           if (cause === TIMED_OUT) {
@@ -252,14 +286,8 @@ export const make = (
      * statement), logged and counted by a background fiber.
      */
     const slow: Array<{ readonly text: string; readonly elapsed: number; readonly endpoint: string }> = []
-    const timedPromise = <A>(text: string, session: SqlSession, promise: Promise<A>): Promise<A> => {
-      const start = Date.now()
-      const done = () => {
-        const elapsed = Date.now() - start
-        if (elapsed >= slowMillis && slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
-      }
-      promise.then(done, done)
-      return promise
+    const noteSlow = (text: string, elapsed: number, session: SqlSession) => {
+      if (slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
     }
     yield* Effect.gen(function*() {
       while (true) {
@@ -324,14 +352,14 @@ export const make = (
     const routed = (
       text: string,
       params: ReadonlyArray<unknown>,
-      run: Omit<RunOptions, "write">,
+      run: RunKind,
       transform: Transform,
       operation: string
     ): Effect.Effect<any, SqlError> =>
       Effect.withFiber((fiber) => {
         const read = fiber.getRef(ReadReplica)
         const key = fiber.getRef(CurrentIdentity)
-        const runWith: RunOptions = { ...run, write: !read }
+        const runWith = read ? run.read : run.write
         const span = statementSpan(fiber)
         const f = (session: SqlSession) => {
           if (span !== undefined) annotate(span, session, text)
@@ -403,14 +431,13 @@ export const make = (
       }))
 
     const routedConnection: Connection = {
-      execute: (sql, params, transform) => routed(sql, params, { prepare: true }, transform, "execute"),
-      executeRaw: (sql, params) => routed(sql, params, { prepare: true, raw: true }, undefined, "executeRaw"),
+      execute: (sql, params, transform) => routed(sql, params, RUN.execute, transform, "execute"),
+      executeRaw: (sql, params) => routed(sql, params, RUN.raw, undefined, "executeRaw"),
       executeStream: (sql, params, transform) => routedStream(sql, params, transform),
-      executeValues: (sql, params) => routed(sql, params, { prepare: true, values: true }, undefined, "executeValues"),
+      executeValues: (sql, params) => routed(sql, params, RUN.values, undefined, "executeValues"),
       executeValuesUnprepared: (sql, params) =>
-        routed(sql, params, { prepare: false, values: true }, undefined, "executeValuesUnprepared"),
-      executeUnprepared: (sql, params, transform) =>
-        routed(sql, params, { prepare: false }, transform, "executeUnprepared")
+        routed(sql, params, RUN.valuesUnprepared, undefined, "executeValuesUnprepared"),
+      executeUnprepared: (sql, params, transform) => routed(sql, params, RUN.unprepared, transform, "executeUnprepared")
     }
 
     const pinnedConnection = (session: SqlSession): Connection & { readonly session: SqlSession } => ({
@@ -587,7 +614,7 @@ export const make = (
           )
         ) as Stream.Stream<string, SqlError>,
       notify: (channel: string, payload: string) =>
-        Effect.asVoid(routed("select pg_notify($1, $2)", [channel, payload], { prepare: true }, undefined, "notify")),
+        Effect.asVoid(routed("select pg_notify($1, $2)", [channel, payload], RUN.execute, undefined, "notify")),
       status: shared.status,
       statusAll: Effect.all({ shared: shared.status, exclusive: exclusive.status })
     })
