@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
-import { Effect, Exit, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
+import { Effect, Exit, Fiber, Layer, Logger, Redacted, References, Schedule, Schema } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -134,6 +134,30 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         expect(yield* byName("n22")).toEqual([])
         // And outside again, declared reads are back on the replica.
         expect((yield* lookup(4)).port).toBe(replicaPort)
+      }))
+
+    it.effect("a slow statement is logged (text and duration, never a parameter value) once; a fast one is not", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PostgresCluster.PostgresCluster
+        const lines: Array<string> = []
+        const logger = Logger.make<unknown, void>((options) => {
+          lines.push(`${String(options.message)} ${JSON.stringify(options.fiber.getRef(References.CurrentLogAnnotations))}`)
+        })
+        yield* Effect.gen(function*() {
+          const client = yield* PgSql.make(optionsFor(cluster, { slowQueryThreshold: "50 millis", name: "slowlog" }))
+          const secret = "card-4111-1111-1111-1111"
+          yield* client`select pg_sleep(0.1), ${secret}::text as card`
+          yield* client`select ${secret}::text as fast`
+          // The log is written by a background fiber: wait (by count) until it appears.
+          yield* Effect.sync(() => lines.filter((l) => l.includes("slow statement")).length).pipe(
+            Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("50 millis"), times: 200 })
+          )
+          const slow = lines.filter((l) => l.includes("slow statement"))
+          expect(slow).toHaveLength(1)
+          expect(slow[0]).toContain("select pg_sleep(0.1), $1::text as card")
+          expect(slow[0]).toContain("durationMillis")
+          for (const line of lines) expect(line).not.toContain(secret)
+        }).pipe(Effect.provide(Reactivity.layer), Effect.scoped, Effect.provide(Logger.layer([logger])))
       }))
 
     it.effect("a pipelined connection killed mid-flight: each write is committed, failed, or outcome-unknown — never lost", () =>
