@@ -16,7 +16,7 @@
  */
 import type { Driver, Endpoint, Identity } from "@tether/core"
 import { Duration, Effect } from "effect"
-import type { Redacted, Scope } from "effect"
+import type { Scope } from "effect"
 import postgres from "postgres"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
@@ -24,6 +24,7 @@ import * as Session from "./internal/session.ts"
 import type * as Tls from "./internal/tls.ts"
 import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout, PgTlsError } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
+import type * as PgOptions from "./PgOptions.ts"
 
 /**
  * One pooled session: its postgres.js handle, backend pid, and the role it
@@ -76,23 +77,14 @@ export type SslMode = Tls.SslMode
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** The role of the default identity (used when an operation runs as no identity). */
-  readonly user: string
-  readonly password?: Redacted.Redacted<string> | undefined
-  /** Default `postgres`, or the database in the endpoint's URL. */
-  readonly database?: string | undefined
-  readonly ssl?: SslMode | undefined
-  /** The CA to verify servers against (PEM text or a file path); the system's CAs when absent. */
-  readonly ca?: string | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Server-side `statement_timeout` of every session. Default: none. */
-  readonly statementTimeout?: Duration.Input | undefined
+export interface Options extends
+  Pick<
+    PgOptions.Common,
+    "user" | "password" | "database" | "ssl" | "ca" | "connectTimeout" | "statementTimeout" | "applicationName"
+  >
+{
   /** Bound on validation and probes. Default 2 seconds. */
   readonly probeTimeout?: Duration.Input | undefined
-  /** `application_name` of every session. Default `tether`. */
-  readonly applicationName?: string | undefined
   /** Open every session with `default_transaction_read_only = on` (sessions that only ever read). */
   readonly readOnlySessions?: boolean | undefined
   /** Log once per endpoint at WARN when its server certificate is not verified. Default `true`. */

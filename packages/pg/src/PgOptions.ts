@@ -36,6 +36,7 @@ export interface Common {
   /** The default role: operations not run as an identity log in as it. */
   readonly user: string
   readonly password?: Redacted.Redacted<string> | undefined
+  /** Default `postgres`, or the database in the endpoint's URL. */
   readonly database?: string | undefined
   /**
    * TLS of every endpoint, as libpq's `sslmode` (default `disable`); a URL's

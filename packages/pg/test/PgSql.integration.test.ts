@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
-import { Effect, Exit, Fiber, Layer, Logger, Redacted, References, Schedule, Schema } from "effect"
+import { Effect, Exit, Layer, Logger, Redacted, References, Schedule, Schema } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -9,6 +9,7 @@ import * as SqlResolver from "effect/sql/SqlResolver"
 import * as SqlSchema from "effect/sql/SqlSchema"
 import { PgSql } from "../src/index.ts"
 import { migrationsDir, sharedSuite } from "./sqlSuite.ts"
+import { writeLoad } from "./writeLoad.ts"
 
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
 
@@ -241,52 +242,24 @@ layer(Cluster, { excludeTestServices: true })("PgSql through a failover", (it) =
       expect((yield* migrate).length).toBe(2)
       yield* client`create table if not exists writes (id int primary key)`
 
-      const outcomes = new Map<number, "committed" | "unknown" | "failed">()
-      let running = true
-      let promoted = false
-      let writesAfterPromotion = 0
-      const writer = (lane: number) =>
-        Effect.gen(function*() {
-          let id = lane
-          while (running) {
-            id += 4
-            const result = yield* Effect.result(client`insert into writes values (${id})`)
-            if (result._tag === "Success") {
-              outcomes.set(id, "committed")
-              if (promoted) writesAfterPromotion++
-            } else {
-              const cause = result.failure.reason.cause as { _tag?: string } | undefined
-              outcomes.set(id, cause?._tag === "PgOutcomeUnknown" ? "unknown" : "failed")
-            }
-            yield* Effect.sleep("2 millis")
-          }
-        })
       // Four writers: their statements are pipelined on shared connections.
-      const fibers = yield* Effect.forEach([0, 1, 2, 3], (lane) => Effect.forkChild(writer(lane)))
+      const load = yield* writeLoad(client, "writes")
       yield* Effect.sleep("500 millis")
       const replica = cluster.replicas[0]!
       yield* cluster.kill(cluster.primary)
       yield* Effect.sleep("300 millis")
       yield* cluster.promote(replica)
-      promoted = true
+      yield* load.mark
       yield* Effect.sleep("2500 millis").pipe(
-        Effect.andThen(Effect.sync(() => writesAfterPromotion)),
+        Effect.andThen(load.committedAfterMark),
         Effect.repeat({ until: (n) => n > 10, schedule: Schedule.spaced("250 millis"), times: 80 })
       )
-      running = false
-      yield* Fiber.joinAll(fibers)
-
-      const rows = yield* client<{ id: number }>`select id from writes`
-      const stored = new Set(rows.map((r) => r.id))
-      const lost = [...outcomes].filter(([id, outcome]) => outcome === "committed" && !stored.has(id))
-      const phantom = [...outcomes].filter(([id, outcome]) => outcome === "failed" && stored.has(id))
+      const { counts, duplicated, lost, phantom } = yield* load.stopAndAudit
       expect(lost).toEqual([])
       expect(phantom).toEqual([])
-      expect(rows.length).toBe(stored.size)
-      const counts = { committed: 0, unknown: 0, failed: 0 }
-      for (const outcome of outcomes.values()) counts[outcome]++
+      expect(duplicated).toBe(0)
       expect(counts.committed).toBeGreaterThan(10)
-      expect(writesAfterPromotion).toBeGreaterThan(0)
+      expect(yield* load.committedAfterMark).toBeGreaterThan(0)
       // After the failover, the migrations are recorded on the new primary: none runs again.
       expect(yield* migrate).toEqual([])
       yield* Effect.logInfo(`PgSql failover: ${JSON.stringify(counts)}`)

@@ -1,10 +1,11 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { PgBouncer, PostgresCluster } from "@tether/testkit"
-import { Effect, Fiber, Layer, Redacted, Schedule } from "effect"
+import { Effect, Layer, Redacted, Schedule } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import { PgSql } from "../src/index.ts"
 import { sharedSuite } from "./sqlSuite.ts"
+import { writeLoad } from "./writeLoad.ts"
 
 /**
  * The same effect/sql suite through a real PgBouncer in transaction pooling mode, with fewer
@@ -143,55 +144,24 @@ layer(FailoverBouncer, { excludeTestServices: true })("PgSql through PgBouncer a
       yield* run(synchronous)
       yield* client`create table if not exists bounced_writes (id int primary key)`
 
-      const outcomes = new Map<number, "committed" | "unknown" | "failed">()
-      let running = true
-      let retargeted = false
-      let writesAfterRetarget = 0
-      const writer = (lane: number) =>
-        Effect.gen(function*() {
-          let id = lane
-          while (running) {
-            id += 4
-            const result = yield* Effect.result(client`insert into bounced_writes values (${id})`)
-            if (result._tag === "Success") {
-              outcomes.set(id, "committed")
-              if (retargeted) writesAfterRetarget++
-            } else {
-              const cause = result.failure.reason.cause as { _tag?: string } | undefined
-              outcomes.set(id, cause?._tag === "PgOutcomeUnknown" ? "unknown" : "failed")
-            }
-            yield* Effect.sleep("2 millis")
-          }
-        })
       // Four writers, pipelined on shared connections to PgBouncer.
-      const fibers = yield* Effect.forEach([0, 1, 2, 3], (lane) => Effect.forkChild(writer(lane)))
+      const load = yield* writeLoad(client, "bounced_writes")
       // Writes are flowing (counted, not timed) before the primary dies.
-      yield* Effect.sync(() => outcomes.size).pipe(
-        Effect.repeat({ until: (n) => n > 20, schedule: Schedule.spaced("50 millis"), times: 400 })
-      )
+      yield* load.size.pipe(Effect.repeat({ until: (n) => n > 20, schedule: Schedule.spaced("50 millis"), times: 400 }))
       const replica = cluster.replicas[0]!
       yield* cluster.kill(cluster.primary)
       yield* cluster.promote(replica)
       yield* bouncer.retarget(replica)
-      retargeted = true
-      yield* Effect.sync(() => writesAfterRetarget).pipe(
+      yield* load.mark
+      yield* load.committedAfterMark.pipe(
         Effect.repeat({ until: (n) => n > 10, schedule: Schedule.spaced("100 millis"), times: 300 })
       )
-      running = false
-      yield* Fiber.joinAll(fibers)
-
-      const rows = yield* client<{ id: number }>`select id from bounced_writes`
-      const stored = new Set(rows.map((r) => r.id))
-      const lost = [...outcomes].filter(([id, outcome]) => outcome === "committed" && !stored.has(id))
-      const phantom = [...outcomes].filter(([id, outcome]) => outcome === "failed" && stored.has(id))
+      const { counts, duplicated, lost, phantom } = yield* load.stopAndAudit
       expect(lost).toEqual([])
       expect(phantom).toEqual([])
-      // Nothing written twice (the primary key would refuse it; the count checks the rows).
-      expect(rows.length).toBe(stored.size)
-      const counts = { committed: 0, unknown: 0, failed: 0 }
-      for (const outcome of outcomes.values()) counts[outcome]++
+      expect(duplicated).toBe(0)
       expect(counts.committed).toBeGreaterThan(30)
-      expect(writesAfterRetarget).toBeGreaterThan(10)
+      expect(yield* load.committedAfterMark).toBeGreaterThan(10)
       yield* Effect.logInfo(`PgSql through PgBouncer, failover: ${JSON.stringify(counts)}`)
     }).pipe(Effect.provide(Reactivity.layer), Effect.scoped))
 })

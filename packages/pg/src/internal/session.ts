@@ -9,21 +9,15 @@
 import type { Endpoint, Identity } from "@tether/core"
 import { Duration, Redacted } from "effect"
 import type postgres from "postgres"
+import type * as PgDriver from "../PgDriver.ts"
 import { PgTlsError } from "../PgError.ts"
 import * as Tls from "./tls.ts"
 
 /** The connection settings both drivers read. */
-export interface SessionOptions {
-  readonly user: string
-  readonly password?: Redacted.Redacted<string> | undefined
-  readonly database?: string | undefined
-  readonly ssl?: Tls.SslMode | undefined
-  readonly ca?: string | undefined
-  readonly connectTimeout?: Duration.Input | undefined
-  readonly statementTimeout?: Duration.Input | undefined
-  readonly applicationName?: string | undefined
-  readonly readOnlySessions?: boolean | undefined
-}
+export type SessionOptions = Pick<
+  PgDriver.Options,
+  "user" | "password" | "database" | "ssl" | "ca" | "connectTimeout" | "statementTimeout" | "applicationName" | "readOnlySessions"
+>
 
 const resolved = new WeakMap<Endpoint.Endpoint, Map<string, Tls.ResolvedTls | { readonly problem: string }>>()
 
