@@ -12,6 +12,7 @@ import type postgres from "postgres"
 import type * as PgSql from "../PgSql.ts"
 import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
 import { bounded, TIMED_OUT } from "./deadlines.ts"
+import * as PgOptions from "./pgOptions.ts"
 import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
 import * as Compiler from "./sqlCompiler.ts"
@@ -110,6 +111,8 @@ export const make = (
   options: PgSql.Options
 ): Effect.Effect<PgSql.PgSql, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
+    // Every option is checked before anything reads it: a bad one is one typed error, never a throw.
+    yield* PgOptions.checkSqlOptions(options)
     const name = options.name ?? "pg"
     const timeoutMillis = millis(options.queryTimeout, 30_000)
     const slowMillis = millis(options.slowQueryThreshold, 1_000)
