@@ -1,6 +1,6 @@
-import { Identity, Retry, ServerSet } from "@tether/core"
+import { Identity, ServerSet } from "@tether/core"
 import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
-import { Cause, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
+import { Cause, Context, Deferred, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
 import type { Fiber, Scope } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -12,6 +12,7 @@ import type postgres from "postgres"
 import type * as PgSql from "../PgSql.ts"
 import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
 import { bounded, TIMED_OUT } from "./deadlines.ts"
+import * as Common from "./common.ts"
 import * as PgOptions from "./pgOptions.ts"
 import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
@@ -29,26 +30,10 @@ export const CurrentIdentity = Context.Reference<Context.Key<unknown, Identity.C
   { defaultValue: () => undefined }
 )
 
-const cacheRequests = Metric.counter("tether_pg_cache_requests_total", {
-  description: "Cached reads, by outcome (hit | miss)",
-  incremental: true
-})
-
-const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
-  description: "Statements slower than the slow-query threshold",
-  incremental: true
-})
-
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
-
 /** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
-export const defaultRetry = Retry.backoff({
-  base: "50 millis",
-  maxDelay: "500 millis",
-  maxAttempts: 40,
-  maxElapsed: "10 seconds"
-})
+export const defaultRetry = Common.defaultRetry
+
+const { cacheRequests, millis, slowQueries } = Common
 
 const BEGIN = /^\s*(begin|start\s+transaction)\b/i
 const END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i
@@ -125,14 +110,8 @@ export const make = (
     )
     const first = endpointOf(typeof endpoints[0] === "string" ? endpoints[0] : endpoints[0]?.url ?? "")
     const driverOptions: SqlDriver.Options = {
-      user: options.user,
-      password: options.password,
-      database: options.database,
-      ssl: options.ssl,
-      ca: options.ca,
-      connectTimeout: options.connectTimeout,
+      ...Common.sessionOptions(options),
       statementTimeout: pgbouncer ? undefined : options.statementTimeout,
-      applicationName: options.applicationName,
       prepare,
       pgbouncer,
       maxPipeline: Math.max(pipeline, 1)
@@ -146,11 +125,8 @@ export const make = (
       name: `${name}${suffix}`,
       endpoints: list,
       driver: SqlDriver.make(driver),
-      strategy: options.strategy ?? "round-robin",
       pool,
-      health: options.health ?? { interval: "2 seconds", timeout: "1 second" },
-      breaker: options.breaker,
-      retry: options.retry ?? { schedule: defaultRetry }
+      ...Common.resilience(options)
     })
     // Plain statements: one pooled session per role and endpoint, a group of `pool.max` postgres.js
     // connections for the default role (postgres.js spreads statements over them, idle ones first,
