@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
 import * as QueryCache from "../src/internal/queryCache.ts"
 
 /** A statement stand-in that counts its runs (the cache's logic is what is under test here). */
@@ -73,6 +74,68 @@ describe("QueryCache (Effect Cache)", () => {
       assert.strictEqual(yield* cache.invalidate(), 1)
       assert.strictEqual((yield* cache.stats).size, 0)
     }))
+
+  it.effect("hits, misses, runs, evictions and invalidations equal a reference model's, under random operations", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 4 }),
+          fc.array(
+            fc.oneof(
+              fc.record({ _tag: fc.constant("Get" as const), key: fc.integer({ min: 0, max: 5 }) }),
+              fc.record({
+                _tag: fc.constant("Advance" as const),
+                // The boundaries of the time to live, and anything up to past it.
+                millis: fc.oneof(fc.constantFrom(0, 1, 999, 1_000, 1_001), fc.integer({ min: 0, max: 1_500 }))
+              }),
+              fc.record({ _tag: fc.constant("Invalidate" as const), key: fc.integer({ min: 0, max: 5 }) })
+            ),
+            { minLength: 1, maxLength: 60 }
+          ),
+          (capacity, ops) =>
+            Effect.runPromise(Effect.gen(function*() {
+              const ttl = 1_000
+              const cache = yield* QueryCache.make(capacity, ttl)
+              // The model: entries in least-recently-used order, each with its expiry; runs per key.
+              const model = new Map<number, number>()
+              let now = 0
+              let hits = 0
+              let misses = 0
+              const runs = new Map<number, number>()
+              for (const op of ops) {
+                if (op._tag === "Advance") {
+                  yield* TestClock.adjust(op.millis)
+                  now += op.millis
+                } else if (op._tag === "Get") {
+                  const run = Effect.sync(() => {
+                    runs.set(op.key, (runs.get(op.key) ?? 0) + 1)
+                    return [op.key]
+                  })
+                  const result = yield* cache.get(`k${op.key}`, `select ${op.key}`, run)
+                  const expiresAt = model.get(op.key)
+                  model.delete(op.key)
+                  const expected = expiresAt !== undefined && now < expiresAt
+                  model.set(op.key, expected ? expiresAt : now + ttl)
+                  while (model.size > capacity) model.delete(model.keys().next().value!)
+                  if (expected) hits++
+                  else misses++
+                  assert.strictEqual(result.hit, expected, `get ${op.key} at ${now}`)
+                  assert.deepStrictEqual(result.rows, [op.key])
+                } else {
+                  for (const [key, expiresAt] of model) if (now >= expiresAt) model.delete(key)
+                  const expected = model.delete(op.key) ? 1 : 0
+                  assert.strictEqual(yield* cache.invalidate((text) => text === `select ${op.key}`), expected)
+                }
+              }
+              const stats = yield* cache.stats
+              assert.deepStrictEqual({ hits: stats.hits, misses: stats.misses }, { hits, misses })
+              // One run per miss: nothing ran that the model did not expect.
+              assert.strictEqual([...runs.values()].reduce((a, b) => a + b, 0), misses)
+            }).pipe(Effect.provide(TestClock.layer())))
+        ),
+        { numRuns: 200 }
+      )
+    ))
 
   it("keys separate identities and parameters (bigint- and bytes-safe)", () => {
     assert.notStrictEqual(QueryCache.keyOf("select $1", [1], "alice"), QueryCache.keyOf("select $1", [1], "bob"))
