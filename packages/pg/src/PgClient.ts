@@ -27,12 +27,14 @@
  *
  * @since 0.1.0
  */
-import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
-import { Context, Layer } from "effect"
-import type { Duration, Effect, Redacted, Schedule, Scope, Stream } from "effect"
+import type { Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import { Config, Context, Effect, Layer } from "effect"
+import type { Schedule, Scope, Stream } from "effect"
+import type * as SqlClient from "effect/sql/SqlClient"
 import * as internal from "./internal/pgClient.ts"
-import type * as PgDriver from "./PgDriver.ts"
 import type { PgError } from "./PgError.ts"
+import * as PgOptions from "./PgOptions.ts"
+import * as PgSql from "./PgSql.ts"
 
 /**
  * Where reads go: `replica-preferred` (default: replicas, the primary when
@@ -41,7 +43,7 @@ import type { PgError } from "./PgError.ts"
  * @since 0.1.0
  * @category models
  */
-export type ReadFrom = "replica-preferred" | "replica-only" | "any"
+export type ReadFrom = PgOptions.ReadFrom
 
 /**
  * Transaction isolation levels.
@@ -52,40 +54,13 @@ export type ReadFrom = "replica-preferred" | "replica-only" | "any"
 export type Isolation = "read committed" | "repeatable read" | "serializable"
 
 /**
- * Options of {@link make} and {@link layer}.
+ * Options of {@link make} and {@link layer}: the options both clients share
+ * (`PgOptions.Common`), and PgClient's own.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** Names the client in logs, metrics and spans. Default `pg`. */
-  readonly name?: string | undefined
-  /**
-   * `postgres://host:port/db` URLs (no credentials), host lists
-   * (`postgres://h1:5432,h2:5432/db`: one endpoint per host), or endpoint
-   * definitions with a `role`.
-   */
-  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
-  /** The default role: operations not run `as` an identity log in as it. */
-  readonly user: string
-  readonly password?: Redacted.Redacted<string> | undefined
-  readonly database?: string | undefined
-  /**
-   * TLS of every endpoint, as libpq's `sslmode` (default `disable`); a URL's
-   * own `?sslmode=` / `?sslrootcert=` and an endpoint's `tls` win. See
-   * `PgDriver.SslMode`.
-   */
-  readonly ssl?: PgDriver.SslMode | undefined
-  /** The CA to verify servers against: PEM text or a file path (default: the system's CAs). */
-  readonly ca?: string | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Server-side `statement_timeout`. Default: none. */
-  readonly statementTimeout?: Duration.Input | undefined
-  /** Client-side bound on every statement (a hung server or socket). Default 30 seconds. */
-  readonly queryTimeout?: Duration.Input | undefined
-  /** Default `replica-preferred`. */
-  readonly readFrom?: ReadFrom | undefined
+export interface Options extends PgOptions.Common {
   /**
    * Run reads in read-only sessions (`default_transaction_read_only = on`), so
    * that a write sent as a read fails even when it lands on the primary.
@@ -100,19 +75,11 @@ export interface Options {
    * batches and writes always get a connection of their own. Default 1 (off).
    */
   readonly multiplex?: number | undefined
-  /** Balancing strategy. Default `round-robin`. */
-  readonly strategy?: Balancer.Strategy | undefined
-  /** Pool options of each endpoint (see `ServerSet.Options.pool`). */
-  readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
-  /** Health probes (they also detect each server's role). Default every 2 seconds. */
-  readonly health?: ServerSet.Options<unknown, unknown>["health"]
-  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
-  /** Failover of statements that were not sent, and of whole transactions. */
-  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
-  /** The result cache of `cached` reads. Default 1,000 results for 10 seconds. */
-  readonly cache?: { readonly capacity?: number | undefined; readonly ttl?: Duration.Input | undefined } | undefined
-  /** Statements slower than this are logged (text only, never parameter values) and counted. Default 1 second. */
-  readonly slowQueryThreshold?: Duration.Input | undefined
+  /**
+   * Options of the effect/sql client {@link layer} also provides (`PgSql`,
+   * with its own pools, opened on first use), or `false` for none.
+   */
+  readonly sql?: false | Omit<PgSql.Options, keyof PgOptions.Common> | undefined
 }
 
 /**
@@ -273,12 +240,71 @@ export const make: (
 ) => Effect.Effect<PgClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> = internal.make
 
 /**
- * A `Layer` of {@link PgClient}.
+ * The `PgSql` options {@link layer} uses: the shared ones, named `<name>/sql`,
+ * pools opened on first use, then `options.sql`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const sqlOptions = (options: Options): PgSql.Options => ({
+  ...PgOptions.common(options),
+  name: `${options.name ?? "pg"}/sql`,
+  pool: { ...options.pool, min: 0 },
+  ...options.sql
+})
+
+/**
+ * Provides {@link PgClient} and, over the same endpoints and credentials,
+ * effect/sql's `SqlClient` (as `PgSql`): code written for `@effect/sql-pg`'s
+ * layer keeps working (`Migrator`, `SqlModel`, `SqlResolver`, `SqlSchema`,
+ * `withTransaction`), next to the tagged-template API. The `SqlClient` has
+ * pools of its own, opened on first use (see {@link sqlOptions}).
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@tether/pg"
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ *
+ * const Live = PgClient.layer({ endpoints: ["postgres://db1:5432/app", "postgres://db2:5432/app"], user: "app" })
+ *
+ * const program = Effect.gen(function*() {
+ *   const db = yield* PgClient.PgClient
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql`insert into audit (what) values (${"login"})`
+ *   return yield* db.read`select count(*) from audit`
+ * }).pipe(Effect.provide(Live))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   options: Options
-): Layer.Layer<PgClient, Endpoint.InvalidEndpoint | InvalidPoolOptions> =>
-  Layer.effect(PgClient, make(options))
+): Layer.Layer<PgClient | PgSql.PgSql | SqlClient.SqlClient, Endpoint.InvalidEndpoint | InvalidPoolOptions> =>
+  Layer.merge(Layer.effect(PgClient, make(options)), PgSql.layer(sqlOptions(options)))
+
+/**
+ * {@link layer} from `Config` (e.g. environment variables), like `@effect/sql-pg`'s `layerConfig`.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@tether/pg"
+ * import { Config } from "effect"
+ *
+ * const Live = PgClient.layerConfig({
+ *   endpoints: Config.String("DB_URLS").pipe(Config.map((s) => s.split(","))),
+ *   user: Config.String("DB_USER"),
+ *   password: Config.Redacted("DB_PASSWORD")
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Wrap<Options>
+): Layer.Layer<
+  PgClient | PgSql.PgSql | SqlClient.SqlClient,
+  Config.ConfigError | Endpoint.InvalidEndpoint | InvalidPoolOptions
+> => Layer.unwrap(Effect.map(Config.unwrap(config), layer))

@@ -30,9 +30,9 @@
  */
 import type { Identity } from "@tether/core"
 import type { PGlite } from "@electric-sql/pglite"
-import { Clock, Duration, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
+import { Effect, Layer, Schedule, Semaphore, Stream } from "effect"
 import type { Context, Scope } from "effect"
-import { keyOf, QueryCache } from "./internal/queryCache.ts"
+import * as QueryCache from "./internal/queryCache.ts"
 import * as PgClient from "./PgClient.ts"
 import { fromUnknown, isPgError } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
@@ -67,10 +67,7 @@ export const make = (options?: {
     )
     // One session: a transaction must not interleave with other statements.
     const lock = Semaphore.makeUnsafe(1)
-    const cache = new QueryCache(
-      options?.cache?.capacity ?? 1_000,
-      options?.cache?.ttl === undefined ? 10_000 : Duration.toMillis(Duration.fromInputUnsafe(options.cache.ttl))
-    )
+    const cache = yield* QueryCache.make(options?.cache?.capacity ?? 1_000, options?.cache?.ttl ?? "10 seconds")
 
     const run = (text: string, values: ReadonlyArray<unknown>, write: boolean) =>
       Effect.tryPromise({
@@ -107,12 +104,10 @@ export const make = (options?: {
         : Effect.map(Effect.service(key), (c) => c.principal)
       const cached: PgClient.Query<R> = (strings, ...values) =>
         Effect.gen(function*() {
-          const cacheKey = keyOf(textOf(strings), values, yield* identityKey)
-          const hit = cache.get(cacheKey, yield* Clock.currentTimeMillis)
-          if (hit !== undefined) return hit
-          const rows = yield* read(strings, ...values)
-          cache.set(cacheKey, textOf(strings), rows, yield* Clock.currentTimeMillis)
-          return rows
+          const text = textOf(strings)
+          const context = yield* Effect.context<R>()
+          const run = Effect.provideContext(read(strings, ...values), context)
+          return (yield* cache.get(QueryCache.keyOf(text, values, yield* identityKey), text, run)).rows
         }) as never
       const transaction: PgClient.Executor<R>["transaction"] = (body, transactionOptions) => {
         const isolation = transactionOptions?.isolation ?? "read committed"
@@ -156,8 +151,8 @@ export const make = (options?: {
     return {
       ...executor<never>(undefined),
       as: (key) => executor(key),
-      invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
-      cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
+      invalidateCache: cache.invalidate,
+      cacheStats: cache.stats,
       status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
       // One in-process database: nothing is ever fenced.
       unfence: () => Effect.succeed(false)

@@ -15,15 +15,17 @@
  * @since 0.1.0
  */
 import type { Driver, Endpoint, Identity } from "@tether/core"
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import * as SocketClosed from "./internal/socketClosed.ts"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
-import * as Tls from "./internal/tls.ts"
+import * as Session from "./internal/session.ts"
+import type * as Tls from "./internal/tls.ts"
 import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout, PgTlsError } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
+import type * as PgOptions from "./PgOptions.ts"
 
 /**
  * One pooled session: its postgres.js handle, backend pid, and the role it
@@ -83,30 +85,19 @@ export type SslMode = Tls.SslMode
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** The role of the default identity (used when an operation runs as no identity). */
-  readonly user: string
-  readonly password?: Redacted.Redacted<string> | undefined
-  /** Default `postgres`, or the database in the endpoint's URL. */
-  readonly database?: string | undefined
-  readonly ssl?: SslMode | undefined
-  /** The CA to verify servers against (PEM text or a file path); the system's CAs when absent. */
-  readonly ca?: string | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Server-side `statement_timeout` of every session. Default: none. */
-  readonly statementTimeout?: Duration.Input | undefined
+export interface Options extends
+  Pick<
+    PgOptions.Common,
+    "user" | "password" | "database" | "ssl" | "ca" | "connectTimeout" | "statementTimeout" | "applicationName"
+  >
+{
   /** Bound on validation and probes. Default 2 seconds. */
   readonly probeTimeout?: Duration.Input | undefined
-  /** `application_name` of every session. Default `tether`. */
-  readonly applicationName?: string | undefined
   /** Open every session with `default_transaction_read_only = on` (sessions that only ever read). */
   readonly readOnlySessions?: boolean | undefined
   /** Log once per endpoint at WARN when its server certificate is not verified. Default `true`. */
   readonly warnUnverified?: boolean | undefined
 }
-
-const resolved = new WeakMap<Endpoint.Endpoint, Map<string, Tls.ResolvedTls | { readonly problem: string }>>()
 
 /**
  * The TLS settings of an endpoint (see {@link SslMode}), or what is wrong
@@ -115,20 +106,10 @@ const resolved = new WeakMap<Endpoint.Endpoint, Map<string, Tls.ResolvedTls | { 
  * @since 0.1.0
  * @category connecting
  */
-export const tlsOf = (
+export const tlsOf: (
   options: Pick<Options, "ssl" | "ca">,
   endpoint: Endpoint.Endpoint
-): Tls.ResolvedTls | { readonly problem: string } => {
-  let byOptions = resolved.get(endpoint)
-  if (byOptions === undefined) resolved.set(endpoint, byOptions = new Map())
-  const key = `${options.ssl ?? ""}\u0000${options.ca ?? ""}`
-  let result = byOptions.get(key)
-  if (result === undefined) byOptions.set(key, result = Tls.resolve(endpoint, options))
-  return result
-}
-
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+) => Tls.ResolvedTls | { readonly problem: string } = Session.tlsOf
 
 const safeMillis = (input: Duration.Input | undefined, fallback: number): number => {
   try {
@@ -138,9 +119,6 @@ const safeMillis = (input: Duration.Input | undefined, fallback: number): number
     return fallback
   }
 }
-
-/** The endpoint's URL without credentials, as shown in errors. */
-const show = (endpoint: Endpoint.Endpoint) => endpoint.url
 
 /**
  * The warning for an endpoint whose server certificate is not verified.
@@ -165,40 +143,14 @@ export const connect = (
   endpoint: Endpoint.Endpoint,
   identity: Identity.Credentials | undefined
 ): Effect.Effect<PgConnection, PgError, Scope.Scope> => {
-  const user = identity?.principal ?? options.user
-  const secret = identity === undefined ? options.password : identity.secret
-  const connectMillis = millis(options.connectTimeout, 5_000)
-  const statementMillis = options.statementTimeout === undefined ? undefined : millis(options.statementTimeout, 0)
-  const context = { endpoint: show(endpoint), user }
-  const tls = tlsOf(options, endpoint)
-  if ("problem" in tls) {
-    return Effect.fail(new PgTlsError({ endpoint: context.endpoint, code: "INVALID_TLS_SETTINGS", reason: tls.problem }))
-  }
+  const setup = Session.setup(options, endpoint, identity)
+  if (setup instanceof PgTlsError) return Effect.fail(setup)
+  const { connectMillis, context, user } = setup
   const socket = SocketClosed.make(() =>
     Object.assign(new Error("the connection closed with the statement in flight"), { code: "CONNECTION_CLOSED" })
   )
   return Effect.acquireRelease(
-    Effect.sync(() =>
-      postgres(tls.url, {
-        username: user,
-        ...(secret === undefined ? {} : { password: Redacted.value(secret) }),
-        ...(options.database === undefined ? {} : { database: options.database }),
-        max: 1,
-        idle_timeout: 0,
-        max_lifetime: null,
-        connect_timeout: Math.max(1, Math.ceil(connectMillis / 1000)),
-        fetch_types: false,
-        prepare: true,
-        onnotice: () => undefined,
-        onclose: socket.close,
-        ssl: tls.ssl as boolean | object | "prefer",
-        connection: {
-          application_name: options.applicationName ?? "tether",
-          ...(options.readOnlySessions === true ? { default_transaction_read_only: true } : {}),
-          ...(statementMillis === undefined ? {} : { statement_timeout: statementMillis })
-        }
-      })
-    ),
+    Effect.sync(() => postgres(setup.url, { ...setup.base, max: 1, prepare: true, onclose: socket.close })),
     (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))
   ).pipe(
     Effect.flatMap((sql) =>

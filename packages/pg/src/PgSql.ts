@@ -41,16 +41,16 @@
  *
  * @since 0.2.0
  */
-import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import type { Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
 import { Config, Context, Effect, Layer } from "effect"
-import type { Duration, Redacted, Schedule, Scope, Stream } from "effect"
+import type { Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import type { Loader } from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { Fragment } from "effect/sql/Statement"
 import * as Statement from "effect/sql/Statement"
-import type * as PgDriver from "./PgDriver.ts"
+import type * as PgOptions from "./PgOptions.ts"
 import * as internal from "./internal/sqlClient.ts"
 import * as migrations from "./internal/sqlMigrations.ts"
 
@@ -60,29 +60,9 @@ import * as migrations from "./internal/sqlMigrations.ts"
  * @since 0.2.0
  * @category models
  */
-export interface Options {
-  /** Names the client in logs, metrics and spans. Default `pg`. */
-  readonly name?: string | undefined
-  /** `postgres://host:port/db` URLs (no credentials), host lists, or endpoint definitions with a `role`. */
-  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
-  /** The default role. */
-  readonly user: string
-  readonly password?: Redacted.Redacted<string> | undefined
-  readonly database?: string | undefined
-  /** See `PgDriver.SslMode`: `?sslmode=`/`?sslrootcert=` in a URL win over an endpoint's `tls`, which win over this. Default `disable`. */
-  readonly ssl?: PgDriver.SslMode | undefined
-  /** The CA for the verifying modes: PEM text or a file path. */
-  readonly ca?: string | undefined
-  /** `application_name` of every session. Default `tether`. */
-  readonly applicationName?: string | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Server-side `statement_timeout` (sent at connect; ignored behind PgBouncer). Default: none. */
-  readonly statementTimeout?: Duration.Input | undefined
-  /** Client-side bound on every statement. Default 30 seconds. */
-  readonly queryTimeout?: Duration.Input | undefined
+export interface Options extends PgOptions.Common {
   /** Where {@link readReplica} statements go. Default `replica-preferred`. */
-  readonly readFrom?: "replica-preferred" | "replica-only" | "any" | undefined
+  readonly readFrom?: PgOptions.ReadFrom | undefined
   /**
    * Statements in flight on one shared connection (postgres.js pipelines
    * them). Default 16; `1` sends one at a time. Transactions, streams,
@@ -93,8 +73,6 @@ export interface Options {
   readonly pgbouncer?: "transaction" | undefined
   /** Behind PgBouncer: the servers' own URLs, for LISTEN (which needs a session of its own). */
   readonly listenEndpoints?: ReadonlyArray<Endpoint.EndpointInput | string> | undefined
-  /** Balancing strategy. Default `round-robin`. */
-  readonly strategy?: Balancer.Strategy | undefined
   /**
    * The pipelined connections of each endpoint: `max` (default 10) postgres.js connections for the
    * default role, pooled as one session that sends to an idle connection first and pipelines on busy
@@ -106,13 +84,6 @@ export interface Options {
   readonly exclusivePool?: ServerSet.Options<unknown, unknown>["pool"]
   /** The read-only pipelined connections of {@link readReplica}. Default like `pool`, with `min: 0`. */
   readonly readPool?: ServerSet.Options<unknown, unknown>["pool"]
-  /** Health probes (they also detect each server's role). Default every 2 seconds. */
-  readonly health?: ServerSet.Options<unknown, unknown>["health"]
-  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
-  /** Failover of statements that were not sent (and of idempotent reads). */
-  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
-  /** Statements slower than this are logged (text only) and counted. Default 1 second. */
-  readonly slowQueryThreshold?: Duration.Input | undefined
   /** Renames result columns (e.g. snake_case to camelCase), as in `@effect/sql-pg`. */
   readonly transformResultNames?: ((name: string) => string) | undefined
   /** Renames identifiers in statements (e.g. camelCase to snake_case). */
@@ -140,6 +111,17 @@ export interface PgSql extends SqlClient.SqlClient {
   readonly listen: (channel: string) => Stream.Stream<string, SqlError>
   /** `pg_notify(channel, payload)` on the primary. */
   readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError>
+  /**
+   * `statement`'s rows from the cache (by text, parameters, identity and read
+   * routing), or from running it: concurrent misses run it once, failures are
+   * never kept. Inside a transaction it runs uncached (the transaction may see
+   * its own writes).
+   */
+  readonly cached: <A extends object>(statement: Statement.Statement<A>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+  /** Drops cached results (those whose statement text matches, or all). Returns how many. */
+  readonly invalidateCache: (predicate?: (text: string) => boolean) => Effect.Effect<number>
+  /** Cache hits and misses so far, and entries held. */
+  readonly cacheStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
   /** The pipelined connections' endpoints: health, role, breaker, pool. */
   readonly status: Effect.Effect<ServerSet.Status>
   /** Every set's status: the pipelined and the exclusive connections. */
@@ -238,6 +220,48 @@ const layerFrom = <E>(
  */
 export const readReplica = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.provideService(effect, internal.ReadReplica, true)
+
+/**
+ * Declares a `SqlResolver`/`SqlSchema` constructor's reads read-only:
+ * `PgSql.readOnly(SqlResolver.findById)({ … })`. Outside a transaction the
+ * `execute` statements go to replicas (as {@link readReplica}); inside
+ * `withTransaction` they stay on the transaction's connection (the primary).
+ * Resolvers run `execute` in the first request's context, so the declaration
+ * belongs to the resolver, not to its callers.
+ *
+ * @example
+ * ```ts
+ * import { PgSql } from "@tether/pg"
+ * import { Effect, Schema } from "effect"
+ * import { SqlClient, SqlResolver, SqlSchema } from "effect/sql"
+ *
+ * const make = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   const byId = PgSql.readOnly(SqlResolver.findById)({
+ *     Id: Schema.Number,
+ *     Result: Schema.Struct({ id: Schema.Number, name: Schema.String }),
+ *     ResultId: (row) => row.id,
+ *     execute: (ids) => sql`select id, name from users where id in ${sql.in(ids)}`
+ *   })
+ *   const all = PgSql.readOnly(SqlSchema.findAll)({
+ *     Request: Schema.String,
+ *     Result: Schema.Struct({ id: Schema.Number }),
+ *     execute: (name) => sql`select id from users where name = ${name}`
+ *   })
+ *   return { byId, all }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const readOnly = <A extends readonly [options: { readonly execute: (request: any) => Effect.Effect<any, any, any> }], B>(
+  make: (...args: A) => B
+): (...args: A) => B =>
+(...args: A): B => {
+  const options = args[0]
+  return make(...([{ ...options, execute: (request: unknown) => readReplica(options.execute(request)) }] as unknown as A))
+}
 
 /**
  * Runs `effect`'s statements on connections logged in as the identity `key`

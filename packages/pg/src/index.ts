@@ -18,5 +18,8 @@ export * as PgError from "./PgError.ts"
 /** Configuration as an effect/Schema, and from the environment. */
 export * as PgConfig from "./PgConfig.ts"
 
+/** The options both clients share. */
+export * as PgOptions from "./PgOptions.ts"
+
 /** effect/sql's `SqlClient` over Tether: failover, replicas, identities, pipelining, PgBouncer. */
 export * as PgSql from "./PgSql.ts"

@@ -3,7 +3,6 @@ import { Fault } from "@tether/core"
 import { Effect, Redacted } from "effect"
 import { PgConfig, PgError } from "../src/index.ts"
 import { expandHostList } from "../src/internal/pgClient.ts"
-import { keyOf, QueryCache } from "../src/internal/queryCache.ts"
 
 const context = { endpoint: "postgres://db1:5432/app", user: "app" }
 const serverError = (code: string, message: string) => Object.assign(new Error(message), { code, detail: "Key (id)=(7) exists" })
@@ -122,25 +121,5 @@ describe("host lists", () => {
       "postgres://db2:5433/app?sslmode=require"
     ])
     assert.deepStrictEqual(expandHostList("postgres://db1:5432/app"), ["postgres://db1:5432/app"])
-  })
-})
-
-describe("query cache", () => {
-  it("LRU with a time to live, keyed by text, parameters and identity", () => {
-    const cache = new QueryCache(2, 1_000)
-    const a = keyOf("select $1", [1], "alice")
-    const b = keyOf("select $1", [1], "bob")
-    assert.notStrictEqual(a, b)
-    cache.set(a, "select $1", [{ x: 1 }], 0)
-    assert.deepStrictEqual(cache.get(a, 999), [{ x: 1 }])
-    assert.isUndefined(cache.get(a, 1_000), "expired")
-    cache.set(a, "select $1", [1], 0)
-    cache.set(b, "select $1", [2], 0)
-    cache.get(a, 1) // a is now the most recently used
-    cache.set(keyOf("select 2", [], "alice"), "select 2", [3], 1)
-    assert.isUndefined(cache.get(b, 2), "the least recently used went")
-    assert.isDefined(cache.get(a, 2))
-    assert.strictEqual(cache.invalidate((text) => text === "select 2"), 1)
-    assert.strictEqual(cache.size, 1)
   })
 })

@@ -5,7 +5,7 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { PostgresCluster } from "@tether/testkit"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Schedule } from "effect"
 import postgres from "postgres"
 import { PgClient } from "../src/index.ts"
 
@@ -38,8 +38,8 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("fe
       })
       yield* db.write`create table fence_w (id int primary key)`
       yield* cluster.awaitStreaming(replica)
-      // Let the table reach the replica before the failover.
-      yield* db.read`select 1 from fence_w`.pipe(Effect.retry({ times: 100 }))
+      // Let the table reach the replica before the failover (polled: replay may lag on a loaded machine).
+      yield* db.read`select 1 from fence_w`.pipe(Effect.retry({ times: 400, schedule: Schedule.spaced("25 millis") }))
 
       let next = 0
       let running = true

@@ -1,12 +1,15 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { PostgresCluster } from "@tether/testkit"
-import { Effect, Fiber, Layer, Redacted, Schedule } from "effect"
+import { Effect, Exit, Layer, Logger, Redacted, References, Schedule, Schema } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
+import * as SqlResolver from "effect/sql/SqlResolver"
+import * as SqlSchema from "effect/sql/SqlSchema"
 import { PgSql } from "../src/index.ts"
 import { migrationsDir, sharedSuite } from "./sqlSuite.ts"
+import { writeLoad } from "./writeLoad.ts"
 
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
 
@@ -58,6 +61,105 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         }
         const rows = yield* PgSql.readReplica(sql<{ id: number }>`select id from routed where id = 1`)
         expect(rows).toEqual([{ id: 1 }])
+      }))
+
+    it.effect("SqlResolver/SqlSchema declared readOnly read from the replica; writes and transactions stay on the primary", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PostgresCluster.PostgresCluster
+        const sql = yield* SqlClient.SqlClient
+        yield* synchronous
+        yield* sql`create table if not exists declared (id int primary key, name text not null)`
+        yield* sql`truncate declared`
+        yield* sql`insert into declared select g, 'n' || g from generate_series(1, 20) g`
+        const replicaPort = cluster.replicas[0]!.port
+        const primaryPort = cluster.primary.port
+        const Row = Schema.Struct({ id: Schema.Number, name: Schema.String, port: Schema.Number, replica: Schema.Boolean })
+        const batches: Array<number> = []
+        // One statement per batch; it reports the server it ran on with every row.
+        const byId = PgSql.readOnly(SqlResolver.findById)({
+          Id: Schema.Number,
+          Result: Row,
+          ResultId: (row) => row.id,
+          execute: (ids) => {
+            batches.push(ids.length)
+            return sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica
+              from declared where id in ${sql.in(ids)}`
+          }
+        })
+        const lookup = SqlResolver.request(byId)
+        const found = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8], (id) => lookup(id), { concurrency: "unbounded" })
+        expect(found.map((r) => r.name)).toEqual(["n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8"])
+        // Replicated rows, read on the replica, in one batch.
+        expect(found.every((r) => r.replica && r.port === replicaPort)).toBe(true)
+        expect(batches).toEqual([8])
+
+        const byName = PgSql.readOnly(SqlSchema.findAll)({
+          Request: Schema.String,
+          Result: Row,
+          execute: (name) =>
+            sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica from declared where name = ${name}`
+        })
+        const [n3] = yield* byName("n3")
+        expect(n3).toMatchObject({ id: 3, replica: true, port: replicaPort })
+
+        // Not declared read-only: the same read goes to the primary.
+        const plain = SqlSchema.findAll({
+          Request: Schema.String,
+          Result: Row,
+          execute: (name) =>
+            sql`select id, name, inet_server_port() as port, pg_is_in_recovery() as replica from declared where name = ${name}`
+        })
+        expect((yield* plain("n3"))[0]).toMatchObject({ replica: false, port: primaryPort })
+
+        // A write declared through SqlSchema.void goes to the primary (a replica would refuse it).
+        const insert = SqlSchema.void({
+          Request: Schema.Struct({ id: Schema.Number, name: Schema.String }),
+          execute: (row) => sql`insert into declared ${sql.insert(row)}`
+        })
+        yield* insert({ id: 21, name: "n21" })
+        // Synchronous replication: the replica applied it, and the declared read sees it there.
+        const [n21] = yield* byName("n21")
+        expect(n21).toMatchObject({ id: 21, replica: true, port: replicaPort })
+
+        // Inside withTransaction the declared reads join the transaction on the primary: they see its
+        // uncommitted row, which the replica cannot.
+        const exit = yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
+          yield* insert({ id: 22, name: "n22" })
+          const viaResolver = yield* lookup(22)
+          expect(viaResolver).toMatchObject({ id: 22, replica: false, port: primaryPort })
+          const [viaSchema] = yield* byName("n22")
+          expect(viaSchema).toMatchObject({ id: 22, replica: false, port: primaryPort })
+          return yield* Effect.fail("roll back" as const)
+        })))
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect(yield* byName("n22")).toEqual([])
+        // And outside again, declared reads are back on the replica.
+        expect((yield* lookup(4)).port).toBe(replicaPort)
+      }))
+
+    it.effect("a slow statement is logged (text and duration, never a parameter value) once; a fast one is not", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PostgresCluster.PostgresCluster
+        const lines: Array<string> = []
+        const logger = Logger.make<unknown, void>((options) => {
+          lines.push(`${String(options.message)} ${JSON.stringify(options.fiber.getRef(References.CurrentLogAnnotations))}`)
+        })
+        yield* Effect.gen(function*() {
+          const client = yield* PgSql.make(optionsFor(cluster, { slowQueryThreshold: "50 millis", name: "slowlog" }))
+          const secret = "card-4111-1111-1111-1111"
+          yield* client`select pg_sleep(0.1), ${secret}::text as card`
+          yield* client`select ${secret}::text as fast`
+          // The log is written by a background fiber: wait (by count) until it appears.
+          yield* Effect.sync(() => lines.filter((l) => l.includes("slow statement") && l.includes("pg_sleep")).length).pipe(
+            Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("50 millis"), times: 200 })
+          )
+          // Only the sleeping statement must be logged (a loaded machine may also slow the fast one down).
+          const slow = lines.filter((l) => l.includes("slow statement") && l.includes("pg_sleep"))
+          expect(slow).toHaveLength(1)
+          expect(slow[0]).toContain("select pg_sleep(0.1), $1::text as card")
+          expect(slow[0]).toContain("durationMillis")
+          for (const line of lines) expect(line).not.toContain(secret)
+        }).pipe(Effect.provide(Reactivity.layer), Effect.scoped, Effect.provide(Logger.layer([logger])))
       }))
 
     it.effect("a pipelined connection killed mid-flight: each write is committed, failed, or outcome-unknown — never lost", () =>
@@ -141,52 +243,24 @@ layer(Cluster, { excludeTestServices: true })("PgSql through a failover", (it) =
       expect((yield* migrate).length).toBe(2)
       yield* client`create table if not exists writes (id int primary key)`
 
-      const outcomes = new Map<number, "committed" | "unknown" | "failed">()
-      let running = true
-      let promoted = false
-      let writesAfterPromotion = 0
-      const writer = (lane: number) =>
-        Effect.gen(function*() {
-          let id = lane
-          while (running) {
-            id += 4
-            const result = yield* Effect.result(client`insert into writes values (${id})`)
-            if (result._tag === "Success") {
-              outcomes.set(id, "committed")
-              if (promoted) writesAfterPromotion++
-            } else {
-              const cause = result.failure.reason.cause as { _tag?: string } | undefined
-              outcomes.set(id, cause?._tag === "PgOutcomeUnknown" ? "unknown" : "failed")
-            }
-            yield* Effect.sleep("2 millis")
-          }
-        })
       // Four writers: their statements are pipelined on shared connections.
-      const fibers = yield* Effect.forEach([0, 1, 2, 3], (lane) => Effect.forkChild(writer(lane)))
+      const load = yield* writeLoad(client, "writes")
       yield* Effect.sleep("500 millis")
       const replica = cluster.replicas[0]!
       yield* cluster.kill(cluster.primary)
       yield* Effect.sleep("300 millis")
       yield* cluster.promote(replica)
-      promoted = true
+      yield* load.mark
       yield* Effect.sleep("2500 millis").pipe(
-        Effect.andThen(Effect.sync(() => writesAfterPromotion)),
+        Effect.andThen(load.committedAfterMark),
         Effect.repeat({ until: (n) => n > 10, schedule: Schedule.spaced("250 millis"), times: 80 })
       )
-      running = false
-      yield* Fiber.joinAll(fibers)
-
-      const rows = yield* client<{ id: number }>`select id from writes`
-      const stored = new Set(rows.map((r) => r.id))
-      const lost = [...outcomes].filter(([id, outcome]) => outcome === "committed" && !stored.has(id))
-      const phantom = [...outcomes].filter(([id, outcome]) => outcome === "failed" && stored.has(id))
+      const { counts, duplicated, lost, phantom } = yield* load.stopAndAudit
       expect(lost).toEqual([])
       expect(phantom).toEqual([])
-      expect(rows.length).toBe(stored.size)
-      const counts = { committed: 0, unknown: 0, failed: 0 }
-      for (const outcome of outcomes.values()) counts[outcome]++
+      expect(duplicated).toBe(0)
       expect(counts.committed).toBeGreaterThan(10)
-      expect(writesAfterPromotion).toBeGreaterThan(0)
+      expect(yield* load.committedAfterMark).toBeGreaterThan(0)
       // After the failover, the migrations are recorded on the new primary: none runs again.
       expect(yield* migrate).toEqual([])
       yield* Effect.logInfo(`PgSql failover: ${JSON.stringify(counts)}`)

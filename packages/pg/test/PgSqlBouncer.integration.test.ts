@@ -1,9 +1,11 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { PgBouncer, PostgresCluster } from "@tether/testkit"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, Schedule } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import { PgSql } from "../src/index.ts"
 import { sharedSuite } from "./sqlSuite.ts"
+import { writeLoad } from "./writeLoad.ts"
 
 /**
  * The same effect/sql suite through a real PgBouncer in transaction pooling mode, with fewer
@@ -67,6 +69,31 @@ layer(Layer.provideMerge(Sql, Bouncer), { excludeTestServices: true })("PgSql th
         expect(row!.ro).toBe("off")
       }))
 
+    it.effect("transactions with SET LOCAL interleaved with plain statements: no setting leaks to another statement", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const ops = Array.from({ length: 90 }, (_, i) =>
+          i % 3 === 0
+            // A transaction changes settings for itself only (what transaction pooling allows).
+            ? sql.withTransaction(Effect.gen(function*() {
+              yield* sql.unsafe(`set local application_name = 'tx_${i}'`)
+              yield* sql`set local statement_timeout = '1234ms'`
+              const [row] = yield* sql<{ app: string; timeout: string }>`select current_setting('application_name') as app,
+                current_setting('statement_timeout') as timeout`
+              return `${row!.app}/${row!.timeout}`
+            }))
+            : Effect.map(
+              sql<{ app: string; timeout: string }>`select current_setting('application_name') as app,
+                current_setting('statement_timeout') as timeout`,
+              (rows) => `${rows[0]!.app}/${rows[0]!.timeout}`
+            ))
+        const results = yield* Effect.all(ops, { concurrency: 24 })
+        results.forEach((result, i) => {
+          if (i % 3 === 0) expect(result).toBe(`tx_${i}/1234ms`)
+          else expect(result.startsWith("tx_") || result.endsWith("/1234ms")).toBe(false)
+        })
+      }))
+
     it.effect("PgBouncer's pools stay within their size while the client pipelines", () =>
       Effect.gen(function*() {
         const bouncer = yield* PgBouncer.PgBouncer
@@ -79,4 +106,62 @@ layer(Layer.provideMerge(Sql, Bouncer), { excludeTestServices: true })("PgSql th
         expect(Number(pool["sv_active"]) + Number(pool["sv_idle"]) + Number(pool["sv_used"])).toBeLessThanOrEqual(3)
       }))
   })
+})
+
+/** Synchronous replication (remote_apply): a commit is acknowledged once the replica applied it. */
+const synchronous = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`alter system set synchronous_standby_names = '*'`
+  yield* sql`select pg_reload_conf()`
+  yield* sql<{ n: number }>`select count(*)::int as n from pg_stat_replication where sync_state = 'sync'`.pipe(
+    Effect.repeat({ until: (rows) => rows[0]!.n >= 1, schedule: Schedule.spaced("50 millis"), times: 200 })
+  )
+})
+
+const FailoverBouncer = Layer.unwrap(Effect.gen(function*() {
+  const cluster = yield* PostgresCluster.PostgresCluster
+  return PgBouncer.layer({ target: cluster.primary, poolMode: "transaction", poolSize: 4 })
+})).pipe(
+  Layer.provideMerge(PostgresCluster.layer({ replicas: 1, settings: { synchronous_commit: "remote_apply" } }))
+)
+
+layer(FailoverBouncer, { excludeTestServices: true })("PgSql through PgBouncer across a failover", (it) => {
+  it.effect("primary killed under write load, replica promoted, PgBouncer retargeted: every write accounted for", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PostgresCluster.PostgresCluster
+      const bouncer = yield* PgBouncer.PgBouncer
+      const client = yield* PgSql.make({
+        endpoints: [bouncer.url],
+        user: "postgres",
+        password: Redacted.make(bouncer.password),
+        pgbouncer: "transaction",
+        health: { interval: "250 millis", timeout: "2 seconds" },
+        queryTimeout: "2 seconds",
+        pool: { max: 4 }
+      })
+      const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+        Effect.provideService(effect, SqlClient.SqlClient, client)
+      yield* run(synchronous)
+      yield* client`create table if not exists bounced_writes (id int primary key)`
+
+      // Four writers, pipelined on shared connections to PgBouncer.
+      const load = yield* writeLoad(client, "bounced_writes")
+      // Writes are flowing (counted, not timed) before the primary dies.
+      yield* load.size.pipe(Effect.repeat({ until: (n) => n > 20, schedule: Schedule.spaced("50 millis"), times: 400 }))
+      const replica = cluster.replicas[0]!
+      yield* cluster.kill(cluster.primary)
+      yield* cluster.promote(replica)
+      yield* bouncer.retarget(replica)
+      yield* load.mark
+      yield* load.committedAfterMark.pipe(
+        Effect.repeat({ until: (n) => n > 10, schedule: Schedule.spaced("100 millis"), times: 300 })
+      )
+      const { counts, duplicated, lost, phantom } = yield* load.stopAndAudit
+      expect(lost).toEqual([])
+      expect(phantom).toEqual([])
+      expect(duplicated).toBe(0)
+      expect(counts.committed).toBeGreaterThan(30)
+      expect(yield* load.committedAfterMark).toBeGreaterThan(10)
+      yield* Effect.logInfo(`PgSql through PgBouncer, failover: ${JSON.stringify(counts)}`)
+    }).pipe(Effect.provide(Reactivity.layer), Effect.scoped))
 })

@@ -101,6 +101,40 @@ export const sharedSuite = <R>(it: Vitest.MethodsNonLive<R | SqlClient.SqlClient
       }))
   })
 
+  describe("query cache", () => {
+    it.effect("cached: 50 concurrent identical misses run the statement once; transactions bypass it", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const pg = yield* PgSql.PgSql
+        const table = unique("cache_runs")
+        const fn = unique("bump")
+        // A side-effecting function: every run of the cached statement is counted on the server.
+        yield* sql`create table ${sql(table)} (n int not null)`
+        yield* sql`insert into ${sql(table)} values (0)`
+        yield* sql.unsafe(
+          `create function ${fn}() returns int volatile language sql as 'update ${table} set n = n + 1 returning n'`
+        )
+        const runs = Effect.map(sql<{ n: number }>`select n from ${sql(table)}`, (rows) => rows[0]!.n)
+        const before = yield* pg.cacheStats
+        const statement = sql<{ n: number }>`select ${sql(fn)}() as n, pg_sleep(0.05)::text as slept`
+        const results = yield* Effect.all(Array.from({ length: 50 }, () => pg.cached(statement)), {
+          concurrency: "unbounded"
+        })
+        expect(results.every((rows) => rows[0]!.n === 1)).toBe(true)
+        expect(yield* runs).toBe(1)
+        const after = yield* pg.cacheStats
+        expect(after.misses - before.misses).toBe(1)
+        expect(after.hits - before.hits).toBe(49)
+        // Inside a transaction the statement runs (and sees the transaction's writes).
+        const inTx = yield* sql.withTransaction(pg.cached(statement))
+        expect(inTx[0]!.n).toBe(2)
+        expect((yield* pg.cached(statement))[0]!.n).toBe(1)
+        // Invalidated: the next read runs it again.
+        expect(yield* pg.invalidateCache((text) => text.includes(fn))).toBe(1)
+        expect((yield* pg.cached(statement))[0]!.n).toBe(3)
+      }))
+  })
+
   describe("transactions", () => {
     it.effect("a helper asking for SqlClient inside withTransaction joins it, and is rolled back with it", () =>
       Effect.gen(function*() {

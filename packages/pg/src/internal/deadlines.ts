@@ -34,10 +34,17 @@ const sweep = () => {
 /**
  * Settles like `promise`, or rejects with {@link TIMED_OUT} once `millis`
  * have passed (the promise is still awaited, so nothing goes unhandled).
+ * `settled`, when given, hears how long `promise` took once it settles (timed
+ * out or not), without a clock read or promise reaction of its own.
  */
-export const bounded = <A>(promise: Promise<A>, millis: number): Promise<A> =>
+export const bounded = <A>(
+  promise: Promise<A>,
+  millis: number,
+  settled?: (elapsedMillis: number) => void
+): Promise<A> =>
   new Promise<A>((resolve, reject) => {
-    const deadline: Deadline = { at: Date.now() + millis, expire: () => reject(TIMED_OUT) }
+    const start = Date.now()
+    const deadline: Deadline = { at: start + millis, expire: () => reject(TIMED_OUT) }
     pending.add(deadline)
     if (timer === undefined) {
       timer = setInterval(sweep, TICK_MILLIS)
@@ -47,10 +54,12 @@ export const bounded = <A>(promise: Promise<A>, millis: number): Promise<A> =>
     promise.then(
       (value) => {
         pending.delete(deadline)
+        if (settled !== undefined) settled(Date.now() - start)
         resolve(value)
       },
       (error) => {
         pending.delete(deadline)
+        if (settled !== undefined) settled(Date.now() - start)
         reject(error)
       }
     )

@@ -1,6 +1,6 @@
-import { Endpoint, Identity, Retry, ServerSet } from "@tether/core"
+import { Endpoint, Identity, ServerSet } from "@tether/core"
 import type { Balancer, InvalidPoolOptions } from "@tether/core"
-import { Cause, Clock, Duration, Effect, Metric, Stream } from "effect"
+import { Cause, Clock, Effect, Metric, Stream } from "effect"
 import type { Exit } from "effect"
 import type { Context, Schedule, Scope } from "effect"
 import type postgres from "postgres"
@@ -9,20 +9,11 @@ import * as PgDriver from "../PgDriver.ts"
 import type { PgConnection } from "../PgDriver.ts"
 import { fromUnknown, PgOutcomeUnknown } from "../PgError.ts"
 import type { PgError } from "../PgError.ts"
+import * as Common from "./common.ts"
 import * as PgOptions from "./pgOptions.ts"
-import { keyOf, QueryCache } from "./queryCache.ts"
+import * as QueryCache from "./queryCache.ts"
 
-const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
-  description: "Statements slower than the slow-query threshold",
-  incremental: true
-})
-const cacheRequests = Metric.counter("tether_pg_cache_requests_total", {
-  description: "Cached reads, by outcome (hit | miss)",
-  incremental: true
-})
-
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+const { cacheRequests, defaultRetry, millis, slowQueries } = Common
 
 /** `select … $1 … $2`: the statement text with placeholders, never the values. */
 const texts = new WeakMap<TemplateStringsArray, string>()
@@ -79,7 +70,6 @@ const wasSent = (exit: Exit.Exit<unknown, unknown>): boolean => {
 }
 
 /** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
-const defaultRetry = Retry.backoff({ base: "50 millis", maxDelay: "500 millis", maxAttempts: 40, maxElapsed: "10 seconds" })
 
 const isTagged = (u: unknown, tag: string) => typeof u === "object" && u !== null && "_tag" in u && u._tag === tag
 
@@ -111,13 +101,7 @@ export const make = (
     const readMode: Balancer.AccessMode = options.readFrom === "any" ? "read" : options.readFrom ?? "replica-preferred"
     const multiplex = options.multiplex ?? 1
     const driverOptions: PgDriver.Options = {
-      user: options.user,
-      password: options.password,
-      database: options.database,
-      ssl: options.ssl,
-      ca: options.ca,
-      connectTimeout: options.connectTimeout,
-      statementTimeout: options.statementTimeout,
+      ...Common.sessionOptions(options),
       // Said once below, not once per set.
       warnUnverified: false
     }
@@ -153,11 +137,8 @@ export const make = (
       name: `${name}${suffix}`,
       endpoints: endpointInputs,
       driver: PgDriver.make(driver),
-      strategy: options.strategy ?? "round-robin",
       pool,
-      health: options.health ?? { interval: "2 seconds", timeout: "1 second" },
-      breaker: options.breaker,
-      retry: options.retry ?? { schedule: defaultRetry }
+      ...Common.resilience(options)
     })
     const exclusive = yield* ServerSet.make(setOptions(driverOptions, "", options.pool))
     const shared = multiplex > 1
@@ -168,7 +149,7 @@ export const make = (
         })
       )
       : undefined
-    const cache = new QueryCache(options.cache?.capacity ?? 1_000, millis(options.cache?.ttl, 10_000))
+    const cache = yield* QueryCache.make(options.cache?.capacity ?? 1_000, options.cache?.ttl ?? "10 seconds")
     const hits = Metric.withAttributes(cacheRequests, { client: name, outcome: "hit" })
     const misses = Metric.withAttributes(cacheRequests, { client: name, outcome: "miss" })
     const slowMetric = Metric.withAttributes(slowQueries, { client: name })
@@ -296,17 +277,11 @@ export const make = (
       const cached: PgClient.Query<R> = (strings, ...values) =>
         Effect.gen(function*() {
           const text = textOf(strings)
-          const cacheKey = keyOf(text, values, yield* identityDigest)
-          const now = yield* Clock.currentTimeMillis
-          const hit = cache.get(cacheKey, now)
-          if (hit !== undefined) {
-            yield* Metric.update(hits, 1)
-            return hit
-          }
-          yield* Metric.update(misses, 1)
-          const rows = yield* read(strings, ...values)
-          cache.set(cacheKey, text, rows, yield* Clock.currentTimeMillis)
-          return rows
+          const cacheKey = QueryCache.keyOf(text, values, yield* identityDigest)
+          const context = yield* Effect.context<R>()
+          const result = yield* cache.get(cacheKey, text, Effect.provideContext(read(strings, ...values), context))
+          yield* Metric.update(result.hit ? hits : misses, 1)
+          return result.rows
         }) as never
 
       const unsafe: PgClient.Executor<R>["unsafe"] = (text, parameters, unsafeOptions) => {
@@ -392,8 +367,8 @@ export const make = (
     const client: PgClient.PgClient = {
       ...base,
       as: (key) => executor(key),
-      invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
-      cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
+      invalidateCache: cache.invalidate,
+      cacheStats: cache.stats,
       status: exclusive.status,
       unfence: (id) =>
         Effect.map(

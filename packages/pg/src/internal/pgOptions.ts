@@ -28,6 +28,7 @@ export const PgOptionsSchema = Schema.Struct({
   database: optional(Schema.String),
   ssl: optional(Schema.Literals(SSL_MODES)),
   ca: optional(Schema.String),
+  applicationName: optional(Schema.String),
   connectTimeout: optional(Validation.PositiveDurationInput),
   statementTimeout: optional(Validation.DurationInput),
   queryTimeout: optional(Validation.PositiveDurationInput),
@@ -42,6 +43,17 @@ export const PgOptionsSchema = Schema.Struct({
   ...ServerSetConfig.ResilienceOptionsFields
 })
 
+/** @internal */
+export const PgSqlOptionsSchema = Schema.Struct({
+  ...PgOptionsSchema.fields,
+  pipeline: optional(Validation.IntAtLeast(1)),
+  pgbouncer: optional(Schema.Literal("transaction")),
+  listenEndpoints: optional(Schema.Array(Schema.Unknown).annotate({ message: `an array of endpoints (${PG_URL})` })),
+  exclusivePool: PgOptionsSchema.fields.pool,
+  readPool: PgOptionsSchema.fields.pool,
+  transformJson: optional(Schema.Boolean)
+})
+
 const isPgUrl = (url: string) => /^postgres(?:ql)?:\/\/[^/?#]/i.test(url)
 
 /**
@@ -53,6 +65,18 @@ export const checkOptions = (options: unknown): Effect.Effect<void, InvalidPoolO
   const given = typeof options === "object" && options !== null ? (options as { name?: unknown }).name : undefined
   return Effect.asVoid(
     Validation.validate(PgOptionsSchema, options, { component: `PgClient "${typeof given === "string" ? given : "pg"}"` })
+  )
+}
+
+/**
+ * Checks `PgSql.Options` before anything reads them.
+ *
+ * @internal
+ */
+export const checkSqlOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> => {
+  const given = typeof options === "object" && options !== null ? (options as { name?: unknown }).name : undefined
+  return Effect.asVoid(
+    Validation.validate(PgSqlOptionsSchema, options, { component: `PgSql "${typeof given === "string" ? given : "pg"}"` })
   )
 }
 

@@ -1,6 +1,6 @@
-import { Retry, ServerSet } from "@tether/core"
-import type { Balancer, Endpoint, Identity, InvalidPoolOptions } from "@tether/core"
-import { Cause, Context, Deferred, Duration, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
+import { Identity, ServerSet } from "@tether/core"
+import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
+import { Cause, Context, Deferred, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
 import type { Fiber, Scope } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -12,6 +12,9 @@ import type postgres from "postgres"
 import type * as PgSql from "../PgSql.ts"
 import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
 import { bounded, TIMED_OUT } from "./deadlines.ts"
+import * as Common from "./common.ts"
+import * as PgOptions from "./pgOptions.ts"
+import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
 import * as Compiler from "./sqlCompiler.ts"
 import * as SqlDriver from "./sqlDriver.ts"
@@ -27,29 +30,26 @@ export const CurrentIdentity = Context.Reference<Context.Key<unknown, Identity.C
   { defaultValue: () => undefined }
 )
 
-const slowQueries = Metric.counter("tether_pg_slow_queries_total", {
-  description: "Statements slower than the slow-query threshold",
-  incremental: true
-})
-
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
-
 /** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
-export const defaultRetry = Retry.backoff({
-  base: "50 millis",
-  maxDelay: "500 millis",
-  maxAttempts: 40,
-  maxElapsed: "10 seconds"
-})
+export const defaultRetry = Common.defaultRetry
+
+const { cacheRequests, millis, slowQueries } = Common
 
 const BEGIN = /^\s*(begin|start\s+transaction)\b/i
 const END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i
 
-/** The first keyword of a statement (`db.operation.name`). */
+const operations = new Map<string, string>()
+
+/** The first keyword of a statement (`db.operation.name`), remembered for the last 1,000 texts. */
 const operationOf = (text: string): string => {
-  const match = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(text)
-  return match === null ? "unknown" : match[1]!.toUpperCase()
+  let operation = operations.get(text)
+  if (operation === undefined) {
+    const match = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(text)
+    operation = match === null ? "unknown" : match[1]!.toUpperCase()
+    if (operations.size >= 1_000) operations.clear()
+    operations.set(text, operation)
+  }
+  return operation
 }
 
 const endpointOf = (url: string) => {
@@ -75,11 +75,29 @@ interface RunOptions {
   readonly raw?: boolean | undefined
 }
 
+/** A kind of statement, as run on the primary (`write`) and on a replica (`read`): built once, not per statement. */
+interface RunKind {
+  readonly read: RunOptions
+  readonly write: RunOptions
+}
+
+const kind = (run: Omit<RunOptions, "write">): RunKind => ({ read: { ...run, write: false }, write: { ...run, write: true } })
+
+const RUN = {
+  execute: kind({ prepare: true }),
+  raw: kind({ prepare: true, raw: true }),
+  values: kind({ prepare: true, values: true }),
+  valuesUnprepared: kind({ prepare: false, values: true }),
+  unprepared: kind({ prepare: false })
+} as const
+
 /** @internal */
 export const make = (
   options: PgSql.Options
 ): Effect.Effect<PgSql.PgSql, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
+    // Every option is checked before anything reads it: a bad one is one typed error, never a throw.
+    yield* PgOptions.checkSqlOptions(options)
     const name = options.name ?? "pg"
     const timeoutMillis = millis(options.queryTimeout, 30_000)
     const slowMillis = millis(options.slowQueryThreshold, 1_000)
@@ -92,14 +110,8 @@ export const make = (
     )
     const first = endpointOf(typeof endpoints[0] === "string" ? endpoints[0] : endpoints[0]?.url ?? "")
     const driverOptions: SqlDriver.Options = {
-      user: options.user,
-      password: options.password,
-      database: options.database,
-      ssl: options.ssl,
-      ca: options.ca,
-      connectTimeout: options.connectTimeout,
+      ...Common.sessionOptions(options),
       statementTimeout: pgbouncer ? undefined : options.statementTimeout,
-      applicationName: options.applicationName,
       prepare,
       pgbouncer,
       maxPipeline: Math.max(pipeline, 1)
@@ -113,11 +125,8 @@ export const make = (
       name: `${name}${suffix}`,
       endpoints: list,
       driver: SqlDriver.make(driver),
-      strategy: options.strategy ?? "round-robin",
       pool,
-      health: options.health ?? { interval: "2 seconds", timeout: "1 second" },
-      breaker: options.breaker,
-      retry: options.retry ?? { schedule: defaultRetry }
+      ...Common.resilience(options)
     })
     // Plain statements: one pooled session per role and endpoint, a group of `pool.max` postgres.js
     // connections for the default role (postgres.js spreads statements over them, idle ones first,
@@ -175,10 +184,15 @@ export const make = (
     const notSent = (session: SqlSession, reason: string) =>
       new PgConnectionError({ endpoint: session.endpoint, code: "CONNECTION_CLOSED", reason, mayHaveReachedServer: false })
 
+    // postgres.js only reads a statement's options: two shared objects, not one per statement.
+    const PREPARED = { prepare } as const
+    const UNPREPARED = { prepare: false } as const
     const send = (session: SqlSession, text: string, params: ReadonlyArray<unknown>, run: RunOptions) => {
-      const query = session.sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, {
-        prepare: run.prepare && prepare
-      })
+      const query = session.sql.unsafe(
+        text,
+        params as Array<postgres.ParameterOrJSON<never>>,
+        run.prepare ? PREPARED : UNPREPARED
+      )
       return run.values ? query.values() : query
     }
 
@@ -195,7 +209,12 @@ export const make = (
       }
       let raw: unknown
       return Effect.tryPromise({
-        try: () => bounded(timedPromise(text, session, send(session, text, params, run) as Promise<unknown>), timeoutMillis),
+        try: () =>
+          bounded(
+            send(session, text, params, run) as Promise<unknown>,
+            timeoutMillis,
+            (elapsed) => elapsed >= slowMillis && noteSlow(text, elapsed, session)
+          ),
         catch: (cause) => {
           raw = cause
           if (cause === TIMED_OUT) {
@@ -246,14 +265,8 @@ export const make = (
      * statement), logged and counted by a background fiber.
      */
     const slow: Array<{ readonly text: string; readonly elapsed: number; readonly endpoint: string }> = []
-    const timedPromise = <A>(text: string, session: SqlSession, promise: Promise<A>): Promise<A> => {
-      const start = Date.now()
-      const done = () => {
-        const elapsed = Date.now() - start
-        if (elapsed >= slowMillis && slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
-      }
-      promise.then(done, done)
-      return promise
+    const noteSlow = (text: string, elapsed: number, session: SqlSession) => {
+      if (slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
     }
     yield* Effect.gen(function*() {
       while (true) {
@@ -318,14 +331,14 @@ export const make = (
     const routed = (
       text: string,
       params: ReadonlyArray<unknown>,
-      run: Omit<RunOptions, "write">,
+      run: RunKind,
       transform: Transform,
       operation: string
     ): Effect.Effect<any, SqlError> =>
       Effect.withFiber((fiber) => {
         const read = fiber.getRef(ReadReplica)
         const key = fiber.getRef(CurrentIdentity)
-        const runWith: RunOptions = { ...run, write: !read }
+        const runWith = read ? run.read : run.write
         const span = statementSpan(fiber)
         const f = (session: SqlSession) => {
           if (span !== undefined) annotate(span, session, text)
@@ -397,14 +410,13 @@ export const make = (
       }))
 
     const routedConnection: Connection = {
-      execute: (sql, params, transform) => routed(sql, params, { prepare: true }, transform, "execute"),
-      executeRaw: (sql, params) => routed(sql, params, { prepare: true, raw: true }, undefined, "executeRaw"),
+      execute: (sql, params, transform) => routed(sql, params, RUN.execute, transform, "execute"),
+      executeRaw: (sql, params) => routed(sql, params, RUN.raw, undefined, "executeRaw"),
       executeStream: (sql, params, transform) => routedStream(sql, params, transform),
-      executeValues: (sql, params) => routed(sql, params, { prepare: true, values: true }, undefined, "executeValues"),
+      executeValues: (sql, params) => routed(sql, params, RUN.values, undefined, "executeValues"),
       executeValuesUnprepared: (sql, params) =>
-        routed(sql, params, { prepare: false, values: true }, undefined, "executeValuesUnprepared"),
-      executeUnprepared: (sql, params, transform) =>
-        routed(sql, params, { prepare: false }, transform, "executeUnprepared")
+        routed(sql, params, RUN.valuesUnprepared, undefined, "executeValuesUnprepared"),
+      executeUnprepared: (sql, params, transform) => routed(sql, params, RUN.unprepared, transform, "executeUnprepared")
     }
 
     const pinnedConnection = (session: SqlSession): Connection & { readonly session: SqlSession } => ({
@@ -548,8 +560,31 @@ export const make = (
       return Stream.mapError(listenSet.useStream(f, { mode: "write", idempotent: true }), (e) => toSqlError(e, "listen"))
     }
 
+    // --- the query cache --------------------------------------------------------
+
+    const cache = yield* QueryCache.make(options.cache?.capacity ?? 1_000, options.cache?.ttl ?? "10 seconds")
+    const cacheHits = Metric.withAttributes(cacheRequests, { client: name, outcome: "hit" })
+    const cacheMisses = Metric.withAttributes(cacheRequests, { client: name, outcome: "miss" })
+    const cached = <A extends object>(statement: Statement.Statement<A>): Effect.Effect<ReadonlyArray<A>, SqlError> =>
+      Effect.withFiber((fiber) => {
+        if (Context.getOrUndefined(fiber.context, client.transactionService) !== undefined) return statement
+        const key = fiber.getRef(CurrentIdentity)
+        // `PgSql.as` provides the identity along with the key.
+        const credentials = key === undefined ? undefined : Context.getOrUndefined(fiber.context, key)
+        const identity = credentials === undefined ? "default" : Identity.digest(credentials)
+        const [text, params] = statement.compile()
+        const id = QueryCache.keyOf(text, params, `${fiber.getRef(ReadReplica) ? "r" : "w"}:${identity}`)
+        return cache.get(id, text, statement).pipe(
+          Effect.tap((result) => Metric.update(result.hit ? cacheHits : cacheMisses, 1)),
+          Effect.map((result) => result.rows)
+        )
+      })
+
     const service: PgSql.PgSql = Object.assign(client, {
       json: Compiler.json,
+      cached,
+      invalidateCache: cache.invalidate,
+      cacheStats: cache.stats,
       listen: (channel: string) =>
         Stream.retry(
           listenOnce(channel),
@@ -558,7 +593,7 @@ export const make = (
           )
         ) as Stream.Stream<string, SqlError>,
       notify: (channel: string, payload: string) =>
-        Effect.asVoid(routed("select pg_notify($1, $2)", [channel, payload], { prepare: true }, undefined, "notify")),
+        Effect.asVoid(routed("select pg_notify($1, $2)", [channel, payload], RUN.execute, undefined, "notify")),
       status: shared.status,
       statusAll: Effect.all({ shared: shared.status, exclusive: exclusive.status })
     })

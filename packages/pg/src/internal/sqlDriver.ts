@@ -10,11 +10,12 @@
  * - `notify`: LISTEN notifications of this session go to its listeners.
  */
 import type { Driver, Endpoint, Identity } from "@tether/core"
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import * as PgDriver from "../PgDriver.ts"
 import { classify, isBroken, PgConnectionError, PgTlsError } from "../PgError.ts"
+import * as Session from "./session.ts"
 import type { PgError } from "../PgError.ts"
 
 /** One session of the SQL client. */
@@ -72,15 +73,9 @@ export const connect = (
   endpoint: Endpoint.Endpoint,
   identity: Identity.Credentials | undefined
 ): Effect.Effect<SqlSession, PgError, Scope.Scope> => {
-  const user = identity?.principal ?? options.user
-  const secret = identity === undefined ? options.password : identity.secret
-  const connectMillis = millis(options.connectTimeout, 5_000)
-  const statementMillis = options.statementTimeout === undefined ? undefined : millis(options.statementTimeout, 0)
-  const context = { endpoint: endpoint.url, user }
-  const tls = PgDriver.tlsOf(options, endpoint)
-  if ("problem" in tls) {
-    return Effect.fail(new PgTlsError({ endpoint: context.endpoint, code: "INVALID_TLS_SETTINGS", reason: tls.problem }))
-  }
+  const setup = Session.setup(options, endpoint, identity)
+  if (setup instanceof PgTlsError) return Effect.fail(setup)
+  const { connectMillis, context, user } = setup
   const max = identity === undefined ? Math.max(1, options.connections ?? 1) : 1
   const listeners = new Set<(channel: string, payload: string) => void>()
   const onClose = new Set<() => void>()
@@ -88,18 +83,11 @@ export const connect = (
   let closedEarly = false
   return Effect.acquireRelease(
     Effect.sync(() =>
-      postgres(tls.url, {
-        username: user,
-        ...(secret === undefined ? {} : { password: Redacted.value(secret) }),
-        ...(options.database === undefined ? {} : { database: options.database }),
+      postgres(setup.url, {
+        ...setup.base,
         max,
-        idle_timeout: 0,
-        max_lifetime: null,
         max_pipeline: options.maxPipeline ?? 100,
-        connect_timeout: Math.max(1, Math.ceil(connectMillis / 1000)),
-        fetch_types: false,
         prepare: options.prepare ?? true,
-        onnotice: () => undefined,
         onnotify: (channel: string, payload: string) => {
           for (const listener of listeners) listener(channel, payload)
         },
@@ -108,12 +96,6 @@ export const connect = (
           else session.closed = true
           for (const f of onClose) f()
           onClose.clear()
-        },
-        ssl: tls.ssl as boolean | object | "prefer",
-        connection: {
-          application_name: options.applicationName ?? "tether",
-          ...(options.readOnlySessions === true ? { default_transaction_read_only: true } : {}),
-          ...(statementMillis === undefined ? {} : { statement_timeout: statementMillis })
         }
       } as postgres.Options<Record<string, postgres.PostgresType>>)
     ),
