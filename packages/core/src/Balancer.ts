@@ -129,6 +129,8 @@ export interface EndpointState {
   readonly timeline: number | undefined
   /** Set while the endpoint is fenced as a stale primary. */
   readonly fenced: Fence | undefined
+  /** Drained by the operator: listed, gets no new work (see `Balancer.setDraining`). */
+  readonly draining?: boolean | undefined
   /** The number of the last observation of this endpoint (see `State.observations`); 0 before any. */
   readonly observedAt: number
   /** `State.observations` when the endpoint last came back from `unhealthy` (0 at start). */
@@ -512,6 +514,7 @@ export const eligible = (
     const e = endpoints[i]!
     let reason: string | undefined
     if (e.fenced !== undefined) reason = staleReason(e.fenced)
+    else if (e.draining === true) reason = "draining (by the operator)"
     else if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
     else if (mode === "replica-only" && e.role !== "replica") reason = `${e.role} (replica-only read)`
     else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
@@ -774,7 +777,12 @@ export interface PickOptions {
  * @category models
  */
 export interface Balancer {
+  /** The current strategy (see `setStrategy`). */
   readonly strategy: Strategy
+  /** Switches strategy from the next pick on; fails on an unknown one. */
+  readonly setStrategy: (strategy: Strategy) => Effect.Effect<void, InvalidOptions>
+  /** Drains (no new picks, still listed) or re-enables an endpoint. */
+  readonly setDraining: (id: EndpointId, draining: boolean) => Effect.Effect<void>
   /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
   readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
   /** The current state. */
@@ -817,18 +825,10 @@ export const make = (options: {
   readonly latencyAlpha?: number | undefined
 }): Effect.Effect<Balancer, InvalidOptions> =>
   Effect.suspend(() => {
-    const strategy = options.strategy ?? "weighted-round-robin"
-    if (typeof strategy !== "string" || !Object.hasOwn(selectors, strategy)) {
-      return Effect.fail(
-        new InvalidOptions({
-          component: "balancer",
-          option: "strategy",
-          value: strategy,
-          allowed: Object.keys(selectors).map((s) => JSON.stringify(s)).join(" | ")
-        })
-      )
-    }
-    const select = selectors[strategy]
+    let strategy = options.strategy ?? "weighted-round-robin"
+    const invalid = checkStrategy(strategy)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    let select = selectors[strategy]
     const alpha = options.latencyAlpha ?? Ewma.defaultAlpha
     // One fiber runs at a time, so a plain variable updated synchronously is
     // as atomic as a `Ref`, and cheaper on the per-call path.
@@ -851,7 +851,19 @@ export const make = (options: {
       if (e !== undefined) e.latency = Ewma.next(e.latency, millis, alpha)
     }
     return Effect.succeed<Balancer>({
-      strategy,
+      get strategy() {
+        return strategy
+      },
+      setStrategy: (next) =>
+        Effect.suspend(() => {
+          const invalid = checkStrategy(next)
+          if (invalid !== undefined) return Effect.fail(invalid)
+          strategy = next
+          select = selectors[next]
+          return Effect.void
+        }),
+      setDraining: (id, draining) =>
+        modifyEndpoint(id, (e) => ((e.draining === true) === draining ? e : { ...e, draining })),
       pick: (mode, pickOptions) =>
         Effect.flatMap(Effect.service(Random.Random), (rng) =>
           Effect.suspend(() => {
@@ -907,3 +919,11 @@ export const make = (options: {
   })
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+const checkStrategy = (strategy: unknown): InvalidOptions | undefined =>
+  typeof strategy === "string" && Object.hasOwn(selectors, strategy) ? undefined : new InvalidOptions({
+    component: "balancer",
+    option: "strategy",
+    value: strategy,
+    allowed: Object.keys(selectors).map((s) => JSON.stringify(s)).join(" | ")
+  })

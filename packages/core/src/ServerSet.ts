@@ -36,7 +36,7 @@
  * @since 0.1.0
  */
 import type { Context, Duration, Effect, Schedule, Scope, Stream } from "effect"
-import { Layer } from "effect"
+import { Data, Layer } from "effect"
 import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
@@ -47,7 +47,8 @@ import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
 import * as internal from "./internal/serverSet.ts"
-import type { InvalidPoolOptions } from "./PoolError.ts"
+import type { InvalidBreakerOptions, InvalidPoolOptions } from "./PoolError.ts"
+import type { InvalidOptions } from "./Validation.ts"
 
 /**
  * Options of {@link make}.
@@ -144,6 +145,8 @@ export interface EndpointStatus {
   readonly fenced: Fence | undefined
   readonly weight: number
   readonly priority: number
+  /** Drained by the operator (see {@link Reconfigure.drain}): listed, gets no new work. */
+  readonly draining?: boolean | undefined
   readonly health: Health
   /** The monitor's view; `undefined` when health monitoring is off. */
   readonly monitor: HealthState | undefined
@@ -288,6 +291,139 @@ export interface ServerSet<C, E> {
    * ```
    */
   readonly unfence: (id: EndpointId) => Effect.Effect<boolean>
+  /** Changes the running set: endpoints, weights, pools, breakers, strategy (see {@link Reconfigure}). */
+  readonly reconfigure: Reconfigure
+}
+
+/**
+ * Breaker thresholds of every endpoint (see `CircuitBreaker.Options`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BreakerThresholds = Omit<CircuitBreaker.Options, "endpoint" | "classify">
+
+/**
+ * A whole new configuration for {@link Reconfigure.apply}: what is left out
+ * stays as it is. `ServerSet.Options` fit (their other fields are ignored).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reconfiguration {
+  readonly endpoints?: ReadonlyArray<EndpointInput | string> | undefined
+  readonly strategy?: Strategy | undefined
+  readonly pool?: IdentityPool.Limits | undefined
+  /** `false` only where the breakers were off from the start (they cannot be turned on or off while running). */
+  readonly breaker?: false | BreakerThresholds | undefined
+}
+
+/**
+ * One change {@link Reconfigure.apply} made.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Change =
+  | { readonly _tag: "EndpointAdded"; readonly endpoint: EndpointId }
+  | { readonly _tag: "EndpointRemoved"; readonly endpoint: EndpointId }
+  | { readonly _tag: "EndpointReplaced"; readonly endpoint: EndpointId }
+  | {
+    readonly _tag: "EndpointUpdated"
+    readonly endpoint: EndpointId
+    readonly weight: number
+    readonly priority: number
+    readonly role: Role
+  }
+  | { readonly _tag: "PoolResized"; readonly limits: IdentityPool.Limits }
+  | { readonly _tag: "BreakerChanged" }
+  | { readonly _tag: "StrategyChanged"; readonly from: Strategy; readonly to: Strategy }
+
+/**
+ * Everything {@link Reconfigure.apply} can fail with; nothing is changed then.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ApplyError = InvalidEndpoint | InvalidPoolOptions | InvalidBreakerOptions | InvalidOptions
+
+/**
+ * The endpoint named is not in the set. List the set's endpoints with
+ * `status` and use one of their ids.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownEndpoint extends Data.TaggedError("UnknownEndpoint")<{
+  readonly set: string
+  readonly endpoint: string
+  readonly known: ReadonlyArray<string>
+}> {
+  override get message(): string {
+    return `server set "${this.set}" has no endpoint ${JSON.stringify(this.endpoint)}; ` +
+      `its endpoints are ${this.known.map((k) => JSON.stringify(k)).join(", ") || "none"}`
+  }
+}
+
+/**
+ * Run-time reconfiguration of a running set, or of a client's sets (e.g.
+ * `PgClient.reconfigure`). No change fails or interrupts work in flight;
+ * every change is logged at INFO.
+ *
+ * @example
+ * ```ts
+ * import type { ServerSet } from "@tether/core"
+ * import { Effect } from "effect"
+ *
+ * declare const handle: ServerSet.Reconfigure
+ *
+ * const maintenance = Effect.gen(function*() {
+ *   yield* handle.drain("postgres://db2:5432/app") // no new work; in-flight work finishes
+ *   // … patch and restart db2 …
+ *   yield* handle.enable("postgres://db2:5432/app")
+ *   yield* handle.setWeight("postgres://db2:5432/app", 3)
+ *   yield* handle.resizePool({ max: 20 })
+ *   yield* handle.setBreaker({ consecutiveFailures: 10 })
+ *   yield* handle.setStrategy("least-connections")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reconfigure {
+  readonly name: string
+  readonly status: Effect.Effect<Status>
+  /** Adds an endpoint (see {@link ServerSet.add}). */
+  readonly add: (endpoint: EndpointInput | string) => Effect.Effect<void, InvalidEndpoint | InvalidPoolOptions>
+  /** Removes an endpoint once its work in flight is done (see {@link ServerSet.remove}). */
+  readonly remove: (id: EndpointId) => Effect.Effect<void>
+  /** No new work goes to the endpoint; work in flight finishes; it stays listed as draining, its pool open. */
+  readonly drain: (id: EndpointId) => Effect.Effect<void, UnknownEndpoint>
+  /** Lets a drained endpoint take work again. */
+  readonly enable: (id: EndpointId) => Effect.Effect<void, UnknownEndpoint>
+  /** Changes an endpoint's weight (a positive integer) from the next pick on. */
+  readonly setWeight: (id: EndpointId, weight: number) => Effect.Effect<void, UnknownEndpoint | InvalidEndpoint>
+  /**
+   * Resizes the pool of one endpoint, or of every endpoint (and of those
+   * added later) when `id` is left out (see `IdentityPool.resize`).
+   */
+  readonly resizePool: (
+    limits: IdentityPool.Limits,
+    id?: EndpointId
+  ) => Effect.Effect<void, UnknownEndpoint | InvalidPoolOptions>
+  /** New breaker thresholds for every endpoint (see `CircuitBreaker.reconfigure`). */
+  readonly setBreaker: (thresholds: BreakerThresholds) => Effect.Effect<void, InvalidBreakerOptions>
+  /** Switches the balancing strategy from the next pick on. */
+  readonly setStrategy: (strategy: Strategy) => Effect.Effect<void, InvalidOptions>
+  /**
+   * Diffs a whole new configuration against the running one and applies the
+   * difference: endpoints added, removed, re-weighted (or replaced when
+   * their connection settings changed), pool limits, breaker thresholds,
+   * strategy. Everything is checked first: a bad configuration fails and
+   * changes nothing. Answers the changes made.
+   */
+  readonly apply: (config: Reconfiguration) => Effect.Effect<ReadonlyArray<Change>, ApplyError>
 }
 
 /**

@@ -350,8 +350,9 @@ export const make = <A, E, R>(
       entry.lastUsedAt = clock.currentTimeMillisUnsafe()
       const broken = isBroken !== undefined && Exit.isFailure(exit) &&
         exit.cause.reasons.some((reason) => reason._tag === "Fail" && isBroken(reason.error))
-      if (broken || entry.lastUsedAt - entry.createdAt >= maxLifetime) {
-        // Closing it frees capacity: its finalizer wakes the next waiter.
+      const shrunk = capacity !== undefined && entry.holders.length === 0 && capacity.overLimit()
+      if (broken || shrunk || entry.lastUsedAt - entry.createdAt >= maxLifetime) {
+        // Closing it frees capacity: its finalizer wakes the next waiter (shrunk: see `Capacity.resize`).
         return retire(entry)
       }
       wakeOne()

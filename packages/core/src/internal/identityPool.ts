@@ -62,9 +62,12 @@ export const make = <C, E>(
 ): Effect.Effect<IdentityPool.IdentityPool<C, E>, InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name
-    const max = options.max ?? pools.defaults.max
-    const maxPerIdentity = options.maxPerIdentity ?? max
-    const min = options.min ?? 0
+    // Changed at run time by `resize`.
+    let max = options.max ?? pools.defaults.max
+    let maxPerIdentity = options.maxPerIdentity ?? max
+    let min = options.min ?? 0
+    /** Whether `maxPerIdentity` follows `max` (it was not given). */
+    let perIdentityFollowsMax = options.maxPerIdentity === undefined
     if (!Number.isInteger(max) || max < 1) {
       return yield* Effect.fail(new InvalidPoolOptions({ pool: name, option: "max", reason: `must be an integer >= 1, got ${max}` }))
     }
@@ -235,6 +238,23 @@ export const make = <C, E>(
 
     if (min > 0) yield* open(undefined, DEFAULT)
 
+    const resize = (limits: IdentityPool.Limits) =>
+      Effect.gen(function*() {
+        const next = resized({ max, maxPerIdentity, min, perIdentityFollowsMax }, limits)
+        const invalid = checkLimits(name, next)
+        if (invalid !== undefined) return yield* Effect.fail(invalid)
+        yield* pools.checkOptions({ ...shareOptions(undefined, DEFAULT), min: next.min, max: next.maxPerIdentity })
+        const sharesChange = next.maxPerIdentity !== maxPerIdentity || next.min !== min
+        ;({ max, maxPerIdentity, min, perIdentityFollowsMax } = next)
+        if (sharesChange) {
+          // Each identity's pool has a fixed size: new borrowers get a pool of the new
+          // size, the old one serves its waiters and closes once nobody uses it.
+          yield* Effect.forEach([...shares.values()], retire, { discard: true })
+          if (min > 0) yield* open(undefined, DEFAULT)
+        }
+        yield* capacity.resize(max)
+      })
+
     /** Borrows from one share; a connection found not ready is destroyed and another one borrowed. */
     const useShare = <A, E2, R>(
       share: Share<C, E>,
@@ -286,8 +306,9 @@ export const make = <C, E>(
         idle: sum((s) => s.idle),
         inUse: sum((s) => s.inUse),
         pending: sum((s) => s.pending),
-        min: 0,
+        min,
         max,
+        maxPerIdentity,
         created,
         destroyed: sum((s) => s.destroyed),
         acquireFailures: sum((s) => s.acquireFailures),
@@ -386,6 +407,49 @@ export const make = <C, E>(
           (counts) => counts.reduce((a, b) => a + b, 0)
         )
       ),
-      stats
+      stats,
+      resize
     }
   })
+
+interface Limits {
+  readonly max: number
+  readonly maxPerIdentity: number
+  readonly min: number
+  readonly perIdentityFollowsMax: boolean
+}
+
+/** The limits after a resize: `maxPerIdentity` follows `max` unless it was ever given. @internal */
+export const resized = (current: Limits, change: IdentityPool.Limits): Limits => {
+  const max = change.max ?? current.max
+  const follows = change.maxPerIdentity === undefined && current.perIdentityFollowsMax
+  return {
+    max,
+    maxPerIdentity: change.maxPerIdentity ?? (follows ? max : Math.min(current.maxPerIdentity, max)),
+    min: change.min ?? current.min,
+    perIdentityFollowsMax: follows
+  }
+}
+
+/** The first invalid limit, as the pool's constructor would report it. @internal */
+export const checkLimits = (pool: string, limits: Limits): InvalidPoolOptions | undefined => {
+  const { max, maxPerIdentity, min } = limits
+  if (!Number.isInteger(max) || max < 1) {
+    return new InvalidPoolOptions({ pool, option: "max", reason: `must be an integer >= 1, got ${max}` })
+  }
+  if (!Number.isInteger(maxPerIdentity) || maxPerIdentity < 1 || maxPerIdentity > max) {
+    return new InvalidPoolOptions({
+      pool,
+      option: "maxPerIdentity",
+      reason: `must be an integer from 1 to max (${max}), got ${maxPerIdentity}`
+    })
+  }
+  if (!Number.isInteger(min) || min < 0 || min > maxPerIdentity) {
+    return new InvalidPoolOptions({
+      pool,
+      option: "min",
+      reason: `must be an integer from 0 to maxPerIdentity (${maxPerIdentity}), got ${min}`
+    })
+  }
+  return undefined
+}
