@@ -46,6 +46,7 @@ import type { Endpoint, EndpointId, EndpointInput, InvalidEndpoint, Role } from 
 import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
+import * as reconfigure from "./internal/reconfigure.ts"
 import * as internal from "./internal/serverSet.ts"
 import type { InvalidBreakerOptions, InvalidPoolOptions } from "./PoolError.ts"
 import type { InvalidOptions } from "./Validation.ts"
@@ -461,3 +462,26 @@ export const layer = <I, C, E>(
   key: Context.Key<I, ServerSet<C, E>>,
   options: Options<C, E>
 ): Layer.Layer<I, InvalidEndpoint | InvalidPoolOptions> => Layer.effect(key, make(options))
+
+/**
+ * One {@link Reconfigure} handle over several sets serving the same servers
+ * (e.g. a client's exclusive and multiplexed sets): each change goes to every
+ * set in turn; `status` is the first set's.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const combineReconfigure: (
+  first: Reconfigure,
+  ...rest: ReadonlyArray<Reconfigure>
+) => Reconfigure = reconfigure.combine
+
+/**
+ * The {@link Reconfigure} handle of a client with no servers to steer (an
+ * in-process database such as PGlite): adding an endpoint fails, naming one
+ * fails with {@link UnknownEndpoint}, the rest changes nothing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serverlessReconfigure: (name: string, status: Effect.Effect<Status>) => Reconfigure = reconfigure.serverless

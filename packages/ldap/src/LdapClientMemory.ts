@@ -22,6 +22,7 @@
  * @since 0.1.0
  */
 import type { Identity } from "@tether/core"
+import { ServerSet } from "@tether/core"
 import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { Context } from "effect"
 import { AndFilter, EqualityFilter, FilterParser, GreaterThanEqualsFilter, LessThanEqualsFilter, NotFilter, OrFilter, PresenceFilter, SubstringFilter } from "ldapts"
@@ -303,7 +304,11 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     ...operations(Effect.succeed("")),
     as: <I>(key: Context.Key<I, Identity.Credentials>) => operations(Effect.flatMap(Effect.service(key), bindAs)),
     // No servers: an empty status.
-    status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
+    status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+    reconfigure: ServerSet.serverlessReconfigure(
+      ENDPOINT,
+      Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
+    )
   }
 }
 

@@ -29,6 +29,7 @@
  * @since 0.1.0
  */
 import type { Identity } from "@tether/core"
+import { ServerSet } from "@tether/core"
 import type { PGlite } from "@electric-sql/pglite"
 import { Clock, Duration, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
 import type { Context, Scope } from "effect"
@@ -159,6 +160,7 @@ export const make = (options?: {
       invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
       cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
       status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+      reconfigure: ServerSet.serverlessReconfigure(ENDPOINT, Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })),
       // One in-process database: nothing is ever fenced.
       unfence: () => Effect.succeed(false)
     } satisfies PgClient.PgClient

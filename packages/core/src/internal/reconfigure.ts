@@ -364,3 +364,33 @@ export const combine = (
       Effect.flatMap(first.apply(config), (changes) => Effect.as(Effect.forEach(rest, (h) => h.apply(config)), changes))
   }
 }
+
+/**
+ * The handle of a client that runs without servers to steer (an in-process
+ * database): there is no endpoint to name, adding one fails, and the rest
+ * changes nothing.
+ */
+export const serverless = (name: string, status: Effect.Effect<ServerSet.Status>): ServerSet.Reconfigure => {
+  const unknown = (id: string) => Effect.fail(new UnknownEndpoint({ set: name, endpoint: id, known: [] }))
+  const refuse = (endpoint: string) =>
+    Effect.fail(
+      new Endpoint.InvalidEndpoint({
+        endpoint,
+        problems: [{ field: "url", message: `"${name}" runs in process and has no servers to add` }]
+      })
+    )
+  return {
+    name,
+    status,
+    add: (input) => refuse(typeof input === "string" ? Endpoint.redactUrl(input) : Endpoint.redactUrl(input.url)),
+    remove: () => Effect.void,
+    drain: unknown,
+    enable: unknown,
+    setWeight: unknown,
+    resizePool: (_limits, id) => id === undefined ? Effect.void : unknown(id),
+    setBreaker: () => Effect.void,
+    setStrategy: () => Effect.void,
+    apply: (config) =>
+      config.endpoints !== undefined && config.endpoints.length > 0 ? refuse("(endpoints)") : Effect.succeed([])
+  }
+}

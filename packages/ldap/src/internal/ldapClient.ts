@@ -296,7 +296,8 @@ export const make = (
     return {
       ...operations<never>(undefined),
       as: (key) => operations(key),
-      status: set.status
+      status: set.status,
+      reconfigure: set.reconfigure
     }
   })
 

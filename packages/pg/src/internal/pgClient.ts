@@ -395,6 +395,9 @@ export const make = (
       invalidateCache: (predicate) => Effect.sync(() => cache.invalidate(predicate)),
       cacheStats: Effect.sync(() => ({ hits: cache.hits, misses: cache.misses, size: cache.size })),
       status: exclusive.status,
+      reconfigure: shared === undefined
+        ? exclusive.reconfigure
+        : ServerSet.combineReconfigure(exclusive.reconfigure, shared.reconfigure),
       unfence: (id) =>
         Effect.map(
           Effect.all([exclusive.unfence(id), shared === undefined ? Effect.succeed(false) : shared.unfence(id)]),
