@@ -35,7 +35,7 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Effect, Schedule, Scope, Stream } from "effect"
+import type { Context, Duration, Effect, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { Data, Layer } from "effect"
 import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
@@ -47,6 +47,7 @@ import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
 import * as reconfigure from "./internal/reconfigure.ts"
+import * as reconfigureWatch from "./internal/reconfigureWatch.ts"
 import * as internal from "./internal/serverSet.ts"
 import type { InvalidBreakerOptions, InvalidPoolOptions } from "./PoolError.ts"
 import type { InvalidOptions } from "./Validation.ts"
@@ -485,3 +486,56 @@ export const combineReconfigure: (
  * @category constructors
  */
 export const serverlessReconfigure: (name: string, status: Effect.Effect<Status>) => Reconfigure = reconfigure.serverless
+
+/**
+ * Options of {@link watchConfig}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchConfigOptions<A, E> {
+  /** Reads the source's text (e.g. a file). */
+  readonly read: Effect.Effect<string, E>
+  /** Parses and checks it. */
+  readonly decode: (text: string) => Effect.Effect<A, E>
+  /** The part `apply` understands (endpoints, strategy, pool, breaker). */
+  readonly toReconfiguration: (config: A) => Reconfiguration
+  readonly target: Reconfigure
+  /** Time between two reads. Default 5 seconds. */
+  readonly interval?: Duration.Input | undefined
+  /** Names the source in logs, e.g. the file's path. Default `configuration`. */
+  readonly label?: string | undefined
+}
+
+/**
+ * A running watch (see {@link watchConfig}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigWatch<A, E> {
+  /** The last configuration applied: its current value and a stream of changes. */
+  readonly config: SubscriptionRef.SubscriptionRef<A>
+  /**
+   * Reads and applies the source now (e.g. on SIGHUP); answers the changes
+   * made. A bad source fails (typed, logged) and changes nothing.
+   */
+  readonly reload: Effect.Effect<ReadonlyArray<Change>, E | ApplyError>
+}
+
+/**
+ * Watches a configuration source until the scope closes: reads it now and
+ * every `interval`, and applies each change through `target.apply` (logged at
+ * INFO). A source that cannot be read, parsed or applied is logged at ERROR
+ * and changes nothing; the last good configuration stays. Fails at start when
+ * the source is bad then. Polls rather than using `fs.watch`, which misses
+ * files replaced by a rename (editors, Kubernetes ConfigMaps); `TestClock`
+ * drives the polls in tests. `LdapConfig.watch` and `PgConfig.watch` watch
+ * their JSON files with it.
+ *
+ * @since 0.1.0
+ * @category reconfiguration
+ */
+export const watchConfig: <A, E>(
+  options: WatchConfigOptions<A, E>
+) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = reconfigureWatch.make
