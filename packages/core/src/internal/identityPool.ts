@@ -16,6 +16,8 @@ interface Share<C, E> {
   lastUsed: number
   /** Replaced by a newer secret of its principal: no new borrower finds it; it closes once nobody uses it. */
   retired: boolean
+  /** Fails its queued borrowers with `PoolClosed`, so `use` borrows again from the current share. */
+  sendWaitersAway: () => void
 }
 
 /** A pooled connection found not ready (see `Options.isReady`) when it was about to be lent. */
@@ -215,9 +217,13 @@ export const make = <C, E>(
         const existing = shares.get(key)
         if (existing !== undefined) return existing
         const shareScope = yield* Scope.fork(scope, "sequential")
+        let sendWaitersAway = () => {}
         const pool = yield* pools.make(shareOptions(identity, key), {
           capacity,
-          onEvict: rebind === undefined ? undefined : (connection) => evicted.add(connection)
+          onEvict: rebind === undefined ? undefined : (connection) => evicted.add(connection),
+          onReady: (controls) => {
+            sendWaitersAway = controls.sendWaitersAway
+          }
         }).pipe(
           Scope.provide(shareScope),
           Effect.onError((cause) => Scope.close(shareScope, Exit.failCause(cause))),
@@ -229,7 +235,8 @@ export const make = <C, E>(
           pool,
           scope: shareScope,
           lastUsed: clock.currentTimeMillisUnsafe(),
-          retired: false
+          retired: false,
+          sendWaitersAway: () => sendWaitersAway()
         }
         // Not yet proven: it becomes its principal's secret once a connection binds (see `prove`).
         shares.set(key, share)
@@ -249,8 +256,11 @@ export const make = <C, E>(
         if (sharesChange) {
           // Each identity's pool has a fixed size: new borrowers get a pool of the new
           // size, the old one serves its waiters and closes once nobody uses it.
-          yield* Effect.forEach([...shares.values()], retire, { discard: true })
+          const old = [...shares.values()]
+          yield* Effect.forEach(old, retire, { discard: true })
           if (min > 0) yield* open(undefined, DEFAULT)
+          // Their waiters borrow again, from the pools of the new size.
+          // for (const share of old) share.sendWaitersAway()
         }
         yield* capacity.resize(max)
       })
