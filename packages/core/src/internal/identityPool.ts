@@ -260,7 +260,7 @@ export const make = <C, E>(
           yield* Effect.forEach(old, retire, { discard: true })
           if (min > 0) yield* open(undefined, DEFAULT)
           // Their waiters borrow again, from the pools of the new size.
-          // for (const share of old) share.sendWaitersAway()
+          for (const share of old) share.sendWaitersAway()
         }
         yield* capacity.resize(max)
       })
