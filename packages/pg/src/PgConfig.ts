@@ -243,7 +243,7 @@ const parseFile = (text: string, password: Redacted.Redacted<string> | undefined
  * @example
  * ```ts
  * import { PgClient, PgConfig } from "@tether/pg"
- * import { Effect, Redacted } from "effect"
+ * import { Effect, Redacted, SubscriptionRef } from "effect"
  *
  * const program = Effect.gen(function*() {
  *   const client = yield* PgClient.PgClient
@@ -251,7 +251,8 @@ const parseFile = (text: string, password: Redacted.Redacted<string> | undefined
  *     interval: "2 seconds",
  *     password: Redacted.make(process.env["PGPASSWORD"] ?? "")
  *   })
- *   const current = yield* watch.config.get // the last configuration applied
+ *   const current = yield* SubscriptionRef.get(watch.config) // the last configuration applied
+ *   console.log(current.endpoints)
  * })
  * ```
  *
