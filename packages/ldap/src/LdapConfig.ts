@@ -42,7 +42,20 @@ const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 export const LdapConfigSchema = Schema.Struct({
   ...ServerSetConfig.ServerSetConfigSchema.fields,
   name: Schema.optionalKey(Schema.String),
-  endpoints: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
+  /** URLs, or endpoint definitions (a weight, priority, role or tags: see `Endpoint`). */
+  endpoints: Schema.Array(
+    Schema.Union([
+      Schema.String,
+      Schema.Struct({
+        url: Schema.String,
+        id: Schema.optionalKey(Schema.String),
+        tags: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+        role: Schema.optionalKey(Schema.Literals(["primary", "replica", "any"])),
+        weight: Schema.optionalKey(Schema.Number),
+        priority: Schema.optionalKey(Schema.Number)
+      })
+    ])
+  ).check(Schema.isMinLength(1)),
   bindDn: Schema.optionalKey(Schema.String),
   password: Schema.optionalKey(Schema.RedactedFromValue(Schema.String)),
   startTls: Schema.optionalKey(Schema.Boolean),
@@ -148,7 +161,7 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
         })
       )
     }
-    for (const url of config.endpoints) {
+    for (const url of config.endpoints.map((e) => typeof e === "string" ? e : e.url)) {
       if (hasCredentials(url)) {
         return yield* Effect.fail(
           new InvalidLdapConfig({
