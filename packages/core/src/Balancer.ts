@@ -783,6 +783,8 @@ export interface Balancer {
   readonly setStrategy: (strategy: Strategy) => Effect.Effect<void, InvalidOptions>
   /** Drains (no new picks, still listed) or re-enables an endpoint. */
   readonly setDraining: (id: EndpointId, draining: boolean) => Effect.Effect<void>
+  /** Completes once nothing is in flight on the endpoint (at once if nothing is, or it is gone). */
+  readonly whenIdle: (id: EndpointId) => Effect.Effect<void>
   /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
   readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
   /** The current state. */
@@ -842,9 +844,20 @@ export const make = (options: {
     // copy the endpoint objects they change, so a later update still lands
     // on the current one.
     const live = (id: EndpointId) => state.endpoints.find((e) => e.id === id) as Mutable<EndpointState> | undefined
+    /** Who waits for an endpoint to have nothing in flight (see `whenIdle`). */
+    const idleWaiters = new Map<EndpointId, Set<() => void>>()
+    const wakeIdle = (id: EndpointId) => {
+      const waiters = idleWaiters.get(id)
+      if (waiters === undefined) return
+      idleWaiters.delete(id)
+      for (const wake of waiters) wake()
+    }
     const addInFlightUnsafe = (id: EndpointId, delta: number) => {
       const e = live(id)
-      if (e !== undefined) e.inFlight = Math.max(0, e.inFlight + delta)
+      if (e !== undefined) {
+        e.inFlight = Math.max(0, e.inFlight + delta)
+        if (e.inFlight === 0 && idleWaiters.size > 0) wakeIdle(id)
+      }
     }
     const recordLatencyUnsafe = (id: EndpointId, millis: number) => {
       const e = live(id)
@@ -861,6 +874,18 @@ export const make = (options: {
           strategy = next
           select = selectors[next]
           return Effect.void
+        }),
+      whenIdle: (id) =>
+        Effect.callback<void>((resume) => {
+          const e = live(id)
+          if (e === undefined || e.inFlight === 0) return resume(Effect.void)
+          const wake = () => resume(Effect.void)
+          let waiters = idleWaiters.get(id)
+          if (waiters === undefined) idleWaiters.set(id, waiters = new Set())
+          waiters.add(wake)
+          return Effect.sync(() => {
+            waiters.delete(wake)
+          })
         }),
       setDraining: (id, draining) =>
         modifyEndpoint(id, (e) => ((e.draining === true) === draining ? e : { ...e, draining })),
@@ -914,6 +939,7 @@ export const make = (options: {
       remove: (id) =>
         Effect.sync(() => {
           state = removeEndpoint(state, id)
+          wakeIdle(id)
         })
     })
   })

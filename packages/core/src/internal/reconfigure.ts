@@ -6,6 +6,7 @@
  * @internal
  */
 import { Effect } from "effect"
+import type { Duration } from "effect"
 import type * as Balancer from "../Balancer.ts"
 import type * as CircuitBreaker from "../CircuitBreaker.ts"
 import * as Endpoint from "../Endpoint.ts"
@@ -153,6 +154,14 @@ const checkWeight = (id: string, weight: number): Endpoint.InvalidEndpoint | und
     endpoint: id,
     problems: [{ field: "weight", message: `must be a positive integer, got ${String(weight)}` }]
   })
+
+/**
+ * Waits until no operation is in flight on the endpoint (its borrows
+ * included), for at most `limit`: closing a pool while a borrower is between
+ * admission and lease would interrupt it.
+ */
+export const awaitIdle = (balancer: Balancer.Balancer, id: Endpoint.EndpointId, limit: Duration.Input = "30 seconds") =>
+  Effect.asVoid(Effect.timeoutOption(balancer.whenIdle(id), limit))
 
 /** A set, as reconfiguration sees it. */
 export interface Target {

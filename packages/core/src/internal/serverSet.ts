@@ -420,7 +420,9 @@ export const make = <C, E>(
       Effect.gen(function*() {
         const member = members.get(id)
         if (member === undefined) return
-        // No new picks; then the pool drains the work in flight and closes.
+        // No new picks; the work in flight (borrowing included) finishes, then the pool closes.
+        yield* balancer.setDraining(id, true)
+        yield* Reconfigure.awaitIdle(balancer, id)
         yield* balancer.remove(id)
         members.delete(id)
         yield* Scope.close(member.scope, Exit.void)
