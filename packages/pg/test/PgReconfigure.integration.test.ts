@@ -1,7 +1,8 @@
 import { expect, layer } from "@effect/vitest"
-import { PgClient } from "@tether/pg"
+import { PgClient, PgSql } from "@tether/pg"
 import { PostgresCluster } from "@tether/testkit"
 import { Effect, Fiber, Schedule } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
 
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
 
@@ -156,4 +157,55 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("Pg
       }).pipe(Effect.scoped),
     { timeout: 300_000 }
   )
+
+  it.effect("PgSql: one handle steers the pipelined and the exclusive sets; reads under load never fail", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PostgresCluster.PostgresCluster
+      const replica = idOf(cluster.replicas[0]!)
+      const sql = yield* PgSql.make({
+        endpoints: cluster.nodes.map((node) => ({ url: urlOf(node), role: node.role })),
+        user: "postgres",
+        readFrom: "any",
+        health: { interval: "500 millis", timeout: "5 seconds" },
+        queryTimeout: "30 seconds",
+        pool: { max: 4, acquireTimeout: "60 seconds", connectTimeout: "20 seconds" }
+      })
+      const counts = { ok: 0, failed: 0 }
+      let running = true
+      const loop = Effect.gen(function*() {
+        while (running) {
+          const exit = yield* Effect.exit(sql`select 1 as one`)
+          if (exit._tag === "Success") counts.ok++
+          else counts.failed++
+        }
+      })
+      const fibers = yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(loop))
+      const progress = (n: number) =>
+        Effect.suspend(() => {
+          const target = counts.ok + n
+          return Effect.sync(() => counts.ok).pipe(
+            Effect.repeat({ until: (ok) => ok >= target, schedule: Schedule.spaced("10 millis"), times: 12_000 })
+          )
+        })
+      yield* progress(50)
+      yield* sql.reconfigure.drain(replica)
+      const both = yield* sql.statusAll
+      for (const status of [both.shared, both.exclusive]) {
+        expect(status.endpoints.find((e) => e.id === replica)!.draining).toBe(true)
+      }
+      yield* progress(20)
+      const before = (yield* sql.status).endpoints.find((e) => e.id === replica)!.requests
+      yield* progress(100)
+      expect((yield* sql.status).endpoints.find((e) => e.id === replica)!.requests).toBe(before)
+      yield* sql.reconfigure.enable(replica)
+      yield* sql.reconfigure.resizePool({ max: 2 })
+      const after = yield* sql.statusAll
+      for (const status of [after.shared, after.exclusive]) {
+        expect(status.endpoints.every((e) => e.pool.max === 2 && e.draining === false)).toBe(true)
+      }
+      yield* progress(100)
+      running = false
+      yield* Fiber.joinAll(fibers)
+      expect(counts.failed).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)), { timeout: 300_000 })
 })
