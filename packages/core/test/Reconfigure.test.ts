@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Endpoint, IdentityPool, ServerSet } from "@tether/core"
-import { Data, Deferred, Effect, Fiber, Logger, SubscriptionRef } from "effect"
+import { Endpoint, Identity, IdentityPool, ServerSet } from "@tether/core"
+import { Data, Deferred, Effect, Fiber, Logger, Redacted, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { diff, type Running } from "../src/internal/reconfigure.ts"
@@ -307,6 +307,53 @@ describe("IdentityPool.resize", () => {
       const perIdentity = yield* Effect.flip(pool.resize({ maxPerIdentity: 2 }))
       assert.strictEqual(perIdentity.option, "maxPerIdentity")
       assert.strictEqual((yield* pool.stats).max, 1)
+    }).pipe(Effect.scoped))
+})
+
+describe("IdentityPool.resize across identities", () => {
+  it.effect("shrinking the shared limit: every identity's connections come down to it as they are returned, none fails", () =>
+    Effect.gen(function*() {
+      const open = new Map<string, number>()
+      const pool = yield* IdentityPool.make({
+        name: "ids",
+        connect: (identity) => {
+          const label = identity?.label ?? "default"
+          return Effect.acquireRelease(
+            Effect.sync(() => open.set(label, (open.get(label) ?? 0) + 1)),
+            () => Effect.sync(() => void open.set(label, open.get(label)! - 1))
+          )
+        },
+        max: 4,
+        pool: { acquireTimeout: "1 hour" }
+      })
+      const alice = Identity.make("uid=alice", Redacted.make("a"), { label: "alice" })
+      const bob = Identity.make("uid=bob", Redacted.make("b"), { label: "bob" })
+      const release = yield* Deferred.make<void>()
+      const started: Array<Deferred.Deferred<void>> = []
+      const hold = (who: Identity.Credentials) => {
+        const begun = Deferred.makeUnsafe<void>()
+        started.push(begun)
+        return pool.use(who, () => Effect.andThen(Deferred.succeed(begun, undefined), Deferred.await(release))).pipe(
+          Effect.forkChild
+        )
+      }
+      const held = [yield* hold(alice), yield* hold(alice), yield* hold(bob), yield* hold(bob)]
+      yield* Effect.forEach(started, Deferred.await, { discard: true })
+      assert.strictEqual((yield* pool.stats).open, 4)
+      yield* pool.resize({ max: 2 })
+      // In use: nothing is closed under its borrower.
+      assert.strictEqual((yield* pool.stats).open, 4)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.joinAll(held)
+      yield* settle
+      assert.isAtMost((yield* pool.stats).open, 2)
+      assert.isAtMost([...open.values()].reduce((a, b) => a + b, 0), 2)
+      // Both identities still served, within the limit.
+      const more = yield* Effect.forEach([alice, bob, alice, bob], (who) => pool.use(who, () => Effect.succeed(who.label)), {
+        concurrency: 4
+      })
+      assert.deepStrictEqual(more, ["alice", "bob", "alice", "bob"])
+      assert.isAtMost([...open.values()].reduce((a, b) => a + b, 0), 2)
     }).pipe(Effect.scoped))
 })
 
