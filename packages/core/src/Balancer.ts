@@ -129,6 +129,8 @@ export interface EndpointState {
   readonly timeline: number | undefined
   /** Set while the endpoint is fenced as a stale primary. */
   readonly fenced: Fence | undefined
+  /** Drained by the operator: listed, gets no new work (see `Balancer.setDraining`). */
+  readonly draining?: boolean | undefined
   /** The number of the last observation of this endpoint (see `State.observations`); 0 before any. */
   readonly observedAt: number
   /** `State.observations` when the endpoint last came back from `unhealthy` (0 at start). */
@@ -512,6 +514,7 @@ export const eligible = (
     const e = endpoints[i]!
     let reason: string | undefined
     if (e.fenced !== undefined) reason = staleReason(e.fenced)
+    else if (e.draining === true) reason = "draining (by the operator)"
     else if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
     else if (mode === "replica-only" && e.role !== "replica") reason = `${e.role} (replica-only read)`
     else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
@@ -774,7 +777,14 @@ export interface PickOptions {
  * @category models
  */
 export interface Balancer {
+  /** The current strategy (see `setStrategy`). */
   readonly strategy: Strategy
+  /** Switches strategy from the next pick on; fails on an unknown one. */
+  readonly setStrategy: (strategy: Strategy) => Effect.Effect<void, InvalidOptions>
+  /** Drains (no new picks, still listed) or re-enables an endpoint. */
+  readonly setDraining: (id: EndpointId, draining: boolean) => Effect.Effect<void>
+  /** Completes once nothing is in flight on the endpoint (at once if nothing is, or it is gone). */
+  readonly whenIdle: (id: EndpointId) => Effect.Effect<void>
   /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
   readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
   /** The current state. */
@@ -817,18 +827,10 @@ export const make = (options: {
   readonly latencyAlpha?: number | undefined
 }): Effect.Effect<Balancer, InvalidOptions> =>
   Effect.suspend(() => {
-    const strategy = options.strategy ?? "weighted-round-robin"
-    if (typeof strategy !== "string" || !Object.hasOwn(selectors, strategy)) {
-      return Effect.fail(
-        new InvalidOptions({
-          component: "balancer",
-          option: "strategy",
-          value: strategy,
-          allowed: Object.keys(selectors).map((s) => JSON.stringify(s)).join(" | ")
-        })
-      )
-    }
-    const select = selectors[strategy]
+    let strategy = options.strategy ?? "weighted-round-robin"
+    const invalid = checkStrategy(strategy)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    let select = selectors[strategy]
     const alpha = options.latencyAlpha ?? Ewma.defaultAlpha
     // One fiber runs at a time, so a plain variable updated synchronously is
     // as atomic as a `Ref`, and cheaper on the per-call path.
@@ -842,16 +844,51 @@ export const make = (options: {
     // copy the endpoint objects they change, so a later update still lands
     // on the current one.
     const live = (id: EndpointId) => state.endpoints.find((e) => e.id === id) as Mutable<EndpointState> | undefined
+    /** Who waits for an endpoint to have nothing in flight (see `whenIdle`). */
+    const idleWaiters = new Map<EndpointId, Set<() => void>>()
+    const wakeIdle = (id: EndpointId) => {
+      const waiters = idleWaiters.get(id)
+      if (waiters === undefined) return
+      idleWaiters.delete(id)
+      for (const wake of waiters) wake()
+    }
     const addInFlightUnsafe = (id: EndpointId, delta: number) => {
       const e = live(id)
-      if (e !== undefined) e.inFlight = Math.max(0, e.inFlight + delta)
+      if (e !== undefined) {
+        e.inFlight = Math.max(0, e.inFlight + delta)
+        if (e.inFlight === 0 && idleWaiters.size > 0) wakeIdle(id)
+      }
     }
     const recordLatencyUnsafe = (id: EndpointId, millis: number) => {
       const e = live(id)
       if (e !== undefined) e.latency = Ewma.next(e.latency, millis, alpha)
     }
     return Effect.succeed<Balancer>({
-      strategy,
+      get strategy() {
+        return strategy
+      },
+      setStrategy: (next) =>
+        Effect.suspend(() => {
+          const invalid = checkStrategy(next)
+          if (invalid !== undefined) return Effect.fail(invalid)
+          strategy = next
+          select = selectors[next]
+          return Effect.void
+        }),
+      whenIdle: (id) =>
+        Effect.callback<void>((resume) => {
+          const e = live(id)
+          if (e === undefined || e.inFlight === 0) return resume(Effect.void)
+          const wake = () => resume(Effect.void)
+          let waiters = idleWaiters.get(id)
+          if (waiters === undefined) idleWaiters.set(id, waiters = new Set())
+          waiters.add(wake)
+          return Effect.sync(() => {
+            waiters.delete(wake)
+          })
+        }),
+      setDraining: (id, draining) =>
+        modifyEndpoint(id, (e) => ((e.draining === true) === draining ? e : { ...e, draining })),
       pick: (mode, pickOptions) =>
         Effect.flatMap(Effect.service(Random.Random), (rng) =>
           Effect.suspend(() => {
@@ -902,8 +939,17 @@ export const make = (options: {
       remove: (id) =>
         Effect.sync(() => {
           state = removeEndpoint(state, id)
+          wakeIdle(id)
         })
     })
   })
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+const checkStrategy = (strategy: unknown): InvalidOptions | undefined =>
+  typeof strategy === "string" && Object.hasOwn(selectors, strategy) ? undefined : new InvalidOptions({
+    component: "balancer",
+    option: "strategy",
+    value: strategy,
+    allowed: Object.keys(selectors).map((s) => JSON.stringify(s)).join(" | ")
+  })

@@ -326,6 +326,12 @@ export interface CircuitBreaker {
   ) => Effect.Effect<A, E | BreakerOpen, R>
   /** Closes the breaker by hand (an operator's override), clearing its statistics. */
   readonly reset: Effect.Effect<void>
+  /**
+   * Changes the thresholds while running (the classifier stays): the state
+   * stays, the closed-state statistics start afresh. Fails, changing
+   * nothing, on an invalid option.
+   */
+  readonly reconfigure: (options: Omit<Options, "endpoint" | "classify">) => Effect.Effect<void, InvalidBreakerOptions>
 }
 
 /**

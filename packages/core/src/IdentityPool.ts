@@ -120,6 +120,8 @@ export interface IdentityStats {
  * @category models
  */
 export interface Stats extends ConnectionPool.Stats {
+  /** Open connections of one identity (see `Options.maxPerIdentity`). */
+  readonly maxPerIdentity?: number | undefined
   /** Connections open now, across identities (at most `max`). */
   readonly open: number
   /** Idle connections closed (or re-bound) to make room for another identity. */
@@ -149,6 +151,25 @@ export interface IdentityPool<C, E> {
   /** Destroys every idle connection of every identity. Returns how many. */
   readonly invalidateIdle: Effect.Effect<number>
   readonly stats: Effect.Effect<Stats>
+  /**
+   * Changes the limits while running. Growing admits waiters at once;
+   * shrinking closes idle connections above the new limit and the others as
+   * they are given back — work in flight is never failed or interrupted.
+   * `maxPerIdentity` follows `max` unless it was ever given.
+   */
+  readonly resize: (limits: Limits) => Effect.Effect<void, InvalidPoolOptions>
+}
+
+/**
+ * New limits for {@link IdentityPool.resize}; what is left out stays.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Limits {
+  readonly min?: number | undefined
+  readonly max?: number | undefined
+  readonly maxPerIdentity?: number | undefined
 }
 
 /**

@@ -35,8 +35,8 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Effect, Schedule, Scope, Stream } from "effect"
-import { Layer } from "effect"
+import type { Context, Duration, Effect, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Data, Layer } from "effect"
 import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
@@ -46,8 +46,11 @@ import type { Endpoint, EndpointId, EndpointInput, InvalidEndpoint, Role } from 
 import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
+import * as reconfigure from "./internal/reconfigure.ts"
+import * as reconfigureWatch from "./internal/reconfigureWatch.ts"
 import * as internal from "./internal/serverSet.ts"
-import type { InvalidPoolOptions } from "./PoolError.ts"
+import type { InvalidBreakerOptions, InvalidPoolOptions } from "./PoolError.ts"
+import type { InvalidOptions } from "./Validation.ts"
 
 /**
  * Options of {@link make}.
@@ -144,6 +147,8 @@ export interface EndpointStatus {
   readonly fenced: Fence | undefined
   readonly weight: number
   readonly priority: number
+  /** Drained by the operator (see {@link Reconfigure.drain}): listed, gets no new work. */
+  readonly draining?: boolean | undefined
   readonly health: Health
   /** The monitor's view; `undefined` when health monitoring is off. */
   readonly monitor: HealthState | undefined
@@ -288,6 +293,139 @@ export interface ServerSet<C, E> {
    * ```
    */
   readonly unfence: (id: EndpointId) => Effect.Effect<boolean>
+  /** Changes the running set: endpoints, weights, pools, breakers, strategy (see {@link Reconfigure}). */
+  readonly reconfigure: Reconfigure
+}
+
+/**
+ * Breaker thresholds of every endpoint (see `CircuitBreaker.Options`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BreakerThresholds = Omit<CircuitBreaker.Options, "endpoint" | "classify">
+
+/**
+ * A whole new configuration for {@link Reconfigure.apply}: what is left out
+ * stays as it is. `ServerSet.Options` fit (their other fields are ignored).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reconfiguration {
+  readonly endpoints?: ReadonlyArray<EndpointInput | string> | undefined
+  readonly strategy?: Strategy | undefined
+  readonly pool?: IdentityPool.Limits | undefined
+  /** `false` only where the breakers were off from the start (they cannot be turned on or off while running). */
+  readonly breaker?: false | BreakerThresholds | undefined
+}
+
+/**
+ * One change {@link Reconfigure.apply} made.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Change =
+  | { readonly _tag: "EndpointAdded"; readonly endpoint: EndpointId }
+  | { readonly _tag: "EndpointRemoved"; readonly endpoint: EndpointId }
+  | { readonly _tag: "EndpointReplaced"; readonly endpoint: EndpointId }
+  | {
+    readonly _tag: "EndpointUpdated"
+    readonly endpoint: EndpointId
+    readonly weight: number
+    readonly priority: number
+    readonly role: Role
+  }
+  | { readonly _tag: "PoolResized"; readonly limits: IdentityPool.Limits }
+  | { readonly _tag: "BreakerChanged" }
+  | { readonly _tag: "StrategyChanged"; readonly from: Strategy; readonly to: Strategy }
+
+/**
+ * Everything {@link Reconfigure.apply} can fail with; nothing is changed then.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ApplyError = InvalidEndpoint | InvalidPoolOptions | InvalidBreakerOptions | InvalidOptions
+
+/**
+ * The endpoint named is not in the set. List the set's endpoints with
+ * `status` and use one of their ids.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownEndpoint extends Data.TaggedError("UnknownEndpoint")<{
+  readonly set: string
+  readonly endpoint: string
+  readonly known: ReadonlyArray<string>
+}> {
+  override get message(): string {
+    return `server set "${this.set}" has no endpoint ${JSON.stringify(this.endpoint)}; ` +
+      `its endpoints are ${this.known.map((k) => JSON.stringify(k)).join(", ") || "none"}`
+  }
+}
+
+/**
+ * Run-time reconfiguration of a running set, or of a client's sets (e.g.
+ * `PgClient.reconfigure`). No change fails or interrupts work in flight;
+ * every change is logged at INFO.
+ *
+ * @example
+ * ```ts
+ * import type { ServerSet } from "@tether/core"
+ * import { Effect } from "effect"
+ *
+ * declare const handle: ServerSet.Reconfigure
+ *
+ * const maintenance = Effect.gen(function*() {
+ *   yield* handle.drain("postgres://db2:5432/app") // no new work; in-flight work finishes
+ *   // … patch and restart db2 …
+ *   yield* handle.enable("postgres://db2:5432/app")
+ *   yield* handle.setWeight("postgres://db2:5432/app", 3)
+ *   yield* handle.resizePool({ max: 20 })
+ *   yield* handle.setBreaker({ consecutiveFailures: 10 })
+ *   yield* handle.setStrategy("least-connections")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reconfigure {
+  readonly name: string
+  readonly status: Effect.Effect<Status>
+  /** Adds an endpoint (see {@link ServerSet.add}). */
+  readonly add: (endpoint: EndpointInput | string) => Effect.Effect<void, InvalidEndpoint | InvalidPoolOptions>
+  /** Removes an endpoint once its work in flight is done (see {@link ServerSet.remove}). */
+  readonly remove: (id: EndpointId) => Effect.Effect<void>
+  /** No new work goes to the endpoint; work in flight finishes; it stays listed as draining, its pool open. */
+  readonly drain: (id: EndpointId) => Effect.Effect<void, UnknownEndpoint>
+  /** Lets a drained endpoint take work again. */
+  readonly enable: (id: EndpointId) => Effect.Effect<void, UnknownEndpoint>
+  /** Changes an endpoint's weight (a positive integer) from the next pick on. */
+  readonly setWeight: (id: EndpointId, weight: number) => Effect.Effect<void, UnknownEndpoint | InvalidEndpoint>
+  /**
+   * Resizes the pool of one endpoint, or of every endpoint (and of those
+   * added later) when `id` is left out (see `IdentityPool.resize`).
+   */
+  readonly resizePool: (
+    limits: IdentityPool.Limits,
+    id?: EndpointId
+  ) => Effect.Effect<void, UnknownEndpoint | InvalidPoolOptions>
+  /** New breaker thresholds for every endpoint (see `CircuitBreaker.reconfigure`). */
+  readonly setBreaker: (thresholds: BreakerThresholds) => Effect.Effect<void, InvalidBreakerOptions>
+  /** Switches the balancing strategy from the next pick on. */
+  readonly setStrategy: (strategy: Strategy) => Effect.Effect<void, InvalidOptions>
+  /**
+   * Diffs a whole new configuration against the running one and applies the
+   * difference: endpoints added, removed, re-weighted (or replaced when
+   * their connection settings changed), pool limits, breaker thresholds,
+   * strategy. Everything is checked first: a bad configuration fails and
+   * changes nothing. Answers the changes made.
+   */
+  readonly apply: (config: Reconfiguration) => Effect.Effect<ReadonlyArray<Change>, ApplyError>
 }
 
 /**
@@ -325,3 +463,79 @@ export const layer = <I, C, E>(
   key: Context.Key<I, ServerSet<C, E>>,
   options: Options<C, E>
 ): Layer.Layer<I, InvalidEndpoint | InvalidPoolOptions> => Layer.effect(key, make(options))
+
+/**
+ * One {@link Reconfigure} handle over several sets serving the same servers
+ * (e.g. a client's exclusive and multiplexed sets): each change goes to every
+ * set in turn; `status` is the first set's.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const combineReconfigure: (
+  first: Reconfigure,
+  ...rest: ReadonlyArray<Reconfigure>
+) => Reconfigure = reconfigure.combine
+
+/**
+ * The {@link Reconfigure} handle of a client with no servers to steer (an
+ * in-process database such as PGlite): adding an endpoint fails, naming one
+ * fails with {@link UnknownEndpoint}, the rest changes nothing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serverlessReconfigure: (name: string, status: Effect.Effect<Status>) => Reconfigure = reconfigure.serverless
+
+/**
+ * Options of {@link watchConfig}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchConfigOptions<A, E> {
+  /** Reads the source's text (e.g. a file). */
+  readonly read: Effect.Effect<string, E>
+  /** Parses and checks it. */
+  readonly decode: (text: string) => Effect.Effect<A, E>
+  /** The part `apply` understands (endpoints, strategy, pool, breaker). */
+  readonly toReconfiguration: (config: A) => Reconfiguration
+  readonly target: Reconfigure
+  /** Time between two reads. Default 5 seconds. */
+  readonly interval?: Duration.Input | undefined
+  /** Names the source in logs, e.g. the file's path. Default `configuration`. */
+  readonly label?: string | undefined
+}
+
+/**
+ * A running watch (see {@link watchConfig}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigWatch<A, E> {
+  /** The last configuration applied: its current value and a stream of changes. */
+  readonly config: SubscriptionRef.SubscriptionRef<A>
+  /**
+   * Reads and applies the source now (e.g. on SIGHUP); answers the changes
+   * made. A bad source fails (typed, logged) and changes nothing.
+   */
+  readonly reload: Effect.Effect<ReadonlyArray<Change>, E | ApplyError>
+}
+
+/**
+ * Watches a configuration source until the scope closes: reads it now and
+ * every `interval`, and applies each change through `target.apply` (logged at
+ * INFO). A source that cannot be read, parsed or applied is logged at ERROR
+ * and changes nothing; the last good configuration stays. Fails at start when
+ * the source is bad then. Polls rather than using `fs.watch`, which misses
+ * files replaced by a rename (editors, Kubernetes ConfigMaps); `TestClock`
+ * drives the polls in tests. `LdapConfig.watch` and `PgConfig.watch` watch
+ * their JSON files with it.
+ *
+ * @since 0.1.0
+ * @category reconfiguration
+ */
+export const watchConfig: <A, E>(
+  options: WatchConfigOptions<A, E>
+) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = reconfigureWatch.make

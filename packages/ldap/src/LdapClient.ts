@@ -335,6 +335,12 @@ export interface LdapClient extends Operations<never> {
   readonly rootDse: Effect.Effect<RootDse, LdapClientError>
   /** Every server's health, breaker and pool. */
   readonly status: Effect.Effect<ServerSet.Status>
+  /**
+   * Steers the client while it runs: drain, enable, add or remove servers,
+   * weights, pool limits, breaker thresholds, strategy, or `apply` a whole
+   * new configuration (see `ServerSet.Reconfigure`). No operation fails for it.
+   */
+  readonly reconfigure: ServerSet.Reconfigure
 }
 
 /**

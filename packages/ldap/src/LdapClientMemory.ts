@@ -32,6 +32,7 @@
  * @since 0.1.0
  */
 import type { Identity } from "@tether/core"
+import { ServerSet } from "@tether/core"
 import { randomBytes } from "node:crypto"
 import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { Context } from "effect"
@@ -517,7 +518,11 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     as: <I>(key: Context.Key<I, Identity.Credentials>) => operations(Effect.flatMap(Effect.service(key), bindAs)),
     rootDse: Effect.sync(rootDse),
     // No servers: an empty status.
-    status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
+    status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+    reconfigure: ServerSet.serverlessReconfigure(
+      ENDPOINT,
+      Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })
+    )
   }
 }
 

@@ -21,8 +21,9 @@
  *
  * @since 0.1.0
  */
-import { ServerSetConfig, Validation } from "@tether/core"
+import { ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
+import type { Duration, Scope } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
 import * as Sasl from "./Sasl.ts"
@@ -42,7 +43,20 @@ const Millis = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
 export const LdapConfigSchema = Schema.Struct({
   ...ServerSetConfig.ServerSetConfigSchema.fields,
   name: Schema.optionalKey(Schema.String),
-  endpoints: Schema.Array(Schema.String).check(Schema.isMinLength(1)),
+  /** URLs, or endpoint definitions (a weight, priority, role or tags: see `Endpoint`). */
+  endpoints: Schema.Array(
+    Schema.Union([
+      Schema.String,
+      Schema.Struct({
+        url: Schema.String,
+        id: Schema.optionalKey(Schema.String),
+        tags: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+        role: Schema.optionalKey(Schema.Literals(["primary", "replica", "any"])),
+        weight: Schema.optionalKey(Schema.Number),
+        priority: Schema.optionalKey(Schema.Number)
+      })
+    ])
+  ).check(Schema.isMinLength(1)),
   bindDn: Schema.optionalKey(Schema.String),
   password: Schema.optionalKey(Schema.RedactedFromValue(Schema.String)),
   /** The service identity binds with SASL (`password` is its password; not with `bindDn`). */
@@ -167,7 +181,7 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
         : undefined
       if (problem !== undefined) return yield* Effect.fail(new InvalidLdapConfig({ setting: "sasl", problem }))
     }
-    for (const url of config.endpoints) {
+    for (const url of config.endpoints.map((e) => typeof e === "string" ? e : e.url)) {
       if (hasCredentials(url)) {
         return yield* Effect.fail(
           new InvalidLdapConfig({
@@ -260,3 +274,83 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
     }
   })
 )
+
+/**
+ * Options of {@link watch}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchOptions {
+  /** Time between two reads of the file. Default 5 seconds. */
+  readonly interval?: Duration.Input | undefined
+  /** The password, when the file leaves it out (e.g. read from the environment). */
+  readonly password?: Redacted.Redacted<string> | undefined
+}
+
+/** The file's LDAP settings: its `ldap` section when it has one (the CLI's format), else the whole document. */
+const parseFile = (text: string, password: Redacted.Redacted<string> | undefined): Effect.Effect<unknown, InvalidLdapConfig> =>
+  Effect.suspend(() => {
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      // The parser's message may quote the file (and a password in it): only say where.
+      return Effect.fail(new InvalidLdapConfig({ setting: "(file)", problem: "not valid JSON" }))
+    }
+    const record = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : undefined
+    const section = record !== undefined && "ldap" in record ? record["ldap"] : json
+    return Effect.succeed(
+      password === undefined || typeof section !== "object" || section === null || "password" in section
+        ? section
+        : { ...section, password: Redacted.value(password) }
+    )
+  })
+
+/**
+ * Watches a JSON configuration file (an `LdapConfig`, or a file with an
+ * `ldap` section) until the scope closes, and applies each change to the
+ * running client through `client.reconfigure` (see `ServerSet.watchConfig`):
+ * servers added, removed, re-weighted, pool limits, breaker thresholds,
+ * strategy — each logged at INFO. Other settings (credentials, TLS) need a
+ * restart. A bad file is logged as an `InvalidLdapConfig` and changes nothing.
+ *
+ * @example
+ * ```ts
+ * import { LdapClient, LdapConfig } from "@tether/ldap"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const client = yield* LdapClient.LdapClient
+ *   const watch = yield* LdapConfig.watch("/etc/app/ldap.json", client.reconfigure)
+ *   yield* watch.reload // at once, e.g. on SIGHUP
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category reconfiguration
+ */
+export const watch = (
+  file: string,
+  target: ServerSet.Reconfigure,
+  options?: WatchOptions
+): Effect.Effect<
+  ServerSet.ConfigWatch<LdapClient.Options, InvalidLdapConfig>,
+  InvalidLdapConfig | ServerSet.ApplyError,
+  Scope.Scope
+> =>
+  ServerSet.watchConfig({
+    label: `LDAP configuration ${file}`,
+    read: Effect.tryPromise({
+      try: () => fs.readFile(file, "utf8"),
+      catch: (cause) =>
+        new InvalidLdapConfig({
+          setting: "(file)",
+          problem: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
+        })
+    }),
+    decode: (text) => Effect.flatMap(parseFile(text, options?.password), decode),
+    toReconfiguration: (o) => ({ endpoints: o.endpoints, strategy: o.strategy, pool: o.pool, breaker: o.breaker }),
+    target,
+    interval: options?.interval
+  })

@@ -12,16 +12,21 @@
  * | `GET /status` | the `Snapshot` as Schema-encoded JSON (no secret) |
  *
  * With a `token`, and only then, the mutating routes exist (each needs
- * `Authorization: Bearer <token>`), for sets watched with `add`/`remove`
- * (a `ServerSet`):
+ * `Authorization: Bearer <token>`). They steer every watched set — a
+ * `ServerSet`, `PgClient`, `PgSql` or `LdapClient` — through its
+ * `ServerSet.Reconfigure` handle, unless it was watched with
+ * `{ reconfigure: false }` (403). An unknown endpoint is 404, a bad value 400.
  *
  * | route | what |
  * | --- | --- |
  * | `POST /api/sets/:set/endpoints` | add an endpoint: JSON `{"url": …, "weight"?, "priority"?, "role"?, "id"?}` |
  * | `DELETE /api/sets/:set/endpoints/:id` | remove it (work in flight finishes first) |
- * | `POST /api/sets/:set/endpoints/:id/drain` | take it out of rotation (as `remove`, remembering its definition) |
- * | `POST /api/sets/:set/endpoints/:id/enable` | put a drained endpoint back |
- * | `POST /api/sets/:set/endpoints/:id/weight` | JSON `{"weight": n}`: re-adds it with the new weight (its pool is rebuilt) |
+ * | `POST /api/sets/:set/endpoints/:id/drain` | no new work; in-flight work finishes; it stays listed as draining |
+ * | `POST /api/sets/:set/endpoints/:id/enable` | let a drained endpoint take work again |
+ * | `POST /api/sets/:set/endpoints/:id/weight` | JSON `{"weight": n}` (a positive integer), from the next pick on |
+ * | `POST /api/sets/:set/pool` | JSON `{"max"?, "min"?, "maxPerIdentity"?, "endpoint"?}`: resize the pools |
+ * | `POST /api/sets/:set/breaker` | JSON breaker thresholds (`consecutiveFailures`, `failureRate`, …) |
+ * | `POST /api/sets/:set/strategy` | JSON `{"strategy": …}` |
  *
  * @example
  * ```ts

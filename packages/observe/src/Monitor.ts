@@ -30,7 +30,7 @@
  *
  * @since 0.1.0
  */
-import type { Endpoint, ServerSet } from "@tether/core"
+import type { ServerSet } from "@tether/core"
 import type { Duration, Scope, Stream , Effect} from "effect"
 import { Context, Layer } from "effect"
 import * as internal from "./internal/monitor.ts"
@@ -46,19 +46,18 @@ import type * as Snapshot from "./Snapshot.ts"
 export interface Watchable {
   readonly status: Effect.Effect<ServerSet.Status>
   readonly cacheStats?: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }> | undefined
+  /** Its run-time reconfiguration (sets and clients have one): steerable from the admin server. */
+  readonly reconfigure?: ServerSet.Reconfigure | undefined
 }
 
 /**
- * Run-time endpoint changes for the admin server's mutating routes (a
- * `ServerSet` has both).
+ * Run-time changes for the admin server's mutating routes: the
+ * `reconfigure` handle of a `ServerSet`, `PgClient`, `PgSql` or `LdapClient`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Reconfigurable {
-  readonly add: (endpoint: Endpoint.EndpointInput | string) => Effect.Effect<void, unknown>
-  readonly remove: (id: Endpoint.EndpointId) => Effect.Effect<void>
-}
+export type Reconfigurable = ServerSet.Reconfigure
 
 /**
  * @since 0.1.0
@@ -68,10 +67,12 @@ export interface WatchOptions {
   /** `/health/ready` fails while this set has no usable endpoint. Default `true`. */
   readonly required?: boolean | undefined
   /**
-   * Lets the admin server (with a token) add, remove, drain, re-enable and
-   * re-weight this set's endpoints, e.g. `{ reconfigure: serverSet }`.
+   * What the admin server's mutating routes (with a token) steer: drain,
+   * enable, add, remove, re-weight endpoints, resize pools, breaker
+   * thresholds, strategy. Default: the target's own `reconfigure` (sets and
+   * clients have one); `false` keeps this set read-only.
    */
-  readonly reconfigure?: Reconfigurable | undefined
+  readonly reconfigure?: Reconfigurable | false | undefined
 }
 
 /**

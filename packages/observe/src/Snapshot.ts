@@ -151,7 +151,8 @@ export const endpointView = (status: ServerSet.EndpointStatus, series: ReadonlyA
     created: status.pool.created,
     destroyed: status.pool.destroyed,
     timeouts: status.pool.timeouts,
-    draining: status.pool.draining,
+    // Its pool closing, or drained by the operator.
+    draining: status.pool.draining || status.draining === true,
     identities: status.pool.identities.length
   },
   latencyMillis: status.latencyMillis === undefined ? null : round3(status.latencyMillis),

@@ -183,26 +183,48 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("ob
           for (const body of [metrics.body, status.body]) expect(body).not.toContain(token)
 
           // Without the token the mutating routes refuse; with it they work.
-          const primary = app.endpoints.find((e) => e.role === "primary")!
+          const replica = app.endpoints.find((e) => e.role === "replica")!
           const drain = (auth: string | undefined) =>
             Effect.promise(() =>
-              fetch(`${admin.url}/api/sets/app/endpoints/${encodeURIComponent(primary.id)}/drain`, {
+              fetch(`${admin.url}/api/sets/app/endpoints/${encodeURIComponent(replica.id)}/drain`, {
                 method: "POST",
                 headers: auth === undefined ? {} : { authorization: auth }
               }).then((r) => r.status)
             )
           expect(yield* drain(undefined)).toBe(401)
           expect(yield* drain("Bearer wrong")).toBe(401)
-          // PgClient has no run-time endpoint changes: the route says so instead of pretending.
-          expect(yield* drain(`Bearer ${token}`)).toBe(501)
+          // A PgClient-watched set is steerable: drained, the replica stays listed as draining and
+          // reads go to the primary; re-enabled, it takes work again.
+          const draining = Effect.map(db.status, (st) => st.endpoints.filter((e) => e.draining).map((e) => e.id))
+          expect(yield* drain(`Bearer ${token}`)).toBe(200)
+          expect(yield* draining).toEqual([replica.id])
+          const drained = Schema.decodeUnknownSync(Snapshot.Snapshot)(JSON.parse((yield* get(`${admin.url}/status`)).body))
+          expect(drained.sets.find((s) => s.name === "app")!.endpoints.find((e) => e.id === replica.id)!.pool.draining).toBe(true)
+          const requests = Effect.map(db.status, (st) => new Map(st.endpoints.map((e) => [e.role, e.requests])))
+          const before = yield* requests
+          for (let i = 0; i < 10; i++) yield* db.read`select 1`
+          const after = yield* requests
+          expect(after.get("replica")).toBe(before.get("replica"))
+          expect(after.get("primary")! - before.get("primary")!).toBeGreaterThanOrEqual(10)
+          const enable = yield* Effect.promise(() =>
+            fetch(`${admin.url}/api/sets/app/endpoints/${encodeURIComponent(replica.id)}/enable`, {
+              method: "POST",
+              headers: { authorization: `Bearer ${token}` }
+            }).then((r) => r.status)
+          )
+          expect(enable).toBe(200)
+          expect(yield* draining).toEqual([])
 
           // A real Prometheus scrapes the admin server; its HTTP API returns a tether_ series.
           const prometheus = yield* PrometheusServer.make({ targets: [admin.url.replace("http://", "")], scrapeInterval: "1 second" })
+          // One series per endpoint (the reads above went to the replica, then to the primary while it was drained).
+          const total = (samples: ReadonlyArray<{ readonly value: readonly [number, string] }>) =>
+            samples.reduce((n, sample) => n + Number(sample.value[1]), 0)
           const samples = yield* prometheus.query(`tether_operation_duration_seconds_count{set="app",outcome="success"}`).pipe(
-            Effect.repeat({ until: (s) => s.length > 0, schedule: Schedule.spaced("250 millis"), times: 240 })
+            Effect.repeat({ until: (s) => total(s) >= 30, schedule: Schedule.spaced("250 millis"), times: 240 })
           )
           expect(samples.length).toBeGreaterThan(0)
-          expect(Number(samples[0]!.value[1])).toBeGreaterThanOrEqual(20)
+          expect(total(samples)).toBeGreaterThanOrEqual(30)
           const targets = yield* prometheus.targets
           expect(targets.map((t) => t.health)).toEqual(["up"])
         }).pipe(

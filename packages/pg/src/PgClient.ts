@@ -219,6 +219,12 @@ export interface PgClient extends Executor<never> {
    * after the other primary was demoted or stopped. Answers whether it was fenced.
    */
   readonly unfence: (id: Endpoint.EndpointId) => Effect.Effect<boolean>
+  /**
+   * Steers the client while it runs: drain, enable, add or remove servers,
+   * weights, pool limits, breaker thresholds, strategy, or `apply` a whole
+   * new configuration (see `ServerSet.Reconfigure`). Every change goes to the exclusive and the multiplexed sets. No operation fails for it.
+   */
+  readonly reconfigure: ServerSet.Reconfigure
 }
 
 /**

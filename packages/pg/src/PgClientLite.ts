@@ -29,6 +29,7 @@
  * @since 0.1.0
  */
 import type { Identity } from "@tether/core"
+import { ServerSet } from "@tether/core"
 import type { PGlite } from "@electric-sql/pglite"
 import { Effect, Layer, Schedule, Semaphore, Stream } from "effect"
 import type { Context, Scope } from "effect"
@@ -154,6 +155,7 @@ export const make = (options?: {
       invalidateCache: cache.invalidate,
       cacheStats: cache.stats,
       status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+      reconfigure: ServerSet.serverlessReconfigure(ENDPOINT, Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })),
       // One in-process database: nothing is ever fenced.
       unfence: () => Effect.succeed(false)
     } satisfies PgClient.PgClient

@@ -18,8 +18,11 @@
  *
  * @since 0.1.0
  */
-import { Endpoint, ServerSetConfig, Validation } from "@tether/core"
+import { Endpoint, ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
+import type { Duration, Scope } from "effect"
+import * as fs from "node:fs/promises"
+import { expandHostList } from "./internal/pgClient.ts"
 import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
 
@@ -196,3 +199,95 @@ export const fromEnv: Config.Config<PgClient.Options> = Config.all({
     }
   })
 )
+
+/**
+ * Options of {@link watch}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchOptions {
+  /** Time between two reads of the file. Default 5 seconds. */
+  readonly interval?: Duration.Input | undefined
+  /** The password, when the file leaves it out (e.g. read from the environment). */
+  readonly password?: Redacted.Redacted<string> | undefined
+}
+
+/** The file's PostgreSQL settings: its `pg` section when it has one (the CLI's format), else the whole document. */
+const parseFile = (text: string, password: Redacted.Redacted<string> | undefined): Effect.Effect<unknown, InvalidPgConfig> =>
+  Effect.suspend(() => {
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      // The parser's message may quote the file (and a password in it): only say where.
+      return Effect.fail(new InvalidPgConfig({ option: "(file)", problems: "not valid JSON" }))
+    }
+    const record = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : undefined
+    const section = record !== undefined && "pg" in record ? record["pg"] : json
+    return Effect.succeed(
+      password === undefined || typeof section !== "object" || section === null || "password" in section
+        ? section
+        : { ...section, password: Redacted.value(password) }
+    )
+  })
+
+/**
+ * Watches a JSON configuration file (a `PgConfig`, or a file with a `pg`
+ * section) until the scope closes, and applies each change to the running
+ * client through `client.reconfigure` (see `ServerSet.watchConfig`): servers
+ * added, removed, re-weighted, pool limits, breaker thresholds, strategy —
+ * each logged at INFO. Other settings (user, password, TLS, database) need a
+ * restart. A bad file is logged as an `InvalidPgConfig` and changes nothing.
+ *
+ * @example
+ * ```ts
+ * import { PgClient, PgConfig } from "@tether/pg"
+ * import { Effect, Redacted, SubscriptionRef } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const client = yield* PgClient.PgClient
+ *   const watch = yield* PgConfig.watch("/etc/app/pg.json", client.reconfigure, {
+ *     interval: "2 seconds",
+ *     password: Redacted.make(process.env["PGPASSWORD"] ?? "")
+ *   })
+ *   const current = yield* SubscriptionRef.get(watch.config) // the last configuration applied
+ *   console.log(current.endpoints)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category reconfiguration
+ */
+export const watch = (
+  file: string,
+  target: ServerSet.Reconfigure,
+  options?: WatchOptions
+): Effect.Effect<
+  ServerSet.ConfigWatch<PgClient.Options, InvalidPgConfig>,
+  InvalidPgConfig | ServerSet.ApplyError,
+  Scope.Scope
+> =>
+  ServerSet.watchConfig({
+    label: `PostgreSQL configuration ${file}`,
+    read: Effect.tryPromise({
+      try: () => fs.readFile(file, "utf8"),
+      catch: (cause) =>
+        new InvalidPgConfig({
+          option: "(file)",
+          problems: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
+        })
+    }),
+    decode: (text) => Effect.flatMap(parseFile(text, options?.password), decode),
+    toReconfiguration: (o) => ({
+      // As the client expands them: a host list is one endpoint per host.
+      endpoints: o.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+        typeof e === "string" ? expandHostList(e) : [e]
+      ),
+      strategy: o.strategy,
+      pool: o.pool,
+      breaker: o.breaker
+    }),
+    target,
+    interval: options?.interval
+  })

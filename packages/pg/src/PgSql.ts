@@ -126,6 +126,12 @@ export interface PgSql extends SqlClient.SqlClient {
   readonly status: Effect.Effect<ServerSet.Status>
   /** Every set's status: the pipelined and the exclusive connections. */
   readonly statusAll: Effect.Effect<{ readonly shared: ServerSet.Status; readonly exclusive: ServerSet.Status }>
+  /**
+   * Steers the client while it runs: drain, enable, add or remove servers,
+   * weights, pool limits, breaker thresholds, strategy, or `apply` a whole
+   * new configuration (see `ServerSet.Reconfigure`). Every change goes to the pipelined and the exclusive sets (pool limits too). No operation fails for it.
+   */
+  readonly reconfigure: ServerSet.Reconfigure
 }
 
 /**

@@ -25,7 +25,8 @@ interface Waiter {
  * connection is closed or becomes idle somewhere.
  */
 export class Capacity {
-  readonly max: number
+  /** Changed at run time by {@link resize}. */
+  max: number
   open = 0
   evictions = 0
   private readonly members = new Set<Evictable>()
@@ -50,6 +51,33 @@ export class Capacity {
         return Effect.void
       }
       return Effect.andThen(this.evictFor(requester), this.wait(requester))
+    })
+  }
+
+  /** Whether more connections are open than the (shrunk) limit allows. */
+  overLimit(): boolean {
+    return this.open > this.max
+  }
+
+  /**
+   * Changes the limit. Growing wakes as many waiters as there are new permits;
+   * shrinking closes idle connections above the new limit now (the others
+   * close as they are given back: see `overLimit`).
+   */
+  resize(max: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.max = max
+      for (let free = this.max - this.open; free > 0 && this.waiters.length > 0; free--) this.wakeFirst()
+      return this.trim(this.members.size * 4 + this.open)
+    })
+  }
+
+  /** Evicts idle connections while over the limit (bounded: a pool may have none idle yet). */
+  private trim(budget: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.open <= this.max || budget <= 0) return Effect.void
+      return Effect.flatMap(this.evictOnce(undefined), (outcome) =>
+        outcome === "none" ? Effect.void : Effect.andThen(Effect.yieldNow, this.trim(budget - 1)))
     })
   }
 

@@ -120,6 +120,8 @@ export const make = <A, E, R>(
     readonly capacity: Capacity
     /** Told which connection is about to be closed to make room for another pool (it may be re-bound there). */
     readonly onEvict?: ((connection: A) => void) | undefined
+    /** Given a way to send this pool's queued borrowers elsewhere (they fail with `PoolClosed`): see `IdentityPool.resize`. */
+    readonly onReady?: ((controls: { readonly sendWaitersAway: () => void }) => void) | undefined
   }
 ): Effect.Effect<
   ConnectionPool.ConnectionPool<A, E>,
@@ -350,8 +352,9 @@ export const make = <A, E, R>(
       entry.lastUsedAt = clock.currentTimeMillisUnsafe()
       const broken = isBroken !== undefined && Exit.isFailure(exit) &&
         exit.cause.reasons.some((reason) => reason._tag === "Fail" && isBroken(reason.error))
-      if (broken || entry.lastUsedAt - entry.createdAt >= maxLifetime) {
-        // Closing it frees capacity: its finalizer wakes the next waiter.
+      const shrunk = capacity !== undefined && entry.holders.length === 0 && capacity.overLimit()
+      if (broken || shrunk || entry.lastUsedAt - entry.createdAt >= maxLifetime) {
+        // Closing it frees capacity: its finalizer wakes the next waiter (shrunk: see `Capacity.resize`).
         return retire(entry)
       }
       wakeOne()
@@ -686,6 +689,12 @@ export const make = <A, E, R>(
       Effect.repeat(Schedule.spaced(millisOf(options.housekeepingInterval, defaults.housekeepingInterval))),
       Effect.forkIn(outerScope)
     )
+
+    shared?.onReady?.({
+      sendWaitersAway: () => {
+        while (queue.size > 0) queue.shift()!.resume(new PoolClosed({ pool: name }))
+      }
+    })
 
     // --- drain on shutdown -------------------------------------------------
 

@@ -16,6 +16,8 @@ interface Share<C, E> {
   lastUsed: number
   /** Replaced by a newer secret of its principal: no new borrower finds it; it closes once nobody uses it. */
   retired: boolean
+  /** Fails its queued borrowers with `PoolClosed`, so `use` borrows again from the current share. */
+  sendWaitersAway: () => void
 }
 
 /** A pooled connection found not ready (see `Options.isReady`) when it was about to be lent. */
@@ -62,9 +64,12 @@ export const make = <C, E>(
 ): Effect.Effect<IdentityPool.IdentityPool<C, E>, InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name
-    const max = options.max ?? pools.defaults.max
-    const maxPerIdentity = options.maxPerIdentity ?? max
-    const min = options.min ?? 0
+    // Changed at run time by `resize`.
+    let max = options.max ?? pools.defaults.max
+    let maxPerIdentity = options.maxPerIdentity ?? max
+    let min = options.min ?? 0
+    /** Whether `maxPerIdentity` follows `max` (it was not given). */
+    let perIdentityFollowsMax = options.maxPerIdentity === undefined
     if (!Number.isInteger(max) || max < 1) {
       return yield* Effect.fail(new InvalidPoolOptions({ pool: name, option: "max", reason: `must be an integer >= 1, got ${max}` }))
     }
@@ -212,9 +217,13 @@ export const make = <C, E>(
         const existing = shares.get(key)
         if (existing !== undefined) return existing
         const shareScope = yield* Scope.fork(scope, "sequential")
+        let sendWaitersAway = () => {}
         const pool = yield* pools.make(shareOptions(identity, key), {
           capacity,
-          onEvict: rebind === undefined ? undefined : (connection) => evicted.add(connection)
+          onEvict: rebind === undefined ? undefined : (connection) => evicted.add(connection),
+          onReady: (controls) => {
+            sendWaitersAway = controls.sendWaitersAway
+          }
         }).pipe(
           Scope.provide(shareScope),
           Effect.onError((cause) => Scope.close(shareScope, Exit.failCause(cause))),
@@ -226,7 +235,8 @@ export const make = <C, E>(
           pool,
           scope: shareScope,
           lastUsed: clock.currentTimeMillisUnsafe(),
-          retired: false
+          retired: false,
+          sendWaitersAway: () => sendWaitersAway()
         }
         // Not yet proven: it becomes its principal's secret once a connection binds (see `prove`).
         shares.set(key, share)
@@ -234,6 +244,26 @@ export const make = <C, E>(
       }))
 
     if (min > 0) yield* open(undefined, DEFAULT)
+
+    const resize = (limits: IdentityPool.Limits) =>
+      Effect.gen(function*() {
+        const next = resized({ max, maxPerIdentity, min, perIdentityFollowsMax }, limits)
+        const invalid = checkLimits(name, next)
+        if (invalid !== undefined) return yield* Effect.fail(invalid)
+        yield* pools.checkOptions({ ...shareOptions(undefined, DEFAULT), min: next.min, max: next.maxPerIdentity })
+        const sharesChange = next.maxPerIdentity !== maxPerIdentity || next.min !== min
+        ;({ max, maxPerIdentity, min, perIdentityFollowsMax } = next)
+        if (sharesChange) {
+          // Each identity's pool has a fixed size: new borrowers get a pool of the new
+          // size, the old one serves its waiters and closes once nobody uses it.
+          const old = [...shares.values()]
+          yield* Effect.forEach(old, retire, { discard: true })
+          if (min > 0) yield* open(undefined, DEFAULT)
+          // Their waiters borrow again, from the pools of the new size.
+          for (const share of old) share.sendWaitersAway()
+        }
+        yield* capacity.resize(max)
+      })
 
     /** Borrows from one share; a connection found not ready is destroyed and another one borrowed. */
     const useShare = <A, E2, R>(
@@ -286,8 +316,9 @@ export const make = <C, E>(
         idle: sum((s) => s.idle),
         inUse: sum((s) => s.inUse),
         pending: sum((s) => s.pending),
-        min: 0,
+        min,
         max,
+        maxPerIdentity,
         created,
         destroyed: sum((s) => s.destroyed),
         acquireFailures: sum((s) => s.acquireFailures),
@@ -386,6 +417,49 @@ export const make = <C, E>(
           (counts) => counts.reduce((a, b) => a + b, 0)
         )
       ),
-      stats
+      stats,
+      resize
     }
   })
+
+interface Limits {
+  readonly max: number
+  readonly maxPerIdentity: number
+  readonly min: number
+  readonly perIdentityFollowsMax: boolean
+}
+
+/** The limits after a resize: `maxPerIdentity` follows `max` unless it was ever given. @internal */
+export const resized = (current: Limits, change: IdentityPool.Limits): Limits => {
+  const max = change.max ?? current.max
+  const follows = change.maxPerIdentity === undefined && current.perIdentityFollowsMax
+  return {
+    max,
+    maxPerIdentity: change.maxPerIdentity ?? (follows ? max : Math.min(current.maxPerIdentity, max)),
+    min: change.min ?? current.min,
+    perIdentityFollowsMax: follows
+  }
+}
+
+/** The first invalid limit, as the pool's constructor would report it. @internal */
+export const checkLimits = (pool: string, limits: Limits): InvalidPoolOptions | undefined => {
+  const { max, maxPerIdentity, min } = limits
+  if (!Number.isInteger(max) || max < 1) {
+    return new InvalidPoolOptions({ pool, option: "max", reason: `must be an integer >= 1, got ${max}` })
+  }
+  if (!Number.isInteger(maxPerIdentity) || maxPerIdentity < 1 || maxPerIdentity > max) {
+    return new InvalidPoolOptions({
+      pool,
+      option: "maxPerIdentity",
+      reason: `must be an integer from 1 to max (${max}), got ${maxPerIdentity}`
+    })
+  }
+  if (!Number.isInteger(min) || min < 0 || min > maxPerIdentity) {
+    return new InvalidPoolOptions({
+      pool,
+      option: "min",
+      reason: `must be an integer from 0 to maxPerIdentity (${maxPerIdentity}), got ${min}`
+    })
+  }
+  return undefined
+}

@@ -8,6 +8,7 @@ import * as Endpoint from "../Endpoint.ts"
 import type { Fault } from "../Fault.ts"
 import * as HealthMonitor from "../HealthMonitor.ts"
 import { describeError } from "./format.ts"
+import * as Reconfigure from "./reconfigure.ts"
 import type { InvalidPoolOptions } from "../PoolError.ts"
 import { PoolClosed } from "../PoolError.ts"
 import * as Retry from "../Retry.ts"
@@ -17,7 +18,8 @@ import type * as ServerSet from "../ServerSet.ts"
 
 /** One endpoint of a set, with everything that serves it. */
 interface Member<C, E> {
-  readonly endpoint: Endpoint.Endpoint
+  /** Replaced when its weight, priority or role changes (see `reconfigure.ts`). */
+  endpoint: Endpoint.Endpoint
   readonly scope: Scope.Closeable
   readonly pool: IdentityPool.IdentityPool<C, E>
   readonly breaker: CircuitBreaker.CircuitBreaker | undefined
@@ -89,6 +91,8 @@ export const make = <C, E>(
       strategy: options.strategy
     })
     const members = new Map<Endpoint.EndpointId, Member<C, E>>()
+    /** Pool limits and breaker thresholds of endpoints built from now on (changed at run time). */
+    const live = Reconfigure.liveOf(options)
 
     // The pool's own errors say nothing about the server, except a connect
     // that hung; everything else is the driver's call. (`Retry.failover`
@@ -151,7 +155,8 @@ export const make = <C, E>(
       Effect.gen(function*() {
         const scope = yield* Scope.fork(setScope, "sequential")
         const member = yield* Effect.gen(function*() {
-          const { max, maxPerIdentity, min, ...poolOptions } = options.pool ?? {}
+          const { max: _max, maxPerIdentity: _perIdentity, min: _min, ...poolOptions } = options.pool ?? {}
+          const { max, maxPerIdentity, min } = Reconfigure.poolLimitsOf(live)
           const pool = yield* IdentityPool.make({
             name: `${name} ${endpoint.id}`,
             connect: (identity) => driver.connect(endpoint, identity),
@@ -164,9 +169,9 @@ export const make = <C, E>(
             maxPerIdentity,
             pool: poolOptions
           })
-          const breaker = options.breaker === false
+          const breaker = live.breaker === false
             ? undefined
-            : yield* CircuitBreaker.make({ ...options.breaker, endpoint: endpoint.id, classify: classifyForBreaker })
+            : yield* CircuitBreaker.make({ ...live.breaker, endpoint: endpoint.id, classify: classifyForBreaker })
           if (breaker !== undefined) {
             yield* Stream.runForEach(
               SubscriptionRef.changes(breaker.state),
@@ -385,6 +390,7 @@ export const make = <C, E>(
           fenced: endpointState?.fenced,
           weight: member.endpoint.weight,
           priority: member.endpoint.priority,
+          draining: endpointState?.draining === true,
           health: endpointState?.health ?? "unknown",
           monitor,
           probeAuthFailure: monitor?.probeAuthFailure,
@@ -403,9 +409,9 @@ export const make = <C, E>(
       return { name, strategy: balancer.strategy, endpoints: statuses } satisfies ServerSet.Status
     })
 
-    const add = (input: Endpoint.EndpointInput | string) =>
+    const add = (input: Endpoint.EndpointInput | string) => Effect.flatMap(Endpoint.decode(input), addDecoded)
+    const addDecoded = (endpoint: Endpoint.Endpoint) =>
       Effect.gen(function*() {
-        const endpoint = yield* Endpoint.decode(input)
         if (members.has(endpoint.id)) {
           return yield* Effect.fail(
             new Endpoint.InvalidEndpoint({
@@ -431,7 +437,9 @@ export const make = <C, E>(
       Effect.gen(function*() {
         const member = members.get(id)
         if (member === undefined) return
-        // No new picks; then the pool drains the work in flight and closes.
+        // No new picks; the work in flight (borrowing included) finishes, then the pool closes.
+        yield* balancer.setDraining(id, true)
+        yield* Reconfigure.awaitIdle(balancer, id)
         yield* balancer.remove(id)
         members.delete(id)
         yield* Scope.close(member.scope, Exit.void)
@@ -476,6 +484,7 @@ export const make = <C, E>(
       endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
       add,
       remove,
-      unfence
+      unfence,
+      reconfigure: Reconfigure.make({ name, balancer, members, live, status, add: addDecoded, remove })
     } satisfies ServerSet.ServerSet<C, E>
   })

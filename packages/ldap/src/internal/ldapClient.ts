@@ -396,7 +396,8 @@ export const make = (
       ...operations<never>(undefined),
       as: (key) => operations(key),
       rootDse,
-      status: set.status
+      status: set.status,
+      reconfigure: set.reconfigure
     }
   })
 

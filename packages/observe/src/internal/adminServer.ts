@@ -1,11 +1,12 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import type { Endpoint } from "@tether/core"
+import type { Balancer, Endpoint, ServerSet } from "@tether/core"
 import { Context, Data, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import type * as AdminServer from "../AdminServer.ts"
-import { Monitor, type Watched } from "../Monitor.ts"
+import { Monitor } from "../Monitor.ts"
+import type * as MonitorTypes from "../Monitor.ts"
 import * as Prometheus from "../Prometheus.ts"
 import * as Snapshot from "../Snapshot.ts"
 import { dashboardHtml } from "./dashboard.ts"
@@ -86,13 +87,9 @@ export const make = (options: AdminServer.Options) =>
     return { url: `http://${shownHost}:${bound}`, port: bound } satisfies AdminServer.Running
   })
 
-/** Endpoint definitions taken out by `drain`, to put back on `enable`. */
-type Drained = Map<string, Endpoint.EndpointInput>
-
 const addMutatingRoutes = (router: HttpRouter.HttpRouter, monitor: typeof Monitor.Service, token: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
     const expected = Buffer.from(Redacted.value(token), "utf8")
-    const drained: Drained = new Map()
     const authorized = (request: HttpServerRequest.HttpServerRequest): boolean => {
       const header = request.headers["authorization"] ?? ""
       const match = /^Bearer (.+)$/.exec(header)
@@ -103,13 +100,17 @@ const addMutatingRoutes = (router: HttpRouter.HttpRouter, monitor: typeof Monito
     const findSet = (name: string | undefined) =>
       Effect.map(monitor.watched, (all) => all.find((w) => w.name === name))
 
-    /** Runs `f` on the named set when the caller holds the token; answers with JSON. */
+    /**
+     * Runs `f` on the named set's reconfiguration handle when the caller holds
+     * the token; answers with JSON: 200, or the typed error's message (404 for
+     * an unknown endpoint, 400 for a bad value).
+     */
     const guarded = (
       f: (
-        set: Watched,
+        reconfigure: MonitorTypes.Reconfigurable,
         params: Readonly<Record<string, string | undefined>>,
-        request: HttpServerRequest.HttpServerRequest
-      ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+        input: Record<string, unknown>
+      ) => Effect.Effect<unknown, unknown>
     ) =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
@@ -119,109 +120,76 @@ const addMutatingRoutes = (router: HttpRouter.HttpRouter, monitor: typeof Monito
         const params = yield* HttpRouter.params
         const set = yield* findSet(params.set)
         if (set === undefined) return json({ error: `no watched set named ${JSON.stringify(params.set)}` }, 404)
-        return yield* f(set, params, request)
+        if (set.reconfigure === undefined) {
+          return json({ error: `set "${set.name}" was watched with { reconfigure: false }: it is read-only` }, 403)
+        }
+        const input = yield* request.json.pipe(
+          Effect.map((u) => (typeof u === "object" && u !== null ? u as Record<string, unknown> : {})),
+          Effect.orElseSucceed(() => ({} as Record<string, unknown>))
+        )
+        return yield* f(set.reconfigure, params, input).pipe(
+          Effect.as(json({ ok: true })),
+          Effect.catch((error) =>
+            Effect.succeed(json({ error: messageOf(error) }, tagOf(error) === "UnknownEndpoint" ? 404 : 400))
+          )
+        )
       })
 
-    const body = (request: HttpServerRequest.HttpServerRequest) =>
-      request.json.pipe(Effect.map((u) => (typeof u === "object" && u !== null ? u as Record<string, unknown> : {})))
-
-    const endpointOf = (set: Watched, id: string) =>
-      Effect.map(set.target.status, (status) => status.endpoints.find((e) => e.id === id))
-
-    const add = (set: Watched, input: Endpoint.EndpointInput) =>
-      set.reconfigure === undefined
-        ? Effect.succeed(json({ error: `set "${set.name}" cannot add endpoints at run time` }, 501))
-        : set.reconfigure.add(input).pipe(
-          Effect.as(json({ ok: true })),
-          Effect.catch((error) => Effect.succeed(json({ error: messageOf(error) }, 400)))
-        )
-
-    const remove = (set: Watched, id: string) =>
-      set.reconfigure === undefined
-        ? Effect.succeed(json({ error: `set "${set.name}" cannot remove endpoints at run time` }, 501))
-        : Effect.as(set.reconfigure.remove(id), json({ ok: true }))
+    const bad = (message: string) => Effect.fail(new Error(message))
 
     yield* router.add(
       "POST",
       "/api/sets/:set/endpoints",
-      guarded((set, _params, request) =>
-        Effect.gen(function*() {
-          const input = yield* body(request).pipe(Effect.orElseSucceed(() => ({} as Record<string, unknown>)))
-          if (typeof input.url !== "string") return json({ error: "the body must be JSON with a \"url\"" }, 400)
-          return yield* add(set, input as unknown as Endpoint.EndpointInput)
-        })
+      guarded((set, _params, input) =>
+        typeof input.url === "string"
+          ? set.add(input as unknown as Endpoint.EndpointInput)
+          : bad("the body must be JSON with a \"url\"")
       )
     )
-    yield* router.add(
-      "DELETE",
-      "/api/sets/:set/endpoints/:id",
-      guarded((set, params) => remove(set, params.id!))
-    )
-    yield* router.add(
-      "POST",
-      "/api/sets/:set/endpoints/:id/drain",
-      guarded((set, params) =>
-        Effect.gen(function*() {
-          const endpoint = yield* endpointOf(set, params.id!)
-          if (endpoint === undefined) return json({ error: `no endpoint ${params.id} in set "${set.name}"` }, 404)
-          if (set.reconfigure === undefined) {
-            return json({ error: `set "${set.name}" cannot change its endpoints at run time` }, 501)
-          }
-          drained.set(`${set.name}\u0000${endpoint.id}`, definitionOf(endpoint))
-          return yield* remove(set, endpoint.id)
-        })
-      )
-    )
-    yield* router.add(
-      "POST",
-      "/api/sets/:set/endpoints/:id/enable",
-      guarded((set, params) =>
-        Effect.gen(function*() {
-          const key = `${set.name}\u0000${params.id}`
-          const definition = drained.get(key)
-          if (definition === undefined) return json({ error: `endpoint ${params.id} was not drained` }, 404)
-          const response = yield* add(set, definition)
-          if (response.status === 200) drained.delete(key)
-          return response
-        })
-      )
-    )
+    yield* router.add("DELETE", "/api/sets/:set/endpoints/:id", guarded((set, params) => set.remove(params.id!)))
+    yield* router.add("POST", "/api/sets/:set/endpoints/:id/drain", guarded((set, params) => set.drain(params.id!)))
+    yield* router.add("POST", "/api/sets/:set/endpoints/:id/enable", guarded((set, params) => set.enable(params.id!)))
     yield* router.add(
       "POST",
       "/api/sets/:set/endpoints/:id/weight",
-      guarded((set, params, request) =>
-        Effect.gen(function*() {
-          const input = yield* body(request).pipe(Effect.orElseSucceed(() => ({} as Record<string, unknown>)))
-          const weight = input.weight
-          if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0) {
-            return json({ error: "the body must be JSON with a \"weight\" >= 0" }, 400)
-          }
-          const endpoint = yield* endpointOf(set, params.id!)
-          if (endpoint === undefined) return json({ error: `no endpoint ${params.id} in set "${set.name}"` }, 404)
-          if (set.reconfigure === undefined) {
-            return json({ error: `set "${set.name}" cannot change its endpoints at run time` }, 501)
-          }
-          yield* set.reconfigure.remove(endpoint.id)
-          return yield* add(set, { ...definitionOf(endpoint), weight })
-        })
+      guarded((set, params, input) => {
+        // A weight typed into the dashboard arrives as text.
+        const weight = typeof input.weight === "string" && input.weight.trim() !== "" ? Number(input.weight) : input.weight
+        return typeof weight === "number"
+          ? set.setWeight(params.id!, weight)
+          : bad("the body must be JSON with a \"weight\" (a positive integer)")
+      })
+    )
+    yield* router.add(
+      "POST",
+      "/api/sets/:set/pool",
+      guarded((set, _params, input) =>
+        set.resizePool(
+          { min: numberOr(input.min), max: numberOr(input.max), maxPerIdentity: numberOr(input.maxPerIdentity) },
+          typeof input.endpoint === "string" ? input.endpoint : undefined
+        )
+      )
+    )
+    yield* router.add(
+      "POST",
+      "/api/sets/:set/breaker",
+      guarded((set, _params, input) => set.setBreaker(input as ServerSet.BreakerThresholds))
+    )
+    yield* router.add(
+      "POST",
+      "/api/sets/:set/strategy",
+      guarded((set, _params, input) =>
+        typeof input.strategy === "string"
+          ? set.setStrategy(input.strategy as Balancer.Strategy)
+          : bad("the body must be JSON with a \"strategy\"")
       )
     )
   })
 
-const definitionOf = (e: {
-  readonly id: string
-  readonly url: string
-  readonly weight: number
-  readonly priority: number
-  readonly role: Endpoint.Role | "stale-primary"
-}): Endpoint.EndpointInput => ({
-  id: e.id,
-  url: e.url,
-  weight: e.weight,
-  priority: e.priority,
-  // A fenced endpoint is re-added as "any": its probes tell its role again, and fencing applies anew.
-  role: e.role === "stale-primary" ? "any" : e.role
-})
+const numberOr = (u: unknown): number | undefined => (typeof u === "number" ? u : undefined)
+
+const tagOf = (u: unknown): string | undefined =>
+  typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" ? u._tag : undefined
 
 const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error

@@ -112,7 +112,7 @@ function endpointCard(set, e) {
   html += spark(p99, "#e0a526", latMax).replace("</svg>", "") + spark(p50, "#2fbf71", latMax).replace(/^<svg[^>]*>/, "");
   if (e.lastError) html += '<div class="err">' + esc(e.lastError) + "</div>";
   if (MUTABLE) {
-    html += '<div class="controls"><button data-act="drain">drain</button><button data-act="remove">remove</button>';
+    html += '<div class="controls">' + (p.draining ? '<button data-act="enable">enable</button>' : '<button data-act="drain">drain</button>') + '<button data-act="remove">remove</button>';
     html += '<input data-weight size="3" value="' + e.weight + '"><button data-act="weight">set weight</button></div>';
   }
   return html + "</div>";

@@ -105,7 +105,10 @@ export const make = (options: Monitor.Options) =>
       watch: (name, target, watchOptions) =>
         Effect.acquireRelease(
           Effect.sync(() => {
-            const entry = { name, target, required: watchOptions?.required ?? true, reconfigure: watchOptions?.reconfigure }
+            const reconfigure = watchOptions?.reconfigure === false
+              ? undefined
+              : watchOptions?.reconfigure ?? target.reconfigure
+            const entry = { name, target, required: watchOptions?.required ?? true, reconfigure }
             watched.set(name, entry)
             return entry
           }),

@@ -370,6 +370,9 @@ export const make = (
       invalidateCache: cache.invalidate,
       cacheStats: cache.stats,
       status: exclusive.status,
+      reconfigure: shared === undefined
+        ? exclusive.reconfigure
+        : ServerSet.combineReconfigure(exclusive.reconfigure, shared.reconfigure),
       unfence: (id) =>
         Effect.map(
           Effect.all([exclusive.unfence(id), shared === undefined ? Effect.succeed(false) : shared.unfence(id)]),

@@ -21,13 +21,14 @@ import type * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { BreakerOpen, type BreakerState, type CircuitBreaker, type Status } from "../../CircuitBreaker.ts"
+import { BreakerOpen, type BreakerState, type CircuitBreaker, type Options, type Status } from "../../CircuitBreaker.ts"
 import type { EndpointId } from "../../Endpoint.ts"
 import { type Classifier, isServerFault } from "../../Fault.ts"
 import { describeError, formatMillis } from "../format.ts"
 import * as ScheduleStep from "../scheduleStep.ts"
 import * as Frame from "./frame.ts"
-import type { Settings } from "./options.ts"
+import type { InvalidBreakerOptions } from "../../PoolError.ts"
+import { check, type Settings } from "./options.ts"
 import type { Tracker } from "./policy.ts"
 import * as State from "./state.ts"
 
@@ -110,10 +111,11 @@ export class Machine implements CircuitBreaker, Frame.Observer {
   private step: ScheduleStep.Stepper<unknown> | undefined = undefined
   private lastDelay = 0
 
-  private readonly trackers: ReadonlyArray<Tracker>
+  // Replaced by `reconfigure`.
+  private trackers: ReadonlyArray<Tracker>
   /** Whether closed-state outcomes need the clock (a time window or the slow-call policy). */
-  private readonly timed: boolean
-  private readonly slowCallMillis: number | undefined
+  private timed: boolean
+  private slowCallMillis: number | undefined
   private readonly rejectionCounter: Metric.Metric<number, unknown>
   private readonly gauges: ReadonlyArray<Metric.Metric<number, unknown>>
   private readonly onClosedExit: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> | undefined
@@ -121,7 +123,7 @@ export class Machine implements CircuitBreaker, Frame.Observer {
   private readonly sharedFrame: Frame.Frame
 
   constructor(
-    private readonly settings: Settings,
+    private settings: Settings,
     readonly state: SubscriptionRef.SubscriptionRef<BreakerState>,
     private readonly clock: Clock.Clock,
     private readonly scope: Scope.Scope
@@ -144,6 +146,23 @@ export class Machine implements CircuitBreaker, Frame.Observer {
       for (const tracker of this.trackers) tracker.reset()
       return Effect.void
     })
+  }
+
+  /**
+   * New thresholds from the next call on; the state (closed, open, half-open)
+   * stays, the closed-state statistics start afresh. The classifier stays.
+   */
+  reconfigure(options: Omit<Options, "endpoint" | "classify">): Effect.Effect<void, InvalidBreakerOptions> {
+    return Effect.map(
+      check({ ...options, endpoint: this.endpoint, classify: this.settings.classify }),
+      (settings) => {
+        this.settings = settings
+        this.trackers = settings.policies.map((policy) => policy.makeTracker())
+        this.timed = settings.policies.some((policy) => policy.timed)
+        const slow = settings.policies.map((p) => p.slowCallMillis).filter((m): m is number => m !== undefined)
+        this.slowCallMillis = slow.length === 0 ? undefined : Math.min(...slow)
+      }
+    )
   }
 
   protect<A, E, R>(effect: Effect.Effect<A, E, R>, classify?: Classifier): Effect.Effect<A, E | BreakerOpen, R> {
