@@ -18,6 +18,7 @@ import type { Driver, Endpoint, Identity } from "@tether/core"
 import { Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
+import { cancelStatement, isCancellable } from "./internal/cancelStatement.ts"
 import * as SocketClosed from "./internal/socketClosed.ts"
 import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
@@ -230,11 +231,10 @@ export const run = <A>(
     try: (signal) => {
       const pending = query(connection.sql)
       const settled = connection.socket.race(pending)
-      const cancel = (pending as { cancel?: () => unknown }).cancel
-      if (options?.cancelOnInterrupt === true && typeof cancel === "function") {
+      if (options?.cancelOnInterrupt === true && isCancellable(pending)) {
         signal.addEventListener("abort", () => {
           connection.session.cancelled = true
-          void cancel.call(pending)
+          cancelStatement(pending)
         }, { once: true })
       }
       return timeoutMillis === undefined ? settled : bounded(settled, timeoutMillis)
