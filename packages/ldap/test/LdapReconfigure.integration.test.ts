@@ -41,8 +41,12 @@ const load = (client: LdapClient.LdapClient, dn: string, fibers: number) =>
 layer(Slapd.layer({ servers: 2, replication: true, users: 2 }), { excludeTestServices: true })(
   "LdapClient reconfigured under load, from a watched file",
   (it) => {
+    // Pipelined (the default), plain reads share a connection borrowed once and held while busy, so the
+    // balancer (and the weights) pick per shared connection, not per read: the traffic share is checked
+    // with pipelining off; every other guarantee in both modes.
+    for (const pipeline of [false, undefined] as const) {
     it.effect(
-      "servers added, drained, re-weighted, pools resized and removed while 6 fibers read: 0 failed operations; a bad file changes nothing",
+      `servers added, drained, re-weighted, pools resized and removed while 6 fibers read (pipeline ${pipeline === false ? "off" : "on"}): 0 failed operations; a bad file changes nothing`,
       () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
@@ -62,6 +66,7 @@ layer(Slapd.layer({ servers: 2, replication: true, users: 2 }), { excludeTestSer
             bindDn: directory.adminDn,
             password: Redacted.make(directory.adminPassword),
             strategy: "weighted-round-robin",
+            pipeline,
             pool: { max: 4, acquireTimeout: "60 seconds", connectTimeout: "20 seconds" },
             health: { interval: "500 millis", timeout: "5 seconds" }
           })
@@ -85,7 +90,7 @@ layer(Slapd.layer({ servers: 2, replication: true, users: 2 }), { excludeTestSer
           let after = yield* requests
           const toTwo = after.get(two!.url)! - (before.get(two!.url) ?? 0)
           const toOne = after.get(one!.url)! - before.get(one!.url)!
-          expect(toTwo).toBeGreaterThan(2 * toOne)
+          if (pipeline === false) expect(toTwo).toBeGreaterThan(2 * toOne)
 
           // Drained by hand: no new work; enabled again.
           yield* client.reconfigure.drain(two!.url)
@@ -128,5 +133,6 @@ layer(Slapd.layer({ servers: 2, replication: true, users: 2 }), { excludeTestSer
         }).pipe(Effect.scoped),
       { timeout: 300_000 }
     )
+    }
   }
 )
