@@ -1,0 +1,161 @@
+/**
+ * Opening, re-binding and closing connections, and the secret each
+ * principal has proven: a connection of a new secret that binds retires the
+ * old secret's connections (idle ones close now, the others once returned).
+ * A slot (a place under `max` and `maxPerIdentity`) is taken before a
+ * connection opens and given back only once it is closed, so the server
+ * never sees more than `max` connections of this pool.
+ */
+import { Clock, Effect, Exit, Scope } from "effect"
+import type { Credentials } from "../../Identity.ts"
+import { ConnectTimeout } from "../../PoolError.ts"
+import type { Conn, Group, PoolState } from "./state.ts"
+
+export interface Connector<C, E> {
+  /** Opens a connection bound as `group` in a slot already taken; gives the slot back if it fails. */
+  readonly open: (group: Group<C>, restore: <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>) => Effect.Effect<Conn<C>, E | ConnectTimeout>
+  /** Re-binds an evicted connection as `group`; `false` (and the connection closed, its slot kept) if that failed. */
+  readonly rebind: (conn: Conn<C>, group: Group<C>, restore: <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>) => Effect.Effect<boolean>
+  /** Closes a connection; with `keepSlot`, its slot passes to the caller instead of the next waiter. */
+  readonly close: (conn: Conn<C>, keepSlot?: boolean) => Effect.Effect<void>
+  /** Gives back a slot taken for a connection that was never opened. */
+  readonly releaseSlot: (group: Group<C>) => void
+  /** Retires a connection: closed now if idle, else once its last borrower returns it. */
+  readonly retire: (conn: Conn<C>) => Effect.Effect<void>
+}
+
+export const make = <C, E>(
+  state: PoolState<C>,
+  options: {
+    readonly connect: (identity: Credentials | undefined) => Effect.Effect<C, E, Scope.Scope>
+    readonly rebind: ((connection: C, identity: Credentials | undefined) => Effect.Effect<void, unknown>) | undefined
+    readonly connectTimeout: number
+    readonly dispatch: () => void
+    readonly onRetire: (group: Group<C>) => Effect.Effect<void>
+  }
+): Effect.Effect<Connector<C, E>> =>
+  Effect.gen(function*() {
+    const clock = yield* Clock.Clock
+    const { connectTimeout, dispatch } = options
+    /** The key each principal last bound with. */
+    const principals = new Map<string, string>()
+
+    const releaseSlot = (group: Group<C>) => {
+      state.open--
+      group.count--
+      dispatch()
+    }
+
+    /** A connection of `group` has bound: its secret is now its principal's. */
+    const prove = (group: Group<C>): Effect.Effect<void> => {
+      const identity = group.identity
+      if (identity === undefined || group.retired) return Effect.void
+      const current = principals.get(identity.principal)
+      if (current === group.key) return Effect.void
+      principals.set(identity.principal, group.key)
+      const old = current === undefined ? undefined : state.groups.get(current)
+      if (old === undefined) return Effect.void
+      return Effect.andThen(
+        options.onRetire(old),
+        Effect.logInfo(
+          `identity pool "${state.name}": a new secret of "${identity.label}" has bound; retiring the old one's connections`
+        )
+      )
+    }
+
+    const close = (conn: Conn<C>, keepSlot = false): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (conn.closed) return Effect.void
+        conn.closed = true
+        state.idle.delete(conn)
+        state.removeAvail(conn)
+        state.conns.delete(conn)
+        // The slot is given back once the driver has closed it, never before.
+        return Effect.ensuring(
+          Scope.close(conn.scope, Exit.void),
+          Effect.sync(() => {
+            state.counters.destroyed++
+            if (!keepSlot) releaseSlot(conn.group)
+          })
+        )
+      }).pipe(Effect.uninterruptible)
+
+    const retire = (conn: Conn<C>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        conn.retired = true
+        state.removeAvail(conn)
+        state.idle.delete(conn)
+        return conn.holders === 0 ? close(conn) : Effect.void
+      })
+
+    const open = (
+      group: Group<C>,
+      restore: <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>
+    ): Effect.Effect<Conn<C>, E | ConnectTimeout> =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make("sequential")
+        const exit = yield* Effect.exit(restore(
+          Scope.provide(options.connect(group.identity), scope).pipe(
+            Effect.timeoutOrElse({
+              duration: connectTimeout,
+              orElse: () => Effect.fail(new ConnectTimeout({ pool: state.name, timeoutMillis: connectTimeout }))
+            })
+          )
+        ))
+        if (exit._tag === "Failure") {
+          yield* Scope.close(scope, exit)
+          if (!Exit.hasInterrupts(exit)) state.counters.acquireFailures++
+          releaseSlot(group)
+          return yield* Effect.failCause(exit.cause)
+        }
+        const now = clock.currentTimeMillisUnsafe()
+        const conn: Conn<C> = {
+          id: state.nextId++,
+          connection: exit.value,
+          scope,
+          createdAt: now,
+          group,
+          lastUsedAt: now,
+          holders: 1,
+          inAvail: false,
+          retired: false,
+          closed: false
+        }
+        state.conns.add(conn)
+        state.counters.created++
+        group.created++
+        yield* prove(group)
+        return conn
+      })
+
+    const rebind = (
+      conn: Conn<C>,
+      group: Group<C>,
+      restore: <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>
+    ): Effect.Effect<boolean> =>
+      Effect.gen(function*() {
+        const rebindFn = options.rebind
+        if (rebindFn === undefined) {
+          yield* close(conn, true)
+          return false
+        }
+        const exit = yield* Effect.exit(restore(rebindFn(conn.connection, group.identity)))
+        if (exit._tag === "Failure") {
+          // Its bind state is unknown now: it is closed, never pooled half-bound.
+          if (!Exit.hasInterrupts(exit)) state.counters.rebindFailures++
+          yield* close(conn, true)
+          if (Exit.hasInterrupts(exit)) {
+            releaseSlot(group)
+            return yield* Effect.interrupt
+          }
+          return false
+        }
+        conn.group = group
+        state.counters.rebinds++
+        group.created++
+        yield* prove(group)
+        return true
+      })
+
+    return { open, rebind, close, releaseSlot, retire }
+  })
