@@ -95,9 +95,10 @@ export const make = <C, E>(
       rebind: options.rebind,
       connectTimeout,
       dispatch: admission.dispatch,
-      onRetire: (group) => retireGroup(group)
+      onRetire: (group) => retireGroup(group),
+      onClosed: () => drain.onClosed()
     })
-    const drain = Drain.make(state, admission, connector, millisOf(p.drainTimeout, d.drainTimeout))
+    const drain: ReturnType<typeof Drain.make> = Drain.make(state, admission, connector, millisOf(p.drainTimeout, d.drainTimeout))
     const validate = options.validate
     const lease = yield* Lease.make(state, admission, connector, {
       isReady: options.isReady,

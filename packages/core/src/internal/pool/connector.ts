@@ -16,8 +16,8 @@ export interface Connector<C, E> {
   readonly open: (group: Group<C>, restore: <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>) => Effect.Effect<Conn<C>, E | ConnectTimeout>
   /** Re-binds an evicted connection as `group`; `false` (and the connection closed, its slot kept) if that failed. */
   readonly rebind: (conn: Conn<C>, group: Group<C>, restore: <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>) => Effect.Effect<boolean>
-  /** Closes a connection; with `keepSlot`, its slot passes to the caller instead of the next waiter. */
-  readonly close: (conn: Conn<C>, keepSlot?: boolean) => Effect.Effect<void>
+  /** Starts closing a connection (in the background); its slot is given back once it is closed. */
+  readonly close: (conn: Conn<C>) => Effect.Effect<void>
   /** Gives back a slot taken for a connection that was never opened. */
   readonly releaseSlot: (group: Group<C>) => void
   /** Retires a connection: closed now if idle, else once its last borrower returns it. */
@@ -32,6 +32,8 @@ export const make = <C, E>(
     readonly connectTimeout: number
     readonly dispatch: () => void
     readonly onRetire: (group: Group<C>) => Effect.Effect<void>
+    /** Called when the last close in progress ends (drain waits for it). */
+    readonly onClosed: () => void
   }
 ): Effect.Effect<Connector<C, E>> =>
   Effect.gen(function*() {
@@ -63,22 +65,69 @@ export const make = <C, E>(
       )
     }
 
-    const close = (conn: Conn<C>, keepSlot = false): Effect.Effect<void> =>
+    /** Callbacks waiting for each connection being closed. */
+    const closing = new Map<Conn<C>, Array<() => void>>()
+
+    /**
+     * Starts closing a connection in a fiber of its own (a driver's close can
+     * hang on a dead socket: no borrower waits on it unless it needs the
+     * slot). The slot is given back once the driver has closed it, never before.
+     */
+    const startClose = (conn: Conn<C>, keepSlot: boolean): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (conn.closed) return Effect.void
         conn.closed = true
         state.idle.delete(conn)
         state.removeAvail(conn)
         state.conns.delete(conn)
-        // The slot is given back once the driver has closed it, never before.
-        return Effect.ensuring(
-          Scope.close(conn.scope, Exit.void),
-          Effect.sync(() => {
-            state.counters.destroyed++
-            if (!keepSlot) releaseSlot(conn.group)
-          })
-        )
-      }).pipe(Effect.uninterruptible)
+        state.closing++
+        closing.set(conn, [])
+        return Effect.asVoid(Effect.forkDetach(
+          Effect.ensuring(
+            Scope.close(conn.scope, Exit.void),
+            Effect.sync(() => {
+              state.counters.destroyed++
+              state.closing--
+              if (!keepSlot) releaseSlot(conn.group)
+              const waiting = closing.get(conn)!
+              closing.delete(conn)
+              for (const resume of waiting) resume()
+              if (state.closing === 0) options.onClosed()
+            })
+          ).pipe(Effect.uninterruptible),
+          // Runs at once up to the driver's first asynchronous step.
+          { startImmediately: true }
+        ))
+      })
+
+    /** Waits (interruptibly) until a connection whose close has started is closed. */
+    const awaitClosed = (conn: Conn<C>): Effect.Effect<void> =>
+      Effect.callback<void>((resume) => {
+        const waiting = closing.get(conn)
+        if (waiting === undefined) return resume(Effect.void)
+        const done = () => resume(Effect.void)
+        waiting.push(done)
+        return Effect.sync(() => {
+          const index = waiting.indexOf(done)
+          if (index >= 0) waiting.splice(index, 1)
+        })
+      })
+
+    /** Gives a kept slot back once its old connection is closed. */
+    const releaseSlotWhenClosed = (conn: Conn<C>, group: Group<C>) => {
+      const waiting = closing.get(conn)
+      if (waiting === undefined) releaseSlot(group)
+      else waiting.push(() => releaseSlot(group))
+    }
+
+    const close = (conn: Conn<C>): Effect.Effect<void> => startClose(conn, false)
+
+    /** Closes an evicted connection whose slot passes to `group`: waits until it is closed. */
+    const closeForSlot = (conn: Conn<C>, group: Group<C>): Effect.Effect<void> =>
+      Effect.andThen(
+        startClose(conn, true),
+        Effect.onInterrupt(awaitClosed(conn), () => Effect.sync(() => releaseSlotWhenClosed(conn, group)))
+      )
 
     const retire = (conn: Conn<C>): Effect.Effect<void> =>
       Effect.suspend(() => {
@@ -136,18 +185,19 @@ export const make = <C, E>(
       Effect.gen(function*() {
         const rebindFn = options.rebind
         if (rebindFn === undefined) {
-          yield* close(conn, true)
+          yield* restore(closeForSlot(conn, group))
           return false
         }
         const exit = yield* Effect.exit(restore(rebindFn(conn.connection, group.identity)))
         if (exit._tag === "Failure") {
           // Its bind state is unknown now: it is closed, never pooled half-bound.
-          if (!Exit.hasInterrupts(exit)) state.counters.rebindFailures++
-          yield* close(conn, true)
           if (Exit.hasInterrupts(exit)) {
-            releaseSlot(group)
+            yield* startClose(conn, true)
+            releaseSlotWhenClosed(conn, group)
             return yield* Effect.interrupt
           }
+          state.counters.rebindFailures++
+          yield* restore(closeForSlot(conn, group))
           return false
         }
         conn.group = group

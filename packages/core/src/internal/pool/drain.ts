@@ -10,6 +10,7 @@ import type { PoolState } from "./state.ts"
 
 export const make = <C, E>(state: PoolState<C>, admission: Admission<C>, connector: Connector<C, E>, drainTimeout: number) => {
   let onDrained: (() => void) | undefined
+  let onClosed: (() => void) | undefined
   const drain = Effect.gen(function*() {
     state.draining = true
     admission.closeAll()
@@ -32,12 +33,23 @@ export const make = <C, E>(state: PoolState<C>, admission: Admission<C>, connect
       for (const lease of [...state.leases]) lease.fiber.interruptUnsafe()
     }
     for (const conn of [...state.conns]) yield* connector.close(conn)
+    // Closes run in fibers of their own: the pool is closed once the last one is done.
+    if (state.closing > 0) {
+      yield* Effect.callback<void>((resume) => {
+        onClosed = () => resume(Effect.void)
+        if (state.closing === 0) resume(Effect.void)
+      })
+    }
   })
   return {
     drain,
     /** Called by lease when the last borrow ends. */
     onIdle: () => {
       if (onDrained !== undefined) onDrained()
+    },
+    /** Called by the connector when the last close in progress ends. */
+    onClosed: () => {
+      if (onClosed !== undefined) onClosed()
     }
   }
 }

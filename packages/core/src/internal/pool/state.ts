@@ -103,6 +103,8 @@ export class PoolState<C> {
   readonly leases = new Set<Lease<C>>()
   /** Connections open or being opened (slots taken), across identities. */
   open = 0
+  /** Connections whose close is in progress (still open on the server, still counted in `open`). */
+  closing = 0
   draining = false
   nextId = 1
   readonly counters = {
