@@ -73,6 +73,28 @@ export const make = <C, E>(
      * hang on a dead socket: no borrower waits on it unless it needs the
      * slot). The slot is given back once the driver has closed it, never before.
      */
+    /**
+     * Closes a scope in a fiber of its own (a driver's close can hang on a
+     * dead socket: no borrower waits on it unless it needs the slot); `done`
+     * runs once the driver has closed it.
+     */
+    const closeInBackground = (scope: Scope.Closeable, exit: Exit.Exit<unknown, unknown>, done: () => void) => {
+      state.closing++
+      return Effect.asVoid(Effect.forkDetach(
+        Effect.ensuring(
+          Scope.close(scope, exit),
+          Effect.sync(() => {
+            state.closing--
+            done()
+            if (state.closing === 0) options.onClosed()
+          })
+        ).pipe(Effect.uninterruptible),
+        // Runs at once up to the driver's first asynchronous step.
+        { startImmediately: true }
+      ))
+    }
+
+    /** Starts closing a connection. Its slot is given back once the driver has closed it, never before. */
     const startClose = (conn: Conn<C>, keepSlot: boolean): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (conn.closed) return Effect.void
@@ -80,24 +102,14 @@ export const make = <C, E>(
         state.idle.delete(conn)
         state.removeAvail(conn)
         state.conns.delete(conn)
-        state.closing++
         closing.set(conn, [])
-        return Effect.asVoid(Effect.forkDetach(
-          Effect.ensuring(
-            Scope.close(conn.scope, Exit.void),
-            Effect.sync(() => {
-              state.counters.destroyed++
-              state.closing--
-              if (!keepSlot) releaseSlot(conn.group)
-              const waiting = closing.get(conn)!
-              closing.delete(conn)
-              for (const resume of waiting) resume()
-              if (state.closing === 0) options.onClosed()
-            })
-          ).pipe(Effect.uninterruptible),
-          // Runs at once up to the driver's first asynchronous step.
-          { startImmediately: true }
-        ))
+        return closeInBackground(conn.scope, Exit.void, () => {
+          state.counters.destroyed++
+          if (!keepSlot) releaseSlot(conn.group)
+          const waiting = closing.get(conn)!
+          closing.delete(conn)
+          for (const resume of waiting) resume()
+        })
       })
 
     /** Waits (interruptibly) until a connection whose close has started is closed. */
@@ -152,9 +164,8 @@ export const make = <C, E>(
           )
         ))
         if (exit._tag === "Failure") {
-          yield* Scope.close(scope, exit)
           if (!Exit.hasInterrupts(exit)) state.counters.acquireFailures++
-          releaseSlot(group)
+          yield* closeInBackground(scope, exit, () => releaseSlot(group))
           return yield* Effect.failCause(exit.cause)
         }
         const now = clock.currentTimeMillisUnsafe()
