@@ -9,7 +9,8 @@
  * fiber: the driver's `isReady` (bound identity still known), `maxLifetime`
  * and, past `validationWindow`, `validate`.
  */
-import { Clock, Effect, Exit, Fiber } from "effect"
+import type { Exit} from "effect";
+import { Clock, Effect, Fiber } from "effect"
 import type { BorrowError } from "../../ConnectionPool.ts"
 import type { Credentials } from "../../Identity.ts"
 import type { PoolClosed, PoolTimeout } from "../../PoolError.ts"
@@ -178,7 +179,8 @@ export const make = <C, E>(
             const ok = check(conn, !reused)
             if (ok === true) return lend(conn, reused)
             if (ok === false) return Effect.andThen(discard(conn), borrow())
-            return Effect.flatMap(restore(ok), (passed) => {
+            // An interrupted validation leaves the connection in an unknown state: it is retired.
+            return Effect.flatMap(Effect.onInterrupt(restore(ok), () => discard(conn)), (passed) => {
               // Interruptible while validating: still ours, checked again.
               if (passed && (isReady === undefined || isReady(conn.connection))) return lend(conn, reused)
               return Effect.andThen(discard(conn), borrow())
