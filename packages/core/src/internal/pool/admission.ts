@@ -6,9 +6,11 @@
  *
  * Reuse with bounded fairness: when the head of the queue would have to
  * evict an idle connection, a waiter further back whose identity has that
- * connection idle is served with it instead (a reuse, no bind), at most
- * `maxReuseStreak` times in a row; then the head takes its turn, so no
- * waiter starves.
+ * connection idle is served with it instead (a reuse, no bind); and a
+ * connection just returned is left to its identity for one scheduler turn
+ * (a borrower running as it takes it without queueing: most callers borrow
+ * again right after they return). Either happens at most `maxReuseStreak`
+ * times in a row; then the head takes its turn, so no waiter starves.
  */
 import { Clock, Effect, Scope } from "effect"
 import { PoolClosed, PoolTimeout } from "../../PoolError.ts"
@@ -26,6 +28,8 @@ export interface Admission<C> {
   /** Fails every waiter with `PoolClosed`. */
   readonly closeAll: () => void
   readonly size: () => number
+  /** Whether a newcomer may take an available connection of its identity ahead of the queue (and counts it). */
+  readonly barge: () => boolean
 }
 
 export const make = <C>(
@@ -41,6 +45,8 @@ export const make = <C>(
     /** Waiters served out of order (a reuse) since the head last got a grant. */
     let streak = 0
     let wakeTimer: (() => void) | undefined
+    /** An eviction put off by one scheduler turn, so the identity of the connection can borrow it again. */
+    let deferred = false
 
     const remove = (waiter: Waiter<C>) => {
       if (!waiter.queued) return
@@ -122,6 +128,17 @@ export const make = <C>(
               continue
             }
           }
+          if (streak < maxReuseStreak && !deferred) {
+            // Leave it to its identity for one turn; then the head evicts it.
+            deferred = true
+            setImmediate(() => {
+              deferred = false
+              streak = maxReuseStreak
+              dispatch()
+            })
+            break
+          }
+          if (deferred && streak < maxReuseStreak) break
           const victim: Conn<C> = state.victimFor(group)!
           state.detach(victim)
           victim.group.count--
@@ -212,6 +229,12 @@ export const make = <C>(
       closeAll: () => {
         while (head !== undefined) fail(head, new PoolClosed({ pool: state.name }))
       },
-      size: () => size
+      size: () => size,
+      barge: () => {
+        if (size === 0) return true
+        if (streak >= maxReuseStreak) return false
+        streak++
+        return true
+      }
     }
   })

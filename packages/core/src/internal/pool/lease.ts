@@ -188,7 +188,7 @@ export const make = <C, E>(
           }
 
           const borrow = (): Effect.Effect<A, E | E2 | BorrowError, R> => {
-            if (group.waiting === 0 && !state.draining) {
+            if (group.waiting === 0 && !state.draining && (group.avail.length === 0 || admission.barge())) {
               const conn = state.takeAvail(group)
               if (conn !== undefined) return tryLend(conn, true)
             }
