@@ -45,10 +45,9 @@ export const make = <C, E>(
     const { isReady, validate, isBroken, maxLifetime, validationWindow, acquireTimeout, connectTimeout } = options
 
     /** Whether a connection may be lent; a failed check retires it (the borrower then tries again). */
-    const check = (conn: Conn<C>, fresh: boolean): boolean | Effect.Effect<boolean> => {
+    const check = (conn: Conn<C>, fresh: boolean, now: number): boolean | Effect.Effect<boolean> => {
       if (conn.retired || conn.group.retired) return false
       if (isReady !== undefined && !isReady(conn.connection)) return false
-      const now = clock.currentTimeMillisUnsafe()
       if (now - conn.createdAt >= maxLifetime) return false
       if (!fresh && validate !== undefined && conn.holders === 1 && now - conn.lastUsedAt >= validationWindow) {
         return validate(conn.connection, conn.group.identity).pipe(
@@ -158,6 +157,8 @@ export const make = <C, E>(
           const deadline = startedAt + acquireTimeout
           const fiber = Fiber.getCurrent()! as Fiber.Fiber<unknown, unknown>
 
+          /** One clock read per borrow that did not wait: `startedAt`; later attempts read it again. */
+          let now = startedAt
           const lend = (conn: Conn<C>, reused: boolean): Effect.Effect<A, E2, R> => {
             state.counters.borrows++
             group.borrows++
@@ -165,7 +166,7 @@ export const make = <C, E>(
               group.hits++
               state.counters.hits++
             }
-            group.lastUsedAt = conn.lastUsedAt = clock.currentTimeMillisUnsafe()
+            group.lastUsedAt = conn.lastUsedAt = now
             const lease: Lease<C> = { conn, fiber, since: conn.lastUsedAt, reported: false }
             state.leases.add(lease)
             return Effect.flatMap(
@@ -176,11 +177,12 @@ export const make = <C, E>(
 
           /** Checks a connection this borrower holds; lends it, or discards it and borrows again. */
           const tryLend = (conn: Conn<C>, reused: boolean): Effect.Effect<A, E | E2 | BorrowError, R> => {
-            const ok = check(conn, !reused)
+            const ok = check(conn, !reused, now)
             if (ok === true) return lend(conn, reused)
             if (ok === false) return Effect.andThen(discard(conn), borrow())
             // An interrupted validation leaves the connection in an unknown state: it is retired.
             return Effect.flatMap(Effect.onInterrupt(restore(ok), () => discard(conn)), (passed) => {
+              now = clock.currentTimeMillisUnsafe()
               // Interruptible while validating: still ours, checked again.
               if (passed && (isReady === undefined || isReady(conn.connection))) return lend(conn, reused)
               return Effect.andThen(discard(conn), borrow())
@@ -195,8 +197,10 @@ export const make = <C, E>(
             return Effect.flatMap(wait(group, deadline, restore), (grant) =>
               Effect.flatMap(
                 realize(grant, group, restore),
-                (conn): Effect.Effect<A, E | E2 | BorrowError, R> =>
-                  conn === undefined ? borrow() : tryLend(conn, grant._tag === "Lend")
+                (conn): Effect.Effect<A, E | E2 | BorrowError, R> => {
+                  now = clock.currentTimeMillisUnsafe()
+                  return conn === undefined ? borrow() : tryLend(conn, grant._tag === "Lend")
+                }
               ))
           }
           return borrow()

@@ -147,7 +147,8 @@ export class PoolState<C> {
 
   /** Takes a borrower's place on an available connection of `group`, most recently used first. */
   takeAvail(group: Group<C>): Conn<C> | undefined {
-    const conn = group.avail[0]
+    const avail = group.avail
+    const conn = avail[avail.length - 1]
     if (conn === undefined) return undefined
     this.hold(conn)
     return conn
