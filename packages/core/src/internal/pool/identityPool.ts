@@ -1,6 +1,5 @@
 /**
- * NOT WIRED YET: `IdentityPool.make` still builds the former pool (a
- * `ConnectionPool` per identity). This is its replacement, assembled from the one-job modules under `pool/`:
+ * The identity pool (`IdentityPool.make`), assembled from the one-job modules under `pool/`:
  * `state` (connections tagged by identity), `admission` (wait queue,
  * deadlines, fair reuse), `connector` (open, re-bind, close, secrets),
  * `lease` (borrow and return), `housekeeper` and `drain`. This file checks
