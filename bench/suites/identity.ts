@@ -154,7 +154,7 @@ export const identitySuite: Suite = {
       })
       log(`identity: 1,000 identities ${Math.round(thousand)} ops/s, 1 identity ${Math.round(oneIdentity)} ops/s`)
 
-      // 2b. The tagged pool (internal/pool, one pool whose connections carry their identity; not wired
+      // 2b. The tagged pool (internal/pool, one pool whose connections carry their identity;
       // into IdentityPool.make yet): the same 1,000 vs 1 identity workload, and reuse with and without
       // bounded fairness on an in-memory driver whose work takes one event-loop turn.
       const taggedThroughput = (identities: ReadonlyArray<Identity.Credentials>) =>
@@ -173,7 +173,7 @@ export const identitySuite: Suite = {
       const taggedOne = yield* taggedThroughput(many.slice(0, 1))
       const taggedThousand = yield* taggedThroughput(many)
       measurements.push({
-        case: "tagged pool (not wired): borrow + return, 16 fibers, in-memory driver",
+        case: "tagged pool: borrow + return, 16 fibers, in-memory driver",
         metric: "throughput, 1,000 identities",
         unit: "ops/s",
         higherIsBetter: true,
@@ -225,7 +225,7 @@ export const identitySuite: Suite = {
         const fair = yield* taggedReuse(users, 8, Tagged.defaultMaxReuseStreak, rotating)
         const strict = yield* taggedReuse(users, 8, 0, rotating)
         measurements.push({
-          case: `tagged pool (not wired), in-memory: ${label}, max 8, 4 per identity`,
+          case: `tagged pool, in-memory: ${label}, max 8, 4 per identity`,
           metric: "reuse % (bounded fairness, N=4)",
           unit: "%",
           higherIsBetter: true,
@@ -233,7 +233,7 @@ export const identitySuite: Suite = {
           peers: { "strict order (N=0)": strict.reuse, "seed (reported)": seed }
         })
         measurements.push({
-          case: `tagged pool (not wired), in-memory: ${label}, max 8, 4 per identity`,
+          case: `tagged pool, in-memory: ${label}, max 8, 4 per identity`,
           metric: "p99 acquire time",
           unit: "µs",
           higherIsBetter: false,
@@ -295,7 +295,7 @@ export const identitySuite: Suite = {
       notes: [
         "Reuse: one slapd, ServerSet pool max 8, 4 per identity, re-binding on; reuse = borrows served by an open connection already bound as the borrower's identity. The seed's rates are the figures it reports, not a run here.",
         "1,000 identities: IdentityPool max 1,000 on an in-memory driver, every identity warmed with one connection; the peer is the same pool and workload with one identity (target ≥ 0.9x).",
-        "Tagged pool (internal/pool, not wired into IdentityPool.make yet): the same in-memory workloads over it; reuse rows use an in-memory driver with re-bind whose work takes one event-loop turn (setImmediate), N = maxReuseStreak; the strict-order peer is the same pool with N = 0.",
+        "Tagged pool (internal/pool, IdentityPool.make builds it): the same in-memory workloads over it; reuse rows use an in-memory driver with re-bind whose work takes one event-loop turn (setImmediate), N = maxReuseStreak; the strict-order peer is the same pool with N = 0.",
         "Latency: median of sequential requests; connect+bind opens a new ldapts client, binds, asks, unbinds.",
         ...notes
       ]
