@@ -155,7 +155,7 @@ export const identitySuite: Suite = {
       log(`identity: 1,000 identities ${Math.round(thousand)} ops/s, 1 identity ${Math.round(oneIdentity)} ops/s`)
 
       // 2b. The tagged pool (internal/pool, one pool whose connections carry their identity;
-      // into IdentityPool.make yet): the same 1,000 vs 1 identity workload, and reuse with and without
+      // what IdentityPool.make builds): the same 1,000 vs 1 identity workload, and reuse with and without
       // bounded fairness on an in-memory driver whose work takes one event-loop turn.
       const taggedThroughput = (identities: ReadonlyArray<Identity.Credentials>) =>
         Effect.gen(function*() {

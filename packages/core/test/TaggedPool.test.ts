@@ -1,8 +1,8 @@
 /**
  * The tagged pool (`internal/pool`, one pool per endpoint whose connections
- * carry their identity) is not wired into `IdentityPool.make` yet. This file
- * runs the existing IdentityPool unit tests and properties over it, by
- * swapping `IdentityPool.make` for the tagged pool's `make`, and adds tests
+ * carry their identity) is what `IdentityPool.make` builds. This file runs
+ * the IdentityPool unit tests and properties over its `make` explicitly (so
+ * they keep covering it if the public wiring changes), and adds tests
  * of what only it has: bounded-fairness reuse, `resize`, housekeeping.
  */
 import { assert, describe, it } from "@effect/vitest"
