@@ -19,7 +19,8 @@ import { Data, Effect, Exit, Redacted, Scope } from "effect"
 import { Client } from "ldapts"
 import { effectLoop, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
-import { now, percentile } from "../harness/measure.ts"
+import { nextTurn, now, percentile } from "../harness/measure.ts"
+import * as Tagged from "../../packages/core/src/internal/pool/identityPool.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
 
 class LdapError extends Data.TaggedError("LdapError")<{ readonly cause: unknown }> {}
@@ -153,6 +154,95 @@ export const identitySuite: Suite = {
       })
       log(`identity: 1,000 identities ${Math.round(thousand)} ops/s, 1 identity ${Math.round(oneIdentity)} ops/s`)
 
+      // 2b. The tagged pool (internal/pool, one pool whose connections carry their identity;
+      // what IdentityPool.make builds): the same 1,000 vs 1 identity workload, and reuse with and without
+      // bounded fairness on an in-memory driver whose work takes one event-loop turn.
+      const taggedThroughput = (identities: ReadonlyArray<Identity.Credentials>) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const pool = yield* Tagged.make({ name: "memory", connect: memoryDriver.connect, max: 1_000 }).pipe(
+            Scope.provide(scope)
+          )
+          const op = (i: number) => pool.use(identities[i % identities.length]!, (c) => Effect.succeed(c.principal))
+          yield* Effect.forEach(identities, (identity) => pool.use(identity, () => Effect.void), { discard: true })
+          yield* effectLoop(op, 16, 300)
+          const rate = (yield* effectLoop(op, 16, millis)).opsPerSecond
+          yield* Scope.close(scope, Exit.void)
+          return rate
+        })
+      const taggedOne = yield* taggedThroughput(many.slice(0, 1))
+      const taggedThousand = yield* taggedThroughput(many)
+      measurements.push({
+        case: "tagged pool: borrow + return, 16 fibers, in-memory driver",
+        metric: "throughput, 1,000 identities",
+        unit: "ops/s",
+        higherIsBetter: true,
+        tether: taggedThousand,
+        peers: { "1 identity": taggedOne }
+      })
+      log(`identity: tagged pool: 1,000 identities ${Math.round(taggedThousand)} ops/s, 1 identity ${Math.round(taggedOne)} ops/s`)
+      const rebindMemory = (c: { principal: string }, identity: Identity.Credentials | undefined) =>
+        Effect.sync(() => {
+          c.principal = identity?.principal ?? "service"
+        })
+      /** `users` closed-loop borrowers (one identity each) on `max` connections; reuse % and p99 acquire time. */
+      const taggedReuse = (users: number, max: number, maxReuseStreak: number, rotating: boolean) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const pool = yield* Tagged.make({
+            name: "memory",
+            connect: (identity) => Effect.sync(() => ({ principal: identity?.principal ?? "service" })),
+            rebind: rebindMemory,
+            max,
+            maxPerIdentity: Math.min(4, max),
+            maxReuseStreak
+          }).pipe(Scope.provide(scope))
+          const acquire: Array<number> = []
+          const borrow = (user: number) =>
+            Effect.suspend(() => {
+              const t0 = now()
+              return pool.use(many[user]!, () =>
+                Effect.andThen(Effect.sync(() => acquire.push(now() - t0)), Effect.promise(nextTurn)))
+            })
+          if (rotating) {
+            yield* Effect.forEach(Array.from({ length: requests }, (_, i) => i % users), borrow, { discard: true })
+          } else {
+            yield* Effect.forEach(
+              Array.from({ length: users }, (_, u) => u),
+              (u) => Effect.forEach(Array.from({ length: Math.ceil(requests / users) }), () => borrow(u), { discard: true }),
+              { concurrency: "unbounded", discard: true }
+            )
+          }
+          const stats = yield* pool.stats
+          yield* Scope.close(scope, Exit.void)
+          return { reuse: stats.reuseRate * 100, p99: percentile(acquire.sort((a, b) => a - b), 0.99) * 1000 }
+        })
+      for (const [label, users, rotating, seed] of [
+        ["one user sequential", 1, true, 100],
+        ["3 users rotating", 3, true, 85],
+        ["10 users concurrent", 10, false, 80]
+      ] as const) {
+        const fair = yield* taggedReuse(users, 8, Tagged.defaultMaxReuseStreak, rotating)
+        const strict = yield* taggedReuse(users, 8, 0, rotating)
+        measurements.push({
+          case: `tagged pool, in-memory: ${label}, max 8, 4 per identity`,
+          metric: "reuse % (bounded fairness, N=4)",
+          unit: "%",
+          higherIsBetter: true,
+          tether: fair.reuse,
+          peers: { "strict order (N=0)": strict.reuse, "seed (reported)": seed }
+        })
+        measurements.push({
+          case: `tagged pool, in-memory: ${label}, max 8, 4 per identity`,
+          metric: "p99 acquire time",
+          unit: "µs",
+          higherIsBetter: false,
+          tether: fair.p99,
+          peers: { "strict order (N=0)": strict.p99 }
+        })
+        log(`identity: tagged ${label}: reuse ${fair.reuse.toFixed(1)}% (strict order ${strict.reuse.toFixed(1)}%), p99 acquire ${fair.p99.toFixed(0)} µs (strict ${strict.p99.toFixed(0)} µs)`)
+      }
+
       // 3. Latency: pooled, re-bind, connect + bind per request.
       const n = quick ? 200 : 1_000
       const latencyScope = yield* Scope.make()
@@ -200,11 +290,12 @@ export const identitySuite: Suite = {
     await runScoped(program)
     return {
       tetherLabel: "Tether",
-      peers: ["seed (reported)", "1 identity", "connect+bind per request"],
+      peers: ["seed (reported)", "1 identity", "strict order (N=0)", "connect+bind per request"],
       measurements,
       notes: [
         "Reuse: one slapd, ServerSet pool max 8, 4 per identity, re-binding on; reuse = borrows served by an open connection already bound as the borrower's identity. The seed's rates are the figures it reports, not a run here.",
         "1,000 identities: IdentityPool max 1,000 on an in-memory driver, every identity warmed with one connection; the peer is the same pool and workload with one identity (target ≥ 0.9x).",
+        "Tagged pool (internal/pool, IdentityPool.make builds it): the same in-memory workloads over it; reuse rows use an in-memory driver with re-bind whose work takes one event-loop turn (setImmediate), N = maxReuseStreak; the strict-order peer is the same pool with N = 0.",
         "Latency: median of sequential requests; connect+bind opens a new ldapts client, binds, asks, unbinds.",
         ...notes
       ]

@@ -93,7 +93,16 @@ export interface Options<C, E> {
   readonly max?: number | undefined
   /** Open connections of one identity. Default `max`. */
   readonly maxPerIdentity?: number | undefined
-  /** Options of each identity's pool (see `ConnectionPool.Options`). */
+  /**
+   * Reuse with bounded fairness: when the first waiter would have to evict
+   * another identity's idle connection, a later waiter of that connection's
+   * identity is served with it instead (no bind), and a connection just
+   * returned is left to its identity for one scheduler turn; at most this
+   * many times in a row, then the first waiter takes its turn. 0: strict
+   * arrival order. Default 4.
+   */
+  readonly maxReuseStreak?: number | undefined
+  /** Options of the connections (see `ConnectionPool.Options`). */
   readonly pool?:
     | Omit<ConnectionPool.Options<C, E, never>, "name" | "acquire" | "validate" | "isBroken" | "max" | "min">
     | undefined

@@ -16,7 +16,7 @@ import type * as ServerSet from "../ServerSet.ts"
 import { UnknownEndpoint } from "../ServerSet.ts"
 import * as BreakerOptions from "./breaker/options.ts"
 import { defaults as poolDefaults } from "./connectionPool.ts"
-import { checkLimits, resized } from "./identityPool.ts"
+import { checkLimits, resized } from "./poolLimits.ts"
 
 /** What reconfiguration needs of one member of a set. */
 export interface Steerable {
