@@ -86,6 +86,8 @@ export const make = <C, E>(
     const name = options.name
     const max = options.max ?? pools.defaults.max
     const limits = { min: options.min ?? 0, max, maxPerIdentity: options.maxPerIdentity ?? max }
+    /** `maxPerIdentity` follows `max` through resizes until it is given. */
+    let perIdentityFollowsMax = options.maxPerIdentity === undefined
     const invalid = checkLimits(name, limits)
     if (invalid !== undefined) return yield* Effect.fail(invalid)
     const p = options.pool ?? {}
@@ -204,13 +206,14 @@ export const make = <C, E>(
         const wanted = {
           min: next.min ?? Math.min(limits.min, max),
           max,
-          maxPerIdentity: next.maxPerIdentity ?? Math.min(limits.maxPerIdentity, max)
+          maxPerIdentity: next.maxPerIdentity ?? (perIdentityFollowsMax ? max : Math.min(limits.maxPerIdentity, max))
         }
         const error = checkLimits(name, wanted)
         if (error !== undefined) return Effect.fail(error)
         limits.min = wanted.min
         limits.max = wanted.max
         limits.maxPerIdentity = wanted.maxPerIdentity
+        if (next.maxPerIdentity !== undefined) perIdentityFollowsMax = false
         // Shrinking: idle connections above the new limits close now (least recently used first), the rest as they are returned.
         const surplus = []
         let open = state.open
