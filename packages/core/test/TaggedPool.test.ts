@@ -7,7 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Identity, IdentityPool } from "@tether/core"
-import { Effect, Fiber, Redacted } from "effect"
+import { Effect, Fiber, Metric, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import type * as Core from "@tether/core"
 import { vi } from "vitest"
@@ -130,5 +130,27 @@ describe("tagged pool", () => {
       yield* TestClock.adjust("5 seconds")
       assert.strictEqual(yield* Fiber.join(busy), first)
       assert.isFalse(dir.state.open.has(first), "closed once returned")
+    }).pipe(Effect.scoped))
+
+  it.effect("metrics: counters reach the pool's series on the next sweep; a borrow that waited records its wait", () =>
+    Effect.gen(function*() {
+      const dir = directory()
+      const pool = yield* Tagged.make({ name: "metered", connect: dir.connect, max: 1 })
+      const held = yield* Effect.forkChild(pool.use(user(0), () => Effect.sleep("50 millis")))
+      yield* Effect.yieldNow
+      const waiter = yield* Effect.forkChild(pool.use(user(0), () => Effect.void))
+      yield* TestClock.adjust("50 millis")
+      yield* Fiber.join(held)
+      yield* Fiber.join(waiter)
+      yield* pool.use(user(0), () => Effect.void)
+      yield* TestClock.adjust("1 second") // a housekeeping sweep
+      const series = (yield* Metric.snapshot).filter((m) => m.attributes?.["pool"] === "metered")
+      const state = (id: string) => series.find((m) => m.id === id)?.state as { count?: number; sum?: number } | undefined
+      assert.strictEqual(state("tether_pool_connections_created_total")?.count, 1)
+      // The first borrow waited for its connection to open, the second for the first to finish; the third was served at once.
+      assert.strictEqual(state("tether_pool_immediate_borrows_total")?.count, 1)
+      const waited = state("tether_pool_acquire_time_ms")
+      assert.strictEqual(waited?.count, 2)
+      assert.isAtLeast(waited?.sum ?? 0, 50)
     }).pipe(Effect.scoped))
 })

@@ -5,6 +5,9 @@ const connections = Metric.gauge("tether_pool_connections", {
 })
 
 /** The metrics of one pool, each tagged with the pool's name. */
+export type PoolMetrics = ReturnType<typeof forPool>
+
+/** The metrics of one pool, each tagged with the pool's name. */
 export const forPool = (pool: string) => {
   const attributes = { pool }
   return {

@@ -8,6 +8,7 @@
  * so `TestClock` drives it in tests.
  */
 import { Clock, Context, Effect, Metric, Schedule, Scope, Tracer } from "effect"
+import type { PoolMetrics } from "../poolMetrics.ts"
 import type { Connector } from "./connector.ts"
 import type { Conn, Group, PoolState } from "./state.ts"
 
@@ -24,6 +25,8 @@ export interface HousekeeperOptions<C> {
   readonly defaultGroup: () => Group<C>
   readonly dispatch: () => void
   readonly pending: () => number
+  /** The pool's metrics: gauges set and counters flushed on every sweep. */
+  readonly metrics: PoolMetrics
 }
 
 /** How long an identity with no connection is remembered: a secret that never bound goes soon. */
@@ -33,15 +36,14 @@ const forgetUnprovenMillis = 1_000
 const identityConnections = Metric.gauge("tether_identity_connections", {
   description: "Open connections per identity (by its label, never its principal or secret)"
 })
-const poolConnections = Metric.gauge("tether_pool_connections", {
-  description: "Open connections of a pool, by state (idle, in_use) and pending borrowers"
-})
 
 export const make = <C, E>(state: PoolState<C>, connector: Connector<C, E>, options: HousekeeperOptions<C>) =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const scope = yield* Scope.Scope
     const { idleTimeToLive, maxLifetime, keepAliveInterval, leakThreshold, validate, isReady } = options
+    /** What the metrics' counters were last told. */
+    const flushed = { created: 0, destroyed: 0, acquireFailures: 0, timeouts: 0, validationFailures: 0, leaks: 0, immediateBorrows: 0 }
 
     const probe = (conn: Conn<C>): Effect.Effect<void> => {
       state.detach(conn)
@@ -128,9 +130,26 @@ export const make = <C, E>(state: PoolState<C>, connector: Connector<C, E>, opti
         yield* Metric.update(Metric.withAttributes(identityConnections, { pool: state.name, identity: label }), n)
       }
       const s = state.snapshot(options.pending())
-      yield* Metric.update(Metric.withAttributes(poolConnections, { pool: state.name, state: "idle" }), s.idle)
-      yield* Metric.update(Metric.withAttributes(poolConnections, { pool: state.name, state: "in_use" }), s.inUse)
-      yield* Metric.update(Metric.withAttributes(poolConnections, { pool: state.name, state: "pending" }), s.pending)
+      const m = options.metrics
+      yield* Metric.update(m.idle, s.idle)
+      yield* Metric.update(m.inUse, s.inUse)
+      yield* Metric.update(m.pending, s.pending)
+      // The counters change in place on the hot path; their growth since the last sweep goes out here.
+      const c = state.counters
+      const totals = {
+        created: c.created + c.rebinds,
+        destroyed: c.destroyed,
+        acquireFailures: c.acquireFailures,
+        timeouts: c.timeouts,
+        validationFailures: c.validationFailures,
+        leaks: c.leaksDetected,
+        immediateBorrows: c.borrows - c.waited
+      }
+      for (const key of Object.keys(totals) as Array<keyof typeof totals>) {
+        const delta = totals[key] - flushed[key]
+        if (delta > 0) yield* Metric.update(m[key], delta)
+        flushed[key] = totals[key]
+      }
       // A safety net: serve anything a lost wake-up left waiting.
       options.dispatch()
     })

@@ -11,6 +11,7 @@ import type * as IdentityPool from "../../IdentityPool.ts"
 import { InvalidPoolOptions, PoolClosed } from "../../PoolError.ts"
 import * as pools from "../connectionPool.ts"
 import { digestOf } from "../identityDigest.ts"
+import * as poolMetrics from "../poolMetrics.ts"
 import * as Admission from "./admission.ts"
 import * as Connector from "./connector.ts"
 import * as Drain from "./drain.ts"
@@ -131,6 +132,7 @@ export const make = <C, E>(
     })
     const drain: ReturnType<typeof Drain.make> = Drain.make(state, admission, connector, millisOf(p.drainTimeout, d.drainTimeout))
     const validate = options.validate
+    const metrics = poolMetrics.forPool(name)
     const lease = yield* Lease.make(state, admission, connector, {
       isReady: options.isReady,
       validate,
@@ -139,6 +141,7 @@ export const make = <C, E>(
       validationWindow: millisOf(p.validationWindow, d.validationWindow),
       acquireTimeout,
       connectTimeout,
+      metrics,
       groupOf,
       closed: () => (state.draining ? new PoolClosed({ pool: name }) : undefined),
       onIdle: drain.onIdle
@@ -155,7 +158,8 @@ export const make = <C, E>(
       connectTimeout,
       defaultGroup: () => groupOf(undefined),
       dispatch: admission.dispatch,
-      pending: admission.size
+      pending: admission.size,
+      metrics
     })
     if (limits.min > 0 && p.warmUp !== false) yield* housekeeper.warmUp
 

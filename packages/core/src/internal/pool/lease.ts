@@ -9,11 +9,12 @@
  * fiber: the driver's `isReady` (bound identity still known), `maxLifetime`
  * and, past `validationWindow`, `validate`.
  */
-import type { Exit} from "effect";
-import { Clock, Effect, Fiber } from "effect"
+import type { Exit } from "effect"
+import { Clock, Effect, Fiber, Metric } from "effect"
 import type { BorrowError } from "../../ConnectionPool.ts"
 import type { Credentials } from "../../Identity.ts"
 import type { PoolClosed, PoolTimeout } from "../../PoolError.ts"
+import type { PoolMetrics } from "../poolMetrics.ts"
 import type { Admission } from "./admission.ts"
 import type { Connector } from "./connector.ts"
 import type { Conn, Grant, Group, Lease, PoolState } from "./state.ts"
@@ -27,6 +28,8 @@ export interface LeaseOptions<C> {
   readonly maxLifetime: number
   readonly validationWindow: number
   readonly acquireTimeout: number
+  /** Where borrows that had to wait record how long they waited. */
+  readonly metrics: PoolMetrics
   readonly connectTimeout: number
   readonly groupOf: (identity: Credentials | undefined) => Group<C>
   readonly closed: () => PoolClosed | undefined
@@ -199,7 +202,12 @@ export const make = <C, E>(
                 realize(grant, group, restore),
                 (conn): Effect.Effect<A, E | E2 | BorrowError, R> => {
                   now = clock.currentTimeMillisUnsafe()
-                  return conn === undefined ? borrow() : tryLend(conn, grant._tag === "Lend")
+                  if (conn === undefined) return borrow()
+                  state.counters.waited++
+                  return Effect.andThen(
+                    Metric.update(options.metrics.acquireTime, now - startedAt),
+                    tryLend(conn, grant._tag === "Lend")
+                  )
                 }
               ))
           }

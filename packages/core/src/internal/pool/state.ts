@@ -115,6 +115,8 @@ export class PoolState<C> {
     validationFailures: 0,
     leaksDetected: 0,
     borrows: 0,
+    /** Borrows that had to wait for a grant (the rest were served at once). */
+    waited: 0,
     /** Borrows served by a connection already open and bound as the borrower's identity. */
     hits: 0,
     evictions: 0,
