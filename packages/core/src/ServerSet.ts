@@ -35,7 +35,7 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Effect, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import type { Context, Duration, Effect, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { Data, Layer } from "effect"
 import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
@@ -46,6 +46,7 @@ import type { Endpoint, EndpointId, EndpointInput, InvalidEndpoint, Role } from 
 import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
+import * as configFile from "./internal/configFile.ts"
 import * as reconfigure from "./internal/reconfigure.ts"
 import * as reconfigureWatch from "./internal/reconfigureWatch.ts"
 import * as internal from "./internal/serverSet.ts"
@@ -539,3 +540,58 @@ export interface ConfigWatch<A, E> {
 export const watchConfig: <A, E>(
   options: WatchConfigOptions<A, E>
 ) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = reconfigureWatch.make
+
+/**
+ * Options of {@link jsonFile}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JsonFileOptions<E> {
+  readonly file: string
+  /** The section a client reads when the document has one (e.g. `"ldap"`); else the whole document. */
+  readonly section: string
+  /** Filled in when the section leaves the password out (e.g. read from the environment). */
+  readonly password?: Redacted.Redacted<string> | undefined
+  /** The typed error for a file that cannot be read or is not JSON; `problem` never quotes the file. */
+  readonly invalid: (problem: string) => E
+}
+
+/**
+ * A JSON configuration file as a {@link watchConfig} source (see {@link jsonFile}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JsonFile<E> {
+  /** The file's text. */
+  readonly read: Effect.Effect<string, E>
+  /** The client's section of a text read, not yet decoded. */
+  readonly section: (text: string) => Effect.Effect<unknown, E>
+}
+
+/**
+ * A JSON configuration file to watch: `LdapConfig.watch` and `PgConfig.watch`
+ * read their sections of one file with it.
+ *
+ * @example
+ * ```ts
+ * import { ServerSet } from "@tether/core"
+ * import { Data, Effect } from "effect"
+ *
+ * class BadFile extends Data.TaggedError("BadFile")<{ readonly problem: string }> {}
+ * declare const target: ServerSet.Reconfigure
+ *
+ * const file = ServerSet.jsonFile({ file: "/etc/app/db.json", section: "db", invalid: (problem) => new BadFile({ problem }) })
+ * const watching = ServerSet.watchConfig({
+ *   read: file.read,
+ *   decode: (text) => Effect.map(file.section(text), (section) => section as ServerSet.Reconfiguration),
+ *   toReconfiguration: (config) => config,
+ *   target
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category reconfiguration
+ */
+export const jsonFile: <E>(options: JsonFileOptions<E>) => JsonFile<E> = configFile.make

@@ -288,25 +288,6 @@ export interface WatchOptions {
   readonly password?: Redacted.Redacted<string> | undefined
 }
 
-/** The file's LDAP settings: its `ldap` section when it has one (the CLI's format), else the whole document. */
-const parseFile = (text: string, password: Redacted.Redacted<string> | undefined): Effect.Effect<unknown, InvalidLdapConfig> =>
-  Effect.suspend(() => {
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch {
-      // The parser's message may quote the file (and a password in it): only say where.
-      return Effect.fail(new InvalidLdapConfig({ setting: "(file)", problem: "not valid JSON" }))
-    }
-    const record = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : undefined
-    const section = record !== undefined && "ldap" in record ? record["ldap"] : json
-    return Effect.succeed(
-      password === undefined || typeof section !== "object" || section === null || "password" in section
-        ? section
-        : { ...section, password: Redacted.value(password) }
-    )
-  })
-
 /**
  * Watches a JSON configuration file (an `LdapConfig`, or a file with an
  * `ldap` section) until the scope closes, and applies each change to the
@@ -339,18 +320,19 @@ export const watch = (
   InvalidLdapConfig | ServerSet.ApplyError,
   Scope.Scope
 > =>
-  ServerSet.watchConfig({
-    label: `LDAP configuration ${file}`,
-    read: Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (cause) =>
-        new InvalidLdapConfig({
-          setting: "(file)",
-          problem: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
-        })
-    }),
-    decode: (text) => Effect.flatMap(parseFile(text, options?.password), decode),
-    toReconfiguration: (o) => ({ endpoints: o.endpoints, strategy: o.strategy, pool: o.pool, breaker: o.breaker }),
-    target,
-    interval: options?.interval
+  Effect.suspend(() => {
+    const source = ServerSet.jsonFile({
+      file,
+      section: "ldap",
+      password: options?.password,
+      invalid: (problem) => new InvalidLdapConfig({ setting: "(file)", problem })
+    })
+    return ServerSet.watchConfig({
+      label: `LDAP configuration ${file}`,
+      read: source.read,
+      decode: (text) => Effect.flatMap(source.section(text), decode),
+      toReconfiguration: (o) => ({ endpoints: o.endpoints, strategy: o.strategy, pool: o.pool, breaker: o.breaker }),
+      target,
+      interval: options?.interval
+    })
   })

@@ -21,7 +21,6 @@
 import { Endpoint, ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
 import type { Duration, Scope } from "effect"
-import * as fs from "node:fs/promises"
 import { expandHostList } from "./internal/pgClient.ts"
 import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
@@ -213,25 +212,6 @@ export interface WatchOptions {
   readonly password?: Redacted.Redacted<string> | undefined
 }
 
-/** The file's PostgreSQL settings: its `pg` section when it has one (the CLI's format), else the whole document. */
-const parseFile = (text: string, password: Redacted.Redacted<string> | undefined): Effect.Effect<unknown, InvalidPgConfig> =>
-  Effect.suspend(() => {
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch {
-      // The parser's message may quote the file (and a password in it): only say where.
-      return Effect.fail(new InvalidPgConfig({ option: "(file)", problems: "not valid JSON" }))
-    }
-    const record = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : undefined
-    const section = record !== undefined && "pg" in record ? record["pg"] : json
-    return Effect.succeed(
-      password === undefined || typeof section !== "object" || section === null || "password" in section
-        ? section
-        : { ...section, password: Redacted.value(password) }
-    )
-  })
-
 /**
  * Watches a JSON configuration file (a `PgConfig`, or a file with a `pg`
  * section) until the scope closes, and applies each change to the running
@@ -268,26 +248,27 @@ export const watch = (
   InvalidPgConfig | ServerSet.ApplyError,
   Scope.Scope
 > =>
-  ServerSet.watchConfig({
-    label: `PostgreSQL configuration ${file}`,
-    read: Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (cause) =>
-        new InvalidPgConfig({
-          option: "(file)",
-          problems: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
-        })
-    }),
-    decode: (text) => Effect.flatMap(parseFile(text, options?.password), decode),
-    toReconfiguration: (o) => ({
-      // As the client expands them: a host list is one endpoint per host.
-      endpoints: o.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
-        typeof e === "string" ? expandHostList(e) : [e]
-      ),
-      strategy: o.strategy,
-      pool: o.pool,
-      breaker: o.breaker
-    }),
-    target,
-    interval: options?.interval
+  Effect.suspend(() => {
+    const source = ServerSet.jsonFile({
+      file,
+      section: "pg",
+      password: options?.password,
+      invalid: (problem) => new InvalidPgConfig({ option: "(file)", problems: problem })
+    })
+    return ServerSet.watchConfig({
+      label: `PostgreSQL configuration ${file}`,
+      read: source.read,
+      decode: (text) => Effect.flatMap(source.section(text), decode),
+      toReconfiguration: (o) => ({
+        // As the client expands them: a host list is one endpoint per host.
+        endpoints: o.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+          typeof e === "string" ? expandHostList(e) : [e]
+        ),
+        strategy: o.strategy,
+        pool: o.pool,
+        breaker: o.breaker
+      }),
+      target,
+      interval: options?.interval
+    })
   })
