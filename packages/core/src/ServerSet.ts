@@ -542,37 +542,44 @@ export const watchConfig: <A, E>(
 ) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = reconfigureWatch.make
 
 /**
- * Options of {@link jsonFile}.
+ * What a user sets when watching a configuration file (see {@link watchJsonFile}).
  *
  * @since 0.1.0
  * @category models
  */
-export interface JsonFileOptions<E> {
-  readonly file: string
-  /** The section a client reads when the document has one (e.g. `"ldap"`); else the whole document. */
-  readonly section: string
-  /** Filled in when the section leaves the password out (e.g. read from the environment). */
+export interface WatchFileOptions {
+  /** Time between two reads of the file. Default 5 seconds. */
+  readonly interval?: Duration.Input | undefined
+  /** The password, when the file leaves it out (e.g. read from the environment). */
   readonly password?: Redacted.Redacted<string> | undefined
+}
+
+/**
+ * Options of {@link watchJsonFile}: the file, what the client reads in it, and where changes go.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchJsonFileOptions<A, E> extends WatchFileOptions {
+  readonly file: string
+  /** The section the client reads when the document has one (e.g. `"ldap"`); else the whole document. */
+  readonly section: string
   /** The typed error for a file that cannot be read or is not JSON; `problem` never quotes the file. */
   readonly invalid: (problem: string) => E
+  /** Decodes and checks the section (the password filled in). */
+  readonly decode: (section: unknown) => Effect.Effect<A, E>
+  /** The part `apply` understands (endpoints, strategy, pool, breaker). */
+  readonly toReconfiguration: (config: A) => Reconfiguration
+  readonly target: Reconfigure
+  /** Names the file in logs. Default: its path. */
+  readonly label?: string | undefined
 }
 
 /**
- * A JSON configuration file as a {@link watchConfig} source (see {@link jsonFile}).
- *
- * @since 0.1.0
- * @category models
- */
-export interface JsonFile<E> {
-  /** The file's text. */
-  readonly read: Effect.Effect<string, E>
-  /** The client's section of a text read, not yet decoded. */
-  readonly section: (text: string) => Effect.Effect<unknown, E>
-}
-
-/**
- * A JSON configuration file to watch: `LdapConfig.watch` and `PgConfig.watch`
- * read their sections of one file with it.
+ * {@link watchConfig} over a JSON file: `LdapConfig.watch` and `PgConfig.watch`
+ * each read their section of one file with it. A file that cannot be read or
+ * parsed is the caller's typed error, which never quotes the file (it may hold
+ * a password).
  *
  * @example
  * ```ts
@@ -582,10 +589,11 @@ export interface JsonFile<E> {
  * class BadFile extends Data.TaggedError("BadFile")<{ readonly problem: string }> {}
  * declare const target: ServerSet.Reconfigure
  *
- * const file = ServerSet.jsonFile({ file: "/etc/app/db.json", section: "db", invalid: (problem) => new BadFile({ problem }) })
- * const watching = ServerSet.watchConfig({
- *   read: file.read,
- *   decode: (text) => Effect.map(file.section(text), (section) => section as ServerSet.Reconfiguration),
+ * const watching = ServerSet.watchJsonFile({
+ *   file: "/etc/app/db.json",
+ *   section: "db",
+ *   invalid: (problem) => new BadFile({ problem }),
+ *   decode: (section) => Effect.succeed(section as ServerSet.Reconfiguration),
  *   toReconfiguration: (config) => config,
  *   target
  * })
@@ -594,4 +602,6 @@ export interface JsonFile<E> {
  * @since 0.1.0
  * @category reconfiguration
  */
-export const jsonFile: <E>(options: JsonFileOptions<E>) => JsonFile<E> = configFile.make
+export const watchJsonFile: <A, E>(
+  options: WatchJsonFileOptions<A, E>
+) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = configFile.watch

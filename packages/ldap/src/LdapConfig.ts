@@ -23,7 +23,7 @@
  */
 import { ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
-import type { Duration, Scope } from "effect"
+import type { Scope } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
 import * as Sasl from "./Sasl.ts"
@@ -276,17 +276,12 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
 )
 
 /**
- * Options of {@link watch}.
+ * Options of {@link watch}: the poll interval, and the password when the file leaves it out.
  *
  * @since 0.1.0
  * @category models
  */
-export interface WatchOptions {
-  /** Time between two reads of the file. Default 5 seconds. */
-  readonly interval?: Duration.Input | undefined
-  /** The password, when the file leaves it out (e.g. read from the environment). */
-  readonly password?: Redacted.Redacted<string> | undefined
-}
+export type WatchOptions = ServerSet.WatchFileOptions
 
 /**
  * Watches a JSON configuration file (an `LdapConfig`, or a file with an
@@ -320,19 +315,13 @@ export const watch = (
   InvalidLdapConfig | ServerSet.ApplyError,
   Scope.Scope
 > =>
-  Effect.suspend(() => {
-    const source = ServerSet.jsonFile({
-      file,
-      section: "ldap",
-      password: options?.password,
-      invalid: (problem) => new InvalidLdapConfig({ setting: "(file)", problem })
-    })
-    return ServerSet.watchConfig({
-      label: `LDAP configuration ${file}`,
-      read: source.read,
-      decode: (text) => Effect.flatMap(source.section(text), decode),
-      toReconfiguration: (o) => ({ endpoints: o.endpoints, strategy: o.strategy, pool: o.pool, breaker: o.breaker }),
-      target,
-      interval: options?.interval
-    })
+  ServerSet.watchJsonFile({
+    ...options,
+    file,
+    section: "ldap",
+    label: `LDAP configuration ${file}`,
+    invalid: (problem) => new InvalidLdapConfig({ setting: "(file)", problem }),
+    decode,
+    toReconfiguration: (o) => ({ endpoints: o.endpoints, strategy: o.strategy, pool: o.pool, breaker: o.breaker }),
+    target
   })

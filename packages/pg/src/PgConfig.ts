@@ -20,7 +20,7 @@
  */
 import { Endpoint, ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
-import type { Duration, Scope } from "effect"
+import type { Scope } from "effect"
 import { expandHostList } from "./internal/pgClient.ts"
 import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
@@ -200,17 +200,12 @@ export const fromEnv: Config.Config<PgClient.Options> = Config.all({
 )
 
 /**
- * Options of {@link watch}.
+ * Options of {@link watch}: the poll interval, and the password when the file leaves it out.
  *
  * @since 0.1.0
  * @category models
  */
-export interface WatchOptions {
-  /** Time between two reads of the file. Default 5 seconds. */
-  readonly interval?: Duration.Input | undefined
-  /** The password, when the file leaves it out (e.g. read from the environment). */
-  readonly password?: Redacted.Redacted<string> | undefined
-}
+export type WatchOptions = ServerSet.WatchFileOptions
 
 /**
  * Watches a JSON configuration file (a `PgConfig`, or a file with a `pg`
@@ -248,27 +243,21 @@ export const watch = (
   InvalidPgConfig | ServerSet.ApplyError,
   Scope.Scope
 > =>
-  Effect.suspend(() => {
-    const source = ServerSet.jsonFile({
-      file,
-      section: "pg",
-      password: options?.password,
-      invalid: (problem) => new InvalidPgConfig({ option: "(file)", problems: problem })
-    })
-    return ServerSet.watchConfig({
-      label: `PostgreSQL configuration ${file}`,
-      read: source.read,
-      decode: (text) => Effect.flatMap(source.section(text), decode),
-      toReconfiguration: (o) => ({
-        // As the client expands them: a host list is one endpoint per host.
-        endpoints: o.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
-          typeof e === "string" ? expandHostList(e) : [e]
-        ),
-        strategy: o.strategy,
-        pool: o.pool,
-        breaker: o.breaker
-      }),
-      target,
-      interval: options?.interval
-    })
+  ServerSet.watchJsonFile({
+    ...options,
+    file,
+    section: "pg",
+    label: `PostgreSQL configuration ${file}`,
+    invalid: (problem) => new InvalidPgConfig({ option: "(file)", problems: problem }),
+    decode,
+    toReconfiguration: (o) => ({
+      // As the client expands them: a host list is one endpoint per host.
+      endpoints: o.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
+        typeof e === "string" ? expandHostList(e) : [e]
+      ),
+      strategy: o.strategy,
+      pool: o.pool,
+      breaker: o.breaker
+    }),
+    target
   })

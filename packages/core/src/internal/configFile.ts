@@ -9,15 +9,31 @@
  */
 import * as fs from "node:fs/promises"
 import { Effect, Redacted } from "effect"
+import type { Scope } from "effect"
 import type * as ServerSet from "../ServerSet.ts"
+import * as reconfigureWatch from "./reconfigureWatch.ts"
 
 /** @internal */
-export const make = <E>(options: ServerSet.JsonFileOptions<E>): ServerSet.JsonFile<E> => ({
+export const watch = <A, E>(
+  options: ServerSet.WatchJsonFileOptions<A, E>
+): Effect.Effect<ServerSet.ConfigWatch<A, E>, E | ServerSet.ApplyError, Scope.Scope> => {
+  const file = source(options)
+  return reconfigureWatch.make({
+    label: options.label ?? options.file,
+    read: file.read,
+    decode: (text) => Effect.flatMap(file.section(text), options.decode),
+    toReconfiguration: options.toReconfiguration,
+    target: options.target,
+    interval: options.interval
+  })
+}
+
+const source = <A, E>(options: ServerSet.WatchJsonFileOptions<A, E>) => ({
   read: Effect.tryPromise({
     try: () => fs.readFile(options.file, "utf8"),
     catch: (cause) => options.invalid(`cannot read ${options.file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`)
   }),
-  section: (text) =>
+  section: (text: string): Effect.Effect<unknown, E> =>
     Effect.suspend(() => {
       let json: unknown
       try {
