@@ -35,7 +35,7 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Effect, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import type { Context, Duration, Effect, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { Data, Layer } from "effect"
 import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
@@ -46,6 +46,7 @@ import type { Endpoint, EndpointId, EndpointInput, InvalidEndpoint, Role } from 
 import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
+import * as configFile from "./internal/configFile.ts"
 import * as reconfigure from "./internal/reconfigure.ts"
 import * as reconfigureWatch from "./internal/reconfigureWatch.ts"
 import * as internal from "./internal/serverSet.ts"
@@ -539,3 +540,68 @@ export interface ConfigWatch<A, E> {
 export const watchConfig: <A, E>(
   options: WatchConfigOptions<A, E>
 ) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = reconfigureWatch.make
+
+/**
+ * What a user sets when watching a configuration file (see {@link watchJsonFile}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchFileOptions {
+  /** Time between two reads of the file. Default 5 seconds. */
+  readonly interval?: Duration.Input | undefined
+  /** The password, when the file leaves it out (e.g. read from the environment). */
+  readonly password?: Redacted.Redacted<string> | undefined
+}
+
+/**
+ * Options of {@link watchJsonFile}: the file, what the client reads in it, and where changes go.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchJsonFileOptions<A, E> extends WatchFileOptions {
+  readonly file: string
+  /** The section the client reads when the document has one (e.g. `"ldap"`); else the whole document. */
+  readonly section: string
+  /** The typed error for a file that cannot be read or is not JSON; `problem` never quotes the file. */
+  readonly invalid: (problem: string) => E
+  /** Decodes and checks the section (the password filled in). */
+  readonly decode: (section: unknown) => Effect.Effect<A, E>
+  /** The part `apply` understands (endpoints, strategy, pool, breaker). */
+  readonly toReconfiguration: (config: A) => Reconfiguration
+  readonly target: Reconfigure
+  /** Names the file in logs. Default: its path. */
+  readonly label?: string | undefined
+}
+
+/**
+ * {@link watchConfig} over a JSON file: `LdapConfig.watch` and `PgConfig.watch`
+ * each read their section of one file with it. A file that cannot be read or
+ * parsed is the caller's typed error, which never quotes the file (it may hold
+ * a password).
+ *
+ * @example
+ * ```ts
+ * import { ServerSet } from "@tether/core"
+ * import { Data, Effect } from "effect"
+ *
+ * class BadFile extends Data.TaggedError("BadFile")<{ readonly problem: string }> {}
+ * declare const target: ServerSet.Reconfigure
+ *
+ * const watching = ServerSet.watchJsonFile({
+ *   file: "/etc/app/db.json",
+ *   section: "db",
+ *   invalid: (problem) => new BadFile({ problem }),
+ *   decode: (section) => Effect.succeed(section as ServerSet.Reconfiguration),
+ *   toReconfiguration: (config) => config,
+ *   target
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category reconfiguration
+ */
+export const watchJsonFile: <A, E>(
+  options: WatchJsonFileOptions<A, E>
+) => Effect.Effect<ConfigWatch<A, E>, E | ApplyError, Scope.Scope> = configFile.watch

@@ -23,7 +23,7 @@
  */
 import { ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
-import type { Duration, Scope } from "effect"
+import type { Scope } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
 import * as Sasl from "./Sasl.ts"
@@ -276,36 +276,12 @@ export const fromEnv: Config.Config<LdapConfig> = Config.all({
 )
 
 /**
- * Options of {@link watch}.
+ * Options of {@link watch}: the poll interval, and the password when the file leaves it out.
  *
  * @since 0.1.0
  * @category models
  */
-export interface WatchOptions {
-  /** Time between two reads of the file. Default 5 seconds. */
-  readonly interval?: Duration.Input | undefined
-  /** The password, when the file leaves it out (e.g. read from the environment). */
-  readonly password?: Redacted.Redacted<string> | undefined
-}
-
-/** The file's LDAP settings: its `ldap` section when it has one (the CLI's format), else the whole document. */
-const parseFile = (text: string, password: Redacted.Redacted<string> | undefined): Effect.Effect<unknown, InvalidLdapConfig> =>
-  Effect.suspend(() => {
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch {
-      // The parser's message may quote the file (and a password in it): only say where.
-      return Effect.fail(new InvalidLdapConfig({ setting: "(file)", problem: "not valid JSON" }))
-    }
-    const record = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : undefined
-    const section = record !== undefined && "ldap" in record ? record["ldap"] : json
-    return Effect.succeed(
-      password === undefined || typeof section !== "object" || section === null || "password" in section
-        ? section
-        : { ...section, password: Redacted.value(password) }
-    )
-  })
+export type WatchOptions = ServerSet.WatchFileOptions
 
 /**
  * Watches a JSON configuration file (an `LdapConfig`, or a file with an
@@ -339,18 +315,13 @@ export const watch = (
   InvalidLdapConfig | ServerSet.ApplyError,
   Scope.Scope
 > =>
-  ServerSet.watchConfig({
+  ServerSet.watchJsonFile({
+    ...options,
+    file,
+    section: "ldap",
     label: `LDAP configuration ${file}`,
-    read: Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (cause) =>
-        new InvalidLdapConfig({
-          setting: "(file)",
-          problem: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
-        })
-    }),
-    decode: (text) => Effect.flatMap(parseFile(text, options?.password), decode),
+    invalid: (problem) => new InvalidLdapConfig({ setting: "(file)", problem }),
+    decode,
     toReconfiguration: (o) => ({ endpoints: o.endpoints, strategy: o.strategy, pool: o.pool, breaker: o.breaker }),
-    target,
-    interval: options?.interval
+    target
   })

@@ -20,8 +20,7 @@
  */
 import { Endpoint, ServerSet, ServerSetConfig, Validation } from "@tether/core"
 import { Config, Data, Effect, Redacted, Schema } from "effect"
-import type { Duration, Scope } from "effect"
-import * as fs from "node:fs/promises"
+import type { Scope } from "effect"
 import { expandHostList } from "./internal/pgClient.ts"
 import { SSL_MODES } from "./internal/tls.ts"
 import type * as PgClient from "./PgClient.ts"
@@ -201,36 +200,12 @@ export const fromEnv: Config.Config<PgClient.Options> = Config.all({
 )
 
 /**
- * Options of {@link watch}.
+ * Options of {@link watch}: the poll interval, and the password when the file leaves it out.
  *
  * @since 0.1.0
  * @category models
  */
-export interface WatchOptions {
-  /** Time between two reads of the file. Default 5 seconds. */
-  readonly interval?: Duration.Input | undefined
-  /** The password, when the file leaves it out (e.g. read from the environment). */
-  readonly password?: Redacted.Redacted<string> | undefined
-}
-
-/** The file's PostgreSQL settings: its `pg` section when it has one (the CLI's format), else the whole document. */
-const parseFile = (text: string, password: Redacted.Redacted<string> | undefined): Effect.Effect<unknown, InvalidPgConfig> =>
-  Effect.suspend(() => {
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch {
-      // The parser's message may quote the file (and a password in it): only say where.
-      return Effect.fail(new InvalidPgConfig({ option: "(file)", problems: "not valid JSON" }))
-    }
-    const record = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : undefined
-    const section = record !== undefined && "pg" in record ? record["pg"] : json
-    return Effect.succeed(
-      password === undefined || typeof section !== "object" || section === null || "password" in section
-        ? section
-        : { ...section, password: Redacted.value(password) }
-    )
-  })
+export type WatchOptions = ServerSet.WatchFileOptions
 
 /**
  * Watches a JSON configuration file (a `PgConfig`, or a file with a `pg`
@@ -268,17 +243,13 @@ export const watch = (
   InvalidPgConfig | ServerSet.ApplyError,
   Scope.Scope
 > =>
-  ServerSet.watchConfig({
+  ServerSet.watchJsonFile({
+    ...options,
+    file,
+    section: "pg",
     label: `PostgreSQL configuration ${file}`,
-    read: Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (cause) =>
-        new InvalidPgConfig({
-          option: "(file)",
-          problems: `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`
-        })
-    }),
-    decode: (text) => Effect.flatMap(parseFile(text, options?.password), decode),
+    invalid: (problem) => new InvalidPgConfig({ option: "(file)", problems: problem }),
+    decode,
     toReconfiguration: (o) => ({
       // As the client expands them: a host list is one endpoint per host.
       endpoints: o.endpoints.flatMap((e): ReadonlyArray<Endpoint.EndpointInput | string> =>
@@ -288,6 +259,5 @@ export const watch = (
       pool: o.pool,
       breaker: o.breaker
     }),
-    target,
-    interval: options?.interval
+    target
   })
