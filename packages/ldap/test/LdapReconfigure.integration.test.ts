@@ -1,42 +1,10 @@
 import { expect, layer } from "@effect/vitest"
-import { Slapd } from "@tether/testkit"
-import { Effect, Fiber, Option, Redacted, Schedule, SubscriptionRef } from "effect"
+import { Slapd, SteadyLoad } from "@tether/testkit"
+import { Effect, Option, Redacted, Schedule, SubscriptionRef } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { LdapClient, LdapConfig } from "../src/index.ts"
-
-/** Steady load: `fibers` loops of reads; every outcome counted. */
-const load = (client: LdapClient.LdapClient, dn: string, fibers: number) =>
-  Effect.gen(function*() {
-    const counts = { ok: 0, failed: 0, errors: [] as Array<string> }
-    let running = true
-    const loop = Effect.gen(function*() {
-      while (running) {
-        const exit = yield* Effect.exit(client.get(dn, ["cn"]))
-        if (exit._tag === "Success" && Option.isSome(exit.value)) counts.ok++
-        else {
-          counts.failed++
-          if (counts.errors.length < 5) counts.errors.push(exit._tag === "Success" ? "not found" : String(exit.cause))
-        }
-      }
-    })
-    const all = yield* Effect.forEach(Array.from({ length: fibers }), () => Effect.forkChild(loop))
-    /** Waits until `n` more operations have succeeded (progress by count, not by time). */
-    const progress = (n: number) =>
-      Effect.suspend(() => {
-        const target = counts.ok + n
-        return Effect.sync(() => counts.ok).pipe(
-          Effect.repeat({ until: (ok) => ok >= target, schedule: Schedule.spaced("10 millis"), times: 12_000 }),
-          Effect.flatMap((ok) => ok >= target ? Effect.void : Effect.die(`no progress: ${JSON.stringify(counts)}`))
-        )
-      })
-    const stop = Effect.suspend(() => {
-      running = false
-      return Fiber.joinAll(all)
-    })
-    return { counts, progress, stop }
-  })
 
 layer(Slapd.layer({ servers: 2, replication: true, users: 2 }), { excludeTestServices: true })(
   "LdapClient reconfigured under load, from a watched file",
@@ -77,7 +45,10 @@ layer(Slapd.layer({ servers: 2, replication: true, users: 2 }), { excludeTestSer
           })
           const requests = Effect.map(client.status, (s) => new Map(s.endpoints.map((e) => [e.id, e.requests])))
           const ids = Effect.map(client.status, (s) => s.endpoints.map((e) => `${e.id}:${e.weight}`))
-          const traffic = yield* load(client, user.dn, 6)
+          const traffic = yield* SteadyLoad.start(client.get(user.dn, ["cn"]), {
+            fibers: 6,
+            check: (entry) => Option.isSome(entry) ? undefined : "not found"
+          })
           yield* traffic.progress(50)
 
           // The file adds the second server with weight 3.

@@ -1,42 +1,10 @@
 import { expect, layer } from "@effect/vitest"
 import { PgClient, PgSql } from "@tether/pg"
-import { PostgresCluster } from "@tether/testkit"
+import { PostgresCluster, SteadyLoad } from "@tether/testkit"
 import { Effect, Fiber, Schedule } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 
 const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
-
-/** Steady load: `fibers` loops of reads; every outcome counted. */
-const load = (db: PgClient.PgClient, fibers: number) =>
-  Effect.gen(function*() {
-    const counts = { ok: 0, failed: 0, errors: [] as Array<string> }
-    let running = true
-    const loop = Effect.gen(function*() {
-      while (running) {
-        const exit = yield* Effect.exit(db.read`select pg_backend_pid() as pid`)
-        if (exit._tag === "Success") counts.ok++
-        else {
-          counts.failed++
-          if (counts.errors.length < 5) counts.errors.push(String(exit.cause))
-        }
-      }
-    })
-    const all = yield* Effect.forEach(Array.from({ length: fibers }), () => Effect.forkChild(loop))
-    /** Waits until `n` more operations have succeeded (progress by count, not by time). */
-    const progress = (n: number) =>
-      Effect.suspend(() => {
-        const target = counts.ok + n
-        return Effect.sync(() => counts.ok).pipe(
-          Effect.repeat({ until: (ok) => ok >= target, schedule: Schedule.spaced("10 millis"), times: 12_000 }),
-          Effect.flatMap((ok) => ok >= target ? Effect.void : Effect.die(`no progress: ${JSON.stringify(counts)}`))
-        )
-      })
-    const stop = Effect.suspend(() => {
-      running = false
-      return Fiber.joinAll(all)
-    })
-    return { counts, progress, stop }
-  })
 
 const requestsOf = (db: PgClient.PgClient) =>
   Effect.map(db.status, (s) => new Map(s.endpoints.map((e) => [e.id, e.requests])))
@@ -61,7 +29,7 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("Pg
           health: { interval: "500 millis", timeout: "5 seconds" },
           queryTimeout: "30 seconds"
         })
-        const traffic = yield* load(db, 8)
+        const traffic = yield* SteadyLoad.start(db.read`select pg_backend_pid() as pid`, { fibers: 8 })
         yield* traffic.progress(50)
 
         // Add the replica: traffic reaches it.

@@ -89,3 +89,20 @@ export * as PgBouncer from "./PgBouncer.ts"
  * @since 0.1.0
  */
 export * as Prometheus from "./Prometheus.ts"
+
+/**
+ * A steady load for tests that change something while work runs: every outcome counted, progress
+ * waited for by count, never by time.
+ *
+ * @example
+ * ```ts
+ * import { SteadyLoad } from "@tether/testkit"
+ * import { Effect } from "effect"
+ *
+ * declare const read: Effect.Effect<number, Error>
+ * const load = SteadyLoad.start(read, { fibers: 4 })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export * as SteadyLoad from "./SteadyLoad.ts"
