@@ -35,7 +35,8 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Effect, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import type { Duration, Effect, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import type { Context } from "effect"
 import { Data, Layer } from "effect"
 import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
@@ -47,6 +48,7 @@ import type { HealthState } from "./HealthMonitor.ts"
 import type { Credentials } from "./Identity.ts"
 import type * as IdentityPool from "./IdentityPool.ts"
 import * as configFile from "./internal/configFile.ts"
+import * as operationObserver from "./internal/operationObserver.ts"
 import * as reconfigure from "./internal/reconfigure.ts"
 import * as reconfigureWatch from "./internal/reconfigureWatch.ts"
 import * as internal from "./internal/serverSet.ts"
@@ -124,7 +126,50 @@ export interface UseOptions {
    * `true`. Default `false`.
    */
   readonly idempotent?: boolean | undefined
+  /**
+   * Names the operation for the {@link OperationObserver} (e.g. `"query"`,
+   * `"search"`). Default `"use"`.
+   */
+  readonly operation?: string | undefined
 }
+
+/**
+ * One finished `use`, as an {@link OperationObserver} hears it: the endpoint
+ * that ran its last attempt (`"none"` when none could), and how long the
+ * whole call took, failovers included.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Observation {
+  readonly set: string
+  readonly endpoint: string
+  readonly operation: string
+  readonly outcome: "success" | "failure" | "interrupted"
+  readonly seconds: number
+}
+
+/**
+ * Hears every finished `use` of every set, synchronously, when provided
+ * (`@tether/observe`'s monitor records its latency histogram with it). Unset,
+ * `use` reads no clock for it. Cheaper than a span per call: no span is built.
+ *
+ * @example
+ * ```ts
+ * import { ServerSet } from "@tether/core"
+ * import { Effect } from "effect"
+ *
+ * declare const program: Effect.Effect<void>
+ * const counted = program.pipe(
+ *   Effect.provideService(ServerSet.OperationObserver, (o) => console.log(o.set, o.endpoint, o.outcome, o.seconds))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category observability
+ */
+export const OperationObserver: Context.Reference<((observation: Observation) => void) | undefined> =
+  operationObserver.OperationObserver
 
 /**
  * The status of one endpoint.

@@ -32,6 +32,36 @@ describe("ServerSet", () => {
       assert.deepStrictEqual(count(fake.calls), { [A]: 30, [B]: 10, [C]: 10 })
     }))
 
+  it.effect("OperationObserver hears every use once: the endpoint of its last attempt, its operation and outcome; unset, nothing", () =>
+    Effect.gen(function*() {
+      const fake = makeFakeDriver()
+      const set = yield* ServerSet.make({
+        name: "observed",
+        endpoints: [A, B],
+        driver: fake.driver,
+        strategy: "round-robin",
+        health: false,
+        retry: { schedule: Schedule.recurs(3) }
+      })
+      const heard: Array<ServerSet.Observation> = []
+      const observed = <X, E>(effect: Effect.Effect<X, E>) =>
+        Effect.provideService(effect, ServerSet.OperationObserver, (o) => heard.push(o))
+      yield* set.use((c) => fake.operation(c))
+      assert.strictEqual(heard.length, 0)
+      yield* observed(set.use((c) => fake.operation(c), { operation: "search" }))
+      fake.conditions.set(A, "down")
+      for (let i = 0; i < 4; i++) yield* observed(set.use((c) => fake.operation(c), { idempotent: true }))
+      yield* Effect.flip(observed(set.use((c) => Effect.fail(new FakeError({ kind: "semantic", endpoint: c.endpoint })))))
+      assert.strictEqual(heard.length, 6)
+      assert.deepStrictEqual(heard.map((o) => o.set), Array(6).fill("observed"))
+      assert.strictEqual(heard[0]!.operation, "search")
+      assert.strictEqual(heard[1]!.operation, "use")
+      // Failed over from the dead endpoint: the observation names the one that answered.
+      assert.deepStrictEqual(heard.slice(1, 5).map((o) => `${o.endpoint} ${o.outcome}`), Array(4).fill(`${B} success`))
+      assert.strictEqual(heard[5]!.outcome, "failure")
+      assert.isTrue(heard.every((o) => o.seconds >= 0))
+    }))
+
   it.effect("fails reads over from a dead endpoint and stops routing to it; traffic returns when it recovers", () =>
     Effect.gen(function*() {
       const fake = makeFakeDriver()

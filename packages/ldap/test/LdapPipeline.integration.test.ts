@@ -6,6 +6,7 @@
  * failure that says it never reached the server left nothing behind.
  */
 import { describe, expect, layer } from "@effect/vitest"
+import { ServerSet } from "@tether/core"
 import { FaultProxy, Slapd } from "@tether/testkit"
 import { Clock, Effect, Exit, Option, Random, Redacted } from "effect"
 import { LdapClient } from "../src/index.ts"
@@ -63,6 +64,24 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LD
         // Each borrow without pipelining is one operation; with it, a borrow carries many.
         expect(exclusive.borrows).toBeGreaterThanOrEqual(200)
         expect(pipelined.borrows).toBeLessThan(100)
+      }))
+
+    it.effect("the operation observer hears each pipelined operation, not the shared connection's borrow", () =>
+      Effect.gen(function*() {
+        const directory = yield* Slapd.Slapd
+        const heard: Array<ServerSet.Observation> = []
+        yield* Effect.gen(function*() {
+          const ldap = yield* clientOf(directory, { pool: { min: 2, max: 2 } })
+          yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => directory.users[i % 20]!), (user) =>
+            ldap.get(user.dn, ["cn"]), { concurrency: 16, discard: true })
+          const borrows = (yield* ldap.status).endpoints[0]!.pool.borrows
+          // Pipelined: far fewer borrows than operations, yet one observation per operation.
+          expect(borrows).toBeLessThan(100)
+        }).pipe(Effect.scoped, Effect.provideService(ServerSet.OperationObserver, (o) => heard.push(o)))
+        const gets = heard.filter((o) => o.operation === "search")
+        expect(gets.length, JSON.stringify([...new Set(heard.map((o) => o.operation))])).toBe(100)
+        expect(gets.every((o) => o.outcome === "success" && o.endpoint === directory.server.url)).toBe(true)
+        expect(heard.filter((o) => o.operation === "use")).toEqual([])
       }))
 
     it.effect("a paged search and plain reads share one connection; two paged searches at once both complete", () =>

@@ -12,8 +12,9 @@
  * - per endpoint, per second: operations, failures, p50 and p99 latency over
  *   the last `historySeconds` (the dashboard's sparklines).
  *
- * The timing comes from the `tether.serverset.use` spans: the layer wraps the
- * current `Tracer` (put it above an OpenTelemetry tracer layer to keep both).
+ * The timing comes from `ServerSet.use` itself: the layer provides a
+ * `ServerSet.OperationObserver` (no span is built for it; with a tracing
+ * backend installed, the spans are unchanged).
  *
  * @example
  * ```ts
@@ -123,9 +124,9 @@ export interface Options {
 }
 
 /**
- * Provides the {@link Monitor} and wraps the current `Tracer` to time
- * operations. Build it on top of your tracer layer:
- * `Monitor.layer().pipe(Layer.provideMerge(otelLayer))`.
+ * Provides the {@link Monitor} and the `ServerSet.OperationObserver` that
+ * times every operation of every set (LDAP operations pipelined on a shared
+ * connection included).
  *
  * @since 0.1.0
  * @category layers

@@ -55,8 +55,7 @@ export function layer(
   options: Options = {}
 ): Layer.Layer<Monitor.Monitor | AdminServer.AdminServer, AdminServer.AdminServerError> {
   const telemetry = options.telemetry ? Layer.orDie(Telemetry.layer(options.telemetry)) : Layer.empty
-  // provideMerge: the OTel logger and metric producer reach the app too; the monitor's tracer
-  // (which wraps the OTel one) wins over the OTel tracer.
+  // provideMerge: the OTel tracer, logger and metric producer reach the app too.
   const monitor: Layer.Layer<Monitor.Monitor> = Monitor.layer(options.monitor).pipe(Layer.provideMerge(telemetry))
   if (!options.admin) return monitor as Layer.Layer<Monitor.Monitor | AdminServer.AdminServer>
   const admin = AdminServer.layer(options.admin).pipe(

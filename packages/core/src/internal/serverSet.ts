@@ -8,6 +8,7 @@ import * as Endpoint from "../Endpoint.ts"
 import type { Fault } from "../Fault.ts"
 import * as HealthMonitor from "../HealthMonitor.ts"
 import { describeError } from "./format.ts"
+import { OperationObserver } from "./operationObserver.ts"
 import * as Reconfigure from "./reconfigure.ts"
 import type { InvalidPoolOptions } from "../PoolError.ts"
 import { PoolClosed } from "../PoolError.ts"
@@ -316,8 +317,12 @@ export const make = <C, E>(
       const mode = useOptions?.mode ?? "read"
       const idempotent = useOptions?.idempotent ?? false
       const hedged = hedgeDelay !== undefined && mode !== "write" && idempotent
-      const attempt = (id: Endpoint.EndpointId): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
-        hedged ? hedge(id, identity, f, hedgeDelay, mode) : runOn(id, identity, f)
+      /** The endpoint of the last attempt, for the operation observer. */
+      let last: Endpoint.EndpointId | undefined
+      const attempt = (id: Endpoint.EndpointId): Effect.Effect<A, ServerSet.UseError<E> | E2, R> => {
+        last = id
+        return hedged ? hedge(id, identity, f, hedgeDelay, mode) : runOn(id, identity, f)
+      }
       const routed = Effect.catch(
         Retry.failover({
           operation: attempt,
@@ -332,18 +337,33 @@ export const make = <C, E>(
       )
       // The `tether.serverset.use` span, when a tracing backend is installed: with only Effect's
       // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
-      return Effect.withFiber((fiber) =>
-        fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer ? routed : Effect.withSpan(routed, "tether.serverset.use", {
-          attributes: identity === undefined && (mode === "read" || mode === "write") ? defaultAttributes[mode] : {
-            "tether.set": name,
-            "tether.mode": mode,
-            // The label the user chose for the identity: never its principal or secret.
-            "tether.identity": identity === undefined ? "default" : identity.label
-          },
-          // A stack trace per call costs more than the routing itself; the caller's span locates it.
-          captureStackTrace: false
+      return Effect.withFiber((fiber) => {
+        const traced = fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+          ? routed
+          : Effect.withSpan(routed, "tether.serverset.use", {
+            attributes: identity === undefined && (mode === "read" || mode === "write") ? defaultAttributes[mode] : {
+              "tether.set": name,
+              "tether.mode": mode,
+              // The label the user chose for the identity: never its principal or secret.
+              "tether.identity": identity === undefined ? "default" : identity.label
+            },
+            // A stack trace per call costs more than the routing itself; the caller's span locates it.
+            captureStackTrace: false
+          })
+        const observer = fiber.getRef(OperationObserver)
+        if (observer === undefined) return traced
+        const start = clock.currentTimeNanosUnsafe()
+        return Effect.onExitPrimitive(traced, (exit) => {
+          observer({
+            set: name,
+            endpoint: last ?? "none",
+            operation: useOptions?.operation ?? "use",
+            outcome: Exit.isSuccess(exit) ? "success" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failure",
+            seconds: Number(clock.currentTimeNanosUnsafe() - start) / 1e9
+          })
+          return undefined
         })
-      )
+      })
     }
 
     /** Adds each excluded endpoint's last failure (an operation's, else its health probe's) to the error. */

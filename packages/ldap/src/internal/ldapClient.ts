@@ -230,7 +230,7 @@ export const make = (
         sharing: "shared" | "paged" | "exclusive" = "shared"
       ): Effect.Effect<A, LdapClient.LdapClientError, R> => {
         const run = (connection: LdapConnection) => LdapDriver.attempt(connection, operation, () => f(connection))
-        const useOptions = { mode: write ? "write" as const : "read" as const, idempotent: !write }
+        const useOptions = { mode: write ? "write" as const : "read" as const, idempotent: !write, operation }
         const own = key === undefined ? set.use(run, useOptions) : set.useAs(key, run, useOptions)
         const effect = key === undefined && pipeline !== undefined && sharing !== "exclusive"
           ? pipeline.run(operation, f, { write, paging: sharing === "paged" }, own)

@@ -28,8 +28,8 @@
  *
  * @internal
  */
-import type { ServerSet } from "@tether/core"
-import { Clock, Effect, Exit, Scope } from "effect"
+import { ServerSet } from "@tether/core"
+import { Cause, Clock, Effect, Exit, Scope } from "effect"
 import * as LdapDriver from "../LdapDriver.ts"
 import type { LdapConnection } from "../LdapDriver.ts"
 import { classify, isBroken } from "../LdapError.ts"
@@ -164,6 +164,9 @@ export const make = (
           }),
         // Not idempotent: once lent, a failure of the borrow is never retried (no second carrier from one borrow).
         { mode, idempotent: false }
+      ).pipe(
+        // The carrier is not an operation: the operations on it report themselves (see `run`).
+        Effect.provideService(ServerSet.OperationObserver, undefined)
       )
       return Effect.forkIn(
         // Its failures were seen by the set (breaker, pool); the operations report their own.
@@ -214,7 +217,7 @@ export const make = (
       runOptions: RunOptions,
       fallback: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | LdapError, R> =>
-      Effect.suspend(() => {
+      Effect.withFiber((fiber) => {
         const mode = runOptions.write ? "write" : "read"
         const lane = lanes[mode]
         const paging = runOptions.paging === true
@@ -228,9 +231,20 @@ export const make = (
         carrier.inFlight++
         carrier.served++
         if (paging) carrier.paging = true
+        const observer = fiber.getRef(ServerSet.OperationObserver)
+        const started = observer === undefined ? 0n : clock.currentTimeNanosUnsafe()
         const onCarrier = Effect.onExitPrimitive(
           LdapDriver.attempt(carrier.connection, operation, () => f(carrier.connection)),
           (exit) => {
+            if (observer !== undefined) {
+              observer({
+                set: set.name,
+                endpoint: carrier.connection.endpoint,
+                operation,
+                outcome: exit._tag === "Success" ? "success" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failure",
+                seconds: Number(clock.currentTimeNanosUnsafe() - started) / 1e9
+              })
+            }
             carrier.inFlight--
             if (paging) carrier.paging = false
             if (exit._tag === "Failure") {

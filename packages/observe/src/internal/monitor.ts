@@ -1,4 +1,5 @@
-import { Context, Duration, Effect, Metric, Schedule, SubscriptionRef, Tracer } from "effect"
+import { ServerSet } from "@tether/core"
+import { Context, Duration, Effect, Metric, Schedule, SubscriptionRef } from "effect"
 import type * as Monitor from "../Monitor.ts"
 import { Monitor as MonitorTag } from "../Monitor.ts"
 import * as Snapshot from "../Snapshot.ts"
@@ -120,6 +121,5 @@ export const make = (options: Monitor.Options) =>
       snapshot,
       changes: SubscriptionRef.changes(latest)
     }
-    const tracer = yield* Tracer.Tracer
-    return Context.make(MonitorTag, service).pipe(Context.add(Tracer.Tracer, recorder.wrap(tracer)))
+    return Context.make(MonitorTag, service).pipe(Context.add(ServerSet.OperationObserver, recorder.record))
   })

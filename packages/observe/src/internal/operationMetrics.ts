@@ -1,4 +1,5 @@
-import type { Context, Exit, Tracer } from "effect"
+import type { ServerSet } from "@tether/core"
+import type { Context } from "effect"
 import { Metric } from "effect"
 
 /** Latency buckets in seconds: 100 µs doubling up to ~13 s. */
@@ -16,14 +17,8 @@ export const inFlight = Metric.gauge("tether_operations_in_flight", {
   attributes: { unit: "{operation}" }
 })
 
-/** One finished operation, as the recorder sees it. */
-export interface Observation {
-  readonly set: string
-  readonly endpoint: string
-  readonly operation: string
-  readonly outcome: "success" | "failure" | "interrupted"
-  readonly seconds: number
-}
+/** One finished operation, as `ServerSet.use` reports it. */
+export type Observation = ServerSet.Observation
 
 /**
  * One series of the histogram, kept in plain numbers: recording costs a binary
@@ -68,9 +63,9 @@ class LocalHistogram {
 const sortedBoundaries = [...durationBoundaries].sort((a, b) => a - b)
 
 /**
- * Turns `tether.serverset.use` spans into the operation histogram, a series
- * per (set, endpoint, operation, outcome), recorded synchronously on the
- * span's end: no fiber, no effect.
+ * Records each operation `ServerSet.use` reports (see `ServerSet.OperationObserver`)
+ * in the operation histogram, a series per (set, endpoint, operation, outcome),
+ * synchronously: no span, no fiber, no effect.
  */
 export class OperationRecorder {
   private readonly series = new Map<string, LocalHistogram>()
@@ -79,35 +74,7 @@ export class OperationRecorder {
     private readonly onObservation: (observation: Observation) => void
   ) {}
 
-  /** Wraps a tracer so that it reports every `tether.serverset.use` span. */
-  wrap(inner: Tracer.Tracer): Tracer.Tracer {
-    const start = (span: Tracer.Span, parent: Tracer.Span["parent"]) => this.start(span, parent)
-    const wrapped: Tracer.Tracer = {
-      span(options) {
-        const span = inner.span(options)
-        if (options.name !== "tether.serverset.use") return span
-        start(span, options.parent)
-        return span
-      },
-      ...(inner.context === undefined ? {} : { context: inner.context })
-    }
-    return wrapped
-  }
-
-  private start(span: Tracer.Span, parent: Tracer.Span["parent"]): void {
-    const operation = operationOf(parent)
-    const startTime = span.status.startTime
-    const end = span.end
-    span.end = (endTime: bigint, exit: Exit.Exit<unknown, unknown>) => {
-      const set = String(span.attributes.get("tether.set") ?? "unknown")
-      const endpoint = String(span.attributes.get("tether.endpoint") ?? "none")
-      const outcome = exit._tag === "Success" ? "success" : isInterruptOnly(exit) ? "interrupted" : "failure"
-      this.record({ set, endpoint, operation, outcome, seconds: Number(endTime - startTime) / 1e9 })
-      end.call(span, endTime, exit)
-    }
-  }
-
-  private record(observation: Observation): void {
+  readonly record = (observation: Observation): void => {
     const key = `${observation.set}\u0000${observation.endpoint}\u0000${observation.operation}\u0000${observation.outcome}`
     let histogram = this.series.get(key)
     if (histogram === undefined) {
@@ -127,13 +94,3 @@ export class OperationRecorder {
     this.onObservation(observation)
   }
 }
-/** `tether.pg.query` → `query`, `tether.ldap.search` → `search`; a bare `use` otherwise. */
-const operationOf = (parent: Tracer.Span["parent"]): string => {
-  if (parent._tag !== "Some" || parent.value._tag !== "Span") return "use"
-  const name = parent.value.name
-  const match = /^tether\.(?:pg|ldap)\.(.+)$/.exec(name)
-  return match === null ? "use" : match[1]!
-}
-
-const isInterruptOnly = (exit: Exit.Exit<unknown, unknown>): boolean =>
-  exit._tag === "Failure" && exit.cause.reasons.length > 0 && exit.cause.reasons.every((r) => r._tag === "Interrupt")

@@ -242,11 +242,11 @@ export const make = (
 
       const readVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
         shared !== undefined
-          ? use(shared, (c) => PgDriver.run(c, text, run, { timeoutMillis }), { mode: readMode, idempotent: true })
+          ? use(shared, (c) => PgDriver.run(c, text, run, { timeoutMillis }), { mode: readMode, idempotent: true, operation: "query" })
           : use(
             exclusive,
             (c) => Effect.andThen(sessionMode(c, true), PgDriver.run(c, text, run, { timeoutMillis, cancelOnInterrupt: true })),
-            { mode: readMode, idempotent: true }
+            { mode: readMode, idempotent: true, operation: "query" }
           )
 
       const writeVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
@@ -257,7 +257,7 @@ export const make = (
               sessionMode(c, false),
               PgDriver.run(c, text, run, { write: true, timeoutMillis, cancelOnInterrupt: true })
             ),
-          { mode: "write", idempotent: false }
+          { mode: "write", idempotent: false, operation: "query" }
         )
 
       const read: PgClient.Query<R> = (strings, ...values) => {
@@ -301,7 +301,7 @@ export const make = (
               (cause) => fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user })
             ).pipe(Stream.flattenIterable)
           ))
-        const options = { mode: readMode, idempotent: true }
+        const options = { mode: readMode, idempotent: true, operation: "stream" }
         return (key === undefined ? exclusive.useStream(f, options) : exclusive.useStreamAs(key, f, options)).pipe(
           Stream.withSpan("tether.pg.stream", { attributes: { "db.statement": text } })
         ) as never
@@ -344,7 +344,7 @@ export const make = (
                 return exit.value
               })
             ),
-          { mode: readOnly ? readMode : "write", idempotent: false }
+          { mode: readOnly ? readMode : "write", idempotent: false, operation: "transaction" }
         )
         return Effect.retry(attempt, {
           schedule: (transactionOptions?.retry ?? defaultRetry) as Schedule.Schedule<unknown, unknown>,

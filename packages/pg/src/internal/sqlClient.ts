@@ -348,8 +348,8 @@ export const make = (
           return transform === undefined ? ran : Effect.map(ran, transform)
         }
         const effect = read
-          ? useOn(pgbouncer ? exclusive : reads!, key, f, { mode: readMode, idempotent: true }, operation)
-          : useOn(shared, key, f, { mode: "write", idempotent: false }, operation)
+          ? useOn(pgbouncer ? exclusive : reads!, key, f, { mode: readMode, idempotent: true, operation }, operation)
+          : useOn(shared, key, f, { mode: "write", idempotent: false, operation }, operation)
         return traced(span, effect)
       })
 
