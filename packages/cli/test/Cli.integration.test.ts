@@ -187,6 +187,16 @@ layer(Servers, { excludeTestServices: true })("the tether CLI against real slapd
         expect(invalid.stderr).toContain("invalid PostgreSQL configuration")
       }).pipe(Effect.scoped), 600_000)
 
+    it.effect("demo (what npm start runs): starts its own servers, prints the dashboard URL, identities, failover, and exits 0", () =>
+      Effect.gen(function*() {
+        const run = yield* tether(["demo"])
+        expect(run.code, run.stderr.slice(-2_000)).toBe(0)
+        expect(run.stdout).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\//)
+        expect(run.stdout).toContain("each saw itself: true")
+        expect(run.stdout).toMatch(/Failover: killing the primary/)
+        expect(run.stdout).toMatch(/writes: \{/)
+      }), 600_000)
+
     it.effect("every flag has help text", () =>
       Effect.gen(function*() {
         for (const args of [["ldif", "import"], ["ldif", "export"], ["status"]]) {
