@@ -10,19 +10,25 @@
  *
  * @internal
  */
-import type { PgError } from "../PgError.ts"
 
 export interface SocketClosed {
   /** Whether the socket closed. */
   readonly closed: boolean
-  /** Marks the socket closed: statements waiting in {@link race} fail with `error()`. */
+  /** Marks the socket closed: statements waiting in {@link race} fail (see `race`). */
   readonly close: () => void
-  /** Settles like `statement`, or rejects with the close error as soon as the socket closes. */
-  readonly race: <A>(statement: Promise<A>) => Promise<A>
+  /**
+   * Runs a postgres.js statement (lazy: it starts when awaited) and settles
+   * like it, or fails once the socket has closed under it:
+   * - closed before it started: it is never started (postgres.js would send it
+   *   on a silently reopened session) and fails with `notSent()`;
+   * - closed while it runs: after one turn of the event loop (its own answer
+   *   or error, delivered on the same close, wins), it fails with `cutOff()`.
+   */
+  readonly race: <A>(statement: PromiseLike<A>) => Promise<A>
 }
 
-/** `error` builds what a statement cut off by the close rejects with (classified as a connection error). */
-export const make = (error: () => PgError | Error): SocketClosed => {
+/** `notSent` and `cutOff` build what a statement fails with (classified as connection errors). */
+export const make = (errors: { readonly notSent: () => unknown; readonly cutOff: () => unknown }): SocketClosed => {
   let closed = false
   const waiting = new Set<(cause: unknown) => void>()
   return {
@@ -32,15 +38,15 @@ export const make = (error: () => PgError | Error): SocketClosed => {
     close: () => {
       if (closed) return
       closed = true
-      const cause = error()
-      for (const reject of waiting) reject(cause)
-      waiting.clear()
+      if (waiting.size === 0) return
+      setImmediate(() => {
+        const cause = errors.cutOff()
+        for (const reject of waiting) reject(cause)
+        waiting.clear()
+      })
     },
-    race: <A>(statement: Promise<A>): Promise<A> => {
-      if (closed) {
-        statement.catch(() => undefined)
-        return Promise.reject(error())
-      }
+    race: <A>(statement: PromiseLike<A>): Promise<A> => {
+      if (closed) return Promise.reject(errors.notSent())
       return new Promise<A>((resolve, reject) => {
         waiting.add(reject)
         statement.then(
