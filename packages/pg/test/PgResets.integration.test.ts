@@ -8,8 +8,7 @@
 import { expect, layer } from "@effect/vitest"
 import { FaultProxy, PostgresCluster } from "@tether/testkit"
 import { Clock, Effect, Fiber, Random } from "effect"
-import * as Reactivity from "effect/reactivity/Reactivity"
-import { PgClient, PgSql } from "../src/index.ts"
+import { PgClient } from "../src/index.ts"
 
 layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("connection resets", (it) => {
   /** Options of a client through `proxy`, with no health probe or breaker in the way. */
@@ -81,13 +80,4 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("co
       for (const tag of tally.failed.keys()) expect(["PgConnectionError", "TimeoutError"], summary).toContain(tag)
       expect((yield* db.status).endpoints[0]!.pool.inUse, summary).toBe(0)
     }).pipe(Effect.scoped), 120_000)
-
-  it.effect("PgSql (pipelined): the same storm — no statement hangs, every failure is typed, the pool recovers", () =>
-    Effect.gen(function*() {
-      const cluster = yield* PostgresCluster.PostgresCluster
-      const proxy = yield* FaultProxy.make({ target: cluster.primary })
-      const sql = yield* PgSql.make({ ...through(proxy), pool: { max: 4, acquireTimeout: "1 hour" } })
-      const { summary, tally } = yield* storm(proxy, (n) => sql<{ n: number }>`select ${n}::int as n`)
-      for (const tag of tally.failed.keys()) expect(["SqlError", "TimeoutError"], summary).toContain(tag)
-    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)), 120_000)
 })
