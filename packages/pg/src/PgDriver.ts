@@ -24,7 +24,7 @@ import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
 import * as Session from "./internal/session.ts"
 import type * as Tls from "./internal/tls.ts"
-import { classify, fromUnknown, isBroken, PgConnectionError, PgOutcomeUnknown, PgTimeout, PgTlsError } from "./PgError.ts"
+import { classify, fromUnknown, isBroken, PgOutcomeUnknown, PgTimeout, PgTlsError } from "./PgError.ts"
 import type { PgError } from "./PgError.ts"
 import type * as PgOptions from "./PgOptions.ts"
 
@@ -147,16 +147,7 @@ export const connect = (
   const setup = Session.setup(options, endpoint, identity)
   if (setup instanceof PgTlsError) return Effect.fail(setup)
   const { connectMillis, context, user } = setup
-  const socket = SocketClosed.make({
-    notSent: () =>
-      new PgConnectionError({
-        endpoint: context.endpoint,
-        code: "CONNECTION_CLOSED",
-        reason: "the session's connection had closed: the statement was not sent",
-        mayHaveReachedServer: false
-      }),
-    cutOff: () => Object.assign(new Error("the connection closed with the statement in flight"), { code: "CONNECTION_CLOSED" })
-  })
+  const socket = SocketClosed.forEndpoint(context.endpoint)
   return Effect.acquireRelease(
     Effect.sync(() => postgres(setup.url, { ...setup.base, max: 1, prepare: true, onclose: socket.close })),
     (sql) => Effect.promise(() => sql.end({ timeout: 0 }).catch(() => undefined))

@@ -4,11 +4,14 @@
  * session silently on the next statement. Through `PgClient`, with a query
  * timeout far longer than the test, every read must still settle (succeed, or
  * fail with a typed error), and once the resets stop every worker must finish.
+ * `PgSql` gets the same storm over each of its paths (pipelined statements,
+ * transactions, cursors, read-only sessions).
  */
 import { expect, layer } from "@effect/vitest"
 import { FaultProxy, PostgresCluster } from "@tether/testkit"
-import { Clock, Effect, Fiber, Random } from "effect"
-import { PgClient } from "../src/index.ts"
+import { Clock, Effect, Fiber, Random, Stream } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import { PgClient, PgSql } from "../src/index.ts"
 
 layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("connection resets", (it) => {
   /** Options of a client through `proxy`, with no health probe or breaker in the way. */
@@ -80,4 +83,30 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("co
       for (const tag of tally.failed.keys()) expect(["PgConnectionError", "TimeoutError"], summary).toContain(tag)
       expect((yield* db.status).endpoints[0]!.pool.inUse, summary).toBe(0)
     }).pipe(Effect.scoped), 120_000)
+
+  it.effect("PgSql: the same storm over pipelined statements, transactions, cursors and read-only sessions — no statement hangs, every failure is typed, the pool recovers", () =>
+    Effect.gen(function*() {
+      const cluster = yield* PostgresCluster.PostgresCluster
+      const proxy = yield* FaultProxy.make({ target: cluster.primary })
+      const sql = yield* PgSql.make({
+        ...through(proxy),
+        pool: { max: 4, acquireTimeout: "1 hour" },
+        exclusivePool: { max: 6, acquireTimeout: "1 hour" },
+        readPool: { max: 2, acquireTimeout: "1 hour" }
+      })
+      const select = (n: number) => sql<{ n: number }>`select ${n}::int as n`
+      const { summary, tally } = yield* storm(proxy, (n) => {
+        switch (n % 4) {
+          case 0:
+            return select(n)
+          case 1:
+            return sql.withTransaction(select(n))
+          case 2:
+            return Stream.runCollect(select(n).stream)
+          default:
+            return PgSql.readReplica(select(n))
+        }
+      })
+      for (const tag of tally.failed.keys()) expect(["SqlError", "TimeoutError"], summary).toContain(tag)
+    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)), 120_000)
 })

@@ -10,6 +10,7 @@
  *
  * @internal
  */
+import { PgConnectionError } from "../PgError.ts"
 
 export interface SocketClosed {
   /** Whether the socket closed. */
@@ -63,3 +64,29 @@ export const make = (errors: { readonly notSent: () => unknown; readonly cutOff:
     }
   }
 }
+
+/**
+ * The socket watch of a session to `endpoint`: a statement never sent fails as
+ * a retryable `PgConnectionError` that did not reach the server; one cut off
+ * fails as postgres.js's own `CONNECTION_CLOSED` (outcome unknown for a write).
+ */
+export const forEndpoint = (endpoint: string): SocketClosed =>
+  make({
+    notSent: () =>
+      new PgConnectionError({
+        endpoint,
+        code: "CONNECTION_CLOSED",
+        reason: "the session's connection had closed: the statement was not sent",
+        mayHaveReachedServer: false
+      }),
+    cutOff: () => Object.assign(new Error("the connection closed with the statement in flight"), { code: "CONNECTION_CLOSED" })
+  })
+
+/**
+ * A statement started only when {@link SocketClosed.race} awaits it: for eager
+ * promises (an iterator's `next()`, a `Promise.all`), so that a session whose
+ * socket already closed never starts them.
+ */
+export const lazily = <A>(start: () => PromiseLike<A>): PromiseLike<A> => ({
+  then: (onFulfilled, onRejected) => start().then(onFulfilled, onRejected)
+})

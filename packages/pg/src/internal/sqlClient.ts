@@ -17,6 +17,7 @@ import * as PgOptions from "./pgOptions.ts"
 import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
 import * as Compiler from "./sqlCompiler.ts"
+import * as SocketClosed from "./socketClosed.ts"
 import * as SqlDriver from "./sqlDriver.ts"
 import type { SqlSession } from "./sqlDriver.ts"
 import { statusCodeOf, toSqlError } from "./sqlError.ts"
@@ -150,7 +151,10 @@ export const make = (
         Array.from({ length: warm }, (_, i) => i),
         () =>
           shared.use(
-            (session) => Effect.promise(() => session.sql.unsafe("select pg_sleep(0.01)").then(() => undefined, () => undefined)),
+            (session) =>
+              Effect.promise(() =>
+                session.socket.race(session.sql.unsafe("select pg_sleep(0.01)")).then(() => undefined, () => undefined)
+              ),
             { mode: "read" }
           ),
         { concurrency: "unbounded", discard: true }
@@ -211,7 +215,7 @@ export const make = (
       return Effect.tryPromise({
         try: () =>
           bounded(
-            send(session, text, params, run) as Promise<unknown>,
+            session.socket.race(send(session, text, params, run) as PromiseLike<unknown>),
             timeoutMillis,
             (elapsed) => elapsed >= slowMillis && noteSlow(text, elapsed, session)
           ),
@@ -308,7 +312,8 @@ export const make = (
         const commit = session.sql.unsafe("commit")
         session.inTransaction = true
         return Effect.tryPromise({
-          try: () => bounded(Promise.all([begin, body, commit]), timeoutMillis),
+          try: () =>
+            bounded(session.socket.race(SocketClosed.lazily(() => Promise.all([begin, body, commit]))), timeoutMillis),
           catch: (cause) => {
             if (cause === TIMED_OUT) {
               session.closed = true
@@ -321,7 +326,7 @@ export const make = (
           }
         }).pipe(
           // A failed statement aborts the transaction; the pipelined COMMIT then ends it (as ROLLBACK).
-          Effect.ensuring(Effect.promise(() => commit.then(() => undefined, () => undefined))),
+          Effect.ensuring(Effect.promise(() => session.socket.race(commit).then(() => undefined, () => undefined))),
           Effect.tap(() => Effect.sync(() => (session.inTransaction = false))),
           Effect.map(([, rows]) => rows)
         )
@@ -382,7 +387,8 @@ export const make = (
       Stream.fromAsyncIterable(
         batchesOf(
           session.sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, { prepare })
-            .cursor(100) as AsyncIterable<ReadonlyArray<any>>
+            .cursor(100) as AsyncIterable<ReadonlyArray<any>>,
+          session.socket
         ),
         (cause) => {
           const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user })
@@ -602,6 +608,20 @@ export const make = (
     return service
   })
 
-async function* batchesOf<A>(cursor: AsyncIterable<A>): AsyncGenerator<A> {
-  for await (const batch of cursor) yield batch
+/** A cursor's batches, each raced against the socket's close (a closed session never starts the cursor). */
+async function* batchesOf<A>(cursor: AsyncIterable<A>, socket: SocketClosed.SocketClosed): AsyncGenerator<A> {
+  const batches = cursor[Symbol.asyncIterator]()
+  let done = false
+  try {
+    while (true) {
+      const next = await socket.race(SocketClosed.lazily(() => batches.next()))
+      if (next.done === true) {
+        done = true
+        return
+      }
+      yield next.value
+    }
+  } finally {
+    if (!done) void Promise.resolve(batches.return?.()).catch(() => undefined)
+  }
 }

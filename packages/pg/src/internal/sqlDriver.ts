@@ -16,6 +16,7 @@ import postgres from "postgres"
 import * as PgDriver from "../PgDriver.ts"
 import { classify, isBroken, PgConnectionError, PgTlsError } from "../PgError.ts"
 import * as Session from "./session.ts"
+import * as SocketClosed from "./socketClosed.ts"
 import type { PgError } from "../PgError.ts"
 
 /** One session of the SQL client. */
@@ -27,8 +28,16 @@ export interface SqlSession {
   /** `host` and `port` of the endpoint (span attributes). */
   readonly host: string
   readonly port: number
-  /** Set once the socket closed: the session never runs another statement. */
+  /** Set once the socket closed or the session was retired: it never runs another statement. */
   closed: boolean
+  /**
+   * The socket watch: statements are raced against the close (postgres.js can
+   * leave one in flight on a reset socket unsettled). In a group, one
+   * connection's close retires the whole group and cuts off its statements
+   * still in flight after one event-loop turn (reads are retried; a write's
+   * outcome is unknown).
+   */
+  readonly socket: SocketClosed.SocketClosed
   /** Whether a transaction is open on it (tracked from BEGIN / COMMIT / ROLLBACK). */
   inTransaction: boolean
   /** LISTEN listeners of this session. */
@@ -79,6 +88,7 @@ export const connect = (
   const max = identity === undefined ? Math.max(1, options.connections ?? 1) : 1
   const listeners = new Set<(channel: string, payload: string) => void>()
   const onClose = new Set<() => void>()
+  const socket = SocketClosed.forEndpoint(context.endpoint)
   let session: SqlSession | undefined
   let closedEarly = false
   return Effect.acquireRelease(
@@ -92,6 +102,7 @@ export const connect = (
           for (const listener of listeners) listener(channel, payload)
         },
         onclose: () => {
+          socket.close()
           if (session === undefined) closedEarly = true
           else session.closed = true
           for (const f of onClose) f()
@@ -124,6 +135,7 @@ export const connect = (
             inTransaction: false,
             listeners,
             onClose,
+            socket,
             connections: max
           }
           return Effect.succeed(session)
