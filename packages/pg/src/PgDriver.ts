@@ -20,7 +20,8 @@ import type { Scope } from "effect"
 import postgres from "postgres"
 import { cancelStatement, isCancellable } from "./internal/cancelStatement.ts"
 import * as SocketClosed from "./internal/socketClosed.ts"
-import { bounded, TIMED_OUT } from "./internal/deadlines.ts"
+import * as Deadlines from "./internal/deadlines.ts"
+import { TIMED_OUT } from "./internal/deadlines.ts"
 import { checkDriverOptions } from "./internal/pgOptions.ts"
 import * as Session from "./internal/session.ts"
 import type * as Tls from "./internal/tls.ts"
@@ -224,29 +225,31 @@ export const run = <A>(
   }
 ): Effect.Effect<A, PgError> => {
   const timeoutMillis = options?.timeoutMillis
-  return Effect.tryPromise({
-    // The bound is a shared deadline sweeper around the promise: an Effect race (or a timer) per statement costs more.
-    try: (signal) => {
-      const pending = query(connection.sql)
-      const settled = connection.socket.race(pending)
-      if (options?.cancelOnInterrupt === true && isCancellable(pending)) {
-        signal.addEventListener("abort", () => {
-          connection.session.cancelled = true
-          cancelStatement(pending)
-        }, { once: true })
+  const attempt = (deadlines: Deadlines.Deadlines | undefined) =>
+    Effect.tryPromise({
+      // The bound is a shared deadline sweep on the fiber's Clock around the promise: an Effect race (or a timer) per statement costs more.
+      try: (signal) => {
+        const pending = query(connection.sql)
+        const settled = connection.socket.race(pending)
+        if (options?.cancelOnInterrupt === true && isCancellable(pending)) {
+          signal.addEventListener("abort", () => {
+            connection.session.cancelled = true
+            cancelStatement(pending)
+          }, { once: true })
+        }
+        return deadlines === undefined ? settled : deadlines.bounded(settled, timeoutMillis!)
+      },
+      catch: (cause) => {
+        if (cause !== TIMED_OUT) {
+          return fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user, write: options?.write })
+        }
+        return options?.write === true
+          // A write without an answer may have been applied.
+          ? new PgOutcomeUnknown({ endpoint: connection.endpoint, reason: `no answer within ${timeoutMillis} ms` })
+          : new PgTimeout({ endpoint: connection.endpoint, operation, timeoutMillis: timeoutMillis! })
       }
-      return timeoutMillis === undefined ? settled : bounded(settled, timeoutMillis)
-    },
-    catch: (cause) => {
-      if (cause !== TIMED_OUT) {
-        return fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user, write: options?.write })
-      }
-      return options?.write === true
-        // A write without an answer may have been applied.
-        ? new PgOutcomeUnknown({ endpoint: connection.endpoint, reason: `no answer within ${timeoutMillis} ms` })
-        : new PgTimeout({ endpoint: connection.endpoint, operation, timeoutMillis: timeoutMillis! })
-    }
-  })
+    })
+  return timeoutMillis === undefined ? attempt(undefined) : Effect.withFiber((fiber) => attempt(Deadlines.forFiber(fiber)))
 }
 
 /**

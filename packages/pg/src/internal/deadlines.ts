@@ -1,66 +1,108 @@
 /**
- * Client-side statement deadlines, checked by one shared timer instead of a
- * timer per statement (arming and clearing a timer per statement costs more
- * than a `select 1` on loopback). A deadline fires up to one tick late.
+ * Client-side statement deadlines on Effect's `Clock`, checked by one shared
+ * sweep per clock instead of a timer per statement (arming and clearing a
+ * timer per statement costs more than a `select 1` on loopback). A deadline
+ * fires up to one tick late.
+ *
+ * The sweep sleeps on the clock it was made for and reads that clock's time,
+ * so under `TestClock` deadlines expire when the test adjusts the clock, and
+ * never by themselves. It runs only while a statement is pending (no timer
+ * otherwise).
+ *
+ * @internal
  */
+import { Clock, Duration, Effect } from "effect"
+import type { Fiber } from "effect"
 
 /** What an expired statement rejects with. */
 export const TIMED_OUT = Symbol("TIMED_OUT")
 
-const TICK_MILLIS = 50
+/** How often the sweep looks at the pending deadlines. */
+export const TICK_MILLIS = 50
+
+const TICK = Duration.millis(TICK_MILLIS)
 
 interface Deadline {
   readonly at: number
   readonly expire: () => void
 }
 
-const pending = new Set<Deadline>()
-let timer: ReturnType<typeof setInterval> | undefined
+/** Statement deadlines on one clock. */
+export interface Deadlines {
+  /**
+   * Settles like `promise`, or rejects with {@link TIMED_OUT} once `millis`
+   * have passed on the clock (the promise is still awaited, so nothing goes
+   * unhandled). `settled`, when given, hears how long `promise` took once it
+   * settles (timed out or not), without a clock read or promise reaction of
+   * its own.
+   */
+  readonly bounded: <A>(promise: Promise<A>, millis: number, settled?: (elapsedMillis: number) => void) => Promise<A>
+  /** Deadlines not yet settled or expired (tests). */
+  readonly pending: () => number
+}
 
-const sweep = () => {
-  const now = Date.now()
-  for (const deadline of pending) {
-    if (deadline.at <= now) {
-      pending.delete(deadline)
-      deadline.expire()
+const make = (clock: Clock.Clock, fork: (sweep: Effect.Effect<void>) => unknown): Deadlines => {
+  const pending = new Set<Deadline>()
+  let sweeping = false
+  const sweep = Effect.gen(function*() {
+    while (pending.size > 0) {
+      yield* clock.sleep(TICK)
+      const now = clock.currentTimeMillisUnsafe()
+      for (const deadline of pending) {
+        if (deadline.at <= now) {
+          pending.delete(deadline)
+          deadline.expire()
+        }
+      }
     }
-  }
-  if (pending.size === 0 && timer !== undefined) {
-    clearInterval(timer)
-    timer = undefined
+    sweeping = false
+  })
+  return {
+    bounded: <A>(promise: Promise<A>, millis: number, settled?: (elapsedMillis: number) => void): Promise<A> =>
+      new Promise<A>((resolve, reject) => {
+        const start = clock.currentTimeMillisUnsafe()
+        const deadline: Deadline = { at: start + millis, expire: () => reject(TIMED_OUT) }
+        pending.add(deadline)
+        if (!sweeping) {
+          sweeping = true
+          fork(sweep)
+        }
+        promise.then(
+          (value) => {
+            pending.delete(deadline)
+            if (settled !== undefined) settled(clock.currentTimeMillisUnsafe() - start)
+            resolve(value)
+          },
+          (error) => {
+            pending.delete(deadline)
+            if (settled !== undefined) settled(clock.currentTimeMillisUnsafe() - start)
+            reject(error)
+          }
+        )
+      }),
+    pending: () => pending.size
   }
 }
 
+const byClock = new WeakMap<Clock.Clock, Deadlines>()
+const systemClock = Clock.Clock.defaultValue()
+
 /**
- * Settles like `promise`, or rejects with {@link TIMED_OUT} once `millis`
- * have passed (the promise is still awaited, so nothing goes unhandled).
- * `settled`, when given, hears how long `promise` took once it settles (timed
- * out or not), without a clock read or promise reaction of its own.
+ * The deadlines of `fiber`'s clock (one sweep per clock). The sweep of a
+ * clock other than the system's (a `TestClock`) runs with the services of
+ * the first fiber that asked, so it is scheduled like that fiber's work.
  */
-export const bounded = <A>(
-  promise: Promise<A>,
-  millis: number,
-  settled?: (elapsedMillis: number) => void
-): Promise<A> =>
-  new Promise<A>((resolve, reject) => {
-    const start = Date.now()
-    const deadline: Deadline = { at: start + millis, expire: () => reject(TIMED_OUT) }
-    pending.add(deadline)
-    if (timer === undefined) {
-      timer = setInterval(sweep, TICK_MILLIS)
-      // The statements' own sockets keep the process alive; the sweeper must not.
-      timer.unref()
-    }
-    promise.then(
-      (value) => {
-        pending.delete(deadline)
-        if (settled !== undefined) settled(Date.now() - start)
-        resolve(value)
-      },
-      (error) => {
-        pending.delete(deadline)
-        if (settled !== undefined) settled(Date.now() - start)
-        reject(error)
-      }
+export const forFiber = (fiber: Fiber.Fiber<unknown, unknown>): Deadlines => {
+  const clock = fiber.getRef(Clock.Clock)
+  let deadlines = byClock.get(clock)
+  if (deadlines === undefined) {
+    byClock.set(
+      clock,
+      deadlines = make(clock, clock === systemClock ? (sweep) => Effect.runFork(sweep) : Effect.runForkWith(fiber.context))
     )
-  })
+  }
+  return deadlines
+}
+
+/** The deadlines of the running fiber's clock (`TestClock` in tests). */
+export const current: Effect.Effect<Deadlines> = Effect.withFiber((fiber) => Effect.succeed(forFiber(fiber)))

@@ -11,7 +11,8 @@ import * as Statement from "effect/sql/Statement"
 import type postgres from "postgres"
 import type * as PgSql from "../PgSql.ts"
 import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
-import { bounded, TIMED_OUT } from "./deadlines.ts"
+import * as Deadlines from "./deadlines.ts"
+import { TIMED_OUT } from "./deadlines.ts"
 import * as Common from "./common.ts"
 import * as PgOptions from "./pgOptions.ts"
 import * as QueryCache from "./queryCache.ts"
@@ -102,6 +103,8 @@ export const make = (
     const name = options.name ?? "pg"
     const timeoutMillis = millis(options.queryTimeout, 30_000)
     const slowMillis = millis(options.slowQueryThreshold, 1_000)
+    // Statement deadlines on the clock the client is built with (TestClock in tests).
+    const { bounded } = yield* Deadlines.current
     const readMode: Balancer.AccessMode = options.readFrom === "any" ? "read" : options.readFrom ?? "replica-preferred"
     const pgbouncer = options.pgbouncer === "transaction"
     const pipeline = options.pipeline ?? 16
