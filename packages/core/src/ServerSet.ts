@@ -25,7 +25,7 @@
  *     pool: { min: 1, max: 10 },
  *     health: { interval: "1 second" }
  *   })
- *   const entries = yield* directory.use((client) => search(client, "ou=people,dc=example,dc=com"), {
+ *   const entries = yield* directory.as().use((client) => search(client, "ou=people,dc=example,dc=com"), {
  *     mode: "read",
  *     idempotent: true
  *   })
@@ -236,6 +236,59 @@ export interface Status {
 export type UseError<E> = E | ConnectionPool.BorrowError | BreakerOpen | NoEndpointAvailable
 
 /**
+ * A {@link ServerSet} as one identity, from {@link ServerSet.as}: every
+ * connection it borrows is bound as the identity its key holds (`I` in the
+ * requirements), or as the driver's default identity when it has no key
+ * (`I` is `never`).
+ *
+ * @example
+ * ```ts
+ * import { Identity, ServerSet } from "@tether/core"
+ * import { Effect, Redacted, Stream } from "effect"
+ *
+ * interface Client { readonly searchPaginated: (base: string) => AsyncIterable<ReadonlyArray<string>> }
+ * declare const directory: ServerSet.ServerSet<Client, Error>
+ *
+ * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}
+ *
+ * const toError = (cause: unknown) => new Error("search failed", { cause })
+ * const base = "ou=people,dc=example,dc=com"
+ * const asEndUser: ServerSet.View<Client, Error, EndUser> = directory.as(EndUser)
+ *
+ * // One connection, bound as the end user, held until the last page has been read:
+ * const pages = asEndUser.useStream((client) => Stream.fromAsyncIterable(client.searchPaginated(base), toError))
+ * const program = Stream.runCollect(pages).pipe(
+ *   Effect.provideService(EndUser, Identity.make("uid=alice,ou=people", Redacted.make("secret"), { label: "alice" }))
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface View<C, E, I> {
+  /** The identity's key; `undefined` for the driver's default identity. */
+  readonly key: Context.Key<I, Credentials> | undefined
+  /**
+   * Borrows a connection bound as this view's identity from the endpoint the
+   * balancer picks, runs `f` on it, and fails over and retries on the
+   * retryable faults the driver classifies (see {@link UseOptions}).
+   */
+  readonly use: <A, E2, R>(
+    f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
+    options?: UseOptions
+  ) => Effect.Effect<A, UseError<E> | E2, R | I>
+  /**
+   * Like `use`, for a stream: one connection is held from the stream's start
+   * until it ends (or is interrupted), then returned. Failover covers getting
+   * the connection, not elements already emitted.
+   */
+  readonly useStream: <A, E2, R>(
+    f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,
+    options?: UseOptions
+  ) => Stream.Stream<A, UseError<E> | E2, R | I>
+}
+
+/**
  * A running set of servers.
  *
  * @since 0.1.0
@@ -244,9 +297,44 @@ export type UseError<E> = E | ConnectionPool.BorrowError | BreakerOpen | NoEndpo
 export interface ServerSet<C, E> {
   readonly name: string
   /**
+   * The set as one identity: `set.as(EndUser)` runs every operation on a
+   * connection bound as the identity `EndUser` holds (so `EndUser` appears in
+   * the effects' requirements and running one without it does not compile),
+   * `set.as()` or `set.as(undefined)` as the driver's default identity. A
+   * client that serves several identities keeps one code path: it holds a
+   * key that may be `undefined` and calls `set.as(key).use(…)`.
+   *
+   * Views are cached per key (weakly): the same key gives the same view, and
+   * a call through a view allocates nothing more than `use` itself.
+   *
+   * @example
+   * ```ts
+   * import { Identity, ServerSet } from "@tether/core"
+   * import type { Context, Effect } from "effect"
+   *
+   * interface Client { readonly url: string }
+   * declare const directory: ServerSet.ServerSet<Client, Error>
+   * declare const whoami: (client: Client) => Effect.Effect<string, Error>
+   *
+   * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}
+   *
+   * // As the identity the EndUser service holds: Effect<string, …, EndUser>
+   * const mine = directory.as(EndUser).use(whoami)
+   * // As the driver's default identity: Effect<string, …, never>
+   * const service = directory.as().use(whoami)
+   *
+   * // One code path for both, in a client generic over the identity:
+   * const whoamiAs = <R>(key: Context.Key<R, Identity.Credentials> | undefined) =>
+   *   directory.as(key).use(whoami, { mode: "read", idempotent: true }) // Effect<string, …, R>
+   * ```
+   */
+  readonly as: <I = never>(key?: Context.Key<I, Credentials> | undefined) => View<C, E, I>
+  /**
    * Borrows a connection from the endpoint the balancer picks, runs `f` on
    * it, and fails over and retries on the retryable faults the driver
    * classifies (see {@link UseOptions}).
+   *
+   * @deprecated Use `set.as().use(f, options)` (see {@link View.use}); this is the same call.
    */
   readonly use: <A, E2, R>(
     f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
@@ -258,18 +346,7 @@ export interface ServerSet<C, E> {
    * without one provided does not compile. Connections are pooled per
    * identity under one limit per endpoint (see `IdentityPool`).
    *
-   * @example
-   * ```ts
-   * import { Identity, ServerSet } from "@tether/core"
-   * import type { Effect } from "effect"
-   *
-   * interface Client { readonly url: string }
-   * declare const directory: ServerSet.ServerSet<Client, Error>
-   * declare const whoami: (client: Client) => Effect.Effect<string, Error>
-   *
-   * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}
-   * const mine = directory.useAs(EndUser, (client) => whoami(client)) // Effect<string, …, EndUser>
-   * ```
+   * @deprecated Use `set.as(key).use(f, options)` (see {@link View.use}); this is the same call.
    */
   readonly useAs: <I, A, E2, R>(
     key: Context.Key<I, Credentials>,
@@ -277,29 +354,19 @@ export interface ServerSet<C, E> {
     options?: UseOptions
   ) => Effect.Effect<A, UseError<E> | E2, R | I>
   /**
-   * Like `use`, for a stream: one connection is held from the stream's start
-   * until it ends (or is interrupted), then returned. Failover covers getting
-   * the connection, not elements already emitted.
+   * Like `use`, for a stream (see {@link View.useStream}).
    *
-   * @example
-   * ```ts
-   * import type { ServerSet } from "@tether/core"
-   * import { Stream } from "effect"
-   *
-   * interface Client { readonly searchPaginated: (base: string) => AsyncIterable<ReadonlyArray<string>> }
-   * declare const directory: ServerSet.ServerSet<Client, Error>
-   *
-   * const toError = (cause: unknown) => new Error("search failed", { cause })
-   * const base = "ou=people,dc=example,dc=com"
-   * // One connection held until the last page has been read:
-   * const pages = directory.useStream((client) => Stream.fromAsyncIterable(client.searchPaginated(base), toError))
-   * ```
+   * @deprecated Use `set.as().useStream(f, options)`; this is the same call.
    */
   readonly useStream: <A, E2, R>(
     f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,
     options?: UseOptions
   ) => Stream.Stream<A, UseError<E> | E2, R>
-  /** `useStream` on a connection bound as the identity `key` holds. */
+  /**
+   * `useStream` on a connection bound as the identity `key` holds.
+   *
+   * @deprecated Use `set.as(key).useStream(f, options)`; this is the same call.
+   */
   readonly useStreamAs: <I, A, E2, R>(
     key: Context.Key<I, Credentials>,
     f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,

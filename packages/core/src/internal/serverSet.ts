@@ -1,3 +1,4 @@
+import type { Context } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef, Tracer } from "effect"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
@@ -494,12 +495,39 @@ export const make = <C, E>(
         return f(connection, endpoint)
       }))
 
+    // --- identity-bound views ------------------------------------------------------
+
+    const noIdentity = Effect.succeed(undefined)
+    const defaultView: ServerSet.View<C, E, never> = {
+      key: undefined,
+      use: (f, useOptions) => useWith(undefined, f, useOptions),
+      useStream: (f, useOptions) => streamWith(noIdentity, f, useOptions)
+    }
+    /** One view per key, made on first use and kept while the key lives (a key made per request leaks nothing). */
+    const views = new WeakMap<Context.Key<unknown, Credentials>, ServerSet.View<C, E, unknown>>()
+    const viewOf = <I>(key: Context.Key<I, Credentials>): ServerSet.View<C, E, I> => ({
+      key,
+      // A key is the effect that reads its service: no effect is built to read it.
+      use: (f, useOptions) => Effect.flatMap(key, (identity) => useWith(identity, f, useOptions)),
+      useStream: (f, useOptions) => streamWith(key, f, useOptions)
+    })
+    const as = <I = never>(key?: Context.Key<I, Credentials> | undefined): ServerSet.View<C, E, I> => {
+      if (key === undefined) return defaultView
+      let view = views.get(key) as ServerSet.View<C, E, I> | undefined
+      if (view === undefined) {
+        view = viewOf(key)
+        views.set(key, view)
+      }
+      return view
+    }
+
     return {
       name,
-      use: (f, useOptions) => useWith(undefined, f, useOptions),
-      useAs: (key, f, useOptions) => Effect.flatMap(Effect.service(key), (identity) => useWith(identity, f, useOptions)),
-      useStream: (f, useOptions) => streamWith(Effect.succeed(undefined), f, useOptions),
-      useStreamAs: (key, f, useOptions) => streamWith(Effect.service(key), f, useOptions),
+      as,
+      use: defaultView.use,
+      useAs: (key, f, useOptions) => as(key).use(f, useOptions),
+      useStream: defaultView.useStream,
+      useStreamAs: (key, f, useOptions) => as(key).useStream(f, useOptions),
       status,
       endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
       add,

@@ -218,6 +218,7 @@ export const make = (
       })()
 
     const operations = <R>(key: Context.Key<R, Identity.Credentials> | undefined): LdapClient.Operations<R> => {
+      const view = set.as(key)
       /**
        * Runs one operation. `sharing`: "shared" operations of the default
        * identity are pipelined (see ldapPipeline.ts), "paged" ones too but one
@@ -231,7 +232,7 @@ export const make = (
       ): Effect.Effect<A, LdapClient.LdapClientError, R> => {
         const run = (connection: LdapConnection) => LdapDriver.attempt(connection, operation, () => f(connection))
         const useOptions = { mode: write ? "write" as const : "read" as const, idempotent: !write, operation }
-        const own = key === undefined ? set.use(run, useOptions) : set.useAs(key, run, useOptions)
+        const own = view.use(run, useOptions)
         const effect = key === undefined && pipeline !== undefined && sharing !== "exclusive"
           ? pipeline.run(operation, f, { write, paging: sharing === "paged" }, own)
           : own
@@ -240,7 +241,7 @@ export const make = (
           fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
             ? effect
             : Effect.withSpan(effect, `tether.ldap.${operation}`, { attributes: spanAttributes, captureStackTrace: false })
-        ) as Effect.Effect<A, LdapClient.LdapClientError, R>
+        )
       }
 
       const itemStream = <X>(
@@ -254,11 +255,7 @@ export const make = (
             (cause) => fromUnknown(cause, { endpoint: connection.endpoint, operation: "search", timeoutMillis })
           ).pipe(Stream.flatMap((items) => Stream.fromIterable(select(items))))
         const useOptions = { mode: "read" as const, idempotent: true }
-        return (key === undefined ? set.useStream(f, useOptions) : set.useStreamAs(key, f, useOptions)) as Stream.Stream<
-          X,
-          LdapClient.LdapClientError,
-          R
-        >
+        return view.useStream(f, useOptions)
       }
 
       const search = (base: string, searchOptions?: LdapClient.SearchOptions) =>

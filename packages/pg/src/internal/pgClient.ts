@@ -83,12 +83,6 @@ const transactionRetryable = (error: unknown): boolean => {
     isTagged(error, "NoEndpointAvailable") || isTagged(error, "BreakerOpen")
 }
 
-type Use<R> = <A, E2, R2>(
-  target: ServerSet.ServerSet<PgConnection, PgError>,
-  f: (connection: PgConnection) => Effect.Effect<A, E2, R2>,
-  options: ServerSet.UseOptions
-) => Effect.Effect<A, PgClient.PgClientError | E2, R | R2>
-
 /** @internal */
 export const make = (
   options: PgClient.Options
@@ -233,25 +227,20 @@ export const make = (
     })
 
     const executor = <R>(key: Context.Key<R, Identity.Credentials> | undefined): PgClient.Executor<R> => {
-      const use: Use<R> = (target, f, useOptions) =>
-        (key === undefined ? target.use(f, useOptions) : target.useAs(key, f, useOptions)) as Effect.Effect<
-          never,
-          never,
-          never
-        >
+      // The sets as this executor's identity (the default one without a key).
+      const onShared = shared?.as(key)
+      const onExclusive = exclusive.as(key)
 
       const readVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
-        shared !== undefined
-          ? use(shared, (c) => PgDriver.run(c, text, run, { timeoutMillis }), { mode: readMode, idempotent: true, operation: "query" })
-          : use(
-            exclusive,
+        onShared !== undefined
+          ? onShared.use((c) => PgDriver.run(c, text, run, { timeoutMillis }), { mode: readMode, idempotent: true, operation: "query" })
+          : onExclusive.use(
             (c) => Effect.andThen(sessionMode(c, true), PgDriver.run(c, text, run, { timeoutMillis, cancelOnInterrupt: true })),
             { mode: readMode, idempotent: true, operation: "query" }
           )
 
       const writeVia = <A>(text: string, run: (sql: postgres.Sql) => Promise<A>) =>
-        use(
-          exclusive,
+        onExclusive.use(
           (c) =>
             Effect.andThen(
               sessionMode(c, false),
@@ -302,7 +291,7 @@ export const make = (
             ).pipe(Stream.flattenIterable)
           ))
         const options = { mode: readMode, idempotent: true, operation: "stream" }
-        return (key === undefined ? exclusive.useStream(f, options) : exclusive.useStreamAs(key, f, options)).pipe(
+        return onExclusive.useStream(f, options).pipe(
           Stream.withSpan("tether.pg.stream", { attributes: { "db.statement": text } })
         ) as never
       }
@@ -311,8 +300,7 @@ export const make = (
         const isolation = transactionOptions?.isolation ?? "read committed"
         const readOnly = transactionOptions?.readOnly === true
         const begin = `begin isolation level ${isolation} ${readOnly ? "read only" : "read write"}`
-        const attempt = use(
-          exclusive,
+        const attempt = onExclusive.use(
           (connection) =>
             Effect.uninterruptibleMask((restore) =>
               Effect.gen(function*() {

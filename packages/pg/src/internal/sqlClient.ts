@@ -289,16 +289,15 @@ export const make = (
 
     // --- routing ------------------------------------------------------------
 
+    // The identity is the fiber's `CurrentIdentity` (`PgSql.as` provides its credentials along with it),
+    // so a view's requirement is met at run time, not in the types: hence the casts below.
     const useOn = <A>(
-      set: ServerSet.ServerSet<SqlSession, unknown>,
-      key: Context.Key<unknown, Identity.Credentials> | undefined,
+      view: ServerSet.View<SqlSession, unknown, unknown>,
       f: (session: SqlSession) => Effect.Effect<A, SqlError>,
       useOptions: ServerSet.UseOptions,
       operation: string
     ): Effect.Effect<A, SqlError> =>
-      (key === undefined ? set.use(f, useOptions) : set.useAs(key, f, useOptions)).pipe(
-        Effect.mapError((error) => toSqlError(error, operation))
-      ) as Effect.Effect<A, SqlError>
+      view.use(f, useOptions).pipe(Effect.mapError((error) => toSqlError(error, operation))) as Effect.Effect<A, SqlError>
 
     /** Read-only through PgBouncer: `BEGIN READ ONLY`, the statement, `COMMIT`, pipelined on a connection of its own. */
     const readOnlyTransaction = (
@@ -356,8 +355,8 @@ export const make = (
           return transform === undefined ? ran : Effect.map(ran, transform)
         }
         const effect = read
-          ? useOn(pgbouncer ? exclusive : reads!, key, f, { mode: readMode, idempotent: true, operation }, operation)
-          : useOn(shared, key, f, { mode: "write", idempotent: false, operation }, operation)
+          ? useOn((pgbouncer ? exclusive : reads!).as(key), f, { mode: readMode, idempotent: true, operation }, operation)
+          : useOn(shared.as(key), f, { mode: "write", idempotent: false, operation }, operation)
         return traced(span, effect)
       })
 
@@ -411,10 +410,7 @@ export const make = (
         const useOptions: ServerSet.UseOptions = read
           ? { mode: readMode, idempotent: true }
           : { mode: "write", idempotent: false }
-        const stream = (key === undefined ? exclusive.useStream(f, useOptions) : exclusive.useStreamAs(key, f, useOptions)) as Stream.Stream<
-          any,
-          unknown
-        >
+        const stream = exclusive.as(key).useStream(f, useOptions) as Stream.Stream<any, unknown>
         return Effect.succeed(Stream.mapError(stream, (error) => toSqlError(error, "executeStream")))
       }))
 
@@ -442,12 +438,12 @@ export const make = (
     })
 
     /**
-     * Holds one session of `set` until the current scope closes: a fiber
-     * borrows it (with failover for the borrow) and hands it over.
+     * Holds one session of the view's set, bound as its identity, until the
+     * current scope closes: a fiber borrows it (with failover for the borrow)
+     * and hands it over.
      */
     const lease = (
-      set: ServerSet.ServerSet<SqlSession, unknown>,
-      key: Context.Key<unknown, Identity.Credentials> | undefined,
+      view: ServerSet.View<SqlSession, unknown, unknown>,
       useOptions: ServerSet.UseOptions
     ): Effect.Effect<SqlSession, SqlError, Scope.Scope> =>
       Effect.gen(function*() {
@@ -459,10 +455,7 @@ export const make = (
             // set destroys it and fails over to another connection.
             ? Effect.fail(toSqlError(notSent(session, "the pooled session was already closed"), "acquire"))
             : Effect.andThen(Deferred.succeed(lent, session), Deferred.await(done))
-        yield* ((key === undefined ? set.use(f, useOptions) : set.useAs(key, f, useOptions)) as Effect.Effect<
-          void,
-          unknown
-        >).pipe(
+        yield* (view.use(f, useOptions) as Effect.Effect<void, unknown>).pipe(
           Effect.catchCause((cause) =>
             Deferred.failCause(
               lent,
@@ -479,7 +472,7 @@ export const make = (
       const read = fiber.getRef(ReadReplica)
       const key = fiber.getRef(CurrentIdentity)
       return Effect.map(
-        lease(exclusive, key, read ? { mode: readMode, idempotent: true } : { mode: "write", idempotent: false }),
+        lease(exclusive.as(key), read ? { mode: readMode, idempotent: true } : { mode: "write", idempotent: false }),
         pinnedConnection
       )
     })
