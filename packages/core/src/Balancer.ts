@@ -6,6 +6,21 @@
  * them Effect's `Random` service, and the rest of the system keeps the state
  * up to date (health, breakers, latency, connections in flight).
  *
+ * The live balancer publishes its structural state — each endpoint's health,
+ * role, breaker, drain, fence and weights, and the strategy — as a
+ * {@link Snapshot} in a `SubscriptionRef`: `balancer.changes` streams the
+ * current snapshot and then every change, `balancer.snapshot` reads it. The
+ * per-call counters (connections in flight, latency, the rotation cursor and
+ * running weights) stay out of it: picks and in-flight counts read and write
+ * the state synchronously, so the per-call path pays no permit and no
+ * publish (`balancer.state` shows them).
+ *
+ * This module holds the types, constructors and docs; the implementation is
+ * under `internal/balancer/` (`state.ts`, `fencing.ts`, `eligibility.ts`,
+ * `strategies.ts`, `snapshot.ts`, `live.ts`). It runs past 400 lines only
+ * because it documents some thirty public names: two thirds of it is doc
+ * comments, and it holds no logic.
+ *
  * Eligibility, applied before any strategy: an endpoint whose breaker is open
  * or whose health is `unhealthy` is skipped; healthy endpoints are preferred,
  * and only when none is healthy are `degraded` and `unknown` ones used; a
@@ -49,12 +64,16 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
-import * as Effect from "effect/Effect"
-import * as Random from "effect/Random"
-import * as Result from "effect/Result"
+import type * as Effect from "effect/Effect"
+import type * as Result from "effect/Result"
+import type * as Stream from "effect/Stream"
 import type { EndpointId, Role } from "./Endpoint.ts"
-import * as Ewma from "./internal/ewma.ts"
-import { InvalidOptions } from "./Validation.ts"
+import * as Eligibility from "./internal/balancer/eligibility.ts"
+import * as Fencing from "./internal/balancer/fencing.ts"
+import * as Live from "./internal/balancer/live.ts"
+import * as InternalState from "./internal/balancer/state.ts"
+import * as Strategies from "./internal/balancer/strategies.ts"
+import type { InvalidOptions } from "./Validation.ts"
 
 /**
  * What an operation will do on the server, and where it may run: `"read"`
@@ -255,22 +274,6 @@ export class NoEndpointAvailable extends Data.TaggedError("NoEndpointAvailable")
 // State
 // -----------------------------------------------------------------------------
 
-const makeEndpointState = (init: EndpointInit): EndpointState => ({
-  id: init.id,
-  weight: init.weight ?? 1,
-  priority: init.priority ?? 0,
-  role: init.role ?? "any",
-  health: "unknown",
-  breakerOpen: false,
-  inFlight: 0,
-  latency: undefined,
-  currentWeight: 0,
-  timeline: undefined,
-  fenced: undefined,
-  observedAt: 0,
-  returnedAt: 0
-})
-
 /**
  * The initial state for a list of endpoints: health `unknown`, breakers
  * closed, nothing in flight, no latency sample.
@@ -278,10 +281,7 @@ const makeEndpointState = (init: EndpointInit): EndpointState => ({
  * @since 0.1.0
  * @category state
  */
-export const initialState = (endpoints: ReadonlyArray<EndpointInit>): State => ({
-  endpoints: endpoints.map(makeEndpointState),
-  cursor: -1
-})
+export const initialState: (endpoints: ReadonlyArray<EndpointInit>) => State = InternalState.initialState
 
 /**
  * Applies `f` to the endpoint `id` (unchanged state if there is none).
@@ -289,17 +289,11 @@ export const initialState = (endpoints: ReadonlyArray<EndpointInit>): State => (
  * @since 0.1.0
  * @category state
  */
-export const updateEndpoint = (
+export const updateEndpoint: (
   state: State,
   id: EndpointId,
   f: (endpoint: EndpointState) => EndpointState
-): State => {
-  const index = state.endpoints.findIndex((e) => e.id === id)
-  if (index === -1) return state
-  const endpoints = state.endpoints.slice()
-  endpoints[index] = f(endpoints[index]!)
-  return { ...state, endpoints }
-}
+) => State = InternalState.updateEndpoint
 
 /**
  * Adds an endpoint, or updates the weight, priority and role of an existing
@@ -308,16 +302,7 @@ export const updateEndpoint = (
  * @since 0.1.0
  * @category state
  */
-export const addEndpoint = (state: State, init: EndpointInit): State => {
-  const exists = state.endpoints.some((e) => e.id === init.id)
-  if (!exists) return { ...state, endpoints: [...state.endpoints, makeEndpointState(init)] }
-  return updateEndpoint(state, init.id, (e) => ({
-    ...e,
-    weight: init.weight ?? e.weight,
-    priority: init.priority ?? e.priority,
-    role: init.role ?? e.role
-  }))
-}
+export const addEndpoint: (state: State, init: EndpointInit) => State = InternalState.addEndpoint
 
 /**
  * Removes an endpoint.
@@ -325,15 +310,25 @@ export const addEndpoint = (state: State, init: EndpointInit): State => {
  * @since 0.1.0
  * @category state
  */
-export const removeEndpoint = (state: State, id: EndpointId): State => {
-  const index = state.endpoints.findIndex((e) => e.id === id)
-  if (index === -1) return state
-  return {
-    ...state,
-    endpoints: state.endpoints.filter((_, i) => i !== index),
-    cursor: state.cursor >= index ? state.cursor - 1 : state.cursor
-  }
-}
+export const removeEndpoint: (state: State, id: EndpointId) => State = InternalState.removeEndpoint
+
+/**
+ * Records a health classification. An endpoint coming back from `unhealthy`
+ * notes when (see {@link eligible}'s re-admission rule).
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const setHealth: (state: State, id: EndpointId, health: Health) => State = InternalState.setHealth
+
+/**
+ * Records a latency sample (milliseconds) into the endpoint's EWMA.
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const recordLatency: (state: State, id: EndpointId, millis: number, alpha?: number) => State =
+  InternalState.recordLatency
 
 // -----------------------------------------------------------------------------
 // Fencing
@@ -367,50 +362,11 @@ export const removeEndpoint = (state: State, id: EndpointId): State => {
  * @since 0.1.0
  * @category fencing
  */
-export const observe = (
+export const observe: (
   state: State,
   id: EndpointId,
   observation: Observation
-): { readonly state: State; readonly fenced: ReadonlyArray<Fenced> } => {
-  const { role, timeline } = observation
-  const seq = (state.observations ?? 0) + 1
-  let next = updateEndpoint({ ...state, observations: seq }, id, (e) => {
-    let fenced = e.fenced
-    if (fenced !== undefined) {
-      if (role === "replica") fenced = undefined
-      else if (role === "primary" && timeline !== undefined && timeline > fenced.timeline) fenced = undefined
-    }
-    return { ...e, role: role ?? e.role, timeline: timeline ?? e.timeline, fenced, observedAt: seq }
-  })
-  const highest = timeline === undefined
-    ? next.highestTimeline
-    : next.highestTimeline === undefined
-    ? timeline
-    : Math.max(next.highestTimeline, timeline)
-  if (highest !== next.highestTimeline) next = { ...next, highestTimeline: highest }
-  if (highest === undefined) return { state: next, fenced: [] }
-  const fenced: Array<Fenced> = []
-  const endpoints = next.endpoints
-  let changed: Array<EndpointState> | undefined
-  for (let i = 0; i < endpoints.length; i++) {
-    const e = endpoints[i]!
-    if (e.fenced !== undefined || e.role !== "primary" || e.timeline === undefined) continue
-    let fence: Fence | undefined
-    if (e.timeline < highest) {
-      fence = { timeline: e.timeline, highest, sameTimeline: false }
-    } else if (
-      e.id === id &&
-      endpoints.some((o) => o.id !== id && o.role === "primary" && o.fenced === undefined && o.timeline === highest)
-    ) {
-      fence = { timeline: e.timeline, highest, sameTimeline: true }
-    }
-    if (fence !== undefined) {
-      ;(changed ??= endpoints.slice())[i] = { ...e, fenced: fence }
-      fenced.push({ endpoint: e.id, ...fence })
-    }
-  }
-  return { state: changed === undefined ? next : { ...next, endpoints: changed }, fenced }
-}
+) => { readonly state: State; readonly fenced: ReadonlyArray<Fenced> } = Fencing.observe
 
 /**
  * Lifts the fence of `id` on the operator's word, and takes its timeline as
@@ -422,61 +378,10 @@ export const observe = (
  * @since 0.1.0
  * @category fencing
  */
-export const unfence = (state: State, id: EndpointId): { readonly state: State; readonly unfenced: boolean } => {
-  const e = state.endpoints.find((e) => e.id === id)
-  if (e === undefined || e.fenced === undefined) return { state, unfenced: false }
-  const next = updateEndpoint(state, id, (e) => ({ ...e, fenced: undefined }))
-  return { state: e.timeline === undefined ? next : { ...next, highestTimeline: e.timeline }, unfenced: true }
-}
-
-/**
- * Records a health classification. An endpoint coming back from `unhealthy`
- * notes when (see {@link eligible}'s re-admission rule).
- *
- * @since 0.1.0
- * @category state
- */
-export const setHealth = (state: State, id: EndpointId, health: Health): State =>
-  updateEndpoint(state, id, (e) => {
-    if (e.health === health) return e
-    return e.health === "unhealthy"
-      ? { ...e, health, returnedAt: state.observations ?? 0 }
-      : { ...e, health }
-  })
-
-/** Why an endpoint may not take a write under the fencing rule, if it may not. */
-const fencingExclusion = (state: State, e: EndpointState): string | undefined => {
-  if (e.fenced !== undefined) return staleReason(e.fenced)
-  const highest = state.highestTimeline
-  if (highest === undefined) return undefined
-  if (e.timeline !== highest) {
-    return e.timeline === undefined
-      ? `timeline not checked yet (the newest is ${highest})`
-      : `stale timeline ${e.timeline} (the newest is ${highest})`
-  }
-  // Re-admission: an endpoint back from `unhealthy` (or new) takes writes only once every other reachable
-  // endpoint was probed after it came back — one of them may have been promoted meanwhile.
-  for (const o of state.endpoints) {
-    if (o !== e && o.health !== "unhealthy" && o.observedAt <= e.returnedAt) {
-      return `waiting for ${o.id} to be probed (another endpoint may have been promoted)`
-    }
-  }
-  return undefined
-}
-
-const staleReason = (fence: Fence) =>
-  fence.sameTimeline
-    ? `stale primary: fenced (another primary already holds timeline ${fence.timeline}); unfence it or let it rejoin as a replica`
-    : `stale primary: fenced (timeline ${fence.timeline}, the newest is ${fence.highest}); unfence it or let it rejoin as a replica`
-
-/**
- * Records a latency sample (milliseconds) into the endpoint's EWMA.
- *
- * @since 0.1.0
- * @category state
- */
-export const recordLatency = (state: State, id: EndpointId, millis: number, alpha = Ewma.defaultAlpha): State =>
-  updateEndpoint(state, id, (e) => ({ ...e, latency: Ewma.next(e.latency, millis, alpha) }))
+export const unfence: (
+  state: State,
+  id: EndpointId
+) => { readonly state: State; readonly unfenced: boolean } = Fencing.unfence
 
 // -----------------------------------------------------------------------------
 // Eligibility
@@ -493,51 +398,11 @@ export const recordLatency = (state: State, id: EndpointId, millis: number, alph
  * @since 0.1.0
  * @category eligibility
  */
-export const eligible = (
+export const eligible: (
   state: State,
   mode?: AccessMode,
   avoid?: ReadonlySet<EndpointId>
-): Result.Result<ReadonlyArray<number>, NoEndpointAvailable> => {
-  const endpoints = state.endpoints
-  if (mode === "replica-preferred") {
-    // Replicas first (ones not to avoid); else any endpoint, the avoided last.
-    const replicas = eligible(state, "replica-only", avoid)
-    if (Result.isSuccess(replicas) && (avoid === undefined || replicas.success.some((i) => !avoid.has(endpoints[i]!.id)))) {
-      return replicas
-    }
-    return eligible(state, "read", avoid)
-  }
-  const healthy: Array<number> = []
-  const fallback: Array<number> = []
-  let exclusions: Array<Exclusion> | undefined
-  for (let i = 0; i < endpoints.length; i++) {
-    const e = endpoints[i]!
-    let reason: string | undefined
-    if (e.fenced !== undefined) reason = staleReason(e.fenced)
-    else if (e.draining === true) reason = "draining (by the operator)"
-    else if (mode === "write" && e.role === "replica") reason = "replica (does not accept writes)"
-    else if (mode === "replica-only" && e.role !== "replica") reason = `${e.role} (replica-only read)`
-    else if (e.breakerOpen) reason = e.health === "unhealthy" ? "unhealthy, breaker open" : "breaker open"
-    else if (e.health === "unhealthy") reason = "unhealthy"
-    else if (mode === "write") reason = fencingExclusion(state, e)
-    if (reason !== undefined) {
-      ;(exclusions ??= []).push({ endpoint: e.id, reason })
-    } else if (e.health === "healthy") {
-      healthy.push(i)
-    } else {
-      fallback.push(i)
-    }
-  }
-  if (avoid !== undefined && avoid.size > 0) {
-    const keep = (i: number) => !avoid.has(endpoints[i]!.id)
-    const tiers = [healthy.filter(keep), fallback.filter(keep), healthy, fallback]
-    for (const tier of tiers) if (tier.length > 0) return Result.succeed(tier)
-  } else {
-    if (healthy.length > 0) return Result.succeed(healthy)
-    if (fallback.length > 0) return Result.succeed(fallback)
-  }
-  return Result.fail(new NoEndpointAvailable({ mode, exclusions: exclusions ?? [] }))
-}
+) => Result.Result<ReadonlyArray<number>, NoEndpointAvailable> = Eligibility.eligible
 
 // -----------------------------------------------------------------------------
 // Strategies
@@ -563,45 +428,13 @@ export interface Selection {
  */
 export type Selector = (state: State, candidates: ReadonlyArray<number>, random: RandomSource) => Selection
 
-/** The first candidate after the cursor, wrapping around; moves the cursor there. */
-const rotate = (state: State, candidates: ReadonlyArray<number>): Selection => {
-  let index = candidates[0]!
-  for (const i of candidates) {
-    if (i > state.cursor) {
-      index = i
-      break
-    }
-  }
-  return { index, state: { ...state, cursor: index } }
-}
-
-/** Candidates whose key is minimal. */
-const argmin = (
-  state: State,
-  candidates: ReadonlyArray<number>,
-  key: (e: EndpointState) => number
-): ReadonlyArray<number> => {
-  let best = Infinity
-  let tied: Array<number> = []
-  for (const i of candidates) {
-    const k = key(state.endpoints[i]!)
-    if (k < best) {
-      best = k
-      tied = [i]
-    } else if (k === best) {
-      tied.push(i)
-    }
-  }
-  return tied.length > 0 ? tied : candidates
-}
-
 /**
  * Round robin: each candidate in turn, in configuration order.
  *
  * @since 0.1.0
  * @category strategies
  */
-export const roundRobin: Selector = (state, candidates) => rotate(state, candidates)
+export const roundRobin: Selector = Strategies.roundRobin
 
 /**
  * nginx's smooth weighted round robin: every candidate's running weight grows
@@ -612,27 +445,7 @@ export const roundRobin: Selector = (state, candidates) => rotate(state, candida
  * @since 0.1.0
  * @category strategies
  */
-export const smoothWeightedRoundRobin: Selector = (state, candidates) => {
-  // One candidate: its current weight would gain and lose its own weight, i.e. not change.
-  if (candidates.length === 1) return { index: candidates[0]!, state }
-  const endpoints = state.endpoints.slice()
-  let total = 0
-  let best = -1
-  let bestWeight = -Infinity
-  for (const i of candidates) {
-    const e = endpoints[i]!
-    const current = e.currentWeight + e.weight
-    endpoints[i] = { ...e, currentWeight: current }
-    total += e.weight
-    if (current > bestWeight) {
-      bestWeight = current
-      best = i
-    }
-  }
-  const chosen = endpoints[best]!
-  endpoints[best] = { ...chosen, currentWeight: chosen.currentWeight - total }
-  return { index: best, state: { ...state, endpoints } }
-}
+export const smoothWeightedRoundRobin: Selector = Strategies.smoothWeightedRoundRobin
 
 /**
  * Least connections: the fewest in flight per unit of weight; ties in turn.
@@ -640,8 +453,7 @@ export const smoothWeightedRoundRobin: Selector = (state, candidates) => {
  * @since 0.1.0
  * @category strategies
  */
-export const leastConnections: Selector = (state, candidates) =>
-  rotate(state, argmin(state, candidates, (e) => e.inFlight / e.weight))
+export const leastConnections: Selector = Strategies.leastConnections
 
 /**
  * Weighted random: each candidate with probability `weight / sum(weights)`.
@@ -649,16 +461,7 @@ export const leastConnections: Selector = (state, candidates) =>
  * @since 0.1.0
  * @category strategies
  */
-export const random: Selector = (state, candidates, random) => {
-  let total = 0
-  for (const i of candidates) total += state.endpoints[i]!.weight
-  let r = random() * total
-  for (const i of candidates) {
-    r -= state.endpoints[i]!.weight
-    if (r < 0) return { index: i, state }
-  }
-  return { index: candidates[candidates.length - 1]!, state }
-}
+export const random: Selector = Strategies.random
 
 /**
  * Priority (failover only): the candidates with the lowest `priority` value,
@@ -667,8 +470,7 @@ export const random: Selector = (state, candidates, random) => {
  * @since 0.1.0
  * @category strategies
  */
-export const priority: Selector = (state, candidates, rng) =>
-  smoothWeightedRoundRobin(state, argmin(state, candidates, (e) => e.priority), rng)
+export const priority: Selector = Strategies.priority
 
 /**
  * Fastest: the lowest latency EWMA. No sample counts as the slowest; ties
@@ -677,8 +479,7 @@ export const priority: Selector = (state, candidates, rng) =>
  * @since 0.1.0
  * @category strategies
  */
-export const fastest: Selector = (state, candidates) =>
-  rotate(state, argmin(state, candidates, (e) => e.latency ?? Infinity))
+export const fastest: Selector = Strategies.fastest
 
 /**
  * Power of two choices: two distinct candidates at random, the one with
@@ -687,17 +488,7 @@ export const fastest: Selector = (state, candidates) =>
  * @since 0.1.0
  * @category strategies
  */
-export const powerOfTwoChoices: Selector = (state, candidates, random) => {
-  const n = candidates.length
-  if (n === 1) return { index: candidates[0]!, state }
-  const a = Math.min(n - 1, Math.floor(random() * n))
-  let b = Math.min(n - 2, Math.floor(random() * (n - 1)))
-  if (b >= a) b++
-  const first = candidates[a]!
-  const second = candidates[b]!
-  const index = state.endpoints[second]!.inFlight < state.endpoints[first]!.inFlight ? second : first
-  return { index, state }
-}
+export const powerOfTwoChoices: Selector = Strategies.powerOfTwoChoices
 
 /**
  * The selector of each strategy.
@@ -705,15 +496,7 @@ export const powerOfTwoChoices: Selector = (state, candidates, random) => {
  * @since 0.1.0
  * @category strategies
  */
-export const selectors: { readonly [S in Strategy]: Selector } = {
-  "round-robin": roundRobin,
-  "weighted-round-robin": smoothWeightedRoundRobin,
-  "least-connections": leastConnections,
-  "random": random,
-  "priority": priority,
-  "fastest": fastest,
-  "power-of-two": powerOfTwoChoices
-}
+export const selectors: { readonly [S in Strategy]: Selector } = Strategies.selectors
 
 /**
  * One pure pick: eligibility, then the strategy. Returns the endpoint picked
@@ -738,7 +521,7 @@ export const selectors: { readonly [S in Strategy]: Selector } = {
  * @since 0.1.0
  * @category picking
  */
-export const pickPure = (
+export const pickPure: (
   state: State,
   strategy: Strategy | Selector,
   options: {
@@ -746,13 +529,7 @@ export const pickPure = (
     readonly mode?: AccessMode | undefined
     readonly avoid?: ReadonlySet<EndpointId> | undefined
   }
-): Result.Result<readonly [EndpointId, State], NoEndpointAvailable> => {
-  const candidates = eligible(state, options.mode, options.avoid)
-  if (Result.isFailure(candidates)) return Result.fail(candidates.failure)
-  const select = typeof strategy === "function" ? strategy : selectors[strategy]
-  const selection = select(state, candidates.success, options.random)
-  return Result.succeed([selection.state.endpoints[selection.index]!.id, selection.state] as const)
-}
+) => Result.Result<readonly [EndpointId, State], NoEndpointAvailable> = Strategies.pickPure
 
 // -----------------------------------------------------------------------------
 // Service
@@ -770,8 +547,47 @@ export interface PickOptions {
 }
 
 /**
- * A balancer over a {@link State}. Every method is atomic (it runs without
- * yielding).
+ * What the balancer publishes about one endpoint (see {@link Snapshot}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EndpointSnapshot {
+  readonly id: EndpointId
+  readonly weight: number
+  readonly priority: number
+  readonly role: Role
+  readonly health: Health
+  readonly breakerOpen: boolean
+  readonly draining: boolean
+  /** The last timeline (or term) a probe reported, `undefined` before any. */
+  readonly timeline: number | undefined
+  /** Set while the endpoint is fenced as a stale primary. */
+  readonly fenced: Fence | undefined
+}
+
+/**
+ * The balancer's structural state, as status and the dashboard see it: the
+ * strategy and each endpoint's health, role, breaker, drain, fence and
+ * weights, without the per-call counters. A new snapshot is published on
+ * every change of any of these (and only then: a probe that confirms what was
+ * known publishes nothing).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly strategy: Strategy
+  /** The highest timeline any probe reported. */
+  readonly highestTimeline: number | undefined
+  readonly endpoints: ReadonlyArray<EndpointSnapshot>
+}
+
+/**
+ * A balancer over a {@link State}. Every method is atomic: structural
+ * changes run one at a time inside the snapshot's `SubscriptionRef`, and the
+ * per-call methods (`pick`, the in-flight and latency counters) change the
+ * state synchronously.
  *
  * @since 0.1.0
  * @category models
@@ -787,8 +603,15 @@ export interface Balancer {
   readonly whenIdle: (id: EndpointId) => Effect.Effect<void>
   /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
   readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
-  /** The current state. */
+  /** The current state, per-call counters included. */
   readonly state: Effect.Effect<State>
+  /** The current published {@link Snapshot}. */
+  readonly snapshot: Effect.Effect<Snapshot>
+  /**
+   * The current {@link Snapshot}, then each new one (from the balancer's
+   * `SubscriptionRef`); for status pages and dashboards.
+   */
+  readonly changes: Stream.Stream<Snapshot>
   readonly setHealth: (id: EndpointId, health: Health) => Effect.Effect<void>
   readonly setBreakerOpen: (id: EndpointId, open: boolean) => Effect.Effect<void>
   /** Records the role a probe discovered (e.g. a PostgreSQL replica promoted to primary). */
@@ -811,7 +634,6 @@ export interface Balancer {
   readonly add: (endpoint: EndpointInit) => Effect.Effect<void>
   readonly remove: (id: EndpointId) => Effect.Effect<void>
 }
-
 /**
  * Makes a {@link Balancer}. Random strategies draw from Effect's `Random`
  * service (use `Random.withSeed` for reproducible tests).
@@ -819,137 +641,10 @@ export interface Balancer {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: {
+export const make: (options: {
   readonly endpoints: ReadonlyArray<EndpointInit>
   /** Default `"weighted-round-robin"`. */
   readonly strategy?: Strategy | undefined
   /** Smoothing factor of the latency EWMA, in (0, 1] (default 0.3). */
   readonly latencyAlpha?: number | undefined
-}): Effect.Effect<Balancer, InvalidOptions> =>
-  Effect.suspend(() => {
-    let strategy = options.strategy ?? "weighted-round-robin"
-    const invalid = checkStrategy(strategy)
-    if (invalid !== undefined) return Effect.fail(invalid)
-    let select = selectors[strategy]
-    const alpha = options.latencyAlpha ?? Ewma.defaultAlpha
-    // One fiber runs at a time, so a plain variable updated synchronously is
-    // as atomic as a `Ref`, and cheaper on the per-call path.
-    let state = initialState(options.endpoints)
-    const modifyEndpoint = (id: EndpointId, f: (e: EndpointState) => EndpointState) =>
-      Effect.sync(() => {
-        state = updateEndpoint(state, id, f)
-      })
-    // The per-call counters change in place on the current state's endpoint
-    // object: every call would otherwise copy the state three times. Picks
-    // copy the endpoint objects they change, so a later update still lands
-    // on the current one.
-    const live = (id: EndpointId) => state.endpoints.find((e) => e.id === id) as Mutable<EndpointState> | undefined
-    /** Who waits for an endpoint to have nothing in flight (see `whenIdle`). */
-    const idleWaiters = new Map<EndpointId, Set<() => void>>()
-    const wakeIdle = (id: EndpointId) => {
-      const waiters = idleWaiters.get(id)
-      if (waiters === undefined) return
-      idleWaiters.delete(id)
-      for (const wake of waiters) wake()
-    }
-    const addInFlightUnsafe = (id: EndpointId, delta: number) => {
-      const e = live(id)
-      if (e !== undefined) {
-        e.inFlight = Math.max(0, e.inFlight + delta)
-        if (e.inFlight === 0 && idleWaiters.size > 0) wakeIdle(id)
-      }
-    }
-    const recordLatencyUnsafe = (id: EndpointId, millis: number) => {
-      const e = live(id)
-      if (e !== undefined) e.latency = Ewma.next(e.latency, millis, alpha)
-    }
-    return Effect.succeed<Balancer>({
-      get strategy() {
-        return strategy
-      },
-      setStrategy: (next) =>
-        Effect.suspend(() => {
-          const invalid = checkStrategy(next)
-          if (invalid !== undefined) return Effect.fail(invalid)
-          strategy = next
-          select = selectors[next]
-          return Effect.void
-        }),
-      whenIdle: (id) =>
-        Effect.callback<void>((resume) => {
-          const e = live(id)
-          if (e === undefined || e.inFlight === 0) return resume(Effect.void)
-          const wake = () => resume(Effect.void)
-          let waiters = idleWaiters.get(id)
-          if (waiters === undefined) idleWaiters.set(id, waiters = new Set())
-          waiters.add(wake)
-          return Effect.sync(() => {
-            waiters.delete(wake)
-          })
-        }),
-      setDraining: (id, draining) =>
-        modifyEndpoint(id, (e) => ((e.draining === true) === draining ? e : { ...e, draining })),
-      pick: (mode, pickOptions) =>
-        Effect.flatMap(Effect.service(Random.Random), (rng) =>
-          Effect.suspend(() => {
-            const result = pickPure(state, select, {
-              random: () => rng.nextDoubleUnsafe(),
-              mode,
-              avoid: pickOptions?.avoid
-            })
-            if (Result.isFailure(result)) return Effect.fail(result.failure)
-            state = result.success[1]
-            return Effect.succeed(result.success[0])
-          })),
-      state: Effect.sync(() => state),
-      setHealth: (id, health) =>
-        Effect.sync(() => {
-          state = setHealth(state, id, health)
-        }),
-      setBreakerOpen: (id, open) => modifyEndpoint(id, (e) => (e.breakerOpen === open ? e : { ...e, breakerOpen: open })),
-      setRole: (id, role) => modifyEndpoint(id, (e) => (e.role === role ? e : { ...e, role })),
-      observe: (id, observation) =>
-        Effect.sync(() => {
-          const result = observe(state, id, observation)
-          state = result.state
-          return result.fenced
-        }),
-      unfence: (id) =>
-        Effect.sync(() => {
-          const result = unfence(state, id)
-          state = result.state
-          return result.unfenced
-        }),
-      recordLatency: (id, millis) => Effect.sync(() => recordLatencyUnsafe(id, millis)),
-      recordLatencyUnsafe,
-      addInFlight: (id, delta) => Effect.sync(() => addInFlightUnsafe(id, delta)),
-      addInFlightUnsafe,
-      withInFlight: (id) => (effect) =>
-        Effect.suspend(() => {
-          addInFlightUnsafe(id, 1)
-          return Effect.onExitPrimitive(effect, () => {
-            addInFlightUnsafe(id, -1)
-            return undefined
-          })
-        }),
-      add: (endpoint) =>
-        Effect.sync(() => {
-          state = addEndpoint(state, endpoint)
-        }),
-      remove: (id) =>
-        Effect.sync(() => {
-          state = removeEndpoint(state, id)
-          wakeIdle(id)
-        })
-    })
-  })
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-const checkStrategy = (strategy: unknown): InvalidOptions | undefined =>
-  typeof strategy === "string" && Object.hasOwn(selectors, strategy) ? undefined : new InvalidOptions({
-    component: "balancer",
-    option: "strategy",
-    value: strategy,
-    allowed: Object.keys(selectors).map((s) => JSON.stringify(s)).join(" | ")
-  })
+}) => Effect.Effect<Balancer, InvalidOptions> = Live.make

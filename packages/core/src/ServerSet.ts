@@ -38,7 +38,7 @@
 import type { Duration, Effect, Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import type { Context } from "effect"
 import { Data, Layer } from "effect"
-import type { AccessMode, Fence, Health, NoEndpointAvailable, Strategy } from "./Balancer.ts"
+import type { AccessMode, Fence, Health, NoEndpointAvailable, Snapshot, Strategy } from "./Balancer.ts"
 import type { BreakerOpen, BreakerState } from "./CircuitBreaker.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import type * as ConnectionPool from "./ConnectionPool.ts"
@@ -376,6 +376,12 @@ export interface ServerSet<C, E> {
   readonly status: Effect.Effect<Status>
   /** The endpoints now in the set. */
   readonly endpoints: Effect.Effect<ReadonlyArray<Endpoint>>
+  /**
+   * The balancer's published state (see `Balancer.Snapshot`): the current
+   * one, then each change of an endpoint's health, role, breaker, drain,
+   * fence or weights, or of the strategy. `status` reads the same state.
+   */
+  readonly balancerChanges: Stream.Stream<Snapshot>
   /** Adds an endpoint at run time: builds its pool, monitor and breaker. */
   readonly add: (endpoint: EndpointInput | string) => Effect.Effect<void, InvalidEndpoint | InvalidPoolOptions>
   /**

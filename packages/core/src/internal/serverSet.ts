@@ -399,35 +399,39 @@ export const make = <C, E>(
 
     // --- status and reconfiguration --------------------------------------------
 
-    const memberStatus = (member: Member<C, E>, state: Balancer.State) =>
+    // Health, role, fence and drain come from the balancer's published snapshot (its `SubscriptionRef`);
+    // latency and in-flight counts, which it does not publish, from its per-call state.
+    const memberStatus = (member: Member<C, E>, snapshot: Balancer.Snapshot, state: Balancer.State) =>
       Effect.gen(function*() {
-        const endpointState = state.endpoints.find((e) => e.id === member.endpoint.id)
+        const view = snapshot.endpoints.find((e) => e.id === member.endpoint.id)
+        const counters = state.endpoints.find((e) => e.id === member.endpoint.id)
         const monitor = member.monitor === undefined ? undefined : yield* member.monitor.get
         return {
           id: member.endpoint.id,
           url: member.endpoint.url,
-          role: endpointState?.fenced !== undefined ? "stale-primary" : endpointState?.role ?? member.endpoint.role,
-          timeline: endpointState?.timeline,
-          fenced: endpointState?.fenced,
+          role: view?.fenced !== undefined ? "stale-primary" : view?.role ?? member.endpoint.role,
+          timeline: view?.timeline,
+          fenced: view?.fenced,
           weight: member.endpoint.weight,
           priority: member.endpoint.priority,
-          draining: endpointState?.draining === true,
-          health: endpointState?.health ?? "unknown",
+          draining: view?.draining === true,
+          health: view?.health ?? "unknown",
           monitor,
           probeAuthFailure: monitor?.probeAuthFailure,
           breaker: member.breaker === undefined ? undefined : yield* SubscriptionRef.get(member.breaker.state),
           pool: yield* member.pool.stats,
-          latencyMillis: endpointState?.latency,
-          inFlight: endpointState?.inFlight ?? 0,
+          latencyMillis: counters?.latency,
+          inFlight: counters?.inFlight ?? 0,
           requests: member.requests,
           failures: member.failures
         } satisfies ServerSet.EndpointStatus
       })
 
     const status = Effect.gen(function*() {
+      const snapshot = yield* balancer.snapshot
       const state = yield* balancer.state
-      const statuses = yield* Effect.forEach([...members.values()], (m) => memberStatus(m, state))
-      return { name, strategy: balancer.strategy, endpoints: statuses } satisfies ServerSet.Status
+      const statuses = yield* Effect.forEach([...members.values()], (m) => memberStatus(m, snapshot, state))
+      return { name, strategy: snapshot.strategy, endpoints: statuses } satisfies ServerSet.Status
     })
 
     const add = (input: Endpoint.EndpointInput | string) => Effect.flatMap(Endpoint.decode(input), addDecoded)
@@ -530,6 +534,7 @@ export const make = <C, E>(
       useStreamAs: (key, f, useOptions) => as(key).useStream(f, useOptions),
       status,
       endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
+      balancerChanges: balancer.changes,
       add,
       remove,
       unfence,
