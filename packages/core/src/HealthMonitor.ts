@@ -286,6 +286,11 @@ const OptionsSchema = Schema.Struct({
   healthyAfter: Schema.optional(Validation.IntAtLeast(1)),
   latencyAlpha: Schema.optional(
     Schema.Number.check(Schema.makeFilter((n) => n > 0 && n <= 1 ? undefined : "a number in (0, 1]"))
+  ),
+  isAuthFailure: Schema.optional(Validation.Opaque("a function", (u) => u === undefined || typeof u === "function")),
+  onUnhealthy: Schema.optional(Validation.Opaque("a function", (u) => u === undefined || typeof u === "function")),
+  restartSchedule: Schema.optional(
+    Validation.Opaque("a Schedule", (u) => u === undefined || (typeof u === "object" && u !== null))
   )
 })
 

@@ -172,13 +172,33 @@ export const PoolOptionsSchema = Schema.Struct({
   keepAliveInterval: optional(PositiveDurationInput),
   leakDetectionThreshold: optional(PositiveDurationInput),
   drainTimeout: optional(DurationInput),
-  housekeepingInterval: optional(PositiveDurationInput)
+  housekeepingInterval: optional(PositiveDurationInput),
+  warmUp: optional(Schema.Boolean)
+})
+
+const anything = Schema.Unknown
+
+/**
+ * The keys of `CircuitBreaker.Options` a set takes (their values are checked
+ * by `CircuitBreaker.make`); an unknown key is refused here.
+ */
+const BreakerOptionsSchema = Schema.Struct({
+  consecutiveFailures: optional(anything),
+  failureRate: optional(Schema.Struct({ threshold: anything })),
+  slowCalls: optional(Schema.Struct({ slowerThan: anything, threshold: anything })),
+  window: optional(anything),
+  minimumCalls: optional(anything),
+  policies: optional(anything),
+  openDuration: optional(anything),
+  halfOpenTrials: optional(anything),
+  successesToClose: optional(anything)
 })
 
 /**
  * The schema of the resilience options every client built on a server set
  * takes in code (`strategy`, `pool`, `health`, `breaker`, `retry`, `hedge`).
- * The breaker's own fields are checked by `CircuitBreaker.make`.
+ * The breaker's own fields are checked by `CircuitBreaker.make`; unknown keys
+ * are refused at every level.
  *
  * @since 0.2.0
  * @category schemas
@@ -196,7 +216,9 @@ export const ResilienceOptionsFields = {
       healthyAfter: optional(IntAtLeast(1))
     })
   ]).annotate({ message: "false or an object of health settings" })),
-  breaker: optional(Opaque("false or an object of breaker settings", (u) => u === false || isObject(u))),
+  breaker: optional(Schema.Union([Schema.Literal(false), BreakerOptionsSchema]).annotate({
+    message: "false or an object of breaker settings"
+  })),
   retry: optional(Schema.Union([
     Schema.Literal(false),
     Schema.Struct({ schedule: optional(Opaque("a Schedule", (u) => u === undefined || isObject(u))) })

@@ -3,6 +3,8 @@
  * Layer decodes its options with an `effect/Schema` and reports the first bad
  * one as an {@link InvalidOptions} naming the option path, the value given
  * (never a secret) and what is allowed. Constructing a client never throws.
+ * Unknown keys are refused at every level (`passwd`, `pool.maxx`), with a
+ * "did you mean …?" when a known option is close.
  *
  * @example
  * ```ts
@@ -58,9 +60,11 @@ export class InvalidOptions extends InvalidPoolOptions {
     readonly option: string
     readonly value: unknown
     readonly allowed: string
+    /** The whole reason, when "got …; expected …" does not read well (an unknown option). */
+    readonly reason?: string | undefined
   }) {
     const shown = showValue(args.value, args.option)
-    super({ pool: args.component, option: args.option, reason: `got ${shown}; expected ${args.allowed}` })
+    super({ pool: args.component, option: args.option, reason: args.reason ?? `got ${shown}; expected ${args.allowed}` })
     this.component = args.component
     this.value = shown === "<redacted>" ? shown : args.value
     this.allowed = args.allowed
@@ -131,7 +135,99 @@ export const IntAtLeast = (min: number): Schema.Codec<number> =>
 export const Opaque = (what: string, test: (u: unknown) => boolean): Schema.Codec<unknown> =>
   Schema.Unknown.check(Schema.makeFilter((u) => test(u) ? undefined : what))
 
-const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+const UNKNOWN = "\u0000unknown-option\u0000"
+
+/** Unknown keys are reported with the keys that are known there (never with the value given: it may be a secret). */
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => {
+    if (issue._tag !== "UnexpectedKey") return SchemaIssue.defaultLeafHook(issue)
+    const ast = issue.ast as { readonly propertySignatures?: ReadonlyArray<{ readonly name: PropertyKey }> }
+    const known = (ast.propertySignatures ?? []).map((p) => p.name).filter((k): k is string => typeof k === "string")
+    return UNKNOWN + known.join("\u0000")
+  }
+})
+
+/** Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`. */
+const distance = (a: string, b: string): number => {
+  const d: Array<Array<number>> = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1)
+      d[i]![j] = best
+    }
+  }
+  return d[a.length]![b.length]!
+}
+
+/**
+ * The known option closest to `key` (same letters in another case, or a
+ * few typos away), if any.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const closest = (key: string, known: ReadonlyArray<string>): string | undefined => {
+  const lower = key.toLowerCase()
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const candidate of known) {
+    const d = distance(lower, candidate.toLowerCase())
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  const limit = Math.max(1, Math.min(3, Math.floor(key.length / 3)))
+  return best !== undefined && bestDistance <= limit ? best : undefined
+}
+
+/**
+ * The error for an option nobody reads (a typo, a key of another client):
+ * its value is never shown (it may be a secret), and a close known option
+ * is suggested.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const unknownOption = (component: string, option: string, known: ReadonlyArray<string>): InvalidOptions => {
+  const key = option.split(".").at(-1) ?? option
+  const suggestion = closest(key, known)
+  const allowed = suggestion === undefined
+    ? known.length === 0 ? "no option here" : `one of the known options: ${known.join(", ")}`
+    : `did you mean "${suggestion}"?`
+  return new InvalidOptions({
+    component,
+    option,
+    value: "<redacted>",
+    allowed,
+    reason: `unknown option ${JSON.stringify(key)}${suggestion === undefined ? "" : ` (did you mean "${suggestion}"?)`}`
+  })
+}
+
+/**
+ * Refuses the keys of `input` that are not in `known`: for the few options
+ * objects checked by hand rather than by a Schema.
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const checkKnownKeys = (
+  input: unknown,
+  known: ReadonlyArray<string>,
+  component: string,
+  prefix = ""
+): InvalidOptions | undefined => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return undefined
+  for (const key of Reflect.ownKeys(input)) {
+    if (!Object.prototype.propertyIsEnumerable.call(input, key)) continue
+    if (typeof key === "string" && known.includes(key)) continue
+    return unknownOption(component, `${prefix}${String(key)}`, known)
+  }
+  return undefined
+}
 
 const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   let current = input
@@ -179,8 +275,9 @@ const fromOne = (
   const keys = (first?.path ?? []).map((key) => (typeof key === "object" && key !== null ? key.key : key))
   const option = keys.map(String).join(".")
   const message = first?.message ?? "a valid value"
-  if (message === "Expected no excess property") {
-    return new InvalidOptions({ component, option, value: "<redacted>", allowed: "no such option (check its spelling)" })
+  if (message.startsWith(UNKNOWN)) {
+    const known = message.slice(UNKNOWN.length).split("\u0000").filter((k) => k !== "")
+    return unknownOption(component, option, known)
   }
   if (message === "Missing key") {
     return new InvalidOptions({ component, option, value: undefined, allowed: "a value (this option is required)" })
@@ -195,8 +292,8 @@ const fromOne = (
 
 /**
  * Decodes `input` with `schema`; fails with an {@link InvalidOptions} for the
- * first bad option. `onExcessProperty: "error"` rejects unknown keys (use it
- * for configuration files).
+ * first bad option. Unknown keys are refused (`onExcessProperty: "error"`, the
+ * default): a misspelt option is an error, never silently ignored.
  *
  * @since 0.2.0
  * @category decoding
@@ -207,7 +304,7 @@ export const validate = <S extends Schema.ConstraintDecoder<unknown>>(
   options: { readonly component: string; readonly onExcessProperty?: "ignore" | "error" | undefined }
 ): Effect.Effect<S["Type"], InvalidOptions> =>
   Effect.suspend(() => {
-    const exit = Schema.decodeUnknownExit(schema)(input, { onExcessProperty: options.onExcessProperty ?? "ignore" })
+    const exit = Schema.decodeUnknownExit(schema)(input, { onExcessProperty: options.onExcessProperty ?? "error" })
     if (exit._tag === "Success") return Effect.succeed(exit.value)
     const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
     if (reason === undefined || reason._tag !== "Fail") {

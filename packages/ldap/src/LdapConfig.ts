@@ -22,7 +22,7 @@
  * @since 0.1.0
  */
 import { ServerSet, ServerSetConfig, Validation } from "@tether/core"
-import { Config, Data, Effect, Redacted, Schema } from "effect"
+import { Config, ConfigProvider, Data, Effect, Redacted, Schema } from "effect"
 import type { Scope } from "effect"
 import * as fs from "node:fs/promises"
 import type * as LdapClient from "./LdapClient.ts"
@@ -227,6 +227,117 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
     }
   })
 
+/** The environment as read: every variable optional, each checked by {@link parseEnv}. */
+const envConfig = Config.all({
+  urls: Config.option(Config.String("TETHER_LDAP_URLS")),
+  bindDn: Config.option(Config.String("TETHER_LDAP_BIND_DN")),
+  password: Config.option(Config.Redacted("TETHER_LDAP_PASSWORD")),
+  startTls: Config.option(Config.String("TETHER_LDAP_START_TLS")),
+  allowPlaintext: Config.option(Config.String("TETHER_LDAP_ALLOW_PLAINTEXT")),
+  caFile: Config.option(Config.String("TETHER_LDAP_CA_FILE")),
+  certFile: Config.option(Config.String("TETHER_LDAP_CERT_FILE")),
+  keyFile: Config.option(Config.String("TETHER_LDAP_KEY_FILE")),
+  saslMechanism: Config.option(Config.String("TETHER_LDAP_SASL_MECHANISM")),
+  saslUser: Config.option(Config.String("TETHER_LDAP_SASL_USER"))
+})
+
+const MECHANISMS = ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "EXTERNAL"] as const
+const TRUE = ["true", "yes", "on", "1", "y"]
+const FALSE = ["false", "no", "off", "0", "n"]
+
+/** A bad variable: named, with the value given (never a secret's) and what is allowed. */
+const badVariable = (variable: string, value: string | undefined, allowed: string) =>
+  new InvalidLdapConfig({
+    setting: variable,
+    problem: value === undefined
+      ? `is not set; expected ${allowed}`
+      : `got ${Validation.showValue(value, variable)}; expected ${allowed}`
+  })
+
+const parseEnv = (env: Config.Success<typeof envConfig>): Effect.Effect<LdapConfig, InvalidLdapConfig> =>
+  Effect.suspend(() => {
+    const some = <A>(o: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }) =>
+      o._tag === "Some" ? o.value : undefined
+    const urlsText = some(env.urls)
+    if (urlsText === undefined) {
+      return Effect.fail(badVariable("TETHER_LDAP_URLS", undefined, "comma-separated ldap:// or ldaps:// URLs"))
+    }
+    const urls = urlsText.split(",").map((u) => u.trim()).filter((u) => u !== "")
+    if (urls.length === 0) {
+      return Effect.fail(
+        new InvalidLdapConfig({ setting: "TETHER_LDAP_URLS", problem: "holds no URL; expected comma-separated ldap:// or ldaps:// URLs" })
+      )
+    }
+    for (const url of urls) {
+      if (hasCredentials(url)) {
+        return Effect.fail(
+          new InvalidLdapConfig({
+            setting: "TETHER_LDAP_URLS",
+            problem: `"${withoutCredentials(url)}" holds credentials; set TETHER_LDAP_BIND_DN and TETHER_LDAP_PASSWORD instead`
+          })
+        )
+      }
+      if (!/^ldaps?:\/\/[^/:?#]/i.test(url)) {
+        return Effect.fail(
+          new InvalidLdapConfig({
+            setting: "TETHER_LDAP_URLS",
+            problem: `"${withoutCredentials(url)}" is not an ldap:// or ldaps:// URL with a host`
+          })
+        )
+      }
+    }
+    const flags: Record<string, boolean> = {}
+    for (const [key, variable] of [["startTls", "TETHER_LDAP_START_TLS"], ["allowPlaintext", "TETHER_LDAP_ALLOW_PLAINTEXT"]] as const) {
+      const text = some(env[key])
+      if (text === undefined) continue
+      const lower = text.trim().toLowerCase()
+      if (!TRUE.includes(lower) && !FALSE.includes(lower)) {
+        return Effect.fail(badVariable(variable, text, "true or false (also yes/no, on/off, 1/0)"))
+      }
+      flags[key] = TRUE.includes(lower)
+    }
+    const mechanism = some(env.saslMechanism)
+    if (mechanism !== undefined && !(MECHANISMS as ReadonlyArray<string>).includes(mechanism)) {
+      return Effect.fail(badVariable("TETHER_LDAP_SASL_MECHANISM", mechanism, `one of ${MECHANISMS.join(", ")}`))
+    }
+    const bindDn = some(env.bindDn)
+    const password = some(env.password)
+    if (bindDn !== undefined && password === undefined) {
+      return Effect.fail(
+        new InvalidLdapConfig({
+          setting: "TETHER_LDAP_PASSWORD",
+          problem: "is not set but TETHER_LDAP_BIND_DN is: set both (or neither, for anonymous binds)"
+        })
+      )
+    }
+    const caFile = some(env.caFile)
+    const certFile = some(env.certFile)
+    const keyFile = some(env.keyFile)
+    const tls = {
+      ...(caFile === undefined ? {} : { caFile }),
+      ...(certFile === undefined ? {} : { certFile }),
+      ...(keyFile === undefined ? {} : { keyFile })
+    }
+    const saslUser = some(env.saslUser)
+    return Effect.succeed({
+      endpoints: urls,
+      ...(bindDn === undefined ? {} : { bindDn }),
+      // Kept Redacted from the moment it is read.
+      ...(password === undefined ? {} : { password }),
+      ...(flags["startTls"] === undefined ? {} : { startTls: flags["startTls"] }),
+      ...(flags["allowPlaintext"] === undefined ? {} : { allowPlaintext: flags["allowPlaintext"] }),
+      ...(Object.keys(tls).length === 0 ? {} : { tls }),
+      ...(mechanism === undefined
+        ? {}
+        : {
+          sasl: {
+            mechanism: mechanism as (typeof MECHANISMS)[number],
+            ...(saslUser === undefined ? {} : { user: saslUser })
+          }
+        })
+    })
+  })
+
 /**
  * From the environment: `TETHER_LDAP_URLS` (comma-separated), and optionally
  * `TETHER_LDAP_BIND_DN`, `TETHER_LDAP_PASSWORD` (read as `Redacted` and kept
@@ -234,45 +345,50 @@ export const load = (config: LdapConfig): Effect.Effect<LdapClient.Options, Inva
  * `TETHER_LDAP_CA_FILE`, `TETHER_LDAP_CERT_FILE`, `TETHER_LDAP_KEY_FILE`,
  * `TETHER_LDAP_SASL_MECHANISM` (`PLAIN`, `SCRAM-SHA-1`, `SCRAM-SHA-256`,
  * `EXTERNAL`) with `TETHER_LDAP_SASL_USER`.
- * Pass the result to {@link load}.
+ * Pass the result to {@link load}, or use {@link loadEnv}.
+ *
+ * Every variable is checked as a configuration file is: a bad one fails
+ * with a `ConfigError` whose message is the {@link InvalidLdapConfig}'s (and
+ * whose `cause.cause` is it); {@link loadEnv} fails with the
+ * `InvalidLdapConfig` itself.
  *
  * @since 0.1.0
  * @category config
  */
-export const fromEnv: Config.Config<LdapConfig> = Config.all({
-  urls: Config.String("TETHER_LDAP_URLS"),
-  bindDn: Config.option(Config.String("TETHER_LDAP_BIND_DN")),
-  password: Config.option(Config.Redacted("TETHER_LDAP_PASSWORD")),
-  startTls: Config.option(Config.Boolean("TETHER_LDAP_START_TLS")),
-  allowPlaintext: Config.option(Config.Boolean("TETHER_LDAP_ALLOW_PLAINTEXT")),
-  caFile: Config.option(Config.String("TETHER_LDAP_CA_FILE")),
-  certFile: Config.option(Config.String("TETHER_LDAP_CERT_FILE")),
-  keyFile: Config.option(Config.String("TETHER_LDAP_KEY_FILE")),
-  saslMechanism: Config.option(Config.Literals(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "EXTERNAL"], "TETHER_LDAP_SASL_MECHANISM")),
-  saslUser: Config.option(Config.String("TETHER_LDAP_SASL_USER"))
-}).pipe(
-  Config.map((env): LdapConfig => {
-    const some = <A>(o: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }) =>
-      o._tag === "Some" ? o.value : undefined
-    const tls = {
-      ...(some(env.caFile) === undefined ? {} : { caFile: some(env.caFile)! }),
-      ...(some(env.certFile) === undefined ? {} : { certFile: some(env.certFile)! }),
-      ...(some(env.keyFile) === undefined ? {} : { keyFile: some(env.keyFile)! })
-    }
-    const password = some(env.password)
-    return {
-      endpoints: env.urls.split(",").map((u) => u.trim()).filter((u) => u !== ""),
-      ...(some(env.bindDn) === undefined ? {} : { bindDn: some(env.bindDn)! }),
-      // Kept Redacted from the moment it is read.
-      ...(password === undefined ? {} : { password }),
-      ...(some(env.startTls) === undefined ? {} : { startTls: some(env.startTls)! }),
-      ...(some(env.allowPlaintext) === undefined ? {} : { allowPlaintext: some(env.allowPlaintext)! }),
-      ...(Object.keys(tls).length === 0 ? {} : { tls }),
-      ...(some(env.saslMechanism) === undefined
-        ? {}
-        : { sasl: { mechanism: some(env.saslMechanism)!, ...(some(env.saslUser) === undefined ? {} : { user: some(env.saslUser)! }) } })
-    }
-  })
+export const fromEnv: Config.Config<LdapConfig> = envConfig.pipe(
+  Config.mapEffect((env) =>
+    Effect.mapError(
+      parseEnv(env),
+      (error) => new Config.ConfigError(new ConfigProvider.SourceError({ message: error.message, cause: error }))
+    )
+  )
+)
+
+/**
+ * From the environment (variables as {@link fromEnv}), loaded into
+ * `LdapClient.Options`, as an `Effect` that fails with the same
+ * {@link InvalidLdapConfig} as a bad configuration file: `setting` names the
+ * variable, and the problem says the value given (never a password) and
+ * what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { LdapClient, LdapConfig } from "@tether/ldap"
+ * import { Effect, Layer } from "effect"
+ *
+ * // TETHER_LDAP_START_TLS=maybe fails with InvalidLdapConfig naming TETHER_LDAP_START_TLS
+ * const Live = Layer.unwrap(LdapConfig.loadEnv.pipe(Effect.map(LdapClient.layer)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const loadEnv: Effect.Effect<LdapClient.Options, InvalidLdapConfig> = envConfig.pipe(
+  Effect.mapError((error) =>
+    new InvalidLdapConfig({ setting: "(environment)", problem: `the environment could not be read: ${error.message}` })
+  ),
+  Effect.flatMap(parseEnv),
+  Effect.flatMap(load)
 )
 
 /**

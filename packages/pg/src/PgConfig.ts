@@ -19,7 +19,7 @@
  * @since 0.1.0
  */
 import { Endpoint, ServerSet, ServerSetConfig, Validation } from "@tether/core"
-import { Config, Data, Effect, Redacted, Schema } from "effect"
+import { Config, ConfigProvider, Data, Duration, Effect, Redacted, Schema } from "effect"
 import type { Scope } from "effect"
 import { expandHostList } from "./internal/pgClient.ts"
 import { SSL_MODES } from "./internal/tls.ts"
@@ -158,45 +158,156 @@ export const toOptions = (config: PgConfig): PgClient.Options => ({
   slowQueryThreshold: config.slowQueryThresholdMillis
 })
 
+/** The environment as read: every variable optional, each checked by {@link parseEnv}. */
+const envConfig = Config.all({
+  urls: Config.option(Config.Redacted("TETHER_PG_URLS")),
+  user: Config.option(Config.String("TETHER_PG_USER")),
+  password: Config.option(Config.Redacted("TETHER_PG_PASSWORD")),
+  database: Config.option(Config.String("TETHER_PG_DATABASE")),
+  ssl: Config.option(Config.String("TETHER_PG_SSL")),
+  readFrom: Config.option(Config.String("TETHER_PG_READ_FROM")),
+  multiplex: Config.option(Config.String("TETHER_PG_MULTIPLEX")),
+  statementTimeout: Config.option(Config.String("TETHER_PG_STATEMENT_TIMEOUT"))
+})
+
+const READ_FROM = ["replica-preferred", "replica-only", "any"] as const
+
+const some = <A>(o: { readonly _tag: "Some"; readonly value: A } | { readonly _tag: "None" }): A | undefined =>
+  o._tag === "Some" ? o.value : undefined
+
+/** A bad variable: named, with the value given (never a secret's) and what is allowed. */
+const badVariable = (variable: string, value: string | undefined, allowed: string) =>
+  new InvalidPgConfig({
+    option: variable,
+    problems: value === undefined
+      ? `${variable}: is not set; expected ${allowed}`
+      : `${variable}: got ${Validation.showValue(value, variable)}; expected ${allowed}`
+  })
+
+/** A duration variable: milliseconds, or anything `Duration` reads ("5 seconds"); never negative. */
+const envDuration = (variable: string, text: string | undefined): number | undefined | InvalidPgConfig => {
+  if (text === undefined) return undefined
+  const trimmed = text.trim()
+  const exit = Schema.decodeUnknownExit(Validation.DurationInput)(/^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : trimmed)
+  if (exit._tag === "Failure") {
+    return badVariable(variable, text, `a duration such as 5000 (milliseconds) or "5 seconds", not negative`)
+  }
+  return Duration.toMillis(Duration.fromInputUnsafe(exit.value))
+}
+
+const parseEnv = (env: Config.Success<typeof envConfig>): Effect.Effect<PgClient.Options, InvalidPgConfig> =>
+  Effect.suspend(() => {
+    const urls = some(env.urls)
+    if (urls === undefined) return Effect.fail(badVariable("TETHER_PG_URLS", undefined, "comma-separated postgres:// URLs"))
+    const split = Redacted.value(urls).split(",").map((url) => url.trim()).filter((url) => url !== "")
+      .map(Endpoint.splitCredentials)
+    if (split.length === 0) {
+      return Effect.fail(
+        new InvalidPgConfig({
+          option: "TETHER_PG_URLS",
+          problems: "TETHER_PG_URLS: holds no URL; expected comma-separated postgres:// URLs"
+        })
+      )
+    }
+    const notPg = split.find((s) => !/^postgres(?:ql)?:\/\/[^/?#]/i.test(s.url))
+    if (notPg !== undefined) {
+      return Effect.fail(
+        new InvalidPgConfig({
+          option: "TETHER_PG_URLS",
+          problems: `TETHER_PG_URLS: ${Endpoint.redactUrl(notPg.url)} is not a postgres:// URL; ` +
+            "expected comma-separated URLs like postgres://host:5432/db"
+        })
+      )
+    }
+    const user = some(env.user)
+    if (user === undefined || user.trim() === "") {
+      return Effect.fail(badVariable("TETHER_PG_USER", user, "a user name (a non-empty string)"))
+    }
+    const ssl = some(env.ssl)
+    if (ssl !== undefined && !(SSL_MODES as ReadonlyArray<string>).includes(ssl)) {
+      return Effect.fail(badVariable("TETHER_PG_SSL", ssl, `one of ${SSL_MODES.join(", ")}`))
+    }
+    const readFrom = some(env.readFrom)
+    if (readFrom !== undefined && !(READ_FROM as ReadonlyArray<string>).includes(readFrom)) {
+      return Effect.fail(badVariable("TETHER_PG_READ_FROM", readFrom, `one of ${READ_FROM.join(", ")}`))
+    }
+    const multiplexText = some(env.multiplex)
+    const multiplex = multiplexText === undefined ? undefined : Number(multiplexText.trim())
+    if (
+      multiplexText !== undefined &&
+      (multiplexText.trim() === "" || !Number.isInteger(multiplex) || (multiplex as number) < 1)
+    ) {
+      return Effect.fail(badVariable("TETHER_PG_MULTIPLEX", multiplexText, "an integer ≥ 1"))
+    }
+    const statementTimeout = envDuration("TETHER_PG_STATEMENT_TIMEOUT", some(env.statementTimeout))
+    if (statementTimeout instanceof InvalidPgConfig) return Effect.fail(statementTimeout)
+    const password = some(env.password)
+    return Effect.succeed({
+      endpoints: split.map((s) => s.url),
+      user,
+      password: password ?? split.find((s) => s.password !== undefined)?.password,
+      database: some(env.database),
+      ssl: ssl as PgClient.Options["ssl"],
+      readFrom: readFrom as PgClient.Options["readFrom"],
+      multiplex,
+      statementTimeout
+    })
+  })
+
+/** A variable that could not be read at all (the source failed): no value to show. */
+const unreadable = (error: Config.ConfigError) =>
+  new InvalidPgConfig({ option: "(environment)", problems: `the environment could not be read: ${error.message}` })
+
+/**
+ * From the environment, as an `Effect` that fails with the same
+ * {@link InvalidPgConfig} as a bad configuration file: `option` names the
+ * variable, and the problem says the value given (never a password) and
+ * what is allowed. Variables as {@link fromEnv}.
+ *
+ * @example
+ * ```ts
+ * import { PgClient, PgConfig } from "@tether/pg"
+ * import { Effect, Layer } from "effect"
+ *
+ * // TETHER_PG_MULTIPLEX=0 fails with InvalidPgConfig: "TETHER_PG_MULTIPLEX: got "0"; expected an integer ≥ 1"
+ * const Live = Layer.unwrap(PgConfig.loadEnv.pipe(Effect.map(PgClient.layer)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const loadEnv: Effect.Effect<PgClient.Options, InvalidPgConfig> = Effect.flatMap(
+  Effect.mapError(envConfig, unreadable),
+  parseEnv
+)
+
 /**
  * From the environment: `TETHER_PG_URLS` (comma-separated), `TETHER_PG_USER`,
  * `TETHER_PG_PASSWORD`, and optionally `TETHER_PG_DATABASE`, `TETHER_PG_SSL`,
- * `TETHER_PG_READ_FROM`, `TETHER_PG_MULTIPLEX`, `TETHER_PG_STATEMENT_TIMEOUT`
- * (a duration, e.g. `5 seconds`). Roles are detected by the health probes.
+ * `TETHER_PG_READ_FROM`, `TETHER_PG_MULTIPLEX` (an integer ≥ 1),
+ * `TETHER_PG_STATEMENT_TIMEOUT` (a duration, e.g. `5 seconds`, or
+ * milliseconds). Roles are detected by the health probes.
  *
  * `TETHER_PG_URLS` is read as a secret: a password in a URL
  * (`postgres://app:pw@db1/app`, `?password=`) is split off at once, kept
  * `Redacted`, and used when `TETHER_PG_PASSWORD` is not set; the endpoints
  * get the URLs without credentials.
  *
+ * Every variable is checked as a configuration file is: a bad one fails
+ * with a `ConfigError` whose message is the {@link InvalidPgConfig}'s (and
+ * whose `cause.cause` is it); {@link loadEnv} fails with the
+ * `InvalidPgConfig` itself.
+ *
  * @since 0.1.0
  * @category config
  */
-export const fromEnv: Config.Config<PgClient.Options> = Config.all({
-  urls: Config.Redacted("TETHER_PG_URLS"),
-  user: Config.String("TETHER_PG_USER"),
-  password: Config.option(Config.Redacted("TETHER_PG_PASSWORD")),
-  database: Config.option(Config.String("TETHER_PG_DATABASE")),
-  ssl: Config.option(Config.Literals(SSL_MODES, "TETHER_PG_SSL")),
-  readFrom: Config.option(Config.Literals(["replica-preferred", "replica-only", "any"], "TETHER_PG_READ_FROM")),
-  multiplex: Config.option(Config.Int("TETHER_PG_MULTIPLEX")),
-  statementTimeout: Config.option(Config.Duration("TETHER_PG_STATEMENT_TIMEOUT"))
-}).pipe(
-  Config.map((env): PgClient.Options => {
-    const split = Redacted.value(env.urls).split(",").map((url) => url.trim()).filter((url) => url !== "")
-      .map(Endpoint.splitCredentials)
-    const fromUrl = split.find((s) => s.password !== undefined)?.password
-    return {
-      endpoints: split.map((s) => s.url),
-      user: env.user,
-      password: env.password._tag === "Some" ? env.password.value : fromUrl,
-      database: env.database._tag === "Some" ? env.database.value : undefined,
-      ssl: env.ssl._tag === "Some" ? env.ssl.value : undefined,
-      readFrom: env.readFrom._tag === "Some" ? env.readFrom.value : undefined,
-      multiplex: env.multiplex._tag === "Some" ? env.multiplex.value : undefined,
-      statementTimeout: env.statementTimeout._tag === "Some" ? env.statementTimeout.value : undefined
-    }
-  })
+export const fromEnv: Config.Config<PgClient.Options> = envConfig.pipe(
+  Config.mapEffect((env) =>
+    Effect.mapError(
+      parseEnv(env),
+      (error) => new Config.ConfigError(new ConfigProvider.SourceError({ message: error.message, cause: error }))
+    )
+  )
 )
 
 /**

@@ -4,11 +4,12 @@
  * throw, a hang, or a client that fails later on its first operation.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ConnectionPool, Fault, ServerSet } from "@tether/core"
+import { ConnectionPool, Fault, IdentityPool, ServerSet } from "@tether/core"
 import type { Driver } from "@tether/core"
 import { LdapClient, LdapConfig, LdapDriver } from "@tether/ldap"
-import { PgClient, PgConfig, PgDriver } from "@tether/pg"
-import { Cause, Duration, Effect, Exit, Redacted } from "effect"
+import { PgClient, PgConfig, PgDriver, PgSql } from "@tether/pg"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Redacted } from "effect"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import type { Scope } from "effect"
 
 /** A driver that never connects: no row may get as far as using it. */
@@ -28,6 +29,19 @@ const pool = (options: Record<string, unknown>) =>
 const pgConfig = (input: Record<string, unknown>) =>
   PgConfig.decode({ endpoints: ["postgres://db1:5432/app"], user: "app", ...input })
 const ldapConfig = (input: Record<string, unknown>) => LdapConfig.decode({ endpoints: ["ldap://ldap1:389"], ...input })
+const sql = (options: Record<string, unknown>) =>
+  PgSql.make({ endpoints: ["postgres://127.0.0.1:1/db"], user: "app", ...options } as PgSql.Options).pipe(
+    Effect.provide(Reactivity.layer)
+  )
+const identityPool = (options: Record<string, unknown>) =>
+  IdentityPool.make({ name: "i", connect: () => Effect.succeed(1), ...options } as IdentityPool.Options<number, never>)
+const withEnv = <A, E>(env: Record<string, string>, effect: Effect.Effect<A, E>) =>
+  Effect.provide(effect, ConfigProvider.layer(ConfigProvider.fromEnv({ env })))
+const pgEnv = (env: Record<string, string>) =>
+  withEnv({ TETHER_PG_URLS: "postgres://db1:5432/app", TETHER_PG_USER: "app", TETHER_PG_PASSWORD: "s3cret", ...env }, PgConfig.loadEnv)
+const ldapEnv = (env: Record<string, string>) =>
+  withEnv({ TETHER_LDAP_URLS: "ldap://ldap1:389", ...env }, LdapConfig.loadEnv)
+const secret = Redacted.make("s3cret")
 
 interface Row {
   readonly target: string
@@ -36,6 +50,8 @@ interface Row {
   readonly tag: "InvalidPoolOptions" | "InvalidEndpoint" | "InvalidPgConfig" | "InvalidLdapConfig"
   /** The option the error must name (its `option`/`setting`, or in its message for `InvalidEndpoint`). */
   readonly option: string
+  /** Text the message must hold (e.g. the "did you mean" of an unknown key). */
+  readonly says?: string
 }
 
 const rows: ReadonlyArray<Row> = [
@@ -129,7 +145,47 @@ const rows: ReadonlyArray<Row> = [
   { target: "LdapConfig", what: "an http:// URL", run: ldapConfig({ endpoints: ["http://ldap1"] }), tag: "InvalidLdapConfig", option: "endpoints" },
   { target: "LdapConfig", what: "breaker consecutiveFailures 0", run: ldapConfig({ breaker: { consecutiveFailures: 0 } }), tag: "InvalidLdapConfig", option: "breaker.consecutiveFailures" },
   { target: "LdapConfig", what: "unhealthyAfter 0", run: ldapConfig({ health: { unhealthyAfter: 0 } }), tag: "InvalidLdapConfig", option: "health.unhealthyAfter" },
-  { target: "LdapConfig", what: "startTls yes", run: ldapConfig({ startTls: "yes" }), tag: "InvalidLdapConfig", option: "startTls" }
+  { target: "LdapConfig", what: "startTls yes", run: ldapConfig({ startTls: "yes" }), tag: "InvalidLdapConfig", option: "startTls" },
+  // --- unknown keys (a typo is refused, never ignored), on every constructor and at every level
+  { target: "PgClient", what: "unknown key passwd", run: pg({ passwd: "s3cret" }), tag: "InvalidPoolOptions", option: "passwd", says: `did you mean "password"?` },
+  { target: "PgClient", what: "unknown key queryTimout", run: pg({ queryTimout: "5 seconds" }), tag: "InvalidPoolOptions", option: "queryTimout", says: `did you mean "queryTimeout"?` },
+  { target: "PgClient", what: "unknown nested key pool.maxx", run: pg({ pool: { maxx: 3 } }), tag: "InvalidPoolOptions", option: "pool.maxx", says: `did you mean "max"?` },
+  { target: "PgClient", what: "unknown nested key health.intervall", run: pg({ health: { intervall: 5 } }), tag: "InvalidPoolOptions", option: "health.intervall", says: `did you mean "interval"?` },
+  { target: "PgClient", what: "unknown nested key retry.schedul", run: pg({ retry: { schedul: undefined } }), tag: "InvalidPoolOptions", option: "retry.schedul", says: `did you mean "schedule"?` },
+  { target: "PgClient", what: "unknown nested key breaker.consecutiveFailure", run: pg({ breaker: { consecutiveFailure: 3 } }), tag: "InvalidPoolOptions", option: "breaker.consecutiveFailure", says: `did you mean "consecutiveFailures"?` },
+  { target: "PgClient", what: "unknown nested key sql.pipelin", run: pg({ sql: { pipelin: 4 } }), tag: "InvalidPoolOptions", option: "sql.pipelin", says: `did you mean "pipeline"?` },
+  { target: "PgClient", what: "a key of PgSql only (pgbouncer)", run: pg({ pgbouncer: "transaction" }), tag: "InvalidPoolOptions", option: "pgbouncer" },
+  { target: "PgSql", what: "unknown key passwd", run: sql({ passwd: "s3cret" }), tag: "InvalidPoolOptions", option: "passwd", says: `did you mean "password"?` },
+  { target: "PgSql", what: "a key of PgClient only (multiplex)", run: sql({ multiplex: 4 }), tag: "InvalidPoolOptions", option: "multiplex" },
+  { target: "PgSql", what: "unknown nested key exclusivePool.mx", run: sql({ exclusivePool: { mx: 4 } }), tag: "InvalidPoolOptions", option: "exclusivePool.mx" },
+  { target: "LdapClient", what: "unknown keys bindDN and pasword (no silent anonymous bind)", run: ldap({ bindDN: "cn=app", pasword: secret }), tag: "InvalidPoolOptions", option: "bindDN", says: `did you mean "bindDn"?` },
+  { target: "LdapClient", what: "unknown key pasword beside bindDn", run: ldap({ bindDn: "cn=app", pasword: secret }), tag: "InvalidPoolOptions", option: "pasword", says: `did you mean "password"?` },
+  { target: "LdapClient", what: "unknown key startTLS", run: ldap({ startTLS: true }), tag: "InvalidPoolOptions", option: "startTLS", says: `did you mean "startTls"?` },
+  { target: "LdapClient", what: "unknown nested key pool.maxPerIdentiy", run: ldap({ pool: { maxPerIdentiy: 2 } }), tag: "InvalidPoolOptions", option: "pool.maxPerIdentiy", says: `did you mean "maxPerIdentity"?` },
+  { target: "LdapClient", what: "hedge (not an LdapClient option)", run: ldap({ hedge: { delay: 10 } }), tag: "InvalidPoolOptions", option: "hedge" },
+  { target: "ServerSet", what: "unknown key endpoint", run: set({ endpoint: "fake://b:1" }), tag: "InvalidPoolOptions", option: "endpoint", says: `did you mean "endpoints"?` },
+  { target: "ServerSet", what: "unknown nested key hedge.dealy", run: set({ hedge: { delay: 5, dealy: 5 } }), tag: "InvalidPoolOptions", option: "hedge.dealy", says: `did you mean "delay"?` },
+  { target: "ServerSet", what: "unknown nested key breaker.failureRate.treshold", run: set({ breaker: { failureRate: { threshold: 0.5, treshold: 0.5 } } }), tag: "InvalidPoolOptions", option: "breaker.failureRate.treshold", says: `did you mean "threshold"?` },
+  { target: "ServerSet", what: "a PgDriver with unknown key passwrd", run: set({ driver: PgDriver.make({ user: "app", passwrd: secret } as PgDriver.Options) }), tag: "InvalidPoolOptions", option: "passwrd", says: `did you mean "password"?` },
+  { target: "ConnectionPool", what: "unknown key maxSize", run: pool({ maxSize: 4 }), tag: "InvalidPoolOptions", option: "maxSize" },
+  { target: "ConnectionPool", what: "unknown key acquireTimout", run: pool({ acquireTimout: 5 }), tag: "InvalidPoolOptions", option: "acquireTimout", says: `did you mean "acquireTimeout"?` },
+  { target: "IdentityPool", what: "unknown key maxPerIdentiy", run: identityPool({ maxPerIdentiy: 2 }), tag: "InvalidPoolOptions", option: "maxPerIdentiy", says: `did you mean "maxPerIdentity"?` },
+  { target: "IdentityPool", what: "unknown nested key pool.idleTimeToLife", run: identityPool({ pool: { idleTimeToLife: 5 } }), tag: "InvalidPoolOptions", option: "pool.idleTimeToLife", says: `did you mean "idleTimeToLive"?` },
+  // --- environment variables (PgConfig.loadEnv / LdapConfig.loadEnv): the same typed errors as a file
+  { target: "PgConfig", what: "env TETHER_PG_MULTIPLEX=0", run: pgEnv({ TETHER_PG_MULTIPLEX: "0" }), tag: "InvalidPgConfig", option: "TETHER_PG_MULTIPLEX", says: "an integer ≥ 1" },
+  { target: "PgConfig", what: "env TETHER_PG_MULTIPLEX not a number", run: pgEnv({ TETHER_PG_MULTIPLEX: "four" }), tag: "InvalidPgConfig", option: "TETHER_PG_MULTIPLEX", says: `"four"` },
+  { target: "PgConfig", what: "env TETHER_PG_STATEMENT_TIMEOUT banana", run: pgEnv({ TETHER_PG_STATEMENT_TIMEOUT: "banana" }), tag: "InvalidPgConfig", option: "TETHER_PG_STATEMENT_TIMEOUT", says: "duration" },
+  { target: "PgConfig", what: "env TETHER_PG_STATEMENT_TIMEOUT negative", run: pgEnv({ TETHER_PG_STATEMENT_TIMEOUT: "-5 seconds" }), tag: "InvalidPgConfig", option: "TETHER_PG_STATEMENT_TIMEOUT", says: "not negative" },
+  { target: "PgConfig", what: "env TETHER_PG_SSL typo", run: pgEnv({ TETHER_PG_SSL: "verify_full" }), tag: "InvalidPgConfig", option: "TETHER_PG_SSL", says: "verify-full" },
+  { target: "PgConfig", what: "env TETHER_PG_READ_FROM typo", run: pgEnv({ TETHER_PG_READ_FROM: "replicas" }), tag: "InvalidPgConfig", option: "TETHER_PG_READ_FROM", says: "replica-preferred" },
+  { target: "PgConfig", what: "env TETHER_PG_URLS not postgres://", run: pgEnv({ TETHER_PG_URLS: "http://app:s3cret@db1/app" }), tag: "InvalidPgConfig", option: "TETHER_PG_URLS", says: "postgres://" },
+  { target: "PgConfig", what: "env TETHER_PG_URLS empty", run: pgEnv({ TETHER_PG_URLS: " , " }), tag: "InvalidPgConfig", option: "TETHER_PG_URLS" },
+  { target: "PgConfig", what: "env TETHER_PG_USER missing", run: withEnv({ TETHER_PG_URLS: "postgres://db1/app" }, PgConfig.loadEnv), tag: "InvalidPgConfig", option: "TETHER_PG_USER", says: "is not set" },
+  { target: "LdapConfig", what: "env TETHER_LDAP_START_TLS maybe", run: ldapEnv({ TETHER_LDAP_START_TLS: "maybe" }), tag: "InvalidLdapConfig", option: "TETHER_LDAP_START_TLS", says: "true or false" },
+  { target: "LdapConfig", what: "env TETHER_LDAP_SASL_MECHANISM typo", run: ldapEnv({ TETHER_LDAP_SASL_MECHANISM: "SCRAM-SHA256", TETHER_LDAP_SASL_USER: "app" }), tag: "InvalidLdapConfig", option: "TETHER_LDAP_SASL_MECHANISM", says: "SCRAM-SHA-256" },
+  { target: "LdapConfig", what: "env TETHER_LDAP_URLS http://", run: ldapEnv({ TETHER_LDAP_URLS: "http://ldap1" }), tag: "InvalidLdapConfig", option: "TETHER_LDAP_URLS", says: "ldap://" },
+  { target: "LdapConfig", what: "env bind DN without password", run: ldapEnv({ TETHER_LDAP_BIND_DN: "cn=app" }), tag: "InvalidLdapConfig", option: "TETHER_LDAP_PASSWORD" },
+  { target: "LdapConfig", what: "env TETHER_LDAP_URLS missing", run: withEnv({}, LdapConfig.loadEnv), tag: "InvalidLdapConfig", option: "TETHER_LDAP_URLS", says: "is not set" },
 ]
 
 /** The option an error names: its `option`/`setting` field, or its message for `InvalidEndpoint`. */
@@ -142,16 +198,17 @@ describe("bad configurations", () => {
   it("cover every public constructor and config source, at least 40 in all", () => {
     assert.isAtLeast(rows.length, 40)
     const targets = new Set(rows.map((r) => r.target))
-    for (const t of ["ConnectionPool", "ServerSet", "LdapClient", "PgClient", "LdapConfig", "PgConfig"]) {
+    for (const t of ["ConnectionPool", "IdentityPool", "ServerSet", "LdapClient", "PgClient", "PgSql", "LdapConfig", "PgConfig"]) {
       assert.isTrue(targets.has(t), t)
     }
   })
 
   for (const row of rows) {
-    it.effect(`${row.target}: ${row.what} → ${row.tag} naming ${row.option}`, () =>
+    // `it.live`: the hang guard runs on the real clock (under the TestClock it would never fire).
+    it.live(`${row.target}: ${row.what} → ${row.tag} naming ${row.option}`, () =>
       Effect.gen(function*() {
         const exit = yield* Effect.scoped(row.run).pipe(
-          // Generous: the point is that it answers at all, with a typed error.
+          // A hang guard, not a time bound: generous, the point is that it answers at all.
           Effect.timeoutOrElse({ duration: Duration.seconds(20), orElse: () => Effect.die("hung") }),
           Effect.exit
         )
@@ -163,10 +220,58 @@ describe("bad configurations", () => {
         const failure = error.value as { _tag: string; message: string }
         assert.strictEqual(failure._tag, row.tag, failure.message)
         assert.include(named(failure), row.option, failure.message)
+        // A typed failure alone: no defect beside it.
+        assert.isFalse(Cause.hasDies(exit.cause), `a defect beside the typed error: ${Cause.pretty(exit.cause)}`)
+        if (row.says !== undefined) assert.include(failure.message, row.says)
         // Never quote a secret.
         assert.notInclude(failure.message, "s3cret")
+        assert.notInclude(JSON.stringify(failure), "s3cret")
       }))
   }
+
+  it.effect("PgConfig.fromEnv / LdapConfig.fromEnv (Config): a bad variable is a ConfigError holding the typed error", () =>
+    Effect.gen(function*() {
+      const pgError = yield* Effect.flip(
+        PgConfig.fromEnv.parse(ConfigProvider.fromEnv({
+          env: { TETHER_PG_URLS: "postgres://db1/app", TETHER_PG_USER: "app", TETHER_PG_PASSWORD: "s3cret", TETHER_PG_MULTIPLEX: "0" }
+        }))
+      )
+      assert.strictEqual(pgError._tag, "ConfigError")
+      assert.include(pgError.message, "TETHER_PG_MULTIPLEX")
+      assert.notInclude(pgError.message, "s3cret")
+      const pgCause = (pgError.cause as { cause?: unknown }).cause
+      assert.instanceOf(pgCause, PgConfig.InvalidPgConfig)
+      const ldapError = yield* Effect.flip(
+        LdapConfig.fromEnv.parse(ConfigProvider.fromUnknown({ TETHER_LDAP_URLS: "ldap://ldap1", TETHER_LDAP_ALLOW_PLAINTEXT: "sure" }))
+      )
+      assert.include(ldapError.message, "TETHER_LDAP_ALLOW_PLAINTEXT")
+      assert.instanceOf((ldapError.cause as { cause?: unknown }).cause, LdapConfig.InvalidLdapConfig)
+    }))
+
+  it.effect("good environments still load (every variable, both sources)", () =>
+    Effect.gen(function*() {
+      const options = yield* pgEnv({
+        TETHER_PG_DATABASE: "app",
+        TETHER_PG_SSL: "require",
+        TETHER_PG_READ_FROM: "any",
+        TETHER_PG_MULTIPLEX: "4",
+        TETHER_PG_STATEMENT_TIMEOUT: "5 seconds"
+      })
+      assert.strictEqual(options.multiplex, 4)
+      assert.strictEqual(options.statementTimeout, 5000)
+      assert.strictEqual(options.ssl, "require")
+      const millis = yield* pgEnv({ TETHER_PG_STATEMENT_TIMEOUT: "2500" })
+      assert.strictEqual(millis.statementTimeout, 2500)
+      const ldapOptions = yield* ldapEnv({
+        TETHER_LDAP_BIND_DN: "cn=app",
+        TETHER_LDAP_PASSWORD: "s3cret",
+        TETHER_LDAP_START_TLS: "yes",
+        TETHER_LDAP_ALLOW_PLAINTEXT: "false"
+      })
+      assert.strictEqual(ldapOptions.startTls, true)
+      assert.strictEqual(ldapOptions.allowPlaintext, false)
+      assert.strictEqual(ldapOptions.bindDn, "cn=app")
+    }))
 
   it.effect("a PostgreSQL endpoint error gives a postgres:// example, not an ldap:// one", () =>
     Effect.gen(function*() {

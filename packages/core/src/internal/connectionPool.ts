@@ -2,7 +2,7 @@ import type { Fiber } from "effect"
 import { Clock, Context, Duration, Effect, Exit, Pool, Schedule, Scope, Semaphore, Tracer } from "effect"
 import type * as ConnectionPool from "../ConnectionPool.ts"
 import { ConnectTimeout, InvalidPoolOptions, PoolClosed, PoolTimeout } from "../PoolError.ts"
-import { showValue } from "../Validation.ts"
+import { checkKnownKeys, showValue } from "../Validation.ts"
 import type { Capacity, Evictable } from "./capacity.ts"
 import * as metrics from "./poolMetrics.ts"
 import type { Waiter } from "./waitQueue.ts"
@@ -56,12 +56,35 @@ const millisOf = (input: Duration.Input | undefined, fallback: Duration.Duration
 const optionalMillis = (input: Duration.Input | undefined): number | undefined =>
   input === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(input))
 
+/** Every key of `ConnectionPool.Options`: any other is refused (a misspelt option is never ignored). @internal */
+export const optionKeys: ReadonlyArray<string> = [
+  "name",
+  "acquire",
+  "validate",
+  "isBroken",
+  "min",
+  "max",
+  "concurrency",
+  "idleTimeToLive",
+  "maxLifetime",
+  "acquireTimeout",
+  "connectTimeout",
+  "validationWindow",
+  "keepAliveInterval",
+  "leakDetectionThreshold",
+  "drainTimeout",
+  "housekeepingInterval",
+  "warmUp"
+]
+
 /** @internal Checks pool options; fails with `InvalidPoolOptions` naming the first bad one. */
 export const checkOptions = <A, E, R>(options: ConnectionPool.Options<A, E, R>) =>
   Effect.suspend(() => {
     if (typeof options !== "object" || options === null) {
       return Effect.fail(new InvalidPoolOptions({ pool: "(unnamed)", option: "(options)", reason: "must be an object" }))
     }
+    const unknown = checkKnownKeys(options, optionKeys, String(options.name))
+    if (unknown !== undefined) return Effect.fail(unknown)
     const fail = (option: string, reason: string) =>
       Effect.fail(new InvalidPoolOptions({ pool: String(options.name), option, reason }))
     if (typeof options.name !== "string" || options.name === "") return fail("name", "must be a non-empty string")

@@ -16,6 +16,7 @@ import type * as RootDse from "../RootDse.ts"
 import * as controlled from "./controlled.ts"
 import * as rootDseWire from "./rootDse.ts"
 import * as bulk from "./ldapBulk.ts"
+import { checkOptions } from "./ldapOptions.ts"
 import * as ldapPipeline from "./ldapPipeline.ts"
 import { loadBinaryTypes, WELL_KNOWN_BINARY } from "./ldapSchema.ts"
 import * as wire from "./ldapWire.ts"
@@ -110,6 +111,8 @@ export const make = (
   options: LdapClient.Options
 ): Effect.Effect<LdapClient.LdapClient, Endpoint.InvalidEndpoint | InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
+    // Every option is checked first: an unknown key (a misspelt `password`) is refused, never ignored.
+    yield* checkOptions(options)
     const name = options.name ?? "ldap"
     yield* LdapDriver.rejectCredentialUrls(options.endpoints)
     // Turning TLS verification off is logged once per endpoint, by the driver.

@@ -16,6 +16,13 @@ import { Effect, Redacted, Schema } from "effect"
 const optional = Schema.optional
 const isObject = (u: unknown) => typeof u === "object" && u !== null
 
+/** The resilience options LdapClient takes (no `hedge`: the client does not hedge). */
+const { hedge: _hedge, ...resilienceFields } = ServerSetConfig.ResilienceOptionsFields
+
+const Sasl = optional(
+  Validation.Opaque("SASL credentials (Sasl.external(), Sasl.scramSha256(...), …)", (u) => u === undefined || isObject(u))
+)
+
 /** @internal */
 export const LdapOptionsSchema = Schema.Struct({
   name: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name"))),
@@ -26,12 +33,18 @@ export const LdapOptionsSchema = Schema.Struct({
   password: optional(
     Validation.Opaque("a Redacted string (Redacted.make(...))", (u) => u === undefined || Redacted.isRedacted(u))
   ),
+  sasl: Sasl,
   startTls: optional(Schema.Boolean),
   allowPlaintext: optional(Schema.Boolean),
   tls: optional(Validation.Opaque("an object of TLS options (tls.ConnectionOptions)", (u) => u === undefined || isObject(u))),
   connectTimeout: optional(Validation.PositiveDurationInput),
   timeout: optional(Validation.PositiveDurationInput),
-  ...ServerSetConfig.ResilienceOptionsFields
+  pipeline: optional(
+    Schema.Union([Schema.Literal(false), Validation.IntAtLeast(1)]).annotate({ message: "false or an integer ≥ 1" })
+  ),
+  binaryAttributes: optional(Schema.Array(Schema.String).annotate({ message: "an array of attribute type names" })),
+  readSchema: optional(Schema.Boolean),
+  ...resilienceFields
 })
 
 /**
@@ -80,6 +93,7 @@ const checkWith = (
 const driverFields = {
   bindDn: LdapOptionsSchema.fields.bindDn,
   password: LdapOptionsSchema.fields.password,
+  sasl: Sasl,
   startTls: LdapOptionsSchema.fields.startTls,
   allowPlaintext: LdapOptionsSchema.fields.allowPlaintext,
   tls: LdapOptionsSchema.fields.tls,

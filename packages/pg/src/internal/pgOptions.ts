@@ -14,8 +14,11 @@ const optional = Schema.optional
 
 const PG_URL = "a URL like postgres://host:5432/db"
 
-/** @internal */
-export const PgOptionsSchema = Schema.Struct({
+/** The resilience options PgOptions.Common has (no `hedge`: the clients do not hedge). */
+const { hedge: _hedge, ...resilienceFields } = ServerSetConfig.ResilienceOptionsFields
+
+/** `PgOptions.Common`. */
+const commonFields = {
   name: optional(Schema.String.check(Schema.makeFilter((s) => s.length > 0 ? undefined : "a non-empty name"))),
   endpoints: Schema.Array(Schema.Unknown).annotate({ message: `an array of endpoints (${PG_URL}, or an endpoint object)` }).check(
     Schema.makeFilter((a) => a.length > 0 ? undefined : `at least one endpoint (${PG_URL})`)
@@ -33,25 +36,49 @@ export const PgOptionsSchema = Schema.Struct({
   statementTimeout: optional(Validation.DurationInput),
   queryTimeout: optional(Validation.PositiveDurationInput),
   readFrom: optional(Schema.Literals(["replica-preferred", "replica-only", "any"])),
-  enforceReadOnly: optional(Schema.Boolean),
-  multiplex: optional(Validation.IntAtLeast(1)),
   cache: optional(Schema.Struct({
     capacity: optional(Validation.IntAtLeast(0)),
     ttl: optional(Validation.DurationInput)
   })),
   slowQueryThreshold: optional(Validation.DurationInput),
-  ...ServerSetConfig.ResilienceOptionsFields
-})
+  ...resilienceFields
+}
 
 /** @internal */
-export const PgSqlOptionsSchema = Schema.Struct({
-  ...PgOptionsSchema.fields,
+export const PgOptionsSchema = Schema.Struct({
+  ...commonFields,
+  enforceReadOnly: optional(Schema.Boolean),
+  multiplex: optional(Validation.IntAtLeast(1))
+})
+
+const aFunction = optional(Validation.Opaque("a function", (u) => u === undefined || typeof u === "function"))
+
+/** PgSql's own options (what `PgClient.Options.sql` may hold). */
+const sqlOwnFields = {
   pipeline: optional(Validation.IntAtLeast(1)),
   pgbouncer: optional(Schema.Literal("transaction")),
   listenEndpoints: optional(Schema.Array(Schema.Unknown).annotate({ message: `an array of endpoints (${PG_URL})` })),
-  exclusivePool: PgOptionsSchema.fields.pool,
-  readPool: PgOptionsSchema.fields.pool,
-  transformJson: optional(Schema.Boolean)
+  exclusivePool: commonFields.pool,
+  readPool: commonFields.pool,
+  transformResultNames: aFunction,
+  transformQueryNames: aFunction,
+  transformJson: optional(Schema.Boolean),
+  spanAttributes: optional(Schema.Record(Schema.String, Schema.Unknown))
+}
+
+/** @internal */
+export const PgSqlOptionsSchema = Schema.Struct({
+  ...commonFields,
+  ...sqlOwnFields
+})
+
+/** `PgClient.Options`: the shared options, PgClient's own, and `sql` (PgSql's own options, or `false`). */
+const PgClientOptionsSchema = Schema.Struct({
+  ...PgOptionsSchema.fields,
+  sql: optional(
+    Schema.Union([Schema.Literal(false), Schema.Struct(sqlOwnFields)])
+      .annotate({ message: "false or an object of PgSql options" })
+  )
 })
 
 const isPgUrl = (url: string) => /^postgres(?:ql)?:\/\/[^/?#]/i.test(url)
@@ -64,7 +91,7 @@ const isPgUrl = (url: string) => /^postgres(?:ql)?:\/\/[^/?#]/i.test(url)
 export const checkOptions = (options: unknown): Effect.Effect<void, InvalidPoolOptions> => {
   const given = typeof options === "object" && options !== null ? (options as { name?: unknown }).name : undefined
   return Effect.asVoid(
-    Validation.validate(PgOptionsSchema, options, { component: `PgClient "${typeof given === "string" ? given : "pg"}"` })
+    Validation.validate(PgClientOptionsSchema, options, { component: `PgClient "${typeof given === "string" ? given : "pg"}"` })
   )
 }
 

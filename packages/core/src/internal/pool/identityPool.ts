@@ -9,6 +9,7 @@ import { Clock, Duration, Effect, Scope } from "effect"
 import type { Credentials } from "../../Identity.ts"
 import type * as IdentityPool from "../../IdentityPool.ts"
 import { InvalidPoolOptions, PoolClosed } from "../../PoolError.ts"
+import { checkKnownKeys } from "../../Validation.ts"
 import * as pools from "../connectionPool.ts"
 import { digestOf } from "../identityDigest.ts"
 import * as poolMetrics from "../poolMetrics.ts"
@@ -19,6 +20,22 @@ import * as Housekeeper from "./housekeeper.ts"
 import * as Lease from "./lease.ts"
 import type { Group } from "./state.ts"
 import { PoolState } from "./state.ts"
+
+/** Every key of `IdentityPool.Options`, and of its `pool`: any other is refused. */
+const optionKeys: ReadonlyArray<string> = [
+  "name",
+  "connect",
+  "rebind",
+  "validate",
+  "isReady",
+  "isBroken",
+  "min",
+  "max",
+  "maxPerIdentity",
+  "maxReuseStreak",
+  "pool"
+]
+const poolKeys = pools.optionKeys.filter((k) => !["name", "acquire", "validate", "isBroken", "min", "max"].includes(k))
 
 /** The key of the driver's default identity (not a digest: it has no secret of ours). */
 const DEFAULT = "default"
@@ -85,6 +102,9 @@ export const make = <C, E>(
 ): Effect.Effect<TaggedPool<C, E>, InvalidPoolOptions, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name
+    const unknown = checkKnownKeys(options, optionKeys, String(name)) ??
+      checkKnownKeys(options.pool, poolKeys, String(name), "pool.")
+    if (unknown !== undefined) return yield* Effect.fail(unknown)
     const max = options.max ?? pools.defaults.max
     const limits = { min: options.min ?? 0, max, maxPerIdentity: options.maxPerIdentity ?? max }
     /** `maxPerIdentity` follows `max` through resizes until it is given. */
