@@ -14,11 +14,7 @@ const refusing: Driver.Driver<unknown, Error> = {
 }
 
 describe("NoEndpointAvailable", () => {
-  // KNOWN BUG (open, internal/serverSet.ts, not fixed in this change): a retry that meets an open
-  // breaker records the `BreakerOpen` as the endpoint's last error, over the refused connection that
-  // opened it, so the error says "last error: BreakerOpen …" instead of "ECONNREFUSED …".
-  // `fails` keeps CI green while the bug stands and turns red once it is fixed: then make it `it.effect`.
-  it.effect.fails("with every endpoint refusing, carries each endpoint's last cause", () =>
+  it.effect("with every endpoint refusing, carries each endpoint's last cause", () =>
     Effect.gen(function*() {
       const set = yield* ServerSet.make({
         name: "refusing",

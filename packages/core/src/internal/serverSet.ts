@@ -281,7 +281,11 @@ export const make = <C, E>(
           } else {
             member.failures++
             const error = Cause.findErrorOption(exit.cause)
-            if (error._tag === "Some" && classifyForBreaker(error.value).kind !== "semantic") {
+            // A breaker's refusal is not the endpoint's own cause: keep the failure that opened it.
+            if (
+              error._tag === "Some" && !(error.value instanceof CircuitBreaker.BreakerOpen) &&
+              classifyForBreaker(error.value).kind !== "semantic"
+            ) {
               member.lastError = describeError(error.value)
             }
           }
