@@ -11,6 +11,7 @@ import { fromUnknown, PgOutcomeUnknown } from "../PgError.ts"
 import type { PgError } from "../PgError.ts"
 import * as Common from "./common.ts"
 import * as PgOptions from "./pgOptions.ts"
+import * as Parameters from "./parameters.ts"
 import * as QueryCache from "./queryCache.ts"
 
 const { cacheRequests, defaultRetry, millis, slowQueries } = Common
@@ -26,8 +27,15 @@ const textOf = (strings: TemplateStringsArray): string => {
   return text
 }
 
-const query = (sql: postgres.Sql, strings: TemplateStringsArray, values: ReadonlyArray<unknown>) =>
-  sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>))
+const query = (sql: postgres.Sql, strings: TemplateStringsArray, values: ReadonlyArray<unknown>) => {
+  Parameters.check(values)
+  return sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>))
+}
+
+const unsafeQuery = (sql: postgres.Sql, text: string, parameters: ReadonlyArray<unknown> | undefined) => {
+  Parameters.check(parameters)
+  return sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined)
+}
 
 /**
  * A libpq-style host list, `postgres://h1:5432,h2:5433/db`, as one URL per
@@ -220,7 +228,7 @@ export const make = (
           PgDriver.run(
             connection,
             text,
-            (sql) => sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined),
+            (sql) => unsafeQuery(sql, text, parameters),
             { timeoutMillis, cancelOnInterrupt: true }
           )
         ) as never
@@ -274,8 +282,7 @@ export const make = (
         }) as never
 
       const unsafe: PgClient.Executor<R>["unsafe"] = (text, parameters, unsafeOptions) => {
-        const run = (sql: postgres.Sql) =>
-          sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined)
+        const run = (sql: postgres.Sql) => unsafeQuery(sql, text, parameters)
         const mode = unsafeOptions?.mode ?? "read"
         return instrument(text, mode, mode === "write" ? writeVia(text, run) : readVia(text, run)) as never
       }
@@ -286,7 +293,8 @@ export const make = (
           Stream.unwrap(Effect.as(
             sessionMode(connection, true),
             Stream.fromAsyncIterable(
-              batchesOf(query(connection.sql, strings, values).cursor(100) as AsyncIterable<ReadonlyArray<never>>),
+              // A cursor has its connection to itself: postgres.js reports bad parameters as the cursor's own error.
+              batchesOf(connection.sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>)).cursor(100) as AsyncIterable<ReadonlyArray<never>>),
               (cause) => fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user })
             ).pipe(Stream.flattenIterable)
           ))

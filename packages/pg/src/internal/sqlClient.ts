@@ -14,6 +14,7 @@ import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../
 import * as Deadlines from "./deadlines.ts"
 import { TIMED_OUT } from "./deadlines.ts"
 import * as Common from "./common.ts"
+import * as Parameters from "./parameters.ts"
 import * as PgOptions from "./pgOptions.ts"
 import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
@@ -195,6 +196,7 @@ export const make = (
     const PREPARED = { prepare } as const
     const UNPREPARED = { prepare: false } as const
     const send = (session: SqlSession, text: string, params: ReadonlyArray<unknown>, run: RunOptions) => {
+      Parameters.check(params)
       const query = session.sql.unsafe(
         text,
         params as Array<postgres.ParameterOrJSON<never>>,
