@@ -63,6 +63,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Health } from "./Balancer.ts"
 import type { EndpointId } from "./Endpoint.ts"
 import * as Ewma from "./internal/ewma.ts"
+import * as Millis from "./internal/millis.ts"
 import { describeError, formatMillis } from "./internal/format.ts"
 import type { InvalidPoolOptions } from "./PoolError.ts"
 import * as Validation from "./Validation.ts"
@@ -274,7 +275,7 @@ const restartsTotal = Metric.counter("tether_health_monitor_restarts_total", {
 
 const statuses: ReadonlyArray<Health> = ["unknown", "healthy", "degraded", "unhealthy"]
 
-const millisOf = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+const millisOf = (input: Duration.Input): number => Millis.withFallback(input, 0)
 
 const OptionsSchema = Schema.Struct({
   endpoint: Schema.String,

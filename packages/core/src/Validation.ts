@@ -19,7 +19,9 @@
  *
  * @since 0.2.0
  */
-import { Duration, Effect, Schema, SchemaIssue } from "effect"
+import type { Duration} from "effect";
+import { Effect, Schema, SchemaIssue } from "effect"
+import * as internalMillis from "./internal/millis.ts"
 import { InvalidPoolOptions } from "./PoolError.ts"
 
 const SECRET = /pass|secret|token|key|cert|credential|ca$/i
@@ -75,15 +77,29 @@ export class InvalidOptions extends InvalidPoolOptions {
   }
 }
 
-const durationOf = (input: unknown): number | undefined => {
-  if (input === undefined || input === null) return undefined
-  if (typeof input === "number" && Number.isNaN(input)) return undefined
-  try {
-    const decoded = Duration.fromInput(input as Duration.Input)
-    return decoded._tag === "Some" ? Duration.toMillis(decoded.value) : undefined
-  } catch {
-    return undefined
-  }
+/**
+ * The milliseconds of a `Duration.Input` option (a number of milliseconds,
+ * `"5 seconds"`, a `Duration`, …): with a `fallback`, its milliseconds when
+ * the option is absent or not a duration; without one, `undefined` then.
+ * Never throws (options are checked up front by the schemas here; this only
+ * reads them).
+ *
+ * @example
+ * ```ts
+ * import { Validation } from "@tether/core"
+ *
+ * Validation.millis("2 seconds", 5_000) // 2000
+ * Validation.millis(undefined, "5 seconds") // 5000
+ * Validation.millis(undefined) // undefined
+ * ```
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export function millis(input: Duration.Input | undefined, fallback: Duration.Input): number
+export function millis(input: Duration.Input | undefined): number | undefined
+export function millis(input: Duration.Input | undefined, fallback?: Duration.Input): number | undefined {
+  return fallback === undefined ? internalMillis.optional(input) : internalMillis.withFallback(input, fallback)
 }
 
 const DURATION = `a duration such as 5000 (milliseconds) or "5 seconds"`
@@ -97,8 +113,8 @@ const DURATION = `a duration such as 5000 (milliseconds) or "5 seconds"`
  */
 export const DurationInput: Schema.Codec<Duration.Input> = Schema.Unknown.check(
   Schema.makeFilter((u) => {
-    const millis = durationOf(u)
-    return millis !== undefined && millis >= 0 ? undefined : `${DURATION}, not negative`
+    const ms = internalMillis.optional(u)
+    return ms !== undefined && ms >= 0 ? undefined : `${DURATION}, not negative`
   })
 ) as unknown as Schema.Codec<Duration.Input>
 
@@ -111,8 +127,8 @@ export const DurationInput: Schema.Codec<Duration.Input> = Schema.Unknown.check(
  */
 export const PositiveDurationInput: Schema.Codec<Duration.Input> = Schema.Unknown.check(
   Schema.makeFilter((u) => {
-    const millis = durationOf(u)
-    return millis !== undefined && millis > 0 && Number.isFinite(millis) ? undefined : `${DURATION}, greater than 0`
+    const ms = internalMillis.optional(u)
+    return ms !== undefined && ms > 0 && Number.isFinite(ms) ? undefined : `${DURATION}, greater than 0`
   })
 ) as unknown as Schema.Codec<Duration.Input>
 

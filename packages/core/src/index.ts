@@ -44,6 +44,9 @@ export * as IdentityPool from "./IdentityPool.ts"
 /** Shared pool, balancing, health, breaker and retry settings as a Schema for configuration files. */
 export * as ServerSetConfig from "./ServerSetConfig.ts"
 
+/** The options every client built on a `ServerSet` shares (`LdapClient`, `PgClient` and `PgSql` extend them). */
+export * as ClientOptions from "./ClientOptions.ts"
+
 /** Up-front option checks: one typed error naming the option, the value and what is allowed. */
 export * as Validation from "./Validation.ts"
 export { InvalidOptions } from "./Validation.ts"

@@ -23,9 +23,9 @@
  *
  * @since 0.1.0
  */
-import type { Balancer, CircuitBreaker, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import type { ClientOptions, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
 import { Context, Layer } from "effect"
-import type { Duration, Effect, Option, Redacted, Schedule, Scope, Stream } from "effect"
+import type { Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
 import type * as tls from "node:tls"
 import * as internal from "./internal/ldapClient.ts"
 import type * as Ldif from "./Ldif.ts"
@@ -344,16 +344,21 @@ export interface LdapClient extends Operations<never> {
 }
 
 /**
- * Options of {@link make} and {@link layer}.
+ * Options of {@link make} and {@link layer}: the options of every
+ * `ServerSet`-backed client (`ClientOptions`), with these meanings and
+ * defaults for LDAP —
+ * - `name`: names the client in logs, metrics and spans. Default `ldap`.
+ * - `endpoints`: `ldap://` or `ldaps://` URLs, or endpoint definitions.
+ * - `connectTimeout`: default 5 seconds.
+ * - `strategy`, `pool`, `breaker`, `retry`: as `ServerSet.Options`.
+ * - `health`: health probes (Who am I?). Default every 5 seconds.
+ *
+ * — and LDAP's own below.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** Names the client in logs, metrics and spans. Default `ldap`. */
-  readonly name?: string | undefined
-  /** `ldap://` or `ldaps://` URLs, or endpoint definitions. */
-  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
+export interface Options extends ClientOptions.ClientOptions {
   /** The default identity (service account); none: anonymous. */
   readonly bindDn?: string | undefined
   readonly password?: Redacted.Redacted<string> | undefined
@@ -367,12 +372,8 @@ export interface Options {
   readonly allowPlaintext?: boolean | undefined
   /** TLS options: `ca`, `cert`, `key`, `servername`; `rejectUnauthorized: false` must be explicit (and is logged). */
   readonly tls?: tls.ConnectionOptions | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
   /** Bound on every operation. Default 10 seconds. */
   readonly timeout?: Duration.Input | undefined
-  readonly strategy?: Balancer.Strategy | undefined
-  readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
   /**
    * Pipelining: how many operations of the default identity may be
    * outstanding on one connection at once (LDAP message ids multiplex them).
@@ -381,10 +382,6 @@ export interface Options {
    * connection of their own. `false`: every operation borrows its own.
    */
   readonly pipeline?: number | false | undefined
-  /** Health probes (Who am I?). Default every 5 seconds. */
-  readonly health?: ServerSet.Options<unknown, unknown>["health"]
-  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
-  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
   /** Attributes whose values are always bytes, on top of the schema's binary ones and `;binary`. */
   readonly binaryAttributes?: ReadonlyArray<string> | undefined
   /**

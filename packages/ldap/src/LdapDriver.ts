@@ -23,9 +23,9 @@
  * @since 0.1.0
  */
 import type { Driver, Identity } from "@tether/core"
-import { Endpoint } from "@tether/core"
-import { Duration, Effect, Redacted } from "effect"
-import type { Scope } from "effect"
+import { Endpoint, Validation } from "@tether/core"
+import { Effect, Redacted } from "effect"
+import type { Duration, Scope } from "effect"
 import { Client } from "ldapts"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -87,8 +87,7 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
 }
 
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+const millis = Validation.millis
 
 /**
  * Runs an ldapts call on a connection, mapping its failure.

@@ -15,8 +15,9 @@
  * @since 0.1.0
  */
 import type { Driver, Endpoint, Identity } from "@tether/core"
-import { Duration, Effect } from "effect"
-import type { Scope } from "effect"
+import { Validation } from "@tether/core"
+import { Effect } from "effect"
+import type { Duration, Scope } from "effect"
 import postgres from "postgres"
 import { cancelStatement, isCancellable } from "./internal/cancelStatement.ts"
 import * as SocketClosed from "./internal/socketClosed.ts"
@@ -113,14 +114,6 @@ export const tlsOf: (
   endpoint: Endpoint.Endpoint
 ) => Tls.ResolvedTls | { readonly problem: string } = Session.tlsOf
 
-const safeMillis = (input: Duration.Input | undefined, fallback: number): number => {
-  try {
-    const millis = input === undefined ? undefined : Duration.fromInput(input)
-    return millis === undefined || millis._tag === "None" ? fallback : Duration.toMillis(millis.value)
-  } catch {
-    return fallback
-  }
-}
 
 /**
  * The warning for an endpoint whose server certificate is not verified.
@@ -295,7 +288,7 @@ const PROBE = `select pg_is_in_recovery() as replica,
  */
 export const make = (options: Options): Driver.Driver<PgConnection, PgError> => {
   // A bad probeTimeout fails `checkOptions` (run by `ServerSet.make`) before any probe runs: never throw here.
-  const probeMillis = safeMillis(options.probeTimeout, 2_000)
+  const probeMillis = Validation.millis(options.probeTimeout, 2_000)
   const warned = new Set<string>()
   /** Says once per endpoint, at WARN, that its server certificate is not verified. */
   const warnOnce = (endpoint: Endpoint.Endpoint) =>

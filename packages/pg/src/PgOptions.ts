@@ -5,8 +5,8 @@
  *
  * @since 0.2.0
  */
-import type { Balancer, CircuitBreaker, Endpoint, ServerSet } from "@tether/core"
-import type { Duration, Redacted, Schedule } from "effect"
+import type { ClientOptions } from "@tether/core"
+import type { Duration, Redacted } from "effect"
 import type * as PgDriver from "./PgDriver.ts"
 
 /**
@@ -19,20 +19,25 @@ import type * as PgDriver from "./PgDriver.ts"
 export type ReadFrom = "replica-preferred" | "replica-only" | "any"
 
 /**
- * Options of both clients.
+ * Options of both clients: the options of every `ServerSet`-backed client
+ * (`ClientOptions`), with these meanings and defaults for PostgreSQL —
+ * - `name`: names the client in logs, metrics and spans. Default `pg`.
+ * - `endpoints`: `postgres://host:port/db` URLs (no credentials), host lists
+ *   (`postgres://h1:5432,h2:5432/db`: one endpoint per host), or endpoint
+ *   definitions with a `role`.
+ * - `connectTimeout`: default 5 seconds.
+ * - `strategy`: balancing strategy. Default `round-robin`.
+ * - `pool`: pool options of each endpoint (see `ServerSet.Options.pool`).
+ * - `health`: health probes (they also detect each server's role). Default every 2 seconds.
+ * - `breaker`: the circuit breaker of each endpoint; `false` turns it off.
+ * - `retry`: failover of statements that were not sent (and of idempotent reads and transactions).
+ *
+ * — and PostgreSQL's own below.
  *
  * @since 0.2.0
  * @category models
  */
-export interface Common {
-  /** Names the client in logs, metrics and spans. Default `pg`. */
-  readonly name?: string | undefined
-  /**
-   * `postgres://host:port/db` URLs (no credentials), host lists
-   * (`postgres://h1:5432,h2:5432/db`: one endpoint per host), or endpoint
-   * definitions with a `role`.
-   */
-  readonly endpoints: ReadonlyArray<Endpoint.EndpointInput | string>
+export interface Common extends ClientOptions.ClientOptions {
   /** The default role: operations not run as an identity log in as it. */
   readonly user: string
   readonly password?: Redacted.Redacted<string> | undefined
@@ -48,23 +53,12 @@ export interface Common {
   readonly ca?: string | undefined
   /** `application_name` of every session. Default `tether`. */
   readonly applicationName?: string | undefined
-  /** Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
   /** Server-side `statement_timeout`, sent at connect (not behind PgBouncer). Default: none. */
   readonly statementTimeout?: Duration.Input | undefined
   /** Client-side bound on every statement (a hung server or socket). Default 30 seconds. */
   readonly queryTimeout?: Duration.Input | undefined
   /** Where reads go. Default `replica-preferred`. */
   readonly readFrom?: ReadFrom | undefined
-  /** Balancing strategy. Default `round-robin`. */
-  readonly strategy?: Balancer.Strategy | undefined
-  /** Pool options of each endpoint (see `ServerSet.Options.pool`). */
-  readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
-  /** Health probes (they also detect each server's role). Default every 2 seconds. */
-  readonly health?: ServerSet.Options<unknown, unknown>["health"]
-  readonly breaker?: false | Omit<CircuitBreaker.Options, "endpoint" | "classify"> | undefined
-  /** Failover of statements that were not sent (and of idempotent reads and transactions). */
-  readonly retry?: false | { readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined } | undefined
   /** The result cache of `cached` reads (single flight). Default 1,000 results for 10 seconds. */
   readonly cache?: { readonly capacity?: number | undefined; readonly ttl?: Duration.Input | undefined } | undefined
   /** Statements slower than this are logged (text only, never parameter values) and counted. Default 1 second. */

@@ -4,6 +4,7 @@ import type * as ConnectionPool from "../ConnectionPool.ts"
 import { ConnectTimeout, InvalidPoolOptions, PoolClosed, PoolTimeout } from "../PoolError.ts"
 import { checkKnownKeys, showValue } from "../Validation.ts"
 import type { Capacity, Evictable } from "./capacity.ts"
+import * as Millis from "./millis.ts"
 import * as metrics from "./poolMetrics.ts"
 import type { Waiter } from "./waitQueue.ts"
 import { WaitQueue } from "./waitQueue.ts"
@@ -50,11 +51,8 @@ interface DirectToken {
 
 const RETRY: unique symbol = Symbol.for("@tether/core/ConnectionPool/retry")
 
-const millisOf = (input: Duration.Input | undefined, fallback: Duration.Duration): number =>
-  Duration.toMillis(input === undefined ? fallback : Duration.fromInputUnsafe(input))
-
-const optionalMillis = (input: Duration.Input | undefined): number | undefined =>
-  input === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(input))
+const millisOf = Millis.withFallback
+const optionalMillis = Millis.optional
 
 /** Every key of `ConnectionPool.Options`: any other is refused (a misspelt option is never ignored). @internal */
 export const optionKeys: ReadonlyArray<string> = [
@@ -112,13 +110,7 @@ export const checkOptions = <A, E, R>(options: ConnectionPool.Options<A, E, R>) 
     for (const key of durations) {
       const value = options[key]
       if (value === undefined) continue
-      let millis: number | undefined
-      try {
-        const decoded = Duration.fromInput(value)
-        millis = decoded._tag === "None" ? undefined : Duration.toMillis(decoded.value)
-      } catch {
-        millis = undefined
-      }
+      const millis = optionalMillis(value)
       if (millis === undefined || Number.isNaN(millis) || (typeof value === "number" && Number.isNaN(value))) {
         return fail(key, `is not a duration (got ${showValue(value, key)}): give milliseconds or a string like "5 seconds"`)
       }

@@ -8,6 +8,7 @@ import type * as Driver from "../Driver.ts"
 import * as Endpoint from "../Endpoint.ts"
 import type { Fault } from "../Fault.ts"
 import * as HealthMonitor from "../HealthMonitor.ts"
+import * as FlushedCounters from "./flushedCounters.ts"
 import { describeError } from "./format.ts"
 import { OperationObserver } from "./operationObserver.ts"
 import * as Reconfigure from "./reconfigure.ts"
@@ -26,15 +27,13 @@ interface Member<C, E> {
   readonly pool: IdentityPool.IdentityPool<C, E>
   readonly breaker: CircuitBreaker.CircuitBreaker | undefined
   readonly monitor: HealthMonitor.HealthMonitor | undefined
-  readonly succeeded: Metric.Metric<number, unknown>
-  readonly failed: Metric.Metric<number, unknown>
   requests: number
   successes: number
   failures: number
   /** The last failure that was the endpoint's doing (not a semantic one), described; carried by `NoEndpointAvailable`. */
   lastError: string | undefined
-  /** What the metrics were last told (flushed by the set's reporter, off the hot path). */
-  reported: { successes: number; failures: number }
+  /** Hands `successes` and `failures` to the metrics (the set's reporter, off the hot path). */
+  readonly report: FlushedCounters.Flush<"successes" | "failures">
 }
 
 const tagOf = (u: unknown): string | undefined =>
@@ -214,13 +213,14 @@ export const make = <C, E>(
             pool,
             breaker,
             monitor,
-            succeeded: Metric.withAttributes(requestsTotal, { ...attributes, outcome: "success" }),
-            failed: Metric.withAttributes(requestsTotal, { ...attributes, outcome: "failure" }),
             requests: 0,
             successes: 0,
             failures: 0,
             lastError: undefined,
-            reported: { successes: 0, failures: 0 }
+            report: FlushedCounters.make({
+              successes: Metric.withAttributes(requestsTotal, { ...attributes, outcome: "success" }),
+              failures: Metric.withAttributes(requestsTotal, { ...attributes, outcome: "failure" })
+            })
           } satisfies Member<C, E>
         }).pipe(
           Scope.provide(scope),
@@ -234,16 +234,7 @@ export const make = <C, E>(
 
     // Updating an Effect metric costs about as much as routing a call, so
     // calls are counted in plain numbers and the metrics told once a second.
-    const report = (member: Member<C, E>) =>
-      Effect.suspend(() => {
-        const successes = member.successes - member.reported.successes
-        const failures = member.failures - member.reported.failures
-        member.reported = { successes: member.successes, failures: member.failures }
-        return Effect.andThen(
-          successes > 0 ? Metric.update(member.succeeded, successes) : Effect.void,
-          failures > 0 ? Metric.update(member.failed, failures) : Effect.void
-        )
-      })
+    const report = (member: Member<C, E>) => member.report(member)
     yield* Effect.suspend(() => Effect.forEach([...members.values()], report, { discard: true })).pipe(
       Effect.repeat(Schedule.spaced("1 second")),
       Effect.forkScoped

@@ -1,7 +1,7 @@
 import { ServerSet } from "@tether/core"
-import { InvalidPoolOptions } from "@tether/core"
+import { InvalidPoolOptions, Validation } from "@tether/core"
 import type { Endpoint, Identity } from "@tether/core"
-import { Duration, Effect, Option, Stream, Tracer } from "effect"
+import { Effect, Option, Stream, Tracer } from "effect"
 import type { Context, Scope } from "effect"
 import { Attribute, Change } from "ldapts"
 import type { Client, Control, SearchEntry } from "ldapts"
@@ -154,7 +154,7 @@ export const make = (
     // For LdapTimeout's message (options are validated elsewhere: an invalid timeout leaves it unknown).
     const timeoutMillis = ((): number | undefined => {
       try {
-        return options.timeout === undefined ? 10_000 : Duration.toMillis(Duration.fromInputUnsafe(options.timeout))
+        return Validation.millis(options.timeout, 10_000)
       } catch {
         return undefined
       }

@@ -5,9 +5,10 @@
  *
  * @internal
  */
-import { Retry } from "@tether/core"
+import { Retry, Validation } from "@tether/core"
 import type { ServerSet } from "@tether/core"
-import { Duration, Metric } from "effect"
+import { Metric } from "effect"
+import type { Duration } from "effect"
 import type * as PgOptions from "../PgOptions.ts"
 import type { SessionOptions } from "./session.ts"
 
@@ -22,8 +23,7 @@ export const cacheRequests = Metric.counter("tether_pg_cache_requests_total", {
 })
 
 /** Milliseconds of a checked duration option, or `fallback`. */
-export const millis = (input: Duration.Input | undefined, fallback: number): number =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+export const millis: (input: Duration.Input | undefined, fallback: number) => number = Validation.millis
 
 /** Failover default for PostgreSQL: enough patience to ride out a promotion (about 10 s). */
 export const defaultRetry = Retry.backoff({

@@ -7,7 +7,8 @@
  * @internal
  */
 import type { Endpoint, Identity } from "@tether/core"
-import { Duration, Redacted } from "effect"
+import { Validation } from "@tether/core"
+import { Redacted } from "effect"
 import type postgres from "postgres"
 import type * as PgDriver from "../PgDriver.ts"
 import { PgTlsError } from "../PgError.ts"
@@ -34,8 +35,7 @@ export const tlsOf = (
   return result
 }
 
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+const millis = Validation.millis
 
 /** A session about to be opened. */
 export interface Setup {

@@ -10,7 +10,8 @@
  * - `notify`: LISTEN notifications of this session go to its listeners.
  */
 import type { Driver, Endpoint, Identity } from "@tether/core"
-import { Duration, Effect } from "effect"
+import { Validation } from "@tether/core"
+import { Effect } from "effect"
 import type { Scope } from "effect"
 import postgres from "postgres"
 import * as PgDriver from "../PgDriver.ts"
@@ -64,8 +65,7 @@ export interface Options extends PgDriver.Options {
   readonly connections?: number | undefined
 }
 
-const millis = (input: Duration.Input | undefined, fallback: number) =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+const millis = Validation.millis
 
 const hostPort = (url: string): { host: string; port: number } => {
   try {

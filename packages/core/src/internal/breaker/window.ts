@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import * as Duration from "effect/Duration"
-import * as Option from "effect/Option"
+import type * as Duration from "effect/Duration"
+import * as Millis from "../millis.ts"
 import { CountWindow, type SlidingWindow, TimeWindow } from "../slidingWindow.ts"
 import { checkCount, type Invalid } from "./policy.ts"
 
@@ -18,10 +18,7 @@ export type WindowSpec =
 export const defaultWindow: WindowSpec = { _tag: "Count", size: 100 }
 
 /** @internal */
-export const millisOf = (input: Duration.Input): number | undefined => {
-  const duration = Duration.fromInput(input)
-  return Option.isSome(duration) ? Duration.toMillis(duration.value) : undefined
-}
+export const millisOf: (input: Duration.Input) => number | undefined = Millis.optional
 
 /** @internal */
 export const check = (option: string, window: WindowSpec): Invalid | undefined => {

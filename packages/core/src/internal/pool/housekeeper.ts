@@ -8,6 +8,7 @@
  * so `TestClock` drives it in tests.
  */
 import { Clock, Context, Effect, Metric, Schedule, Scope, Tracer } from "effect"
+import * as FlushedCounters from "../flushedCounters.ts"
 import type { PoolMetrics } from "../poolMetrics.ts"
 import type { Connector } from "./connector.ts"
 import type { Conn, Group, PoolState } from "./state.ts"
@@ -42,8 +43,16 @@ export const make = <C, E>(state: PoolState<C>, connector: Connector<C, E>, opti
     const clock = yield* Clock.Clock
     const scope = yield* Scope.Scope
     const { idleTimeToLive, maxLifetime, keepAliveInterval, leakThreshold, validate, isReady } = options
-    /** What the metrics' counters were last told. */
-    const flushed = { created: 0, destroyed: 0, acquireFailures: 0, timeouts: 0, validationFailures: 0, leaks: 0, immediateBorrows: 0 }
+    const m = options.metrics
+    const flush = FlushedCounters.make({
+      created: m.created,
+      destroyed: m.destroyed,
+      acquireFailures: m.acquireFailures,
+      timeouts: m.timeouts,
+      validationFailures: m.validationFailures,
+      leaks: m.leaks,
+      immediateBorrows: m.immediateBorrows
+    })
 
     const probe = (conn: Conn<C>): Effect.Effect<void> => {
       state.detach(conn)
@@ -130,13 +139,12 @@ export const make = <C, E>(state: PoolState<C>, connector: Connector<C, E>, opti
         yield* Metric.update(Metric.withAttributes(identityConnections, { pool: state.name, identity: label }), n)
       }
       const s = state.snapshot(options.pending())
-      const m = options.metrics
       yield* Metric.update(m.idle, s.idle)
       yield* Metric.update(m.inUse, s.inUse)
       yield* Metric.update(m.pending, s.pending)
       // The counters change in place on the hot path; their growth since the last sweep goes out here.
       const c = state.counters
-      const totals = {
+      yield* flush({
         created: c.created + c.rebinds,
         destroyed: c.destroyed,
         acquireFailures: c.acquireFailures,
@@ -144,12 +152,7 @@ export const make = <C, E>(state: PoolState<C>, connector: Connector<C, E>, opti
         validationFailures: c.validationFailures,
         leaks: c.leaksDetected,
         immediateBorrows: c.borrows - c.waited
-      }
-      for (const key of Object.keys(totals) as Array<keyof typeof totals>) {
-        const delta = totals[key] - flushed[key]
-        if (delta > 0) yield* Metric.update(m[key], delta)
-        flushed[key] = totals[key]
-      }
+      })
       // A safety net: serve anything a lost wake-up left waiting.
       options.dispatch()
     })

@@ -5,13 +5,14 @@
  * `lease` (borrow and return), `housekeeper` and `drain`. This file checks
  * options, wires them, and answers `stats`, `invalidateIdle` and `resize`.
  */
-import { Clock, Duration, Effect, Scope } from "effect"
+import { Clock, Effect, Scope } from "effect"
 import type { Credentials } from "../../Identity.ts"
 import type * as IdentityPool from "../../IdentityPool.ts"
 import { InvalidPoolOptions, PoolClosed } from "../../PoolError.ts"
 import { checkKnownKeys } from "../../Validation.ts"
 import * as pools from "../connectionPool.ts"
 import { digestOf } from "../identityDigest.ts"
+import * as Millis from "../millis.ts"
 import * as poolMetrics from "../poolMetrics.ts"
 import * as Admission from "./admission.ts"
 import * as Connector from "./connector.ts"
@@ -43,8 +44,7 @@ const DEFAULT = "default"
 /** Reuses served out of queue order before the head of the queue takes its turn. */
 export const defaultMaxReuseStreak = 4
 
-const millisOf = (input: Duration.Input | undefined, fallback: Duration.Duration): number =>
-  Duration.toMillis(input === undefined ? fallback : Duration.fromInputUnsafe(input))
+const millisOf = Millis.withFallback
 
 const checkLimits = (
   name: string,
