@@ -254,21 +254,13 @@ const invalidInput = (context: { readonly endpoint: string; readonly operation: 
  * @since 0.1.0
  * @category classification
  */
-export const classify = (error: unknown): Fault.Fault => {
-  if (!isLdapError(error)) return Fault.make("unknown")
-  switch (error._tag) {
-    case "LdapConnectionError":
-      return Fault.make("connection", { mayHaveReachedServer: error.mayHaveReachedServer })
-    case "LdapTimeout":
-      return Fault.make("connection", { mayHaveReachedServer: true })
-    case "LdapInvalidCredentials":
-      return Fault.make("authentication")
-    case "LdapOperationError":
-      return error.kind === "unavailable"
-        ? Fault.make("overload", { mayHaveReachedServer: false })
-        : Fault.make("semantic")
-  }
-}
+export const classify: Fault.Classifier = Fault.table(isLdapError, {
+  LdapConnectionError: (error) => Fault.make("connection", { mayHaveReachedServer: error.mayHaveReachedServer }),
+  LdapTimeout: Fault.make("connection", { mayHaveReachedServer: true }),
+  LdapInvalidCredentials: Fault.make("authentication"),
+  LdapOperationError: (error) =>
+    error.kind === "unavailable" ? Fault.make("overload", { mayHaveReachedServer: false }) : Fault.make("semantic")
+})
 
 /**
  * Whether the error means the connection itself is unusable.

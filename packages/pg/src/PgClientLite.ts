@@ -70,9 +70,10 @@ export const make = (options?: {
     const lock = Semaphore.makeUnsafe(1)
     const cache = yield* QueryCache.make(options?.cache?.capacity ?? 1_000, options?.cache?.ttl ?? "10 seconds")
 
-    const run = (text: string, values: ReadonlyArray<unknown>, write: boolean) =>
+    /** Runs a statement whose rows the caller types as `A` (PGlite's own `query<A>`: the caller's word, not checked). */
+    const run = <A extends object = PgClient.Row>(text: string, values: ReadonlyArray<unknown>, write: boolean) =>
       Effect.tryPromise({
-        try: () => db.query<never>(text, [...values]).then((r) => r.rows as ReadonlyArray<never>),
+        try: () => db.query<A>(text, [...values]).then((r): ReadonlyArray<A> => r.rows),
         catch: (cause) => fromUnknown(cause, { endpoint: ENDPOINT, user: "postgres", write })
       })
 
@@ -89,33 +90,44 @@ export const make = (options?: {
                 () => Effect.ignore(run("reset role", [], false))
               )
             ))
-      const read: PgClient.Query<R> = (strings, ...values) =>
+      const read: PgClient.Query<R> = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) =>
         locked(
           // A read runs in a read-only transaction, like the real client's read-only sessions.
           Effect.gen(function*() {
             yield* run("begin read only", [], false)
-            const exit = yield* Effect.exit(run(textOf(strings), values, false))
+            const exit = yield* Effect.exit(run<A>(textOf(strings), values, false))
             yield* Effect.ignore(run(exit._tag === "Success" ? "commit" : "rollback", [], false))
             return yield* exit
           })
-        ) as never
-      const write: PgClient.Query<R> = (strings, ...values) => locked(run(textOf(strings), values, true)) as never
+        )
+      const write: PgClient.Query<R> = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) => locked(run<A>(textOf(strings), values, true))
       const identityKey: Effect.Effect<string, never, R> = key === undefined
         ? Effect.succeed("default") as Effect.Effect<string, never, R>
         : Effect.map(Effect.service(key), (c) => c.principal)
-      const cached: PgClient.Query<R> = (strings, ...values) =>
+      const cached: PgClient.Query<R> = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) =>
         Effect.gen(function*() {
           const text = textOf(strings)
           const context = yield* Effect.context<R>()
-          const run = Effect.provideContext(read(strings, ...values), context)
+          const run = Effect.provideContext(read<A>(strings, ...values), context)
           return (yield* cache.get(QueryCache.keyOf(text, values, yield* identityKey), text, run)).rows
-        }) as never
+        })
       const transaction: PgClient.Executor<R>["transaction"] = (body, transactionOptions) => {
         const isolation = transactionOptions?.isolation ?? "read committed"
         const begin = `begin isolation level ${isolation} ${transactionOptions?.readOnly === true ? "read only" : "read write"}`
         const tx: PgClient.Transaction = {
-          sql: (strings, ...values) => run(textOf(strings), values, false) as never,
-          unsafe: (text, parameters) => run(text, parameters ?? [], false) as never
+          sql: <A extends object = PgClient.Row>(strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) =>
+            run<A>(textOf(strings), values, false),
+          unsafe: <A extends object = PgClient.Row>(text: string, parameters?: ReadonlyArray<unknown>) =>
+            run<A>(text, parameters ?? [], false)
         }
         const attempt = locked(
           Effect.uninterruptibleMask((restore) =>
@@ -134,18 +146,22 @@ export const make = (options?: {
         return Effect.retry(attempt, {
           schedule: (transactionOptions?.retry ?? Schedule.recurs(5)) as Schedule.Schedule<unknown, unknown>,
           while: (e) => isPgError(e) && e._tag === "PgQueryError" && (e.kind === "serialization" || e.kind === "deadlock")
-        }) as never
+        })
       }
       return {
         read,
         write,
         cached,
-        unsafe: (text, parameters, unsafeOptions) =>
-          locked(run(text, parameters ?? [], unsafeOptions?.mode === "write")) as never,
-        stream: (strings, ...values) => Stream.unwrap(Effect.map(read(strings, ...values), (rows) => Stream.fromIterable(rows))) as never,
+        unsafe: <A extends object = PgClient.Row>(
+          text: string,
+          parameters?: ReadonlyArray<unknown>,
+          unsafeOptions?: { readonly mode?: "read" | "write" | undefined }
+        ) => locked(run<A>(text, parameters ?? [], unsafeOptions?.mode === "write")),
+        stream: <A extends object = PgClient.Row>(strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) =>
+          Stream.unwrap(Effect.map(read<A>(strings, ...values), (rows) => Stream.fromIterable(rows))),
         transaction,
         batch: (statements, batchOptions) =>
-          locked(Effect.forEach(statements, (s) => run(textOf(s.strings), s.values, batchOptions?.mode !== "read"))) as never
+          locked(Effect.forEach(statements, (s) => run(textOf(s.strings), s.values, batchOptions?.mode !== "read")))
       }
     }
 

@@ -330,30 +330,21 @@ export const isPgError = (u: unknown): u is PgError =>
  * @since 0.1.0
  * @category classification
  */
-export const classify = (error: unknown): Fault.Fault => {
-  if (!isPgError(error)) return Fault.make("unknown")
-  switch (error._tag) {
-    case "PgUsageError":
-      // The server was never asked: not its fault, nothing to retry.
-      return Fault.make("semantic")
-    case "PgConnectionError":
-      return error.code === "57P03"
-        ? Fault.make("overload", { mayHaveReachedServer: false })
-        : Fault.make("connection", { mayHaveReachedServer: error.mayHaveReachedServer })
-    case "PgTimeout":
-    case "PgOutcomeUnknown":
-      return Fault.make("connection", { mayHaveReachedServer: true })
-    case "PgAuthenticationError":
-      return Fault.make("authentication")
-    case "PgTlsError":
-      // Nothing was sent; another endpoint may be configured right.
-      return Fault.make("connection", { mayHaveReachedServer: false })
-    case "PgQueryError":
-      return error.code === "53300"
-        ? Fault.make("overload", { mayHaveReachedServer: false })
-        : Fault.make("semantic")
-  }
-}
+export const classify: Fault.Classifier = Fault.table(isPgError, {
+  // The server was never asked: not its fault, nothing to retry.
+  PgUsageError: Fault.make("semantic"),
+  PgConnectionError: (error) =>
+    error.code === "57P03"
+      ? Fault.make("overload", { mayHaveReachedServer: false })
+      : Fault.make("connection", { mayHaveReachedServer: error.mayHaveReachedServer }),
+  PgTimeout: Fault.make("connection", { mayHaveReachedServer: true }),
+  PgOutcomeUnknown: Fault.make("connection", { mayHaveReachedServer: true }),
+  PgAuthenticationError: Fault.make("authentication"),
+  // Nothing was sent; another endpoint may be configured right.
+  PgTlsError: Fault.make("connection", { mayHaveReachedServer: false }),
+  PgQueryError: (error) =>
+    error.code === "53300" ? Fault.make("overload", { mayHaveReachedServer: false }) : Fault.make("semantic")
+})
 
 /**
  * Whether the error means the connection itself is unusable (destroy it).

@@ -224,7 +224,7 @@ export const createLdapClient = async (options: Options): Promise<PromiseLdapCli
     throw error
   }
   const client = Context.get(context, LdapClient.LdapClient)
-  const runner = new Runner<never>(options.name ?? "ldap", runtime as never, context as never)
+  const runner = new Runner<never>(options.name ?? "ldap", runtime, context)
   return {
     ...operationsOf(runner, client, (e) => e, (s) => s),
     as: (identity) => {

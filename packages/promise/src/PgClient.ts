@@ -268,7 +268,7 @@ export const createPgClient = async (options: Options): Promise<PromisePgClient>
     throw error
   }
   const client = Context.get(context, PgClient.PgClient)
-  const runner = new Runner<never>(options.name ?? "pg", runtime as never, context as never)
+  const runner = new Runner<never>(options.name ?? "pg", runtime, context)
   const base = executorOf(runner, client, (e) => e, (s) => s)
   return {
     ...base,

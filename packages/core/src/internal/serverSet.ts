@@ -1,5 +1,6 @@
 import type { Context } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef, Tracer } from "effect"
+import * as Predicate from "effect/Predicate"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import type { Credentials } from "../Identity.ts"
@@ -7,6 +8,7 @@ import * as IdentityPool from "../IdentityPool.ts"
 import type * as Driver from "../Driver.ts"
 import * as Endpoint from "../Endpoint.ts"
 import type { Fault } from "../Fault.ts"
+import { isPoolFailure, ofPoolError } from "../Fault.ts"
 import * as HealthMonitor from "../HealthMonitor.ts"
 import * as FlushedCounters from "./flushedCounters.ts"
 import { describeError } from "./format.ts"
@@ -36,10 +38,9 @@ interface Member<C, E> {
   readonly report: FlushedCounters.Flush<"successes" | "failures">
 }
 
+/** The `error.type` of a failed attempt's span event: the error's `_tag` when it has one (only named, never routed on). */
 const tagOf = (u: unknown): string | undefined =>
-  typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" ? u._tag : undefined
-
-const notReached = (kind: Fault["kind"]): Fault => ({ kind, mayHaveReachedServer: false })
+  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" ? u._tag : undefined
 
 /**
  * Records one attempt of `use` on its span: `tether.endpoint` (the endpoint
@@ -58,7 +59,8 @@ const annotateAttempt = (span: Tracer.Span, id: string, exit: Exit.Exit<unknown,
   }
   const error = Cause.findErrorOption(exit.cause)
   const tag = error._tag === "Some" ? tagOf(error.value) : undefined
-  span.event(tag === "BreakerOpen" ? "tether.breaker.rejected" : "tether.attempt.failed", now, {
+  const rejected = error._tag === "Some" && error.value instanceof CircuitBreaker.BreakerOpen
+  span.event(rejected ? "tether.breaker.rejected" : "tether.attempt.failed", now, {
     "tether.endpoint": id,
     "error.type": tag ?? (Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "unknown")
   })
@@ -95,31 +97,13 @@ export const make = <C, E>(
     /** Pool limits and breaker thresholds of endpoints built from now on (changed at run time). */
     const live = Reconfigure.liveOf(options)
 
-    // The pool's own errors say nothing about the server, except a connect
-    // that hung; everything else is the driver's call. (`Retry.failover`
-    // itself treats `BreakerOpen` as a connection fault that never reached the server.)
-    const classifyForRetry = (error: unknown): Fault => {
-      switch (tagOf(error)) {
-        case "PoolTimeout":
-          return notReached("overload")
-        case "ConnectTimeout":
-        case "PoolClosed":
-          return notReached("connection")
-        default:
-          return driver.classify(error)
-      }
-    }
-    const classifyForBreaker = (error: unknown): Fault => {
-      switch (tagOf(error)) {
-        case "PoolTimeout":
-        case "PoolClosed":
-          return notReached("semantic")
-        case "ConnectTimeout":
-          return notReached("connection")
-        default:
-          return driver.classify(error)
-      }
-    }
+    // The pool classifies its own errors (`Fault.ofPoolError`: they say nothing about the
+    // server, except a connect that hung); everything else is the driver's call. (`Retry.failover`
+    // itself treats `BreakerOpen`, by its class, as a connection fault that never reached the server.)
+    const classifyForRetry = (error: unknown): Fault =>
+      isPoolFailure(error) ? ofPoolError(error, "failover") : driver.classify(error)
+    const classifyForBreaker = (error: unknown): Fault =>
+      isPoolFailure(error) ? ofPoolError(error, "breaker") : driver.classify(error)
 
     /**
      * Applies a probe's role and timeline; an endpoint it fences is logged at

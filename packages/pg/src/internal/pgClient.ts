@@ -27,14 +27,34 @@ const textOf = (strings: TemplateStringsArray): string => {
   return text
 }
 
-const query = (sql: postgres.Sql, strings: TemplateStringsArray, values: ReadonlyArray<unknown>) => {
+/**
+ * A tagged statement whose rows the caller types as `A` (as postgres.js's own
+ * `` sql<A[]>`…` `` does: the row type is the caller's word, not checked at run time).
+ */
+const statement = <A extends object = PgClient.Row>(
+  sql: postgres.Sql,
+  strings: TemplateStringsArray,
+  values: ReadonlyArray<unknown>
+) => sql<Array<A>>(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>))
+
+/** `statement`, with its parameters checked before postgres.js sees them (see `parameters.ts`). */
+const query = <A extends object = PgClient.Row>(
+  sql: postgres.Sql,
+  strings: TemplateStringsArray,
+  values: ReadonlyArray<unknown>
+) => {
   Parameters.check(values)
-  return sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>))
+  return statement<A>(sql, strings, values)
 }
 
-const unsafeQuery = (sql: postgres.Sql, text: string, parameters: ReadonlyArray<unknown> | undefined) => {
+/** `query` for a statement given as text with `$1…` parameters. */
+const unsafeQuery = <A extends object = PgClient.Row>(
+  sql: postgres.Sql,
+  text: string,
+  parameters: ReadonlyArray<unknown> | undefined
+) => {
   Parameters.check(parameters)
-  return sql.unsafe(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined)
+  return sql.unsafe<Array<A>>(text, parameters as Array<postgres.ParameterOrJSON<never>> | undefined)
 }
 
 /**
@@ -212,26 +232,24 @@ export const make = (
         )
 
     const transactionOf = (connection: PgConnection): PgClient.Transaction => ({
-      sql: (strings, ...values) =>
+      sql: <A extends object = PgClient.Row>(strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) =>
         instrument(
           textOf(strings),
           "transaction",
-          PgDriver.run(connection, textOf(strings), (sql) => query(sql, strings, values), {
+          PgDriver.run(connection, textOf(strings), (sql) => query<A>(sql, strings, values), {
             timeoutMillis,
             cancelOnInterrupt: true
           })
-        ) as never,
-      unsafe: (text, parameters) =>
+        ),
+      unsafe: <A extends object = PgClient.Row>(text: string, parameters?: ReadonlyArray<unknown>) =>
         instrument(
           text,
           "transaction",
-          PgDriver.run(
-            connection,
-            text,
-            (sql) => unsafeQuery(sql, text, parameters),
-            { timeoutMillis, cancelOnInterrupt: true }
-          )
-        ) as never
+          PgDriver.run(connection, text, (sql) => unsafeQuery<A>(sql, text, parameters), {
+            timeoutMillis,
+            cancelOnInterrupt: true
+          })
+        )
     })
 
     const executor = <R>(key: Context.Key<R, Identity.Credentials> | undefined): PgClient.Executor<R> => {
@@ -257,51 +275,67 @@ export const make = (
           { mode: "write", idempotent: false, operation: "query" }
         )
 
-      const read: PgClient.Query<R> = (strings, ...values) => {
+      const read: PgClient.Query<R> = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) => {
         const text = textOf(strings)
-        return instrument(text, "read", readVia(text, (sql) => query(sql, strings, values))) as never
+        return instrument(text, "read", readVia(text, (sql) => query<A>(sql, strings, values)))
       }
 
-      const write: PgClient.Query<R> = (strings, ...values) => {
+      const write: PgClient.Query<R> = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) => {
         const text = textOf(strings)
-        return instrument(text, "write", writeVia(text, (sql) => query(sql, strings, values))) as never
+        return instrument(text, "write", writeVia(text, (sql) => query<A>(sql, strings, values)))
       }
 
       const identityDigest: Effect.Effect<string, never, R> = key === undefined
         ? Effect.succeed("default") as Effect.Effect<string, never, R>
         : Effect.map(Effect.service(key), Identity.digest)
 
-      const cached: PgClient.Query<R> = (strings, ...values) =>
+      const cached: PgClient.Query<R> = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) =>
         Effect.gen(function*() {
           const text = textOf(strings)
           const cacheKey = QueryCache.keyOf(text, values, yield* identityDigest)
           const context = yield* Effect.context<R>()
-          const result = yield* cache.get(cacheKey, text, Effect.provideContext(read(strings, ...values), context))
+          const result = yield* cache.get(cacheKey, text, Effect.provideContext(read<A>(strings, ...values), context))
           yield* Metric.update(result.hit ? hits : misses, 1)
           return result.rows
-        }) as never
+        })
 
-      const unsafe: PgClient.Executor<R>["unsafe"] = (text, parameters, unsafeOptions) => {
-        const run = (sql: postgres.Sql) => unsafeQuery(sql, text, parameters)
+      const unsafe: PgClient.Executor<R>["unsafe"] = <A extends object = PgClient.Row>(
+        text: string,
+        parameters?: ReadonlyArray<unknown>,
+        unsafeOptions?: { readonly mode?: "read" | "write" | undefined }
+      ) => {
+        const run = (sql: postgres.Sql) => unsafeQuery<A>(sql, text, parameters)
         const mode = unsafeOptions?.mode ?? "read"
-        return instrument(text, mode, mode === "write" ? writeVia(text, run) : readVia(text, run)) as never
+        return instrument(text, mode, mode === "write" ? writeVia(text, run) : readVia(text, run))
       }
 
-      const stream: PgClient.Executor<R>["stream"] = (strings, ...values) => {
+      const stream: PgClient.Executor<R>["stream"] = <A extends object = PgClient.Row>(
+        strings: TemplateStringsArray,
+        ...values: ReadonlyArray<unknown>
+      ) => {
         const text = textOf(strings)
         const f = (connection: PgConnection) =>
           Stream.unwrap(Effect.as(
             sessionMode(connection, true),
             Stream.fromAsyncIterable(
               // A cursor has its connection to itself: postgres.js reports bad parameters as the cursor's own error.
-              batchesOf(connection.sql(strings, ...(values as ReadonlyArray<postgres.ParameterOrFragment<never>>)).cursor(100) as AsyncIterable<ReadonlyArray<never>>),
+              batchesOf(statement<A>(connection.sql, strings, values).cursor(100)),
               (cause) => fromUnknown(cause, { endpoint: connection.endpoint, user: connection.user })
             ).pipe(Stream.flattenIterable)
           ))
         const options = { mode: readMode, idempotent: true, operation: "stream" }
         return onExclusive.useStream(f, options).pipe(
           Stream.withSpan("tether.pg.stream", { attributes: { "db.statement": text } })
-        ) as never
+        )
       }
 
       const transaction: PgClient.Executor<R>["transaction"] = (body, transactionOptions) => {
@@ -334,7 +368,7 @@ export const make = (
                   if (committed.cause.reasons.some((r) => r._tag === "Fail" && r.error._tag === "PgQueryError")) {
                     connection.session.inTransaction = false
                   }
-                  return yield* committed
+                  return yield* Effect.failCause(committed.cause)
                 }
                 connection.session.inTransaction = false
                 return exit.value
@@ -345,7 +379,7 @@ export const make = (
         return Effect.retry(attempt, {
           schedule: (transactionOptions?.retry ?? defaultRetry) as Schedule.Schedule<unknown, unknown>,
           while: transactionRetryable
-        }).pipe(Effect.withSpan("tether.pg.transaction", { attributes: { "tether.isolation": isolation } })) as never
+        }).pipe(Effect.withSpan("tether.pg.transaction", { attributes: { "tether.isolation": isolation } }))
       }
 
       const batch: PgClient.Executor<R>["batch"] = (statements, batchOptions) => {
@@ -353,7 +387,7 @@ export const make = (
         const text = statements.map((s) => textOf(s.strings)).join("; ")
         // Sent together: postgres.js pipelines them on the one connection.
         const run = (sql: postgres.Sql) => Promise.all(statements.map((s) => query(sql, s.strings, s.values)))
-        return instrument(text, `batch ${mode}`, mode === "write" ? writeVia(text, run) : readVia(text, run)) as never
+        return instrument(text, `batch ${mode}`, mode === "write" ? writeVia(text, run) : readVia(text, run))
       }
 
       return { read, write, cached, unsafe, stream, transaction, batch }
