@@ -12,6 +12,12 @@
  * - per endpoint, per second: operations, failures, p50 and p99 latency over
  *   the last `historySeconds` (the dashboard's sparklines).
  *
+ * The monitor subscribes to each watched set's `balancerChanges` (the
+ * balancer's `SubscriptionRef`): a change of health, breaker, drain, fence,
+ * weight or strategy reaches `changes` (and the dashboard's event stream) as
+ * soon as the set publishes it; the counters (traffic, latency, in flight)
+ * are sampled once per `sampleInterval`.
+ *
  * The timing comes from `ServerSet.use` itself: the layer provides a
  * `ServerSet.OperationObserver` (no span is built for it; with a tracing
  * backend installed, the spans are unchanged).
@@ -31,21 +37,25 @@
  *
  * @since 0.1.0
  */
-import type { ServerSet } from "@tether/core"
-import type { Duration, Scope, Stream , Effect} from "effect"
+import type { Balancer, ServerSet } from "@tether/core"
+import type { Duration, Effect, Scope, Stream } from "effect"
 import { Context, Layer } from "effect"
 import * as internal from "./internal/monitor.ts"
 import type * as Snapshot from "./Snapshot.ts"
 
 /**
  * What the monitor can watch: a `ServerSet`, a `PgClient` or an `LdapClient`
- * (anything with a `status`; a `cacheStats` is shown too).
+ * (anything with a `status`; a `cacheStats` is shown too). With a
+ * `balancerChanges` (a `ServerSet` has one), its structural changes are
+ * published at once; without one, on the next sample.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Watchable {
   readonly status: Effect.Effect<ServerSet.Status>
+  /** The balancer's published state, then each change of it (see `ServerSet.balancerChanges`). */
+  readonly balancerChanges?: Stream.Stream<Balancer.Snapshot> | undefined
   readonly cacheStats?: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }> | undefined
   /** Its run-time reconfiguration (sets and clients have one): steerable from the admin server. */
   readonly reconfigure?: ServerSet.Reconfigure | undefined
@@ -102,7 +112,12 @@ export interface MonitorService {
   readonly watched: Effect.Effect<ReadonlyArray<Watched>>
   /** Every watched set now, with each endpoint's recent history. */
   readonly snapshot: Effect.Effect<Snapshot.Snapshot>
-  /** A snapshot after every sample (once per `sampleInterval`). */
+  /**
+   * The latest snapshot, then a new one after every sample (once per
+   * `sampleInterval`), every change a watched set's balancer publishes
+   * (health, breaker, drain, fence, weight, strategy), and every `watch` and
+   * unwatch.
+   */
   readonly changes: Stream.Stream<Snapshot.Snapshot>
 }
 

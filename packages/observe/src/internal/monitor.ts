@@ -1,5 +1,5 @@
 import { ServerSet } from "@tether/core"
-import { Context, Duration, Effect, Metric, Schedule, SubscriptionRef } from "effect"
+import { Clock, Context, Duration, Effect, Metric, Schedule, Semaphore, Stream, SubscriptionRef } from "effect"
 import type * as Monitor from "../Monitor.ts"
 import { Monitor as MonitorTag } from "../Monitor.ts"
 import * as Snapshot from "../Snapshot.ts"
@@ -63,14 +63,20 @@ export const make = (options: Monitor.Options) =>
 
     const snapshot = Effect.gen(function*() {
       const sets = yield* Effect.forEach([...watched.values()], viewOf)
-      return { time: Date.now(), sets } satisfies Snapshot.Snapshot
+      return { time: yield* Clock.currentTimeMillis, sets } satisfies Snapshot.Snapshot
     })
 
-    const latest = yield* SubscriptionRef.make<Snapshot.Snapshot>({ time: Date.now(), sets: [] })
+    const latest = yield* SubscriptionRef.make<Snapshot.Snapshot>({ time: yield* Clock.currentTimeMillis, sets: [] })
+    /**
+     * One publisher at a time (the sample, or a set's balancer change), so a
+     * snapshot read before a change is never published after the change's.
+     */
+    const publishing = yield* Semaphore.make(1)
+    const publish = publishing.withPermits(1)(Effect.flatMap(snapshot, (s) => SubscriptionRef.set(latest, s)))
 
     /** One sample: per endpoint, the operations and latencies since the last one; cache gauges. */
     const sample = Effect.gen(function*() {
-      const t = Math.floor(Date.now() / 1000)
+      const t = Math.floor((yield* Clock.currentTimeMillis) / 1000)
       for (const entry of watched.values()) {
         const status = yield* entry.target.status
         for (const e of status.endpoints) {
@@ -95,11 +101,15 @@ export const make = (options: Monitor.Options) =>
         }
       }
       yield* SubscriptionRef.set(latest, yield* snapshot)
-    })
+    }).pipe(publishing.withPermits(1))
     yield* sample.pipe(
       Effect.catchCause((cause) => Effect.logWarning("tether monitor: a sample failed", cause)),
       Effect.repeat(Schedule.spaced(interval)),
       Effect.forkScoped
+    )
+
+    const publishSafely = publish.pipe(
+      Effect.catchCause((cause) => Effect.logWarning("tether monitor: publishing a snapshot failed", cause))
     )
 
     const service: Monitor.MonitorService = {
@@ -113,10 +123,22 @@ export const make = (options: Monitor.Options) =>
             watched.set(name, entry)
             return entry
           }),
-          (entry) => Effect.sync(() => {
-            if (watched.get(name) === entry) watched.delete(name)
-          })
-        ).pipe(Effect.asVoid),
+          (entry) =>
+            Effect.sync(() => {
+              if (watched.get(name) === entry) watched.delete(name)
+            }).pipe(Effect.andThen(publishSafely))
+        ).pipe(
+          // Health, breaker, drain, fence, weight and strategy changes reach
+          // `changes` (and the dashboard) as the set publishes them; the
+          // counters (traffic, latency, in flight) wait for the next sample.
+          // A target without `balancerChanges` shows up now, then on each sample.
+          Effect.andThen(
+            target.balancerChanges === undefined
+              ? publishSafely
+              : target.balancerChanges.pipe(Stream.runForEach(() => publishSafely), Effect.forkScoped)
+          ),
+          Effect.asVoid
+        ),
       watched: Effect.sync(() => [...watched.values()]),
       snapshot,
       changes: SubscriptionRef.changes(latest)
