@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import type { ClientOptions, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import type { Balancer, ClientOptions, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
 import { Context, Layer } from "effect"
 import type { Duration, Effect, Option, Redacted, Scope, Stream } from "effect"
 import type * as tls from "node:tls"
@@ -335,6 +335,12 @@ export interface LdapClient extends Operations<never> {
   readonly rootDse: Effect.Effect<RootDse, LdapClientError>
   /** Every server's health, breaker and pool. */
   readonly status: Effect.Effect<ServerSet.Status>
+  /**
+   * The balancer's published state of the set behind {@link status}, then each
+   * health, breaker, role, fence, drain, weight or strategy change (see
+   * `ServerSet.balancerChanges`); the observe monitor pushes them to the dashboard.
+   */
+  readonly balancerChanges: Stream.Stream<Balancer.Snapshot>
   /**
    * Steers the client while it runs: drain, enable, add or remove servers,
    * weights, pool limits, breaker thresholds, strategy, or `apply` a whole

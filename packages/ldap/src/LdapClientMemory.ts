@@ -519,6 +519,7 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     rootDse: Effect.sync(rootDse),
     // No servers: an empty status.
     status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+    balancerChanges: Stream.make({ strategy: "round-robin", highestTimeline: undefined, endpoints: [] }),
     reconfigure: ServerSet.serverlessReconfigure(
       ENDPOINT,
       Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })

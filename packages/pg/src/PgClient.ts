@@ -27,7 +27,7 @@
  *
  * @since 0.1.0
  */
-import type { Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import type { Balancer, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
 import { Config, Context, Effect, Layer } from "effect"
 import type { Schedule, Scope, Stream } from "effect"
 import type * as SqlClient from "effect/sql/SqlClient"
@@ -213,6 +213,12 @@ export interface PgClient extends Executor<never> {
    * (fenced: it gets no work) until it rejoins as a replica or is unfenced.
    */
   readonly status: Effect.Effect<ServerSet.Status>
+  /**
+   * The balancer's published state of the set behind {@link status}, then each
+   * health, breaker, role, fence, drain, weight or strategy change (see
+   * `ServerSet.balancerChanges`); the observe monitor pushes them to the dashboard.
+   */
+  readonly balancerChanges: Stream.Stream<Balancer.Snapshot>
   /**
    * Lifts the fence of a stale primary on the operator's word (see
    * `ServerSet.unfence`): its timeline becomes the newest, so do it only

@@ -171,6 +171,7 @@ export const make = (options?: {
       invalidateCache: cache.invalidate,
       cacheStats: cache.stats,
       status: Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] }),
+      balancerChanges: Stream.make({ strategy: "round-robin", highestTimeline: undefined, endpoints: [] }),
       reconfigure: ServerSet.serverlessReconfigure(ENDPOINT, Effect.succeed({ name: ENDPOINT, strategy: "round-robin", endpoints: [] })),
       // One in-process database: nothing is ever fenced.
       unfence: () => Effect.succeed(false)

@@ -41,7 +41,7 @@
  *
  * @since 0.2.0
  */
-import type { Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
+import type { Balancer, Endpoint, Identity, InvalidPoolOptions, ServerSet } from "@tether/core"
 import { Config, Context, Effect, Layer } from "effect"
 import type { Schedule, Scope, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
@@ -124,6 +124,12 @@ export interface PgSql extends SqlClient.SqlClient {
   readonly cacheStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
   /** The pipelined connections' endpoints: health, role, breaker, pool. */
   readonly status: Effect.Effect<ServerSet.Status>
+  /**
+   * The balancer's published state of the set behind {@link status}, then each
+   * health, breaker, role, fence, drain, weight or strategy change (see
+   * `ServerSet.balancerChanges`); the observe monitor pushes them to the dashboard.
+   */
+  readonly balancerChanges: Stream.Stream<Balancer.Snapshot>
   /** Every set's status: the pipelined and the exclusive connections. */
   readonly statusAll: Effect.Effect<{ readonly shared: ServerSet.Status; readonly exclusive: ServerSet.Status }>
   /**

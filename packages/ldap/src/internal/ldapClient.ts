@@ -397,6 +397,7 @@ export const make = (
       as: (key) => operations(key),
       rootDse,
       status: set.status,
+      balancerChanges: set.balancerChanges,
       reconfigure: set.reconfigure
     }
   })

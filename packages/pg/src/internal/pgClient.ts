@@ -400,6 +400,7 @@ export const make = (
       invalidateCache: cache.invalidate,
       cacheStats: cache.stats,
       status: exclusive.status,
+      balancerChanges: exclusive.balancerChanges,
       reconfigure: shared === undefined
         ? exclusive.reconfigure
         : ServerSet.combineReconfigure(exclusive.reconfigure, shared.reconfigure),

@@ -599,6 +599,7 @@ export const make = (
       notify: (channel: string, payload: string) =>
         Effect.asVoid(routed("select pg_notify($1, $2)", [channel, payload], RUN.execute, undefined, "notify")),
       status: shared.status,
+      balancerChanges: shared.balancerChanges,
       reconfigure: ServerSet.combineReconfigure(shared.reconfigure, exclusive.reconfigure),
       statusAll: Effect.all({ shared: shared.status, exclusive: exclusive.status })
     })
