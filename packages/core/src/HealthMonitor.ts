@@ -51,22 +51,16 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
-import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as SubscriptionRef from "effect/SubscriptionRef"
+import type * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Health } from "./Balancer.ts"
 import type { EndpointId } from "./Endpoint.ts"
-import * as Ewma from "./internal/ewma.ts"
-import * as Millis from "./internal/millis.ts"
-import { describeError, formatMillis } from "./internal/format.ts"
+import * as classifier from "./internal/health/classify.ts"
+import * as monitor from "./internal/health/monitor.ts"
 import type { InvalidPoolOptions } from "./PoolError.ts"
-import * as Validation from "./Validation.ts"
 
 /**
  * What a health monitor publishes.
@@ -140,21 +134,7 @@ export interface Thresholds {
  * @since 0.1.0
  * @category state
  */
-export const initialState = (endpoint: EndpointId): HealthState => ({
-  endpoint,
-  status: "unknown",
-  lastLatency: undefined,
-  latencyEwma: undefined,
-  consecutiveFailures: 0,
-  consecutiveSuccesses: 0,
-  lastError: undefined,
-  lastProbeAt: undefined,
-  probes: 0,
-  failures: 0,
-  restarts: 0,
-  probeAuthFailure: undefined,
-  probeAuthFailures: 0
-})
+export const initialState: (endpoint: EndpointId) => HealthState = classifier.initialState
 
 /**
  * The pure classification step: the state after one more probe.
@@ -162,47 +142,8 @@ export const initialState = (endpoint: EndpointId): HealthState => ({
  * @since 0.1.0
  * @category state
  */
-export const classify = (state: HealthState, outcome: Outcome, thresholds: Thresholds): HealthState => {
-  if (outcome._tag === "AuthFailure") {
-    // The server answered (it rejected our probe's credentials): healthy as far as the server goes.
-    const answered = classify(state, { _tag: "Success", latency: outcome.latency, at: outcome.at }, thresholds)
-    return { ...answered, probeAuthFailure: outcome.error, probeAuthFailures: state.probeAuthFailures + 1 }
-  }
-  if (outcome._tag === "Success") {
-    const latencyEwma = Ewma.next(state.latencyEwma, outcome.latency, thresholds.latencyAlpha)
-    const consecutiveSuccesses = state.consecutiveSuccesses + 1
-    const status: Health = state.status === "unhealthy" && consecutiveSuccesses < thresholds.healthyAfter
-      ? "unhealthy"
-      : thresholds.degradedLatency !== undefined && latencyEwma > thresholds.degradedLatency
-      ? "degraded"
-      : "healthy"
-    return {
-      ...state,
-      status,
-      lastLatency: outcome.latency,
-      latencyEwma,
-      consecutiveFailures: 0,
-      consecutiveSuccesses,
-      lastProbeAt: outcome.at,
-      probes: state.probes + 1,
-      probeAuthFailure: undefined
-    }
-  }
-  const consecutiveFailures = state.consecutiveFailures + 1
-  const status: Health = consecutiveFailures >= thresholds.unhealthyAfter || state.status === "unhealthy"
-    ? "unhealthy"
-    : "degraded"
-  return {
-    ...state,
-    status,
-    consecutiveFailures,
-    consecutiveSuccesses: 0,
-    lastError: outcome.error,
-    lastProbeAt: outcome.at,
-    probes: state.probes + 1,
-    failures: state.failures + 1
-  }
-}
+export const classify: (state: HealthState, outcome: Outcome, thresholds: Thresholds) => HealthState =
+  classifier.classify
 
 /**
  * Options of {@link make}.
@@ -253,53 +194,6 @@ export interface HealthMonitor {
   readonly get: Effect.Effect<HealthState>
 }
 
-const probeLatency = Metric.histogram("tether_health_probe_latency_ms", {
-  description: "Latency of successful health probes, in milliseconds",
-  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
-})
-const probesTotal = Metric.counter("tether_health_probes_total", {
-  description: "Health probes run, by outcome (success, failure, timeout)",
-  incremental: true
-})
-const healthGauge = Metric.gauge("tether_endpoint_health", {
-  description: "Endpoint health: 1 for the current status of each endpoint, 0 for the others"
-})
-const authFailuresTotal = Metric.counter("tether_probe_auth_failures_total", {
-  description: "Health probes whose own credentials the server rejected (the server answered)",
-  incremental: true
-})
-const restartsTotal = Metric.counter("tether_health_monitor_restarts_total", {
-  description: "Health probe loops restarted after a defect",
-  incremental: true
-})
-
-const statuses: ReadonlyArray<Health> = ["unknown", "healthy", "degraded", "unhealthy"]
-
-const millisOf = (input: Duration.Input): number => Millis.withFallback(input, 0)
-
-const OptionsSchema = Schema.Struct({
-  endpoint: Schema.String,
-  probe: Validation.Opaque("an Effect", Effect.isEffect),
-  schedule: Schema.optional(Validation.Opaque("a Schedule", (u) => u === undefined || (typeof u === "object" && u !== null))),
-  timeout: Schema.optional(Validation.PositiveDurationInput),
-  degradedLatency: Schema.optional(Validation.DurationInput),
-  unhealthyAfter: Schema.optional(Validation.IntAtLeast(1)),
-  healthyAfter: Schema.optional(Validation.IntAtLeast(1)),
-  latencyAlpha: Schema.optional(
-    Schema.Number.check(Schema.makeFilter((n) => n > 0 && n <= 1 ? undefined : "a number in (0, 1]"))
-  ),
-  isAuthFailure: Schema.optional(Validation.Opaque("a function", (u) => u === undefined || typeof u === "function")),
-  onUnhealthy: Schema.optional(Validation.Opaque("a function", (u) => u === undefined || typeof u === "function")),
-  restartSchedule: Schema.optional(
-    Validation.Opaque("a Schedule", (u) => u === undefined || (typeof u === "object" && u !== null))
-  )
-})
-
-const defaultSchedule: Schedule.Schedule<unknown, unknown> = Schedule.spaced("5 seconds").pipe(Schedule.jittered)
-const defaultRestartSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("1 second").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.minutes(1))))
-)
-
 /**
  * Starts monitoring an endpoint. The probe loop is forked into the current
  * scope and stops when it closes. Invalid options fail with `InvalidPoolOptions` (an `InvalidOptions`).
@@ -307,137 +201,6 @@ const defaultRestartSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exp
  * @since 0.1.0
  * @category constructors
  */
-export const make = <E, R>(options: Options<E, R>): Effect.Effect<HealthMonitor, InvalidPoolOptions, R | Scope.Scope> =>
-  Effect.gen(function*() {
-    yield* Validation.validate(OptionsSchema, options, {
-      component: `health monitor of ${typeof options?.endpoint === "string" ? options.endpoint : "an endpoint"}`
-    })
-    const endpoint = options.endpoint
-    const thresholds: Thresholds = {
-      degradedLatency: options.degradedLatency === undefined ? undefined : millisOf(options.degradedLatency),
-      unhealthyAfter: options.unhealthyAfter ?? 3,
-      healthyAfter: options.healthyAfter ?? 1,
-      latencyAlpha: options.latencyAlpha ?? Ewma.defaultAlpha
-    }
-    const timeout = Duration.fromInputUnsafe(options.timeout ?? "2 seconds")
-    const timeoutMessage = `health probe timed out after ${formatMillis(Duration.toMillis(timeout))}`
-    const clock = yield* Clock.Clock
-    const state = yield* SubscriptionRef.make(initialState(endpoint))
-    const latencyMetric = Metric.withAttributes(probeLatency, { endpoint })
-    const outcomes = {
-      success: Metric.withAttributes(probesTotal, { endpoint, outcome: "success" }),
-      failure: Metric.withAttributes(probesTotal, { endpoint, outcome: "failure" }),
-      timeout: Metric.withAttributes(probesTotal, { endpoint, outcome: "timeout" })
-    }
-    const gauges = new Map(statuses.map((status) => [status, Metric.withAttributes(healthGauge, { endpoint, status })]))
-    const restartsMetric = Metric.withAttributes(restartsTotal, { endpoint })
-    const authFailuresMetric = Metric.withAttributes(authFailuresTotal, { endpoint })
-    yield* Metric.update(gauges.get("unknown")!, 1)
-
-    const onStatusChange = (previous: HealthState, next: HealthState): Effect.Effect<void> => {
-      const metrics = Effect.andThen(
-        Metric.update(gauges.get(previous.status)!, 0),
-        Metric.update(gauges.get(next.status)!, 1)
-      )
-      const message = `endpoint health ${previous.status} → ${next.status}`
-      // A first verdict (from `unknown`) is INFO: an endpoint that is down from the start is reported by
-      // the WARN of the first operation that gives up on it, with the cause, not twice.
-      const log = next.status === "healthy" || previous.status === "unknown"
-        ? Effect.logInfo(message).pipe(
-          Effect.annotateLogs(next.lastError === undefined ? {} : { lastError: next.lastError })
-        )
-        : Effect.logWarning(message).pipe(
-          Effect.annotateLogs({
-            consecutiveFailures: next.consecutiveFailures,
-            ...(next.lastError === undefined ? {} : { lastError: next.lastError }),
-            ...(next.latencyEwma === undefined ? {} : { latencyEwmaMs: Math.round(next.latencyEwma) })
-          })
-        )
-      const callback = next.status === "unhealthy" && options.onUnhealthy !== undefined
-        ? options.onUnhealthy(next)
-        : Effect.void
-      return Effect.all([metrics, Effect.annotateLogs(log, { endpoint }), callback], { discard: true })
-    }
-
-    const record = (outcome: Outcome): Effect.Effect<void> =>
-      Effect.flatMap(
-        SubscriptionRef.modify(state, (previous) => {
-          const next = classify(previous, outcome, thresholds)
-          return [[previous, next] as const, next]
-        }),
-        ([previous, next]) => {
-          const metric = outcome._tag === "Success"
-            ? Effect.andThen(Metric.update(outcomes.success, 1), Metric.update(latencyMetric, outcome.latency))
-            : outcome._tag === "AuthFailure"
-            ? Effect.andThen(Metric.update(outcomes.success, 1), Metric.update(authFailuresMetric, 1))
-            : Metric.update(outcome.timedOut ? outcomes.timeout : outcomes.failure, 1)
-          const auth = previous.probeAuthFailure === undefined && next.probeAuthFailure !== undefined
-            ? Effect.logWarning(
-              `health probe credentials rejected: ${next.probeAuthFailure}. The server answered, so it stays in ` +
-                `service for identities that can bind; fix the probe's (service account's) credentials`
-            ).pipe(Effect.annotateLogs({ endpoint }))
-            : previous.probeAuthFailure !== undefined && next.probeAuthFailure === undefined
-            ? Effect.logInfo("health probe credentials accepted again").pipe(Effect.annotateLogs({ endpoint }))
-            : Effect.void
-          const reported = Effect.andThen(metric, auth)
-          return previous.status === next.status ? reported : Effect.andThen(reported, onStatusChange(previous, next))
-        }
-      )
-
-    const probeOnce: Effect.Effect<void, never, R> = Effect.suspend(() => {
-      const start = clock.currentTimeMillisUnsafe()
-      return Effect.flatMap(Effect.result(Effect.timeout(options.probe, timeout)), (result) => {
-        const at = clock.currentTimeMillisUnsafe()
-        if (result._tag === "Success") {
-          const reported = result.success?.latency
-          const latency = reported === undefined ? at - start : millisOf(reported)
-          return record({ _tag: "Success", latency, at })
-        }
-        const timedOut = Cause.isTimeoutError(result.failure)
-        if (!timedOut && options.isAuthFailure !== undefined && options.isAuthFailure(result.failure as E)) {
-          return record({ _tag: "AuthFailure", error: describeError(result.failure), latency: at - start, at })
-        }
-        return record({
-          _tag: "Failure",
-          error: timedOut ? timeoutMessage : describeError(result.failure),
-          timedOut,
-          at
-        })
-      })
-    })
-
-    const loop = Effect.repeat(probeOnce, options.schedule ?? defaultSchedule)
-
-    const supervised = Effect.gen(function*() {
-      let restartStep: ((now: number, input: unknown) => Effect.Effect<readonly [unknown, Duration.Duration], unknown>) | undefined
-      let lastDelay = 1000
-      while (true) {
-        const probesBefore = (yield* SubscriptionRef.get(state)).probes
-        const cause = yield* Effect.matchCause(loop, { onSuccess: () => undefined, onFailure: (cause) => cause })
-        // The schedule ended: monitoring is over.
-        if (cause === undefined) return
-        if (Cause.hasInterruptsOnly(cause)) return yield* Effect.interrupt
-        const restarted = yield* SubscriptionRef.updateAndGet(state, (s) => ({
-          ...s,
-          restarts: s.restarts + 1,
-          lastError: `health probe loop crashed: ${describeError(Cause.squash(cause))}`
-        }))
-        yield* Metric.update(restartsMetric, 1)
-        // A loop that ran at least one probe since the last restart starts the backoff over.
-        if (restarted.probes > probesBefore) restartStep = undefined
-        if (restartStep === undefined) {
-          restartStep = yield* Schedule.toStep(options.restartSchedule ?? defaultRestartSchedule)
-        }
-        const step = yield* Effect.result(restartStep(clock.currentTimeMillisUnsafe(), cause))
-        if (step._tag === "Success") lastDelay = Duration.toMillis(step.success[1])
-        yield* Effect.logError(
-          `health probe loop crashed (restart #${restarted.restarts}); restarting in ${formatMillis(lastDelay)}`,
-          cause
-        ).pipe(Effect.annotateLogs({ endpoint }))
-        yield* Effect.sleep(Duration.millis(lastDelay))
-      }
-    })
-
-    yield* Effect.forkScoped(supervised)
-    return { endpoint, state, get: SubscriptionRef.get(state) }
-  })
+export const make: <E, R>(
+  options: Options<E, R>
+) => Effect.Effect<HealthMonitor, InvalidPoolOptions, R | Scope.Scope> = monitor.make
