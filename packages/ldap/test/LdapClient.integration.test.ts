@@ -2,7 +2,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Effect, Option, Redacted, Stream } from "effect"
-import type { LdapClient} from "../src/index.ts";
+import type { LdapClient } from "../src/index.ts"
 import { Dn, Filter, Ldif } from "../src/index.ts"
 import { adminClient } from "./support.ts"
 

@@ -2,7 +2,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Slapd } from "@tether/testkit"
 import { Effect, Option, Stream } from "effect"
 import { execFileSync } from "node:child_process"
-import type { LdapClient} from "../src/index.ts";
+import type { LdapClient } from "../src/index.ts"
 import { Ldif } from "../src/index.ts"
 import { adminClient } from "./support.ts"
 

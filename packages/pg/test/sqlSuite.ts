@@ -4,7 +4,7 @@
  */
 import { describe, expect } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import type { Duration} from "effect";
+import type { Duration } from "effect"
 import { Cause, Effect, Exit, Fiber, Schema, Stream, Tracer } from "effect"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
