@@ -28,18 +28,13 @@ const { circuitBreaker: cockatielBreaker, ConsecutiveBreaker, handleAll } = awai
 const OpossumBreaker = (await import("opossum")).default
 const { effectLoop, promiseLoop } = await import("../harness/loops.ts")
 
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
-}
+const { flag, median, rotatingRounds } = await import("../harness/profile.ts")
 const rounds = Number(flag("rounds", "20"))
 const millis = Number(flag("millis", "150"))
 const only = flag("only", "")
 const baselinePath = flag("baseline", "")
 
 const noop = () => Promise.resolve(1)
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const program = Effect.gen(function*() {
   const breaker = yield* CircuitBreaker.make({ endpoint: "bench" })
@@ -59,25 +54,7 @@ const program = Effect.gen(function*() {
     impls.push(["baseline breaker", () => effectLoop(() => old.protect(Effect.promise(noop)), 1, millis)])
   }
   const selected = only === "" ? impls : impls.filter(([name]) => name === only)
-  const ops: Record<string, Array<number>> = {}
-  const cpu: Record<string, Array<number>> = {}
-  const ratios: Record<string, Array<number>> = {}
-  for (let round = 0; round < rounds; round++) {
-    const order = selected.map((_, i) => selected[(i + round) % selected.length]!)
-    const thisRound: Record<string, number> = {}
-    for (const [name, run] of order) {
-      const before = process.cpuUsage()
-      const { opsPerSecond } = yield* run()
-      const used = process.cpuUsage(before)
-      thisRound[name] = opsPerSecond
-      ;(ops[name] ??= []).push(opsPerSecond)
-      ;(cpu[name] ??= []).push(((used.user + used.system) * 1000) / (opsPerSecond * millis / 1000))
-    }
-    const raw = thisRound["Effect.promise alone"]
-    if (raw !== undefined) {
-      for (const [name, value] of Object.entries(thisRound)) (ratios[name] ??= []).push(value / raw)
-    }
-  }
+  const { cpu, ops, ratios } = yield* rotatingRounds(selected, { rounds, millis, baseline: "Effect.promise alone", cpuScale: 1000 })
   opossum.shutdown()
   console.log(`${rounds} rounds of ${millis} ms, one caller, closed breaker`)
   console.log("implementation          ops/s   CPU ns/call   ratio to Effect.promise (median of rounds)")

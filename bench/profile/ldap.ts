@@ -28,11 +28,7 @@ const { Slapd } = await import("@tether/testkit")
 const { Client } = await import("ldapts")
 const { effectLoop, promiseLoop, runScoped } = await import("../harness/loops.ts")
 
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
-}
+const { flag, median, rotatingRounds } = await import("../harness/profile.ts")
 const rounds = Number(flag("rounds", "10"))
 const millis = Number(flag("millis", "300"))
 const concurrency = Number(flag("concurrency", "1"))
@@ -40,30 +36,23 @@ const connections = Number(flag("connections", "8"))
 const pipeline = flag("pipeline", "")
 const only = flag("only", "")
 
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-
 const program = Effect.gen(function*() {
   const directory = yield* Slapd.make({ servers: 1, users: 20 })
   const user = directory.users[3]!
   const filter = `(uid=${user.uid})`
-  const pooled = yield* LdapClient.make({
-    bindDn: directory.adminDn,
-    password: Redacted.make(directory.adminPassword),
-    allowPlaintext: true,
-    health: false,
-    endpoints: [directory.server.url],
-    pool: { min: connections, max: connections },
-    ...(pipeline === "" ? {} : { pipeline: Number(pipeline) })
-  })
-  const unpipelined = yield* LdapClient.make({
-    bindDn: directory.adminDn,
-    password: Redacted.make(directory.adminPassword),
-    allowPlaintext: true,
-    health: false,
-    endpoints: [directory.server.url],
-    pool: { min: connections, max: connections },
-    pipeline: false
-  })
+  /** The service account's client, `connections` connections, with `pipelining` (none: the client's default). */
+  const clientWith = (pipelining: { readonly pipeline?: number | false }) =>
+    LdapClient.make({
+      bindDn: directory.adminDn,
+      password: Redacted.make(directory.adminPassword),
+      allowPlaintext: true,
+      health: false,
+      endpoints: [directory.server.url],
+      pool: { min: connections, max: connections },
+      ...pipelining
+    })
+  const pooled = yield* clientWith(pipeline === "" ? {} : { pipeline: Number(pipeline) })
+  const unpipelined = yield* clientWith({ pipeline: false })
   const handHeld = Array.from({ length: connections }, () => new Client({ url: directory.server.url }))
   yield* Effect.promise(() => Promise.all(handHeld.map((c) => c.bind(directory.adminDn, directory.adminPassword))))
   yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all(handHeld.map((c) => c.unbind().catch(() => undefined)))))
@@ -100,23 +89,7 @@ const program = Effect.gen(function*() {
   ]
   const selected = only === "" ? impls : impls.filter(([name]) => name === only)
   for (const [, run] of selected) yield* run() // warm-up
-  const ops: Record<string, Array<number>> = {}
-  const cpu: Record<string, Array<number>> = {}
-  const ratios: Record<string, Array<number>> = {}
-  for (let round = 0; round < rounds; round++) {
-    const thisRound: Record<string, number> = {}
-    for (let i = 0; i < selected.length; i++) {
-      const [name, run] = selected[(i + round) % selected.length]!
-      const before = process.cpuUsage()
-      const { opsPerSecond } = yield* run()
-      const used = process.cpuUsage(before)
-      thisRound[name] = opsPerSecond
-      ;(ops[name] ??= []).push(opsPerSecond)
-      ;(cpu[name] ??= []).push((used.user + used.system) / (opsPerSecond * millis / 1000))
-    }
-    const base = thisRound["ldapts"]
-    if (base !== undefined) for (const [name, value] of Object.entries(thisRound)) (ratios[name] ??= []).push(value / base)
-  }
+  const { cpu, ops, ratios } = yield* rotatingRounds(selected, { rounds, millis, baseline: "ldapts", cpuScale: 1 })
   console.log(`${rounds} rounds of ${millis} ms, concurrency ${concurrency}, ${connections} connections, pipeline ${pipeline || "default"}`)
   console.log("implementation      ops/s   client CPU µs/op   ratio to hand-held ldapts (median of rounds)")
   for (const [name] of selected) {

@@ -20,11 +20,7 @@ const { PostgresCluster } = await import("@tether/testkit")
 const postgres = (await import("postgres")).default
 const { effectLoop, promiseLoop, runScoped } = await import("../harness/loops.ts")
 
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
-}
+const { flag } = await import("../harness/profile.ts")
 const impl = flag("impl", "PgSql")
 const concurrency = Number(flag("concurrency", "1"))
 const millis = Number(flag("seconds", "3")) * 1000

@@ -15,10 +15,7 @@ const { Window } = await import("../harness/measure.ts")
 const { implementations } = await import("../pool/workload.ts")
 
 const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
-}
+const { flag } = await import("../harness/profile.ts")
 
 if (args.includes("--list")) {
   for (const impl of implementations) console.log(impl.name)

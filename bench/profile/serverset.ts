@@ -19,17 +19,12 @@ const { Effect } = await import("effect")
 const { ConnectionPool, Fault, ServerSet } = await import("@tether/core")
 const { effectLoop, runScoped } = await import("../harness/loops.ts")
 
-const args = process.argv.slice(2)
-const flag = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback
-}
+const { flag, median, rotatingRounds } = await import("../harness/profile.ts")
 const rounds = Number(flag("rounds", "20"))
 const millis = Number(flag("millis", "200"))
 const fibers = Number(flag("fibers", "16"))
 const connections = Number(flag("connections", "4"))
 const only = flag("only", "")
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const noop = () => Promise.resolve(1)
 const program = Effect.gen(function*() {
@@ -49,28 +44,14 @@ const program = Effect.gen(function*() {
   ]
   const selected = only === "" ? impls : impls.filter(([name]) => name === only)
   for (const [, run] of selected) yield* run()
-  const ops: Record<string, Array<number>> = {}
-  const cpu: Record<string, Array<number>> = {}
-  const ratios: Array<number> = []
-  for (let round = 0; round < rounds; round++) {
-    const thisRound: Record<string, number> = {}
-    for (let i = 0; i < selected.length; i++) {
-      const [name, run] = selected[(i + round) % selected.length]!
-      const before = process.cpuUsage()
-      const { opsPerSecond } = yield* run()
-      const used = process.cpuUsage(before)
-      thisRound[name] = opsPerSecond
-      ;(ops[name] ??= []).push(opsPerSecond)
-      ;(cpu[name] ??= []).push(((used.user + used.system) * 1000) / (opsPerSecond * millis / 1000))
-    }
-    if (thisRound["bare pool"] !== undefined && thisRound["serverset"] !== undefined) ratios.push(thisRound["serverset"] / thisRound["bare pool"])
-  }
+  const { cpu, ops, ratios } = yield* rotatingRounds(selected, { rounds, millis, baseline: "bare pool", cpuScale: 1000 })
   console.log(`${rounds} rounds of ${millis} ms, ${fibers} fibers, ${connections} connections`)
   console.log("implementation      ops/s   CPU ns/call")
   for (const [name] of selected) {
     console.log(`${name.padEnd(14)} ${Math.round(median(ops[name]!)).toString().padStart(9)}   ${median(cpu[name]!).toFixed(0).padStart(8)}`)
   }
-  if (ratios.length > 0) console.log(`serverset / bare pool (median of rounds): ${median(ratios).toFixed(2)}`)
+  const ratio = ratios["serverset"]
+  if (ratio !== undefined) console.log(`serverset / bare pool (median of rounds): ${median(ratio).toFixed(2)}`)
 })
 
 await runScoped(program)

@@ -128,12 +128,11 @@ export const identitySuite: Suite = {
       // 2. 1,000 identities vs 1 identity, in memory.
       const many = Array.from({ length: 1_000 }, (_, i) =>
         Identity.make(`uid=u${i},ou=people,dc=example,dc=com`, Redacted.make(`password-${i}`), { label: `u${i}` }))
-      const acquireThroughput = (identities: ReadonlyArray<Identity.Credentials>) =>
+      /** Borrow + return from 16 fibers over `identities` (each one's connection opened before measuring), in ops/s. */
+      const borrowThroughput = (make: typeof IdentityPool.make, identities: ReadonlyArray<Identity.Credentials>) =>
         Effect.gen(function*() {
           const scope = yield* Scope.make()
-          const pool = yield* IdentityPool.make({ name: "memory", connect: memoryDriver.connect, max: 1_000 }).pipe(
-            Scope.provide(scope)
-          )
+          const pool = yield* make({ name: "memory", connect: memoryDriver.connect, max: 1_000 }).pipe(Scope.provide(scope))
           const op = (i: number) => pool.use(identities[i % identities.length]!, (c) => Effect.succeed(c.principal))
           // Warm up: every identity has its connection open before measuring.
           yield* Effect.forEach(identities, (identity) => pool.use(identity, () => Effect.void), { discard: true })
@@ -142,8 +141,8 @@ export const identitySuite: Suite = {
           yield* Scope.close(scope, Exit.void)
           return rate
         })
-      const oneIdentity = yield* acquireThroughput(many.slice(0, 1))
-      const thousand = yield* acquireThroughput(many)
+      const oneIdentity = yield* borrowThroughput(IdentityPool.make, many.slice(0, 1))
+      const thousand = yield* borrowThroughput(IdentityPool.make, many)
       measurements.push({
         case: "borrow + return, 16 fibers, in-memory driver",
         metric: "throughput, 1,000 identities",
@@ -157,21 +156,8 @@ export const identitySuite: Suite = {
       // 2b. The tagged pool (internal/pool, one pool whose connections carry their identity;
       // what IdentityPool.make builds): the same 1,000 vs 1 identity workload, and reuse with and without
       // bounded fairness on an in-memory driver whose work takes one event-loop turn.
-      const taggedThroughput = (identities: ReadonlyArray<Identity.Credentials>) =>
-        Effect.gen(function*() {
-          const scope = yield* Scope.make()
-          const pool = yield* Tagged.make({ name: "memory", connect: memoryDriver.connect, max: 1_000 }).pipe(
-            Scope.provide(scope)
-          )
-          const op = (i: number) => pool.use(identities[i % identities.length]!, (c) => Effect.succeed(c.principal))
-          yield* Effect.forEach(identities, (identity) => pool.use(identity, () => Effect.void), { discard: true })
-          yield* effectLoop(op, 16, 300)
-          const rate = (yield* effectLoop(op, 16, millis)).opsPerSecond
-          yield* Scope.close(scope, Exit.void)
-          return rate
-        })
-      const taggedOne = yield* taggedThroughput(many.slice(0, 1))
-      const taggedThousand = yield* taggedThroughput(many)
+      const taggedOne = yield* borrowThroughput(Tagged.make, many.slice(0, 1))
+      const taggedThousand = yield* borrowThroughput(Tagged.make, many)
       measurements.push({
         case: "tagged pool: borrow + return, 16 fibers, in-memory driver",
         metric: "throughput, 1,000 identities",

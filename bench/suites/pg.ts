@@ -11,65 +11,36 @@
  * 3. Cache hits: `cached` reads served from the result cache vs. the same read
  *    uncached.
  */
-import * as PgSql from "@effect/sql-pg/PgClient"
 import { PgClient } from "@tether/pg"
-import { PostgresCluster } from "@tether/testkit"
-import { execFile } from "node:child_process"
-import { Effect, Layer } from "effect"
-import * as Reactivity from "effect/reactivity/Reactivity"
-import postgres from "postgres"
+import { Effect } from "effect"
 import { effectLoop, promiseLoop, runScoped } from "../harness/loops.ts"
+import * as PgBench from "../harness/postgres.ts"
 import * as requirements from "../harness/requirements.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
-
-const CONNECTIONS = 8
-/** Every loop: half a second of warm-up, then a window with latencies. */
-const measured = { warmupMillis: 500, latencies: true }
-const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
-
-const pgbench = (args: ReadonlyArray<string>) =>
-  new Promise<string>((resolve, reject) =>
-    execFile(PGBENCH, [...args], { timeout: 120_000 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`pgbench failed: ${stderr || error.message}`)) : resolve(stdout))
-  )
 
 export const pgSuite: Suite = {
   name: "pg",
   description: "@tether/pg vs raw postgres.js and @effect/sql-pg (8 connections), pgbench ceiling, cache hits",
-  requires: [requirements.postgres, requirements.command("pgbench", { extraDirs: ["/usr/lib/postgresql/15/bin"] })],
+  requires: [requirements.postgres, PgBench.pgbenchRequirement],
   run: async ({ quick, log }) => {
     const millis = quick ? 1_000 : 3_000
     const measurements: Array<Measurement> = []
     const notes: Array<string> = []
 
     const program = Effect.gen(function*() {
-      log("pg: starting PostgreSQL")
-      const cluster = yield* PostgresCluster.make({ replicas: 0 })
-      const node = cluster.primary
-      const url = `postgres://${node.host}:${node.port}/postgres`
+      const { effectSql: sqlPg, node, raw, url } = yield* PgBench.startPostgres(log, "pg")
       const common = {
         endpoints: [url],
         user: "postgres",
         readFrom: "any" as const,
         health: false as const,
-        pool: { min: CONNECTIONS, max: CONNECTIONS },
+        pool: { min: PgBench.CONNECTIONS, max: PgBench.CONNECTIONS },
         slowQueryThreshold: "1 minute" as const
       }
       const exclusive = yield* PgClient.make(common)
       const multiplexed = yield* PgClient.make({ ...common, multiplex: 8 })
       yield* exclusive.write`create table if not exists bench_items (id int primary key, name text not null)`
       yield* exclusive.write`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g on conflict do nothing`
-
-      const raw = postgres(url, { username: "postgres", max: CONNECTIONS, fetch_types: false, onnotice: () => undefined })
-      yield* Effect.addFinalizer(() => Effect.promise(() => raw.end({ timeout: 1 }).catch(() => undefined)))
-      const sqlPg = yield* PgSql.make({
-        host: node.host,
-        port: node.port,
-        username: "postgres",
-        database: "postgres",
-        maxConnections: CONNECTIONS,
-        minConnections: CONNECTIONS
-      }).pipe(Effect.provide(Layer.succeed(Reactivity.Reactivity)(yield* Reactivity.make)))
 
       const workloads = [
         {
@@ -80,42 +51,21 @@ export const pgSuite: Suite = {
         },
         {
           name: "indexed read",
-          tether: (db: PgClient.PgClient) => (i: number) => db.read`select name from bench_items where id = ${(i % 10000) + 1}`,
-          raw: (i: number) => raw`select name from bench_items where id = ${(i % 10000) + 1}`,
-          effectSql: (i: number) => sqlPg`select name from bench_items where id = ${(i % 10000) + 1}`
+          tether: (db: PgClient.PgClient) => (i: number) => db.read`select name from bench_items where id = ${PgBench.itemId(i)}`,
+          raw: (i: number) => raw`select name from bench_items where id = ${PgBench.itemId(i)}`,
+          effectSql: (i: number) => sqlPg`select name from bench_items where id = ${PgBench.itemId(i)}`
         }
       ]
       for (const workload of workloads) {
         for (const concurrency of [1, 16, 64]) {
-          const ours = yield* effectLoop(workload.tether(exclusive), concurrency, millis, measured)
-          const mux = yield* effectLoop(workload.tether(multiplexed), concurrency, millis, measured)
-          const rawResult = yield* Effect.promise(() => promiseLoop(workload.raw, concurrency, millis, measured))
-          const effectSql = yield* effectLoop(workload.effectSql, concurrency, millis, measured)
+          const ours = yield* effectLoop(workload.tether(exclusive), concurrency, millis, PgBench.measured)
+          const mux = yield* effectLoop(workload.tether(multiplexed), concurrency, millis, PgBench.measured)
+          const rawResult = yield* Effect.promise(() => promiseLoop(workload.raw, concurrency, millis, PgBench.measured))
+          const effectSql = yield* effectLoop(workload.effectSql, concurrency, millis, PgBench.measured)
           const label = `${workload.name}, concurrency ${concurrency}`
-          measurements.push({
-            case: label,
-            metric: "throughput",
-            unit: "ops/s",
-            higherIsBetter: true,
-            tether: ours.opsPerSecond,
-            peers: {
-              "Tether multiplexed": mux.opsPerSecond,
-              "postgres.js": rawResult.opsPerSecond,
-              "@effect/sql-pg": effectSql.opsPerSecond
-            }
-          })
-          measurements.push({
-            case: label,
-            metric: "p99 latency",
-            unit: "µs",
-            higherIsBetter: false,
-            tether: ours.p99Micros,
-            peers: {
-              "Tether multiplexed": mux.p99Micros,
-              "postgres.js": rawResult.p99Micros,
-              "@effect/sql-pg": effectSql.p99Micros
-            }
-          })
+          measurements.push(
+            ...PgBench.throughputAndP99(label, ours, { "Tether multiplexed": mux, "postgres.js": rawResult, "@effect/sql-pg": effectSql })
+          )
           log(
             `pg: ${label}: Tether ${Math.round(ours.opsPerSecond)}, multiplexed ${Math.round(mux.opsPerSecond)}, ` +
               `postgres.js ${Math.round(rawResult.opsPerSecond)}, @effect/sql-pg ${Math.round(effectSql.opsPerSecond)} ops/s`
@@ -124,32 +74,18 @@ export const pgSuite: Suite = {
       }
 
       // The ceiling: pgbench select-only, 8 clients.
-      const seconds = quick ? 2 : 5
-      const connection = ["-h", node.host, "-p", String(node.port), "-U", "postgres"]
-      yield* Effect.promise(() => pgbench(["-i", "-s", "1", "-q", ...connection, "postgres"]))
-      const out = yield* Effect.promise(() =>
-        pgbench(["-S", "-c", String(CONNECTIONS), "-j", "2", "-T", String(seconds), ...connection, "postgres"])
+      const { ours, row, tps } = yield* PgBench.versusPgbench(
+        node,
+        { quick, millis, peer: "pgbench -S (ceiling)" },
+        (aid) => exclusive.read`select abalance from pgbench_accounts where aid = ${aid}`
       )
-      const tps = Number(/tps = ([0-9.]+)/.exec(out)?.[1] ?? Number.NaN)
-      const ours = yield* effectLoop(
-        (i) => exclusive.read`select abalance from pgbench_accounts where aid = ${(i % 100000) + 1}`,
-        CONNECTIONS,
-        millis
-      )
-      measurements.push({
-        case: `pgbench -S workload, ${CONNECTIONS} clients`,
-        metric: "throughput",
-        unit: "ops/s",
-        higherIsBetter: true,
-        tether: ours.opsPerSecond,
-        peers: { "pgbench -S (ceiling)": tps }
-      })
-      log(`pg: pgbench -S ${Math.round(tps)} tps; Tether on the same query ${Math.round(ours.opsPerSecond)} ops/s`)
+      measurements.push(row)
+      log(`pg: pgbench -S ${Math.round(tps)} tps; Tether on the same query ${Math.round(ours)} ops/s`)
 
       // Cache hits.
       const cachedClient = yield* PgClient.make({ ...common, cache: { ttl: "1 hour", capacity: 100 } })
-      const hit = yield* effectLoop(() => cachedClient.cached`select name from bench_items where id = ${1}`, 16, millis, measured)
-      const miss = yield* effectLoop(() => exclusive.read`select name from bench_items where id = ${1}`, 16, millis, measured)
+      const hit = yield* effectLoop(() => cachedClient.cached`select name from bench_items where id = ${1}`, 16, millis, PgBench.measured)
+      const miss = yield* effectLoop(() => exclusive.read`select name from bench_items where id = ${1}`, 16, millis, PgBench.measured)
       measurements.push({
         case: "indexed read, concurrency 16",
         metric: "throughput, cache hit",
@@ -167,7 +103,7 @@ export const pgSuite: Suite = {
       peers: ["Tether multiplexed", "postgres.js", "@effect/sql-pg", "pgbench -S (ceiling)", "Tether uncached"],
       measurements,
       notes: [
-        `One PostgreSQL 15 server on loopback; every client holds ${CONNECTIONS} connections. "Tether" is exclusive mode (a connection per statement in flight); "Tether multiplexed" pipelines up to 8 plain reads per connection.`,
+        `One PostgreSQL 15 server on loopback; every client holds ${PgBench.CONNECTIONS} connections. "Tether" is exclusive mode (a connection per statement in flight); "Tether multiplexed" pipelines up to 8 plain reads per connection.`,
         "Targets: Tether ≥ 0.9x of raw postgres.js and ≥ 1.0x of @effect/sql-pg at every concurrency.",
         "pgbench -S: its own select-only transactions (one primary-key lookup each) with 8 clients; Tether runs the same lookup.",
         ...notes

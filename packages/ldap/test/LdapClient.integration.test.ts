@@ -2,27 +2,20 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Identity } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Effect, Option, Redacted, Stream } from "effect"
-import { Dn, Filter, LdapClient, Ldif } from "../src/index.ts"
+import type { LdapClient } from "../src/index.ts"
+import { Dn, Filter, Ldif } from "../src/index.ts"
+import { adminClient } from "./support.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/EndUser") {}
 
 layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { excludeTestServices: true })(
   "LdapClient on real slapd",
   (it) => {
-    const clientOf = (directory: Slapd.Directory, options?: Partial<LdapClient.Options>) =>
-      LdapClient.make({
-        endpoints: [directory.server.url],
-        bindDn: directory.adminDn,
-        password: Redacted.make(directory.adminPassword),
-        health: false,
-        ...options
-      })
-
     describe("operations", () => {
       it.effect("add, get, compare, modify, modifyDN, delete, whoami — as the service account and as a user", () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
-          const ldap = yield* clientOf(directory)
+          const ldap = yield* adminClient(directory)
           const ou = `ou=ops,${directory.suffix}`
           yield* ldap.add(ou, { objectClass: ["organizationalUnit"], ou: "ops" })
           const dn = Dn.make([["cn", "Ada, Countess"]], ou)
@@ -52,7 +45,7 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
       it.effect("paged search over 10,000 entries added in bulk, then modified in bulk", () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
-          const ldap = yield* clientOf(directory, { pool: { max: 8 } })
+          const ldap = yield* adminClient(directory, { pool: { max: 8 } })
           const ou = `ou=bulk,${directory.suffix}`
           yield* ldap.add(ou, { objectClass: ["organizationalUnit"], ou: "bulk" })
           const entries = Stream.range(1, 10_000).pipe(
@@ -98,7 +91,7 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
       it.effect("importLdif applies entries and change records; search results written as LDIF parse back", () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
-          const ldap = yield* clientOf(directory)
+          const ldap = yield* adminClient(directory)
           const ou = `ou=ldif,${directory.suffix}`
           const text = [
             `dn: ${ou}`,
@@ -150,9 +143,9 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
           const ca = [directory.caCertPem!]
-          const ldaps = yield* clientOf(directory, { endpoints: [directory.server.ldapsUrl!], tls: { ca }, retry: false })
+          const ldaps = yield* adminClient(directory, { endpoints: [directory.server.ldapsUrl!], tls: { ca }, retry: false })
           expect(yield* ldaps.whoami).toBe(`dn:${directory.adminDn}`)
-          const startTls = yield* clientOf(directory, {
+          const startTls = yield* adminClient(directory, {
             endpoints: [directory.servers[1]!.url],
             startTls: true,
             tls: { ca, servername: "localhost" },
@@ -160,10 +153,10 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
           })
           expect(yield* startTls.whoami).toBe(`dn:${directory.adminDn}`)
 
-          const untrusted = yield* clientOf(directory, { endpoints: [directory.server.ldapsUrl!], retry: false })
+          const untrusted = yield* adminClient(directory, { endpoints: [directory.server.ldapsUrl!], retry: false })
           const noCa = yield* Effect.flip(untrusted.whoami)
           expect(noCa._tag).toBe("LdapConnectionError")
-          const wrongHost = yield* clientOf(directory, {
+          const wrongHost = yield* adminClient(directory, {
             endpoints: [directory.server.ldapsUrl!],
             tls: { ca, servername: "not-this-server.example" },
             retry: false
@@ -177,7 +170,7 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
       it.effect("malformed DN, malformed filter, wrong password, unknown host: typed errors", () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
-          const ldap = yield* clientOf(directory)
+          const ldap = yield* adminClient(directory)
           const badDn = yield* Effect.flip(ldap.add("this is not a dn", { objectClass: ["person"], cn: "x", sn: "y" }))
           expect(badDn._tag === "LdapOperationError" && badDn.kind).toBe("invalid-dn")
           const badFilter = yield* Effect.flip(ldap.searchAll(directory.suffix, { filter: "(uid=x" }))
@@ -191,7 +184,7 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
           expect(denied._tag).toBe("LdapInvalidCredentials")
           expect(denied.message).not.toContain(secret)
 
-          const nowhere = yield* clientOf(directory, { endpoints: ["ldap://no-such-host.invalid:389"], retry: false })
+          const nowhere = yield* adminClient(directory, { endpoints: ["ldap://no-such-host.invalid:389"], retry: false })
           const unknownHost = yield* Effect.flip(nowhere.whoami)
           expect(unknownHost._tag).toBe("LdapConnectionError")
         }).pipe(Effect.scoped))
@@ -201,7 +194,7 @@ layer(Slapd.layer({ servers: 2, replication: true, tls: true, users: 5 }), { exc
       it.effect("one of two replicating servers killed: every search still succeeds", () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
-          const ldap = yield* clientOf(directory, {
+          const ldap = yield* adminClient(directory, {
             endpoints: directory.servers.map((s) => s.url),
             strategy: "round-robin",
             health: { interval: "250 millis", timeout: "250 millis" }

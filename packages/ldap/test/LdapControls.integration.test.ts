@@ -4,6 +4,7 @@ import { Slapd } from "@tether/testkit"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { Changes, Entries, LdapClient, PasswordModify, RequestControl } from "../src/index.ts"
 import { controlsSuite } from "./controlsSuite.ts"
+import { adminClient } from "./support.ts"
 
 class User1 extends Identity.Service<User1>()("test/User1") {}
 
@@ -103,13 +104,10 @@ layer(Slapd.layer({ servers: 2, users: 4, sssvlv: true }), { excludeTestServices
   it.effect("a sorted search with a dead first server runs on the second, checked against that server's root DSE", () =>
     Effect.gen(function*() {
       const d = yield* Slapd.Slapd
-      const ldap = yield* LdapClient.make({
+      const ldap = yield* adminClient(d, {
         endpoints: d.servers.map((s) => s.url),
-        bindDn: d.adminDn,
-        password: Redacted.make(d.adminPassword),
         allowPlaintext: true,
         strategy: "priority",
-        health: false,
         connectTimeout: "10 seconds",
         timeout: "20 seconds"
       })
@@ -130,12 +128,8 @@ layer(Slapd.layer({ servers: 1, users: 2, ppolicy: { defaultPolicy: { pwdMustCha
   it.effect("after an administrator's reset the user's operations are refused as changeAfterReset until the password changes", () =>
     Effect.gen(function*() {
       const d = yield* Slapd.Slapd
-      const ldap = yield* LdapClient.make({
-        endpoints: [d.server.url],
-        bindDn: d.adminDn,
-        password: Redacted.make(d.adminPassword),
-        allowPlaintext: true,
-        health: false
+      const ldap = yield* adminClient(d, {
+        allowPlaintext: true
       })
       const u = d.users[0]!
       yield* PasswordModify.modifyWith(ldap, { user: u.dn, newPassword: Redacted.make("Reset-Pass-1") })

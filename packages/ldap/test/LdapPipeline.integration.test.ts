@@ -8,8 +8,9 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { ServerSet } from "@tether/core"
 import { FaultProxy, Slapd } from "@tether/testkit"
-import { Clock, Effect, Exit, Option, Random, Redacted } from "effect"
+import { Clock, Effect, Exit, Option, Random } from "effect"
 import { LdapClient } from "../src/index.ts"
+import { adminClient } from "./support.ts"
 
 /** Whether a failure may have reached the server, by what the error itself says. */
 const mayHaveReachedServer = (error: unknown): boolean => {
@@ -30,12 +31,8 @@ const mayHaveReachedServer = (error: unknown): boolean => {
 
 layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LDAP pipelining on real slapd", (it) => {
   const clientOf = (directory: Slapd.Directory, options?: Partial<LdapClient.Options>) =>
-    LdapClient.make({
-      endpoints: [directory.server.url],
-      bindDn: directory.adminDn,
-      password: Redacted.make(directory.adminPassword),
+    adminClient(directory, {
       allowPlaintext: true,
-      health: false,
       ...options,
       pool: { acquireTimeout: "30 seconds", connectTimeout: "30 seconds", ...options?.pool }
     })
@@ -127,12 +124,9 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LD
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd
         const proxy = yield* FaultProxy.make({ target: directory.server })
-        const ldap = yield* LdapClient.make({
+        const ldap = yield* adminClient(directory, {
           endpoints: [proxy.url("ldap")],
-          bindDn: directory.adminDn,
-          password: Redacted.make(directory.adminPassword),
           allowPlaintext: true,
-          health: false,
           breaker: false,
           timeout: "10 seconds",
           pool: { max: 2, acquireTimeout: "30 seconds", connectTimeout: "30 seconds" }
@@ -177,12 +171,8 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LD
           discard: true
         })
         // Check what the server holds, directly (no proxy).
-        const check = yield* LdapClient.make({
-          endpoints: [directory.server.url],
-          bindDn: directory.adminDn,
-          password: Redacted.make(directory.adminPassword),
-          allowPlaintext: true,
-          health: false
+        const check = yield* adminClient(directory, {
+          allowPlaintext: true
         })
         const present = new Set((yield* check.searchAll(ou, { scope: "one", attributes: ["cn"] })).map((e) => e.dn.toLowerCase()))
         const summary = JSON.stringify({

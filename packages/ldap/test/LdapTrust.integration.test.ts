@@ -8,6 +8,7 @@ import { Identity } from "@tether/core"
 import { FaultProxy, Slapd } from "@tether/testkit"
 import { Clock, Effect, Exit, Fiber, Metric, Random, Redacted, Stream } from "effect"
 import { LdapClient } from "../src/index.ts"
+import { adminClient } from "./support.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/trust/EndUser") {}
 
@@ -143,11 +144,7 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("LD
       () =>
         Effect.gen(function*() {
           const directory = yield* Slapd.Slapd
-          const ldap = yield* LdapClient.make({
-            endpoints: [directory.server.url],
-            bindDn: directory.adminDn,
-            password: Redacted.make(directory.adminPassword),
-            health: false,
+          const ldap = yield* adminClient(directory, {
             pool: { max: 8, maxPerIdentity: 2, acquireTimeout: "20 seconds" }
           })
           const victims = directory.users.slice(0, 10)

@@ -1,8 +1,10 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Slapd } from "@tether/testkit"
-import { Effect, Option, Redacted, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import { execFileSync } from "node:child_process"
-import { LdapClient, Ldif } from "../src/index.ts"
+import type { LdapClient } from "../src/index.ts"
+import { Ldif } from "../src/index.ts"
+import { adminClient } from "./support.ts"
 
 const JPEG = new Uint8Array([0xef, 0xbb, 0xbf, 0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46])
 /** Octets that happen to be valid UTF-8: still bytes, because the schema says the attribute is binary. */
@@ -16,14 +18,6 @@ const CERT = new Uint8Array(execFileSync("openssl", [
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64")
 
 layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDAP values and results", (it) => {
-  const clientOf = (directory: Slapd.Directory, options?: Partial<LdapClient.Options>) =>
-    LdapClient.make({
-      endpoints: [directory.server.url],
-      bindDn: directory.adminDn,
-      password: Redacted.make(directory.adminPassword),
-      health: false,
-      ...options
-    })
 
   const importText = (ldap: LdapClient.LdapClient, text: string, options?: LdapClient.BulkOptions) =>
     ldap.importLdif(Ldif.parse(Stream.make(text), { keepGoing: true }), options)
@@ -32,7 +26,7 @@ layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDA
     it.effect("come back as the exact bytes, decided from the server's schema, ;binary and the user's list", () =>
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd
-        const ldap = yield* clientOf(directory)
+        const ldap = yield* adminClient(directory)
         const ou = `ou=binary,${directory.suffix}`
         const dn = `uid=fiona,${ou}`
         const report = yield* importText(ldap, [
@@ -69,7 +63,7 @@ layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDA
         expect(entry.attributes["description"]).toEqual(["plain text"])
 
         // The user's list adds attributes; without the schema a built-in list still covers jpegPhoto.
-        const listed = yield* clientOf(directory, { binaryAttributes: ["description"], readSchema: false })
+        const listed = yield* adminClient(directory, { binaryAttributes: ["description"], readSchema: false })
         const seen = Option.getOrThrow(yield* listed.get(dn))
         expect(seen.attributes["description"]![0]).toBeInstanceOf(Uint8Array)
         expect(seen.attributes["jpegPhoto"]!.every((p) => p instanceof Uint8Array)).toBe(true)
@@ -87,7 +81,7 @@ layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDA
     it.effect("truncation by sizeLimit and search references come through searchItems / searchWithInfo", () =>
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd
-        const ldap = yield* clientOf(directory)
+        const ldap = yield* adminClient(directory)
         const ou = `ou=results,${directory.suffix}`
         const lines = [`dn: ${ou}`, "objectClass: organizationalUnit", "ou: results", ""]
         for (let i = 0; i < 6; i++) lines.push(`dn: cn=d${i},${ou}`, "objectClass: device", `cn: d${i}`, "")
@@ -126,7 +120,7 @@ layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDA
     it.effect("increment, modrdn with deleteoldrdn 0 and 1, controls, as ldapmodify applies them", () =>
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd
-        const ldap = yield* clientOf(directory)
+        const ldap = yield* adminClient(directory)
         const ou = `ou=changes,${directory.suffix}`
         const text = [
           `dn: ${ou}`,
@@ -193,7 +187,7 @@ layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDA
     it.effect("never aborts: 18 good entries kept around bad records, each reported with line, DN and typed reason", () =>
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd
-        const ldap = yield* clientOf(directory)
+        const ldap = yield* adminClient(directory)
         const ou = `ou=mixed,${directory.suffix}`
         const lines: Array<string> = [`dn: ${ou}`, "objectClass: organizationalUnit", "ou: mixed", ""]
         const expectedBad: Array<[string, string]> = []
@@ -236,7 +230,7 @@ layer(Slapd.layer({ servers: 1, users: 3 }), { excludeTestServices: true })("LDA
     it.effect("parent-safe at any concurrency: a 4-level tree in parent-before-child order imports completely", () =>
       Effect.gen(function*() {
         const directory = yield* Slapd.Slapd
-        const ldap = yield* clientOf(directory, { pool: { max: 16 } })
+        const ldap = yield* adminClient(directory, { pool: { max: 16 } })
         for (const concurrency of [8, 32]) {
           const root = `ou=tree${concurrency},${directory.suffix}`
           const lines = [`dn: ${root}`, "objectClass: organizationalUnit", `ou: tree${concurrency}`, ""]

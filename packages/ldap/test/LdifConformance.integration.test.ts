@@ -13,12 +13,13 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Slapd } from "@tether/testkit"
-import { Effect, Redacted, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { execFile, execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { LdapClient, Ldif } from "../src/index.ts"
+import { Ldif } from "../src/index.ts"
+import { adminClient } from "./support.ts"
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures", "ldif")
 const SUFFIX = "dc=airius,dc=com"
@@ -121,6 +122,14 @@ const changesFile = (count: number): string => {
   return lines.join("\n")
 }
 
+/** The directory's two servers (one written by Tether, one by ldapmodify) and Tether's client on the first. */
+const tetherAndTools = Effect.gen(function*() {
+  const directory = yield* Slapd.Slapd
+  const [viaTether, viaTools] = directory.servers
+  const ldap = yield* adminClient(directory, { endpoints: [viaTether!.url], pool: { max: 8 } })
+  return { directory, ldap, viaTether, viaTools }
+})
+
 layer(Slapd.layer({ servers: 2, replication: false, users: 3, suffix: SUFFIX }), { excludeTestServices: true })(
   "LDIF conformance against ldapmodify",
   (it) => {
@@ -146,15 +155,7 @@ layer(Slapd.layer({ servers: 2, replication: false, users: 3, suffix: SUFFIX }),
 
     it.effect("every file: parse = parse(write(parse)); Tether's import = ldapmodify -a -c's, value by value", () =>
       Effect.gen(function*() {
-        const directory = yield* Slapd.Slapd
-        const [viaTether, viaTools] = directory.servers
-        const ldap = yield* LdapClient.make({
-          endpoints: [viaTether!.url],
-          bindDn: directory.adminDn,
-          password: Redacted.make(directory.adminPassword),
-          health: false,
-          pool: { max: 8 }
-        })
+        const { directory, ldap, viaTether, viaTools } = yield* tetherAndTools
         const urls = { baseDirectory: tmp }
         const summary: Array<string> = []
         for (const file of files()) {
@@ -229,15 +230,7 @@ layer(Slapd.layer({ servers: 2, replication: false, users: 0, suffix: "dc=exampl
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ldif-real-"))
     it.effect("every collected file: parse = parse(write(parse)); Tether's import = ldapmodify -a -c's, value by value", () =>
       Effect.gen(function*() {
-        const directory = yield* Slapd.Slapd
-        const [viaTether, viaTools] = directory.servers
-        const ldap = yield* LdapClient.make({
-          endpoints: [viaTether!.url],
-          bindDn: directory.adminDn,
-          password: Redacted.make(directory.adminPassword),
-          health: false,
-          pool: { max: 8 }
-        })
+        const { directory, ldap, viaTether, viaTools } = yield* tetherAndTools
         const summary: Array<string> = []
         const counts: Record<string, { records: number; done: number; failed: number }> = {}
         for (const name of fs.readdirSync(REAL).filter((f) => f.endsWith(".ldif")).sort()) {

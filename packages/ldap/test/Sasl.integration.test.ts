@@ -4,6 +4,7 @@ import { Slapd } from "@tether/testkit"
 import { Effect, Layer, Redacted } from "effect"
 import { Client } from "ldapts"
 import { LdapClient, LdapSession, Sasl } from "../src/index.ts"
+import { adminClient } from "./support.ts"
 
 class Ann extends Identity.Service<Ann>()("test/Ann") {}
 
@@ -65,12 +66,8 @@ layer(Slapd.layer({ servers: 1, users: 3, sasl: true }), { excludeTestServices: 
   it.effect("one pooled connection re-bound between mechanisms and identities always answers as the identity asked for", () =>
     Effect.gen(function*() {
       const d = yield* Slapd.Slapd
-      const ldap = yield* LdapClient.make({
-        endpoints: [d.server.url],
-        bindDn: d.adminDn,
-        password: Redacted.make(d.adminPassword),
+      const ldap = yield* adminClient(d, {
         allowPlaintext: true,
-        health: false,
         pool: { max: 1 }
       })
       const [u1, u2] = [d.users[0]!, d.users[1]!]

@@ -3,13 +3,10 @@ import { PgClient, PgSql } from "@tether/pg"
 import { PostgresCluster, SteadyLoad } from "@tether/testkit"
 import { Effect, Fiber, Schedule } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
-
-const urlOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
+import { urlOf } from "./support.ts"
 
 const requestsOf = (db: PgClient.PgClient) =>
   Effect.map(db.status, (s) => new Map(s.endpoints.map((e) => [e.id, e.requests])))
-
-const idOf = (node: PostgresCluster.Node) => `postgres://${node.host}:${node.port}/postgres`
 
 layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("PgClient reconfigured under load", (it) => {
   it.effect(
@@ -17,8 +14,8 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("Pg
     () =>
       Effect.gen(function*() {
         const cluster = yield* PostgresCluster.PostgresCluster
-        const primary = idOf(cluster.primary)
-        const replica = idOf(cluster.replicas[0]!)
+        const primary = urlOf(cluster.primary)
+        const replica = urlOf(cluster.replicas[0]!)
         const db = yield* PgClient.make({
           name: "reconfigured",
           endpoints: [{ url: urlOf(cluster.primary), role: "primary" }],
@@ -129,7 +126,7 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("Pg
   it.effect("PgSql: one handle steers the pipelined and the exclusive sets; reads under load never fail", () =>
     Effect.gen(function*() {
       const cluster = yield* PostgresCluster.PostgresCluster
-      const replica = idOf(cluster.replicas[0]!)
+      const replica = urlOf(cluster.replicas[0]!)
       const sql = yield* PgSql.make({
         endpoints: cluster.nodes.map((node) => ({ url: urlOf(node), role: node.role })),
         user: "postgres",

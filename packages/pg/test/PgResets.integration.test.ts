@@ -9,14 +9,15 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { FaultProxy, PostgresCluster } from "@tether/testkit"
-import { Clock, Effect, Fiber, Random, Stream } from "effect"
+import { Clock, Effect, Exit, Random, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { PgClient, PgSql } from "../src/index.ts"
+import { chaoticCall, count, failureOf, type Storm, urlOf, withResets } from "./support.ts"
 
 layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("connection resets", (it) => {
   /** Options of a client through `proxy`, with no health probe or breaker in the way. */
   const through = (proxy: FaultProxy.Proxy) => ({
-    endpoints: [{ url: `postgres://${proxy.host}:${proxy.port}/postgres`, role: "primary" as const }],
+    endpoints: [{ url: urlOf(proxy), role: "primary" as const }],
     user: "postgres",
     health: false as const,
     breaker: false as const,
@@ -32,42 +33,27 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("co
   ) =>
     Effect.gen(function*() {
       const tally = { ok: 0, okAfter: 0, failed: new Map<string, number>() }
-      let storming = true
       const start = yield* Clock.currentTimeMillis
-      const worker = (n: number) =>
+      const worker = (storm: Storm, n: number) =>
         Effect.gen(function*() {
-          while (storming || tally.okAfter < 50) {
-            const style = yield* Random.nextIntBetween(0, 10)
-            if (style === 0) {
-              // Interrupted at a random point, its session in any state.
-              const fiber = yield* Effect.forkChild(read(n))
-              yield* Effect.sleep(yield* Random.nextIntBetween(0, 3))
-              yield* Fiber.interrupt(fiber)
-              continue
-            }
-            const result = yield* Effect.result(style === 1 ? Effect.timeout(read(n), yield* Random.nextIntBetween(1, 5)) : read(n))
-            if (result._tag === "Success") {
-              expect(result.success[0]!.n).toBe(n)
+          while (storm.storming || tally.okAfter < 50) {
+            const result = yield* chaoticCall(read(n), 3)
+            if (result === undefined) continue
+            if (Exit.isSuccess(result)) {
+              expect(result.value[0]!.n).toBe(n)
               tally.ok++
-              if (!storming) tally.okAfter++
+              if (!storm.storming) tally.okAfter++
             } else {
-              const tag = result.failure._tag
-              tally.failed.set(tag, (tally.failed.get(tag) ?? 0) + 1)
+              count(tally.failed, failureOf(result))
             }
             yield* Effect.sleep(yield* Random.nextIntBetween(0, 5))
           }
         })
-      let resets = 0
-      yield* Effect.all([
-        Effect.forEach(Array.from({ length: 24 }, (_, n) => n), worker, { concurrency: "unbounded", discard: true }),
-        Effect.gen(function*() {
-          while ((yield* Clock.currentTimeMillis) < start + 8_000) {
-            yield* Effect.sleep(yield* Random.nextIntBetween(50, 150))
-            resets += yield* proxy.resetAll
-          }
-          storming = false
-        })
-      ], { concurrency: "unbounded", discard: true })
+      const { resets } = yield* withResets(
+        proxy,
+        { every: [50, 150], keepResetting: () => Effect.map(Clock.currentTimeMillis, (now) => now < start + 8_000) },
+        (storm) => Effect.forEach(Array.from({ length: 24 }, (_, n) => n), (n) => worker(storm, n), { concurrency: "unbounded", discard: true })
+      )
       const summary = JSON.stringify({ ...tally, failed: Object.fromEntries(tally.failed), resets })
       expect(resets, summary).toBeGreaterThan(20)
       expect(tally.okAfter, summary).toBeGreaterThanOrEqual(50)

@@ -5,7 +5,7 @@ import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import { PgSql } from "../src/index.ts"
 import { sharedSuite } from "./sqlSuite.ts"
-import { writeLoad } from "./writeLoad.ts"
+import { expectCleanAudit, synchronous, writeLoad } from "./writeLoad.ts"
 
 /**
  * The same effect/sql suite through a real PgBouncer in transaction pooling mode, with fewer
@@ -108,16 +108,6 @@ layer(Layer.provideMerge(Sql, Bouncer), { excludeTestServices: true })("PgSql th
   })
 })
 
-/** Synchronous replication (remote_apply): a commit is acknowledged once the replica applied it. */
-const synchronous = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  yield* sql`alter system set synchronous_standby_names = '*'`
-  yield* sql`select pg_reload_conf()`
-  yield* sql<{ n: number }>`select count(*)::int as n from pg_stat_replication where sync_state = 'sync'`.pipe(
-    Effect.repeat({ until: (rows) => rows[0]!.n >= 1, schedule: Schedule.spaced("50 millis"), times: 200 })
-  )
-})
-
 const FailoverBouncer = Layer.unwrap(Effect.gen(function*() {
   const cluster = yield* PostgresCluster.PostgresCluster
   return PgBouncer.layer({ target: cluster.primary, poolMode: "transaction", poolSize: 4 })
@@ -156,12 +146,7 @@ layer(FailoverBouncer, { excludeTestServices: true })("PgSql through PgBouncer a
       yield* load.committedAfterMark.pipe(
         Effect.repeat({ until: (n) => n > 10, schedule: Schedule.spaced("100 millis"), times: 300 })
       )
-      const { counts, duplicated, lost, phantom } = yield* load.stopAndAudit
-      expect(lost).toEqual([])
-      expect(phantom).toEqual([])
-      expect(duplicated).toBe(0)
-      expect(counts.committed).toBeGreaterThan(30)
-      expect(yield* load.committedAfterMark).toBeGreaterThan(10)
+      const counts = yield* expectCleanAudit(load, { committed: 30, afterMark: 10 })
       yield* Effect.logInfo(`PgSql through PgBouncer, failover: ${JSON.stringify(counts)}`)
     }).pipe(Effect.provide(Reactivity.layer), Effect.scoped))
 })

@@ -21,6 +21,7 @@ import { FaultProxy, PostgresCluster } from "@tether/testkit"
 import { Cause, Deferred, Effect, Exit, Fiber, Metric, Random, Redacted, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { PgClient, PgSql } from "../src/index.ts"
+import { chaoticCall, count, failureOf, type Storm, urlOf, withResets } from "./support.ts"
 
 class EndUser extends Identity.Service<EndUser>()("test/PgTrust/EndUser") {}
 
@@ -30,22 +31,6 @@ const roleName = (i: number) => `trust_user_${i}`
 const rolePassword = (i: number) => `trust-Pw-${i}-${(i * 7919).toString(36)}`
 const identity = (i: number, password = rolePassword(i)) =>
   Identity.make(roleName(i), Redacted.make(password), { label: `user${i}` })
-
-/** A node's URL without credentials. */
-const urlOf = (node: { readonly host: string; readonly port: number }) => `postgres://${node.host}:${node.port}/postgres`
-
-/** What a failed operation ended in: the error's tag, `Interrupt`, or `Die`. */
-const failureOf = (exit: Exit.Exit<unknown, unknown>): string => {
-  if (Exit.isSuccess(exit)) return "Success"
-  const fail = exit.cause.reasons.find(Cause.isFailReason)
-  if (fail !== undefined) {
-    const error = fail.error
-    return typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "untagged"
-  }
-  return Exit.hasInterrupts(exit) ? "Interrupt" : "Die"
-}
-
-const count = (tally: Map<string, number>, key: string) => tally.set(key, (tally.get(key) ?? 0) + 1)
 
 /** Who the server says runs the statement. */
 interface Who {
@@ -99,8 +84,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("Po
         failed: new Map<string, number>(),
         okAfter: Array.from({ length: ROLES }, () => 0)
       }
-      let storming = true
-      const one = (i: number) =>
+      const one = (storm: Storm, i: number) =>
         Effect.gen(function*() {
           const check = Effect.tap(options.operation(i), (who) =>
             Effect.sync(() => {
@@ -108,43 +92,32 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("Po
                 tally.wrong.push(`${roleName(i)} saw current_user ${who.current}, session_user ${who.session}`)
               } else {
                 tally.ok++
-                if (storming) tally.okDuringStorm++
+                if (storm.storming) tally.okDuringStorm++
                 else tally.okAfter[i]!++
               }
             }))
-          if (storming) tally.duringStorm++
-          const style = yield* Random.nextIntBetween(0, 10)
-          if (style === 0) {
-            // Interrupted at a random point: connecting, authenticating, switching mode, or in flight.
-            const fiber = yield* Effect.forkChild(check)
-            yield* Effect.sleep(yield* Random.nextIntBetween(0, 4))
-            yield* Fiber.interrupt(fiber)
-            tally.interrupted++
-            return
-          }
-          const exit = yield* Effect.exit(style === 1 ? Effect.timeout(check, yield* Random.nextIntBetween(1, 5)) : check)
-          if (Exit.isFailure(exit)) count(tally.failed, failureOf(exit))
+          if (storm.storming) tally.duringStorm++
+          const exit = yield* chaoticCall(check, 4)
+          if (exit === undefined) tally.interrupted++
+          else if (Exit.isFailure(exit)) count(tally.failed, failureOf(exit))
         })
-      let rounds = 0
-      let reset = 0
-      yield* Effect.all([
-        Effect.forEach(Array.from({ length: ROLES * 2 }, (_, k) => k % ROLES), (i) =>
-          Effect.gen(function*() {
-            while (storming || tally.okAfter[i]! < options.after) {
-              yield* one(i)
-              yield* Effect.sleep(yield* Random.nextIntBetween(0, 10))
-            }
-          }), { concurrency: "unbounded", discard: true }),
-        Effect.gen(function*() {
+      const { resets: reset, rounds } = yield* withResets(
+        options.proxy,
+        {
+          every: [100, 200],
           // Until enough rounds were done and enough operations ran (and some succeeded) between resets, however loaded the machine.
-          while (rounds < options.rounds || tally.duringStorm < options.during || tally.okDuringStorm < 20) {
-            yield* Effect.sleep(yield* Random.nextIntBetween(100, 200))
-            reset += yield* options.proxy.resetAll
-            rounds++
-          }
-          storming = false
-        })
-      ], { concurrency: "unbounded", discard: true })
+          keepResetting: (rounds) =>
+            Effect.sync(() => rounds < options.rounds || tally.duringStorm < options.during || tally.okDuringStorm < 20)
+        },
+        (storm) =>
+          Effect.forEach(Array.from({ length: ROLES * 2 }, (_, k) => k % ROLES), (i) =>
+            Effect.gen(function*() {
+              while (storm.storming || tally.okAfter[i]! < options.after) {
+                yield* one(storm, i)
+                yield* Effect.sleep(yield* Random.nextIntBetween(0, 10))
+              }
+            }), { concurrency: "unbounded", discard: true })
+      )
       const summary = JSON.stringify({ ...tally, failed: Object.fromEntries(tally.failed), rounds, reset })
       yield* Effect.logInfo(`storm: ${summary}`)
       return { tally, reset, summary }

@@ -4,6 +4,7 @@
  */
 import { describe, expect } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
+import type { Duration } from "effect"
 import { Cause, Effect, Exit, Fiber, Schema, Stream, Tracer } from "effect"
 import * as Migrator from "effect/sql/Migrator"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -24,6 +25,27 @@ export class Person extends Model.Class<Person>("Person")({
 }) {}
 
 const unique = (prefix: string) => `${prefix}_${Math.random().toString(36).slice(2, 8)}`
+
+/**
+ * A fresh counter table (one row, id 1, n 0) and a read-modify-write of it
+ * with `pause` between the read and the write (a lost update unless
+ * serialized); `attempts` counts the times the increment ran.
+ */
+const counter = (sql: SqlClient.SqlClient, prefix: string, pause: Duration.Input) =>
+  Effect.gen(function*() {
+    const table = unique(prefix)
+    yield* sql`create table ${sql(table)} (id int primary key, n int not null)`
+    yield* sql`insert into ${sql(table)} values (1, 0)`
+    const value = Effect.map(sql<{ n: number }>`select n from ${sql(table)} where id = 1`, (rows) => rows[0]!.n)
+    const state = { attempts: 0 }
+    const increment = Effect.gen(function*() {
+      state.attempts++
+      const n = yield* value
+      yield* Effect.sleep(pause)
+      yield* sql`update ${sql(table)} set n = ${n + 1} where id = 1`
+    })
+    return { state, increment, value }
+  })
 
 /** Writes a migrations directory: two files, the second depending on the first. */
 export const migrationsDir = (table: string) => {
@@ -202,21 +224,12 @@ export const sharedSuite = <R>(it: Vitest.MethodsNonLive<R | SqlClient.SqlClient
     it.effect("PgSql.withTransaction: serializable, and idempotent blocks retried as a whole on a conflict", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const table = unique("counter")
-        yield* sql`create table ${sql(table)} (id int primary key, n int not null)`
-        yield* sql`insert into ${sql(table)} values (1, 0)`
-        let attempts = 0
-        const increment = Effect.gen(function*() {
-          attempts++
-          const [{ n }] = (yield* sql<{ n: number }>`select n from ${sql(table)} where id = 1`) as [{ n: number }]
-          yield* Effect.sleep("20 millis")
-          yield* sql`update ${sql(table)} set n = ${n + 1} where id = 1`
-        }).pipe(PgSql.withTransaction({ isolation: "serializable", idempotent: true }))
-        yield* Effect.all(Array.from({ length: 4 }, () => increment), { concurrency: "unbounded" })
-        const [{ n }] = (yield* sql<{ n: number }>`select n from ${sql(table)} where id = 1`) as [{ n: number }]
+        const { increment, state, value } = yield* counter(sql, "counter", "20 millis")
+        const serialized = increment.pipe(PgSql.withTransaction({ isolation: "serializable", idempotent: true }))
+        yield* Effect.all(Array.from({ length: 4 }, () => serialized), { concurrency: "unbounded" })
         // No lost update: every increment counted once, conflicts were retried.
-        expect(n).toBe(4)
-        expect(attempts).toBeGreaterThan(4)
+        expect(yield* value).toBe(4)
+        expect(state.attempts).toBeGreaterThan(4)
         const [{ level }] = (yield* sql<{ level: string }>`select current_setting('transaction_isolation') as level`.pipe(
           PgSql.withTransaction({ isolation: "repeatable read" })
         )) as [{ level: string }]
@@ -226,20 +239,12 @@ export const sharedSuite = <R>(it: Vitest.MethodsNonLive<R | SqlClient.SqlClient
     it.effect("a non-idempotent transaction is not retried on a conflict", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const table = unique("noretry")
-        yield* sql`create table ${sql(table)} (id int primary key, n int not null)`
-        yield* sql`insert into ${sql(table)} values (1, 0)`
-        let attempts = 0
-        const increment = Effect.gen(function*() {
-          attempts++
-          const [{ n }] = (yield* sql<{ n: number }>`select n from ${sql(table)} where id = 1`) as [{ n: number }]
-          yield* Effect.sleep("50 millis")
-          yield* sql`update ${sql(table)} set n = ${n + 1} where id = 1`
-        }).pipe(PgSql.withTransaction({ isolation: "serializable" }))
-        const results = yield* Effect.all(Array.from({ length: 3 }, () => Effect.exit(increment)), {
+        const { increment, state } = yield* counter(sql, "noretry", "50 millis")
+        const serialized = increment.pipe(PgSql.withTransaction({ isolation: "serializable" }))
+        const results = yield* Effect.all(Array.from({ length: 3 }, () => Effect.exit(serialized)), {
           concurrency: "unbounded"
         })
-        expect(attempts).toBe(3)
+        expect(state.attempts).toBe(3)
         const failures = results.filter(Exit.isFailure)
         expect(failures.length).toBeGreaterThan(0)
         for (const failure of failures) {

@@ -1,9 +1,11 @@
 /**
  * Writes under a failover, each accounted for: four writers insert increasing ids (pipelined on the
  * client's shared connections) and record each outcome — committed, failed, or outcome-unknown.
+ * Also what the failover tests set up before it (`synchronous` replication).
  */
-import { Effect, Fiber } from "effect"
-import type * as SqlClient from "effect/sql/SqlClient"
+import { expect } from "@effect/vitest"
+import { Effect, Fiber, Schedule } from "effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export type Outcome = "committed" | "unknown" | "failed"
 
@@ -58,3 +60,32 @@ export const writeLoad = (client: SqlClient.SqlClient, table: string) =>
       })
     }
   })
+
+/** A running {@link writeLoad}. */
+export type WriteLoad = Effect.Success<ReturnType<typeof writeLoad>>
+
+/**
+ * Stops `load` and expects its audit clean: no committed write lost, no failed write stored, no
+ * duplicate; more than `committed` writes committed in all and more than `afterMark` after the
+ * mark. Returns the counts.
+ */
+export const expectCleanAudit = (load: WriteLoad, least: { readonly committed: number; readonly afterMark: number }) =>
+  Effect.gen(function*() {
+    const { counts, duplicated, lost, phantom } = yield* load.stopAndAudit
+    expect(lost).toEqual([])
+    expect(phantom).toEqual([])
+    expect(duplicated).toBe(0)
+    expect(counts.committed).toBeGreaterThan(least.committed)
+    expect(yield* load.committedAfterMark).toBeGreaterThan(least.afterMark)
+    return counts
+  })
+
+/** Synchronous replication (remote_apply): a commit is acknowledged once the replica applied it. */
+export const synchronous = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`alter system set synchronous_standby_names = '*'`
+  yield* sql`select pg_reload_conf()`
+  yield* sql<{ n: number }>`select count(*)::int as n from pg_stat_replication where sync_state = 'sync'`.pipe(
+    Effect.repeat({ until: (rows) => rows[0]!.n >= 1, schedule: Schedule.spaced("50 millis"), times: 200 })
+  )
+})

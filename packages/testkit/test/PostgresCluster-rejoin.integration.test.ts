@@ -3,9 +3,10 @@
  * the old timeline — a split brain — and is then rebuilt as a streaming replica of the new one.
  */
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit } from "effect"
+import { Effect, Exit } from "effect"
 import postgres from "postgres"
 import { PostgresCluster } from "../src/index.ts"
+import { eventually } from "./eventually.ts"
 
 /** One statement on a fresh connection, closed afterwards. */
 const scalar = (url: string, text: string) =>
@@ -20,18 +21,6 @@ const scalar = (url: string, text: string) =>
       }
     },
     catch: (e) => e
-  })
-
-/** Polls until `check` succeeds with true (bounded). */
-const eventually = <E>(check: Effect.Effect<boolean, E>, timeout = Duration.seconds(20)) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + Duration.toMillis(timeout)
-    while (true) {
-      const result = yield* Effect.result(check)
-      if (result._tag === "Success" && result.success) return
-      if (Date.now() > deadline) return yield* Effect.die(new Error("condition not met in time"))
-      yield* Effect.sleep(Duration.millis(50))
-    }
   })
 
 it.live("an old primary restarted after a failover is a second primary until it rejoins as a replica", () =>

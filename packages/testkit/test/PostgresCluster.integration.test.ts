@@ -4,6 +4,7 @@ import { Duration, Effect, Exit } from "effect"
 import postgres from "postgres"
 import { FixtureError, PostgresCluster } from "../src/index.ts"
 import { processesUnder } from "../src/internal/process.ts"
+import { eventually } from "./eventually.ts"
 
 type Sql = ReturnType<typeof postgres>
 type Options = NonNullable<Parameters<typeof postgres>[1]>
@@ -20,18 +21,6 @@ const query = <T extends ReadonlyArray<object> = ReadonlyArray<Record<string, un
   text: string,
   params: ReadonlyArray<postgres.ParameterOrJSON<never>> = []
 ) => Effect.tryPromise({ try: () => sql.unsafe(text, params as Array<never>) as unknown as Promise<T>, catch: (e) => e })
-
-/** Polls until `check` succeeds with true (bounded). */
-const eventually = <E>(check: Effect.Effect<boolean, E>, timeout = Duration.seconds(10)) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + Duration.toMillis(timeout)
-    while (true) {
-      const result = yield* Effect.result(check)
-      if (result._tag === "Success" && result.success) return
-      if (Date.now() > deadline) return yield* Effect.die(new Error("condition not met in time"))
-      yield* Effect.sleep(Duration.millis(20))
-    }
-  })
 
 const errorCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error ? String((error as { code: unknown }).code) : undefined

@@ -5,6 +5,7 @@ import { Duration, Effect, Exit } from "effect"
 import { Attribute, Change, Client, InvalidCredentialsError } from "ldapts"
 import { FixtureError, Slapd } from "../src/index.ts"
 import { isAlive } from "../src/internal/process.ts"
+import { eventually } from "./eventually.ts"
 
 const WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"
 
@@ -26,18 +27,6 @@ const findUid = (c: Client, base: string, uid: string) =>
     attempt(() => c.search(base, { filter: `(uid=${uid})`, attributes: ["uid", "description"] })),
     (r) => r.searchEntries
   )
-
-/** Polls until `check` succeeds with true (bounded). */
-const eventually = <E>(check: Effect.Effect<boolean, E>, timeout = Duration.seconds(15)) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + Duration.toMillis(timeout)
-    while (true) {
-      const result = yield* Effect.result(check)
-      if (result._tag === "Success" && result.success) return
-      if (Date.now() > deadline) return yield* Effect.die(new Error("condition not met in time"))
-      yield* Effect.sleep(Duration.millis(25))
-    }
-  })
 
 layer(Slapd.layer({ servers: 2, tls: true }), { excludeTestServices: true })("Slapd (two servers, TLS)", (it) => {
   it.effect("describes its servers, admin and users", () =>
