@@ -15,6 +15,7 @@
 import { Clock, Effect, Scope } from "effect"
 import { PoolClosed, PoolTimeout } from "../../PoolError.ts"
 import type { Conn, Grant, Group, PoolState, Waiter } from "./state.ts"
+import * as DeadlineSweep from "./deadlineSweep.ts"
 
 export interface Admission<C> {
   /** Queues a waiter and dispatches (it may be granted at once). */
@@ -44,7 +45,6 @@ export const make = <C>(
     let size = 0
     /** Waiters served out of order (a reuse) since the head last got a grant. */
     let streak = 0
-    let wakeTimer: (() => void) | undefined
     /** An eviction put off by one scheduler turn, so the identity of the connection can borrow it again. */
     let deferred = false
 
@@ -169,7 +169,7 @@ export const make = <C>(
       size++
       group.waiting++
       dispatch()
-      if (waiter.queued && wakeTimer !== undefined) wakeTimer()
+      if (waiter.queued) sweep.wake()
       return waiter
     }
 
@@ -191,31 +191,12 @@ export const make = <C>(
       state.counters.timeouts++
       return new PoolTimeout({ pool: state.name, timeoutMillis, snapshot: state.snapshot(size) })
     }
-    /** Fails waiters whose deadline has passed; sleeps until the next deadline. */
-    const deadlineTimer = Effect.gen(function*() {
-      while (true) {
-        if (head === undefined) {
-          yield* Effect.callback<void>((resume) => {
-            wakeTimer = () => {
-              wakeTimer = undefined
-              resume(Effect.void)
-            }
-            return Effect.sync(() => {
-              wakeTimer = undefined
-            })
-          })
-          continue
-        }
-        const now = clock.currentTimeMillisUnsafe()
-        // FIFO with one timeout: deadlines are in queue order.
-        if (head.deadline > now) {
-          yield* Effect.sleep(head.deadline - now)
-          continue
-        }
-        while (head !== undefined && head.deadline <= now) fail(head, timeoutError())
-        dispatch()
-      }
+    /** Fails waiters whose deadline has passed (FIFO with one timeout: deadlines are in queue order). */
+    const sweep = DeadlineSweep.make(clock, () => head?.deadline, (now) => {
+      while (head !== undefined && head.deadline <= now) fail(head, timeoutError())
+      dispatch()
     })
+    const deadlineTimer = sweep.run
     yield* Effect.forkIn(deadlineTimer, scope)
 
     return {

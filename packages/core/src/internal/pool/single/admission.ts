@@ -14,6 +14,7 @@ import { PoolClosed } from "../../../PoolError.ts"
 import type { Waiter } from "../../waitQueue.ts"
 import { WaitQueue } from "../../waitQueue.ts"
 import type { DirectToken, State } from "./state.ts"
+import * as DeadlineSweep from "../deadlineSweep.ts"
 
 export interface Admission {
   readonly size: () => number
@@ -46,8 +47,6 @@ export const make = <A>(
 ): Admission => {
   const { clock, timeoutError } = options
   const queue = new WaitQueue<PoolTimeout | PoolClosed>()
-  /** Wakes the deadline timer when the queue gets its first waiter. */
-  let wakeTimer: (() => void) | undefined
 
   const canLendNow = options.poolCanLend
 
@@ -90,38 +89,19 @@ export const make = <A>(
       }
       if (returning) queue.pushFront(waiter)
       else queue.pushBack(waiter)
-      if (wakeTimer !== undefined) wakeTimer()
+      sweep.wake()
       return Effect.sync(() => {
         if (waiter.queued) queue.remove(waiter)
         else if (woken.has(waiter)) wakeOne()
       })
     })
 
-  const deadlineTimer = Effect.gen(function*() {
-    while (true) {
-      const head = queue.head
-      if (head === undefined) {
-        yield* Effect.callback<void>((resume) => {
-          wakeTimer = () => {
-            wakeTimer = undefined
-            resume(Effect.void)
-          }
-          return Effect.sync(() => {
-            wakeTimer = undefined
-          })
-        })
-        continue
-      }
-      const now = clock.currentTimeMillisUnsafe()
-      if (head.deadline > now) {
-        yield* Effect.sleep(head.deadline - now)
-        continue
-      }
-      while (queue.head !== undefined && queue.head.deadline <= now) queue.shift()!.resume(timeoutError())
-      // A safety net: a connection is idle while borrowers wait.
-      if (queue.size > 0 && canLendNow()) wakeOne()
-    }
+  const sweep = DeadlineSweep.make(clock, () => queue.head?.deadline, (now) => {
+    while (queue.head !== undefined && queue.head.deadline <= now) queue.shift()!.resume(timeoutError())
+    // A safety net: a connection is idle while borrowers wait.
+    if (queue.size > 0 && canLendNow()) wakeOne()
   })
+  const deadlineTimer = sweep.run
 
   /**
    * Waits (up to the deadline) until this borrower may go to `Pool`.
