@@ -6,6 +6,11 @@
  * come back. Backend-agnostic: a {@link Driver} says how to connect, probe
  * and classify errors.
  *
+ * This module holds the public types, constructors and docs (two thirds of
+ * it is doc comments, which is why it runs past 400 lines); the
+ * implementation is `internal/serverSet.ts`, `internal/reconfigure.ts` and
+ * the pool, balancer, breaker and health modules.
+ *
  * @example
  * ```ts
  * import { Driver, ServerSet } from "@tether/core"
