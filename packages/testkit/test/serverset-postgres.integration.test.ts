@@ -95,8 +95,10 @@ layer(PostgresCluster.layer({ replicas: 2 }), { excludeTestServices: true })("Se
         expect(opened.breaker!.status).toBe("open")
         yield* cluster.cont(victim)
         // After the open duration a trial call goes through, succeeds, and closes the breaker.
+        // Counted, not timed: up to 400 reads 50 ms apart (a loaded machine may need a while
+        // for the resumed server to answer the trial call).
         let back = false
-        for (let i = 0; i < 100 && !back; i++) {
+        for (let i = 0; i < 400 && !back; i++) {
           yield* Effect.sleep("50 millis")
           back = (yield* read(set)) === victimId
         }
