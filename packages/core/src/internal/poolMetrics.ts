@@ -4,6 +4,28 @@ const connections = Metric.gauge("tether_pool_connections", {
   description: "Open connections of a pool, by state (idle, in_use) and pending borrowers"
 })
 
+/** The statistics counters every pool keeps as plain numbers (its housekeeping flushes them to the metrics). */
+export interface Counters {
+  created: number
+  destroyed: number
+  acquireFailures: number
+  timeouts: number
+  validationFailures: number
+  leaksDetected: number
+  borrows: number
+}
+
+/** A pool's counters, all zero. */
+export const makeCounters = (): Counters => ({
+  created: 0,
+  destroyed: 0,
+  acquireFailures: 0,
+  timeouts: 0,
+  validationFailures: 0,
+  leaksDetected: 0,
+  borrows: 0
+})
+
 /** The metrics of one pool, each tagged with the pool's name. */
 export type PoolMetrics = ReturnType<typeof forPool>
 

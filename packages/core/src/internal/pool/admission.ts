@@ -61,9 +61,9 @@ export const make = <C>(
       size--
     }
 
-    const give = (waiter: Waiter<C>, grant: Grant<C>) => {
+    /** Takes `waiter` out of the queue and resumes it (its grant or failure is set). */
+    const settle = (waiter: Waiter<C>) => {
       remove(waiter)
-      waiter.grant = grant
       const wake = waiter.wake
       if (wake !== undefined) {
         waiter.wake = undefined
@@ -71,14 +71,14 @@ export const make = <C>(
       }
     }
 
+    const give = (waiter: Waiter<C>, grant: Grant<C>) => {
+      waiter.grant = grant
+      settle(waiter)
+    }
+
     const fail = (waiter: Waiter<C>, failure: PoolTimeout | PoolClosed) => {
-      remove(waiter)
       waiter.failure = failure
-      const wake = waiter.wake
-      if (wake !== undefined) {
-        waiter.wake = undefined
-        wake()
-      }
+      settle(waiter)
     }
 
     const { limits } = state

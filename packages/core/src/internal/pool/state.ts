@@ -18,6 +18,7 @@
 import type { Fiber, Scope } from "effect"
 import type { Credentials } from "../../Identity.ts"
 import type { PoolClosed, PoolTimeout } from "../../PoolError.ts"
+import { makeCounters } from "../poolMetrics.ts"
 
 /** One identity: its idle connections and counts. */
 export interface Group<C> {
@@ -108,13 +109,7 @@ export class PoolState<C> {
   draining = false
   nextId = 1
   readonly counters = {
-    created: 0,
-    destroyed: 0,
-    acquireFailures: 0,
-    timeouts: 0,
-    validationFailures: 0,
-    leaksDetected: 0,
-    borrows: 0,
+    ...makeCounters(),
     /** Borrows that had to wait for a grant (the rest were served at once). */
     waited: 0,
     /** Borrows served by a connection already open and bound as the borrower's identity. */

@@ -26,6 +26,19 @@ export const defaults = {
   housekeepingInterval: Duration.seconds(1)
 } as const
 
+/** The options given as durations (each checked as one). */
+const durationKeys = [
+  "idleTimeToLive",
+  "maxLifetime",
+  "acquireTimeout",
+  "connectTimeout",
+  "validationWindow",
+  "keepAliveInterval",
+  "leakDetectionThreshold",
+  "drainTimeout",
+  "housekeepingInterval"
+] as const
+
 /** Every key of `ConnectionPool.Options`: any other is refused (a misspelt option is never ignored). @internal */
 export const optionKeys: ReadonlyArray<string> = [
   "name",
@@ -35,15 +48,7 @@ export const optionKeys: ReadonlyArray<string> = [
   "min",
   "max",
   "concurrency",
-  "idleTimeToLive",
-  "maxLifetime",
-  "acquireTimeout",
-  "connectTimeout",
-  "validationWindow",
-  "keepAliveInterval",
-  "leakDetectionThreshold",
-  "drainTimeout",
-  "housekeepingInterval",
+  ...durationKeys,
   "warmUp"
 ]
 
@@ -68,18 +73,7 @@ export const checkOptions = <A, E, R>(options: ConnectionPool.Options<A, E, R>) 
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       return fail("concurrency", `must be an integer >= 1, got ${concurrency}`)
     }
-    const durations = [
-      "idleTimeToLive",
-      "maxLifetime",
-      "acquireTimeout",
-      "connectTimeout",
-      "validationWindow",
-      "keepAliveInterval",
-      "leakDetectionThreshold",
-      "drainTimeout",
-      "housekeepingInterval"
-    ] as const
-    for (const key of durations) {
+    for (const key of durationKeys) {
       const value = options[key]
       if (value === undefined) continue
       const millis = optionalMillis(value)

@@ -6,6 +6,8 @@
  * (admission, lease, housekeeping) and by `connectionPool.ts`, which wires them.
  */
 import type { Fiber } from "effect"
+import type { Counters } from "../../poolMetrics.ts"
+import { makeCounters } from "../../poolMetrics.ts"
 
 /** One pooled connection and what the pool knows about it. */
 export interface Entry<A> {
@@ -36,15 +38,7 @@ export interface DirectToken {
 /** What a borrow answers when the connection it got turned out unusable: borrow again. */
 export const RETRY: unique symbol = Symbol.for("@tether/core/ConnectionPool/retry")
 
-export interface Counters {
-  created: number
-  destroyed: number
-  acquireFailures: number
-  timeouts: number
-  validationFailures: number
-  leaksDetected: number
-  borrows: number
-}
+export type { Counters }
 
 export interface State<A> {
   readonly name: string
@@ -70,15 +64,7 @@ export const make = <A>(name: string, max: number): State<A> => ({
   entries: new Set(),
   byConnection: new Map(),
   activeLeases: 0,
-  counters: {
-    created: 0,
-    destroyed: 0,
-    acquireFailures: 0,
-    timeouts: 0,
-    validationFailures: 0,
-    leaksDetected: 0,
-    borrows: 0
-  },
+  counters: makeCounters(),
   nextId: 1,
   immediateBorrows: 0,
   draining: false,
