@@ -74,10 +74,12 @@ export interface Options extends PgOptions.Common {
   /** Behind PgBouncer: the servers' own URLs, for LISTEN (which needs a session of its own). */
   readonly listenEndpoints?: ReadonlyArray<Endpoint.EndpointInput | string> | undefined
   /**
-   * The pipelined connections of each endpoint: `max` (default 10) postgres.js connections for the
-   * default role, pooled as one session that sends to an idle connection first and pipelines on busy
-   * ones; each other identity gets one pipelined connection (at most `max` identities at once).
-   * `min > 0` opens them at start. Other fields as `ServerSet.Options.pool`.
+   * The pipelined connections of each endpoint: at most `max` (default 10), each shared by up to
+   * `pipeline` statements. A connection is filled before the next one opens, so statements that
+   * arrive together leave in one write. Behind PgBouncer (`pgbouncer: "transaction"`) the default
+   * role's `max` connections are one pooled session that sends to an idle connection first, and
+   * each other identity gets one connection. `min > 0` opens them at start. Other fields as
+   * `ServerSet.Options.pool`.
    */
   readonly pool?: ServerSet.Options<unknown, unknown>["pool"]
   /** The connections for transactions, streams, `reserve` and LISTEN. Default `{ min: 0, max: pool.max ?? 10 }`. */

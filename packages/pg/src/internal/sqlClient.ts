@@ -133,28 +133,35 @@ export const make = (
       pool,
       ...Common.resilience(options)
     })
-    // Plain statements: one pooled session per role and endpoint, a group of `pool.max` postgres.js
-    // connections for the default role (postgres.js spreads statements over them, idle ones first,
-    // and pipelines on busy ones), one connection for each other identity.
+    // Plain statements, pipelined. Directly on PostgreSQL, each pooled session is one postgres.js
+    // connection shared by up to `pipeline` statements, the most recently used first: a connection is
+    // filled before the next one is opened, so statements arriving together leave in one socket write
+    // (and postgres.js's queues stay one connection long). Behind PgBouncer, statements are unnamed, and
+    // postgres.js sends one with parameters in two round trips during which its connection takes no
+    // other: there the default role's session is a group of `pool.max` postgres.js connections, which
+    // postgres.js spreads statements over (idle ones first), as raw postgres.js does.
     const connections = Math.max(1, options.pool?.max ?? 10)
-    const groupDriver: SqlDriver.Options = { ...driverOptions, connections }
-    const sharedPool = {
-      ...options.pool,
-      min: (options.pool?.min ?? 0) > 0 ? 1 : 0,
-      max: connections,
-      maxPerIdentity: 1,
-      concurrency: Math.max(pipeline, 1) * connections
-    }
+    const grouped = pgbouncer
+    const groupDriver: SqlDriver.Options = grouped ? { ...driverOptions, connections } : driverOptions
+    const sharedPool = grouped
+      ? {
+        ...options.pool,
+        min: (options.pool?.min ?? 0) > 0 ? 1 : 0,
+        max: connections,
+        maxPerIdentity: 1,
+        concurrency: Math.max(pipeline, 1) * connections
+      }
+      : { ...options.pool, max: connections, concurrency: Math.max(pipeline, 1) }
     const exclusivePool = { min: 0, max: options.pool?.max ?? 10, ...options.exclusivePool }
     /** Plain statements, pipelined (`pipeline` per connection). */
     const shared = yield* ServerSet.make(setOptions("", groupDriver, sharedPool))
-    // Warm-up: postgres.js opens a group's connections on demand; `pool.min` statements at once open that many.
-    const warm = Math.min(options.pool?.min ?? 0, connections)
+    // Warm-up of a group: postgres.js opens its connections on demand; `pool.min` statements at once open that many.
+    const warm = grouped ? Math.min(options.pool?.min ?? 0, connections) : 0
     if (warm > 0) {
       yield* Effect.forEach(
         Array.from({ length: warm }, (_, i) => i),
         () =>
-          shared.use(
+          shared.as().use(
             (session) =>
               Effect.promise(() =>
                 session.socket.race(session.sql.unsafe("select pg_sleep(0.01)")).then(() => undefined, () => undefined)

@@ -132,18 +132,19 @@ const live = (
       }),
     setDraining: (id, draining) =>
       modifyEndpoint(id, (e) => ((e.draining === true) === draining ? e : { ...e, draining })),
+    // One fiber step per pick (it runs on every call): the fiber's `Random` is read in place.
     pick: (mode, pickOptions) =>
-      Effect.flatMap(Effect.service(Random.Random), (rng) =>
-        Effect.suspend(() => {
-          const result = pickPure(state, select, {
-            random: () => rng.nextDoubleUnsafe(),
-            mode,
-            avoid: pickOptions?.avoid
-          })
-          if (Result.isFailure(result)) return Effect.fail(result.failure)
-          state = result.success[1]
-          return Effect.succeed(result.success[0])
-        })),
+      Effect.withFiber((fiber) => {
+        const rng = fiber.getRef(Random.Random)
+        const result = pickPure(state, select, {
+          random: () => rng.nextDoubleUnsafe(),
+          mode,
+          avoid: pickOptions?.avoid
+        })
+        if (Result.isFailure(result)) return Effect.fail(result.failure)
+        state = result.success[1]
+        return Effect.succeed(result.success[0])
+      }),
     state: Effect.sync(() => state),
     snapshot: SubscriptionRef.get(published),
     changes: SubscriptionRef.changes(published),

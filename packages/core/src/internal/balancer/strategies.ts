@@ -29,7 +29,8 @@ const rotate = (state: State, candidates: ReadonlyArray<number>): Selection => {
       break
     }
   }
-  return { index, state: { ...state, cursor: index } }
+  // The cursor already there (one candidate, the common case): nothing to copy.
+  return { index, state: index === state.cursor ? state : { ...state, cursor: index } }
 }
 
 /** Candidates whose key is minimal. */
