@@ -22,7 +22,9 @@ export const TICK_MILLIS = 50
 
 const TICK = Duration.millis(TICK_MILLIS)
 
-interface Deadline {
+/** One armed deadline (see {@link Deadlines.arm}). */
+export interface Deadline {
+  readonly start: number
   readonly at: number
   readonly expire: () => void
 }
@@ -37,6 +39,13 @@ export interface Deadlines {
    * its own.
    */
   readonly bounded: <A>(promise: Promise<A>, millis: number, settled?: (elapsedMillis: number) => void) => Promise<A>
+  /**
+   * `bounded` without a promise of its own: `expire` is called once `millis`
+   * have passed on the clock, unless the returned deadline is {@link disarm}ed first.
+   */
+  readonly arm: (millis: number, expire: () => void) => Deadline
+  /** Cancels a deadline; returns the milliseconds since it was armed. */
+  readonly disarm: (deadline: Deadline) => number
   /** Deadlines not yet settled or expired (tests). */
   readonly pending: () => number
 }
@@ -57,29 +66,39 @@ const make = (clock: Clock.Clock, fork: (sweep: Effect.Effect<void>) => unknown)
     }
     sweeping = false
   })
+  const arm = (millis: number, expire: () => void): Deadline => {
+    const start = clock.currentTimeMillisUnsafe()
+    const deadline: Deadline = { start, at: start + millis, expire }
+    pending.add(deadline)
+    if (!sweeping) {
+      sweeping = true
+      fork(sweep)
+    }
+    return deadline
+  }
+  const disarm = (deadline: Deadline): number => {
+    pending.delete(deadline)
+    return clock.currentTimeMillisUnsafe() - deadline.start
+  }
   return {
     bounded: <A>(promise: Promise<A>, millis: number, settled?: (elapsedMillis: number) => void): Promise<A> =>
       new Promise<A>((resolve, reject) => {
-        const start = clock.currentTimeMillisUnsafe()
-        const deadline: Deadline = { at: start + millis, expire: () => reject(TIMED_OUT) }
-        pending.add(deadline)
-        if (!sweeping) {
-          sweeping = true
-          fork(sweep)
-        }
+        const deadline = arm(millis, () => reject(TIMED_OUT))
         promise.then(
           (value) => {
             pending.delete(deadline)
-            if (settled !== undefined) settled(clock.currentTimeMillisUnsafe() - start)
+            if (settled !== undefined) settled(clock.currentTimeMillisUnsafe() - deadline.start)
             resolve(value)
           },
           (error) => {
             pending.delete(deadline)
-            if (settled !== undefined) settled(clock.currentTimeMillisUnsafe() - start)
+            if (settled !== undefined) settled(clock.currentTimeMillisUnsafe() - deadline.start)
             reject(error)
           }
         )
       }),
+    arm,
+    disarm,
     pending: () => pending.size
   }
 }

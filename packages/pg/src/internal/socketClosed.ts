@@ -26,6 +26,16 @@ export interface SocketClosed {
    *   or error, delivered on the same close, wins), it fails with `cutOff()`.
    */
   readonly race: <A>(statement: PromiseLike<A>) => Promise<A>
+  /**
+   * `race` without a promise of its own, for a caller that settles a statement
+   * itself: `onClose` hears the cut-off cause once the socket has closed (one
+   * turn of the event loop after the close, as in `race`), unless
+   * {@link unwatch}ed first. `false` (and no call ever) when already closed.
+   */
+  readonly watch: (onClose: (cause: unknown) => void) => boolean
+  readonly unwatch: (onClose: (cause: unknown) => void) => void
+  /** What a statement that was never sent fails with. */
+  readonly notSent: () => unknown
 }
 
 /** `notSent` and `cutOff` build what a statement fails with (classified as connection errors). */
@@ -46,6 +56,15 @@ export const make = (errors: { readonly notSent: () => unknown; readonly cutOff:
         waiting.clear()
       })
     },
+    watch: (onClose) => {
+      if (closed) return false
+      waiting.add(onClose)
+      return true
+    },
+    unwatch: (onClose) => {
+      waiting.delete(onClose)
+    },
+    notSent: errors.notSent,
     race: <A>(statement: PromiseLike<A>): Promise<A> => {
       if (closed) return Promise.reject(errors.notSent())
       return new Promise<A>((resolve, reject) => {

@@ -105,7 +105,8 @@ export const make = (
     const timeoutMillis = millis(options.queryTimeout, 30_000)
     const slowMillis = millis(options.slowQueryThreshold, 1_000)
     // Statement deadlines on the clock the client is built with (TestClock in tests).
-    const { bounded } = yield* Deadlines.current
+    const deadlines = yield* Deadlines.current
+    const { bounded } = deadlines
     const readMode: Balancer.AccessMode = options.readFrom === "any" ? "read" : options.readFrom ?? "replica-preferred"
     const pgbouncer = options.pgbouncer === "transaction"
     const pipeline = options.pipeline ?? 16
@@ -212,7 +213,12 @@ export const make = (
       return run.values ? query.values() : query
     }
 
-    /** Runs `text` on `session`: a Tether error (as a SqlError) on failure, the rows (or raw result) on success. */
+    /**
+     * Runs `text` on `session`: a Tether error (as a SqlError) on failure, the rows (or raw result)
+     * on success. One callback settles it, from whichever comes first: postgres.js's answer, the
+     * socket's close (see `SocketClosed.race`) or the deadline (see `Deadlines.bounded`), with no
+     * promise of its own in between (each costs a reaction per statement).
+     */
     const runOn = (
       session: SqlSession,
       text: string,
@@ -223,33 +229,58 @@ export const make = (
       if (session.closed) {
         return Effect.fail(toSqlError(notSent(session, "the session was closed before the statement was sent"), operation))
       }
-      let raw: unknown
-      return Effect.tryPromise({
-        try: () =>
-          bounded(
-            session.socket.race(send(session, text, params, run) as PromiseLike<unknown>),
-            timeoutMillis,
-            (elapsed) => elapsed >= slowMillis && noteSlow(text, elapsed, session)
-          ),
-        catch: (cause) => {
-          raw = cause
-          if (cause === TIMED_OUT) {
-            // The session may still be busy with it: never reuse it.
-            session.closed = true
-            void session.sql.end({ timeout: 0 }).catch(() => undefined)
-            return toSqlError(
-              run.write
-                ? new PgOutcomeUnknown({ endpoint: session.endpoint, reason: `no answer within ${timeoutMillis} ms` })
-                : new PgTimeout({ endpoint: session.endpoint, operation, timeoutMillis }),
-              operation
-            )
-          }
-          const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user, write: run.write })
-          if (error._tag !== "PgQueryError" && error._tag !== "PgAuthenticationError") {
-            // Whatever else happened, postgres.js may reconnect this handle behind our back: retire it.
-            session.closed = true
-          }
-          return toSqlError(error, operation, raw)
+      const failure = (cause: unknown): SqlError => {
+        if (cause === TIMED_OUT) {
+          // The session may still be busy with it: never reuse it.
+          session.closed = true
+          void session.sql.end({ timeout: 0 }).catch(() => undefined)
+          return toSqlError(
+            run.write
+              ? new PgOutcomeUnknown({ endpoint: session.endpoint, reason: `no answer within ${timeoutMillis} ms` })
+              : new PgTimeout({ endpoint: session.endpoint, operation, timeoutMillis }),
+            operation
+          )
+        }
+        const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user, write: run.write })
+        if (error._tag !== "PgQueryError" && error._tag !== "PgAuthenticationError") {
+          // Whatever else happened, postgres.js may reconnect this handle behind our back: retire it.
+          session.closed = true
+        }
+        return toSqlError(error, operation, cause)
+      }
+      return Effect.callback<any, SqlError>((resume) => {
+        const socket = session.socket
+        let done = false
+        const onClose = (cause: unknown) => {
+          if (done) return
+          done = true
+          deadlines.disarm(deadline)
+          resume(Effect.fail(failure(cause)))
+        }
+        // Closed before it started: never sent (postgres.js would send it on a silently reopened session).
+        if (!socket.watch(onClose)) return resume(Effect.fail(failure(socket.notSent())))
+        const deadline = deadlines.arm(timeoutMillis, () => {
+          if (done) return
+          done = true
+          socket.unwatch(onClose)
+          resume(Effect.fail(failure(TIMED_OUT)))
+        })
+        const settle = (ok: boolean, value: unknown) => {
+          if (done) return
+          done = true
+          socket.unwatch(onClose)
+          const elapsed = deadlines.disarm(deadline)
+          if (elapsed >= slowMillis) noteSlow(text, elapsed, session)
+          resume(ok ? Effect.succeed(value) : Effect.fail(failure(value)))
+        }
+        try {
+          // postgres.js queries are lazy: `then` sends it (and bad parameters throw here, before it).
+          ;(send(session, text, params, run) as PromiseLike<unknown>).then(
+            (value) => settle(true, value),
+            (cause: unknown) => settle(false, cause)
+          )
+        } catch (cause) {
+          settle(false, cause)
         }
       })
     }
