@@ -78,7 +78,7 @@ const program = Effect.gen(function*() {
       effectLoop((i) => Effect.promise(() => handHeld[i % connections]!.search(directory.peopleDn, { filter })), concurrency, millis)],
     ["serverset+ldapts", () =>
       effectLoop(
-        () => set.use((c) => LdapDriver.attempt(c, "search", (client) => client.search(directory.peopleDn, { filter })), { idempotent: true }),
+        () => set.as().use((c) => LdapDriver.attempt(c, "search", (client) => client.search(directory.peopleDn, { filter })), { idempotent: true }),
         concurrency,
         millis
       )],

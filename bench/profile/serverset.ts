@@ -1,5 +1,5 @@
 /**
- * `ServerSet.use` (balancer pick, breaker, failover wrapper, identity pool)
+ * `set.as().use` (balancer pick, breaker, failover wrapper, identity pool)
  * against a bare `ConnectionPool.use`, both around an async no-op on
  * in-memory connections: what routing costs per call, with no server in the
  * way. For profiling and for comparing variants on a busy machine:
@@ -40,7 +40,7 @@ const program = Effect.gen(function*() {
   })
   const impls: Array<[string, () => EffectType.Effect<{ opsPerSecond: number }, unknown>]> = [
     ["bare pool", () => effectLoop(() => pool.use(() => Effect.promise(noop)), fibers, millis)],
-    ["serverset", () => effectLoop(() => set.use(() => Effect.promise(noop), { idempotent: true }), fibers, millis)]
+    ["serverset", () => effectLoop(() => set.as().use(() => Effect.promise(noop), { idempotent: true }), fibers, millis)]
   ]
   const selected = only === "" ? impls : impls.filter(([name]) => name === only)
   for (const [, run] of selected) yield* run()

@@ -1,7 +1,7 @@
 /**
  * The `identity` suite: credential-aware pooling.
  *
- * 1. Reuse rate on real slapd (`ServerSet.useAs`, one endpoint, pool max 8,
+ * 1. Reuse rate on real slapd (`set.as(key).use`, one endpoint, pool max 8,
  *    4 per identity, re-binding on): one user sequential, 3 users rotating,
  *    10 users concurrent. A borrow is a reuse when an open connection already
  *    bound as its identity served it. The seed's reported rates are the peers.
@@ -113,7 +113,7 @@ export const identitySuite: Suite = {
           log(`identity: ${label}: reuse ${(pool.reuseRate * 100).toFixed(1)}% (${pool.created - pool.rebinds} opened, ${pool.rebinds} re-binds)`)
         })
       const as = (set: ServerSet.ServerSet<Client, LdapError>, user: Identity.Credentials) =>
-        set.useAs(User, whoami, { idempotent: true }).pipe(Effect.provideService(User, user))
+        set.as(User).use(whoami, { idempotent: true }).pipe(Effect.provideService(User, user))
       yield* reuse("one user sequential", 100, (set) =>
         Effect.forEach(Array.from({ length: requests }), () => as(set, users[0]!), { discard: true }))
       yield* reuse("3 users rotating", 85, (set) =>

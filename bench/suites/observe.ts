@@ -2,14 +2,14 @@
  * The `observe` suite: what `@tether/observe` costs on the `pg` suite's
  * `select 1` at concurrency 16 (one real PostgreSQL server, 8 connections).
  *
- * - "with Observe.layer()": the performance monitor (every `ServerSet.use`
+ * - "with Observe.layer()": the performance monitor (every `set.as(key).use`
  *   span timed into `tether_operation_duration_seconds`, in-flight gauge) vs. the
  *   same client without it. Goal: ≤ 5% fewer ops/s.
  * - "with Observe.layer({ telemetry })": the monitor plus OpenTelemetry traces
  *   through the Node SDK (batch span processor, an exporter that drops spans),
  *   for information.
  *
- * - the same two layers on `ServerSet.use` over an in-memory driver (no I/O):
+ * - the same two layers on `set.as().use` over an in-memory driver (no I/O):
  *   the added cost per operation, without the server's noise.
  *
  * Rounds alternate (without, with, without, with, …) and the medians are reported,
@@ -67,7 +67,7 @@ export const observeSuite: Suite = {
       const pgLoop = effectLoop(() => db.read`select 1`, CONCURRENCY, millis, { warmupMillis: 300, latencies: true })
       const driver: Driver.Driver<number, never> = { connect: () => Effect.succeed(1), classify: () => Fault.make("unknown") }
       const memory = yield* ServerSet.make({ name: "bench-memory", endpoints: ["mem://a:1"], driver, health: false, pool: { min: CONNECTIONS, max: CONNECTIONS } })
-      const memoryLoop = effectLoop(() => memory.use((n) => Effect.succeed(n)), CONCURRENCY, millis, { warmupMillis: 300, latencies: true })
+      const memoryLoop = effectLoop(() => memory.as().use((n) => Effect.succeed(n)), CONCURRENCY, millis, { warmupMillis: 300, latencies: true })
 
       const compare = <A, E>(label: string, layer: Layer.Layer<A, E>, loop = pgLoop, what = "select 1") =>
         Effect.gen(function*() {

@@ -1,7 +1,7 @@
 /**
  * The `serverset` suite.
  *
- * 1. Routing + breaker overhead: `ServerSet.use` (balancer pick, circuit
+ * 1. Routing + breaker overhead: `set.as().use` (balancer pick, circuit
  *    breaker, failover wrapper, one pool per endpoint) against a bare
  *    `ConnectionPool.use` on the same real PostgreSQL server, each running
  *    `select 1` on 4 connections from 16 fibers.
@@ -60,7 +60,7 @@ export const serversetSuite: Suite = {
         health: false
       })
       const viaPool = pool.use((sql) => attempt(() => sql`select 1`))
-      const viaSet = set.use((sql) => attempt(() => sql`select 1`), { idempotent: true })
+      const viaSet = set.as().use((sql) => attempt(() => sql`select 1`), { idempotent: true })
       yield* effectLoop(() => viaPool, 16, 300)
       yield* effectLoop(() => viaSet, 16, 300)
       // Short windows, back to back, in alternating order; medians over rounds (a slow stretch of the
@@ -142,7 +142,7 @@ export const serversetSuite: Suite = {
       let lastRoutedAt = 0
       const worker = Effect.gen(function*() {
         while (running) {
-          yield* Effect.exit(failover.use((sql, endpoint) => {
+          yield* Effect.exit(failover.as().use((sql, endpoint) => {
             if (endpoint.id === victimId) lastRoutedAt = performance.now()
             return attempt(() => sql`select 1`)
           }, { idempotent: true }))

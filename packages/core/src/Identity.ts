@@ -20,7 +20,7 @@
  * class EndUser extends Identity.Service<EndUser>()("app/EndUser") {}
  *
  * // Effect<Entries, …, EndUser>: it cannot run until an EndUser is provided.
- * const myEntries = directory.useAs(EndUser, (client) => search(client, "ou=people,dc=example,dc=com"))
+ * const myEntries = directory.as(EndUser).use((client) => search(client, "ou=people,dc=example,dc=com"))
  *
  * // Per request: bind the logged-in user's credentials.
  * const handler = (user: string, password: string) =>

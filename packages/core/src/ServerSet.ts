@@ -6,6 +6,8 @@
  * come back. Backend-agnostic: a {@link Driver} says how to connect, probe
  * and classify errors.
  *
+ * Work runs only through the identity-bound view `set.as(key)` (`set.as()` for the driver's default identity).
+ *
  * This module holds the public types, constructors and docs (two thirds of
  * it is doc comments, which is why it runs past 400 lines); the
  * implementation is `internal/serverSet.ts`, `internal/reconfigure.ts` and
@@ -302,15 +304,18 @@ export interface View<C, E, I> {
 export interface ServerSet<C, E> {
   readonly name: string
   /**
-   * The set as one identity: `set.as(EndUser)` runs every operation on a
-   * connection bound as the identity `EndUser` holds (so `EndUser` appears in
-   * the effects' requirements and running one without it does not compile),
-   * `set.as()` or `set.as(undefined)` as the driver's default identity. A
-   * client that serves several identities keeps one code path: it holds a
-   * key that may be `undefined` and calls `set.as(key).use(…)`.
+   * The set as one identity, and the only way to run work on it:
+   * `set.as(EndUser)` runs every operation on a connection bound as the
+   * identity `EndUser` holds (so `EndUser` appears in the effects'
+   * requirements and running one without it does not compile), `set.as()` or
+   * `set.as(undefined)` as the driver's default identity. A client that
+   * serves several identities keeps one code path: it holds a key that may be
+   * `undefined` and calls `set.as(key).use(…)` or `set.as(key).useStream(…)`.
+   * Connections are pooled per identity under one limit per endpoint (see
+   * `IdentityPool`).
    *
-   * Views are cached per key (weakly): the same key gives the same view, and
-   * a call through a view allocates nothing more than `use` itself.
+   * Views are cached per key (weakly): the same key gives the same view, so
+   * `set.as(key)` per call allocates nothing once the key's view exists.
    *
    * @example
    * ```ts
@@ -334,49 +339,6 @@ export interface ServerSet<C, E> {
    * ```
    */
   readonly as: <I = never>(key?: Context.Key<I, Credentials> | undefined) => View<C, E, I>
-  /**
-   * Borrows a connection from the endpoint the balancer picks, runs `f` on
-   * it, and fails over and retries on the retryable faults the driver
-   * classifies (see {@link UseOptions}).
-   *
-   * @deprecated Use `set.as().use(f, options)` (see {@link View.use}); this is the same call.
-   */
-  readonly use: <A, E2, R>(
-    f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
-    options?: UseOptions
-  ) => Effect.Effect<A, UseError<E> | E2, R>
-  /**
-   * Like `use`, but runs `f` on a connection bound as the identity `key`
-   * holds: the identity appears in the effect's requirements, so running it
-   * without one provided does not compile. Connections are pooled per
-   * identity under one limit per endpoint (see `IdentityPool`).
-   *
-   * @deprecated Use `set.as(key).use(f, options)` (see {@link View.use}); this is the same call.
-   */
-  readonly useAs: <I, A, E2, R>(
-    key: Context.Key<I, Credentials>,
-    f: (connection: C, endpoint: Endpoint) => Effect.Effect<A, E2, R>,
-    options?: UseOptions
-  ) => Effect.Effect<A, UseError<E> | E2, R | I>
-  /**
-   * Like `use`, for a stream (see {@link View.useStream}).
-   *
-   * @deprecated Use `set.as().useStream(f, options)`; this is the same call.
-   */
-  readonly useStream: <A, E2, R>(
-    f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,
-    options?: UseOptions
-  ) => Stream.Stream<A, UseError<E> | E2, R>
-  /**
-   * `useStream` on a connection bound as the identity `key` holds.
-   *
-   * @deprecated Use `set.as(key).useStream(f, options)`; this is the same call.
-   */
-  readonly useStreamAs: <I, A, E2, R>(
-    key: Context.Key<I, Credentials>,
-    f: (connection: C, endpoint: Endpoint) => Stream.Stream<A, E2, R>,
-    options?: UseOptions
-  ) => Stream.Stream<A, UseError<E> | E2, R | I>
   /** A snapshot of every endpoint: health, breaker, pool, traffic. */
   readonly status: Effect.Effect<Status>
   /** The endpoints now in the set. */

@@ -10,9 +10,9 @@ type Conn = { readonly query: (q: string) => string }
 
 /** Only type-checked (by `npm run typecheck`), never called. */
 const typeChecks = (directory: ServerSet.ServerSet<Conn, never>) => {
-  const asAdmin = directory.useAs(Admin, (c) => Effect.succeed(c.query("whoami")))
+  const asAdmin = directory.as(Admin).use((c) => Effect.succeed(c.query("whoami")))
   expectTypeOf(asAdmin).toEqualTypeOf<Effect.Effect<string, ServerSet.UseError<never>, Admin>>()
-  const _both = Effect.andThen(asAdmin, directory.useAs(EndUser, (c) => Effect.succeed(c.query("me"))))
+  const _both = Effect.andThen(asAdmin, directory.as(EndUser).use((c) => Effect.succeed(c.query("me"))))
   expectTypeOf<Effect.Services<typeof _both>>().toEqualTypeOf<Admin | EndUser>()
   // @ts-expect-error: Admin is missing, so this does not compile.
   Effect.runPromise(asAdmin)

@@ -32,7 +32,7 @@ describe("ServerSet health probes with rejected credentials", () => {
       yield* settle
       for (let i = 0; i < 3; i++) {
         yield* TestClock.adjust("1 second")
-        assert.strictEqual(yield* set.use((c) => fake.operation(c)), A)
+        assert.strictEqual(yield* set.as().use((c) => fake.operation(c)), A)
       }
       let status = (yield* set.status).endpoints[0]!
       assert.strictEqual(status.health, "healthy")

@@ -125,7 +125,7 @@ describe("Reconfigure: a running set", () => {
       const release = yield* Deferred.make<void>()
       // Work in flight on A (and on B: round robin sends one of the two there).
       const inFlight = yield* Effect.forEach([1, 2], () =>
-        set.use((c) =>
+        set.as().use((c) =>
           Effect.andThen(
             c.endpoint === A ? Deferred.succeed(started, undefined) : Effect.void,
             Effect.as(Deferred.await(release), c.endpoint)
@@ -137,19 +137,19 @@ describe("Reconfigure: a running set", () => {
       assert.deepStrictEqual(status.endpoints.map((e) => [e.id, e.draining]), [[A, true], [B, false]])
       assert.strictEqual(status.endpoints[0]!.inFlight, 1)
       fake.calls.length = 0
-      for (let i = 0; i < 6; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 6; i++) yield* set.as().use((c) => fake.operation(c))
       assert.deepStrictEqual([...new Set(fake.calls)], [B])
       yield* Deferred.succeed(release, undefined)
       assert.deepStrictEqual((yield* Fiber.joinAll(inFlight)).sort(), [A, B])
       // Every endpoint drained: a typed error that says why.
       yield* set.reconfigure.drain(B)
-      const error = yield* Effect.flip(set.use((c) => fake.operation(c)))
+      const error = yield* Effect.flip(set.as().use((c) => fake.operation(c)))
       assert.strictEqual(error._tag, "NoEndpointAvailable")
       assert.include(error.message, "draining")
       yield* set.reconfigure.enable(A)
       yield* set.reconfigure.enable(B)
       fake.calls.length = 0
-      for (let i = 0; i < 6; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 6; i++) yield* set.as().use((c) => fake.operation(c))
       assert.deepStrictEqual([...new Set(fake.calls)].sort(), [A, B])
       const unknown = yield* Effect.flip(set.reconfigure.drain("fake://nope:1"))
       assert.strictEqual(unknown._tag, "UnknownEndpoint")
@@ -162,7 +162,7 @@ describe("Reconfigure: a running set", () => {
       const set = yield* ServerSet.make({ name: "w", endpoints: [A, B], driver: fake.driver, health: false })
       yield* set.reconfigure.setWeight(A, 3)
       fake.calls.length = 0
-      for (let i = 0; i < 8; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 8; i++) yield* set.as().use((c) => fake.operation(c))
       assert.strictEqual(fake.calls.filter((c) => c === A).length, 6)
       assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.weight, 3)
       const bad = yield* Effect.flip(set.reconfigure.setWeight(A, 0))
@@ -171,7 +171,7 @@ describe("Reconfigure: a running set", () => {
       yield* set.reconfigure.setStrategy("round-robin")
       assert.strictEqual((yield* set.status).strategy, "round-robin")
       fake.calls.length = 0
-      for (let i = 0; i < 8; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 8; i++) yield* set.as().use((c) => fake.operation(c))
       assert.strictEqual(fake.calls.filter((c) => c === A).length, 4)
       const strategy = yield* Effect.flip(set.reconfigure.setStrategy("nope" as never))
       assert.strictEqual(strategy._tag, "InvalidPoolOptions")
@@ -189,7 +189,7 @@ describe("Reconfigure: a running set", () => {
         retry: false,
         breaker: { consecutiveFailures: 5 }
       })
-      const fail = set.use(() => Effect.fail(new FakeError({ kind: "busy", endpoint: A })))
+      const fail = set.as().use(() => Effect.fail(new FakeError({ kind: "busy", endpoint: A })))
       const breaker = Effect.map(set.status, (s) => s.endpoints[0]!.breaker!.status)
       yield* Effect.flip(fail)
       yield* Effect.flip(fail)

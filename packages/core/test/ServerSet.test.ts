@@ -28,7 +28,7 @@ describe("ServerSet", () => {
         health: { interval: "1 second" }
       })
       yield* settle
-      for (let i = 0; i < 50; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 50; i++) yield* set.as().use((c) => fake.operation(c))
       assert.deepStrictEqual(count(fake.calls), { [A]: 30, [B]: 10, [C]: 10 })
     }))
 
@@ -46,12 +46,12 @@ describe("ServerSet", () => {
       const heard: Array<ServerSet.Observation> = []
       const observed = <X, E>(effect: Effect.Effect<X, E>) =>
         Effect.provideService(effect, ServerSet.OperationObserver, (o) => heard.push(o))
-      yield* set.use((c) => fake.operation(c))
+      yield* set.as().use((c) => fake.operation(c))
       assert.strictEqual(heard.length, 0)
-      yield* observed(set.use((c) => fake.operation(c), { operation: "search" }))
+      yield* observed(set.as().use((c) => fake.operation(c), { operation: "search" }))
       fake.conditions.set(A, "down")
-      for (let i = 0; i < 4; i++) yield* observed(set.use((c) => fake.operation(c), { idempotent: true }))
-      yield* Effect.flip(observed(set.use((c) => Effect.fail(new FakeError({ kind: "semantic", endpoint: c.endpoint })))))
+      for (let i = 0; i < 4; i++) yield* observed(set.as().use((c) => fake.operation(c), { idempotent: true }))
+      yield* Effect.flip(observed(set.as().use((c) => Effect.fail(new FakeError({ kind: "semantic", endpoint: c.endpoint })))))
       assert.strictEqual(heard.length, 6)
       assert.deepStrictEqual(heard.map((o) => o.set), Array(6).fill("observed"))
       assert.strictEqual(heard[0]!.operation, "search")
@@ -74,13 +74,13 @@ describe("ServerSet", () => {
         retry: { schedule: Schedule.recurs(3) }
       })
       yield* settle
-      yield* Effect.forEach([1, 2, 3], () => set.use((c) => fake.operation(c)), { discard: true })
+      yield* Effect.forEach([1, 2, 3], () => set.as().use((c) => fake.operation(c)), { discard: true })
       fake.conditions.set(A, "down")
       fake.calls.length = 0
       // Every read succeeds, with retries on the surviving endpoints.
       const results = yield* Effect.forEach(
         Array.from({ length: 30 }),
-        () => set.use((c) => fake.operation(c), { idempotent: true })
+        () => set.as().use((c) => fake.operation(c), { idempotent: true })
       )
       assert.isTrue(results.every((r) => r === B || r === C))
       const routedToA = fake.calls.filter((c) => c === A).length
@@ -91,7 +91,7 @@ describe("ServerSet", () => {
       fake.conditions.set(A, "up")
       yield* TestClock.adjust("500 millis")
       fake.calls.length = 0
-      yield* Effect.forEach(Array.from({ length: 9 }), () => set.use((c) => fake.operation(c)), { discard: true })
+      yield* Effect.forEach(Array.from({ length: 9 }), () => set.as().use((c) => fake.operation(c)), { discard: true })
       assert.strictEqual(count(fake.calls)[A], 3, "A is back in rotation")
     }))
 
@@ -106,16 +106,16 @@ describe("ServerSet", () => {
         retry: { schedule: Schedule.recurs(3) }
       })
       // Both endpoints get a pooled connection, then A fails mid-operation (a reset).
-      yield* set.use((c) => fake.operation(c))
-      yield* set.use((c) => fake.operation(c))
+      yield* set.as().use((c) => fake.operation(c))
+      yield* set.as().use((c) => fake.operation(c))
       fake.conditions.set(A, "down")
       fake.calls.length = 0
-      const outcomes = yield* Effect.forEach([1, 2], () => Effect.result(set.use((c) => fake.operation(c))))
+      const outcomes = yield* Effect.forEach([1, 2], () => Effect.result(set.as().use((c) => fake.operation(c))))
       assert.deepStrictEqual(outcomes.map((o) => o._tag), ["Failure", "Success"])
       assert.deepStrictEqual(fake.calls, [A, B], "the failed write on A was not replayed anywhere")
       // Declared idempotent, the same failure is retried on B.
       fake.calls.length = 0
-      const retried = yield* set.use((c) => fake.operation(c), { idempotent: true })
+      const retried = yield* set.as().use((c) => fake.operation(c), { idempotent: true })
       assert.strictEqual(retried, B)
     }))
 
@@ -129,10 +129,10 @@ describe("ServerSet", () => {
         health: false,
         retry: { schedule: Schedule.recurs(3) }
       })
-      for (let i = 0; i < 10; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
+      for (let i = 0; i < 10; i++) yield* set.as().use((c) => fake.operation(c), { mode: "write" })
       assert.deepStrictEqual(count(fake.calls), { [A]: 10 })
       fake.conditions.set(A, "down")
-      const error = yield* Effect.flip(set.use((c) => fake.operation(c), { mode: "write", idempotent: true }))
+      const error = yield* Effect.flip(set.as().use((c) => fake.operation(c), { mode: "write", idempotent: true }))
       assert.include(["FakeError", "NoEndpointAvailable"], error._tag)
       assert.notInclude(fake.calls.slice(10), B)
       assert.notInclude(fake.calls.slice(10), C)
@@ -151,7 +151,7 @@ describe("ServerSet", () => {
         retry: { schedule: Schedule.recurs(2) }
       })
       fake.conditions.set(A, "busy")
-      const results = yield* Effect.forEach(Array.from({ length: 12 }), () => set.use((c) => fake.operation(c)))
+      const results = yield* Effect.forEach(Array.from({ length: 12 }), () => set.as().use((c) => fake.operation(c)))
       assert.isTrue(results.every((r) => r === B), "overload is retried elsewhere")
       const status = yield* set.status
       assert.strictEqual(status.endpoints.find((e) => e.id === A)!.breaker!.status, "open")
@@ -160,7 +160,7 @@ describe("ServerSet", () => {
       fake.conditions.set(A, "up")
       yield* TestClock.adjust("11 seconds")
       fake.calls.length = 0
-      yield* Effect.forEach(Array.from({ length: 6 }), () => set.use((c) => fake.operation(c)), { discard: true })
+      yield* Effect.forEach(Array.from({ length: 6 }), () => set.as().use((c) => fake.operation(c)), { discard: true })
       assert.isAtLeast(count(fake.calls)[A] ?? 0, 2, "the trial succeeded and A takes traffic again")
       assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.breaker!.status, "closed")
     }))
@@ -178,7 +178,7 @@ describe("ServerSet", () => {
       let attempts = 0
       for (let i = 0; i < 4; i++) {
         const error = yield* Effect.flip(
-          set.use((c) => Effect.suspend(() => {
+          set.as().use((c) => Effect.suspend(() => {
             attempts++
             return Effect.fail(new FakeError({ kind: "auth", endpoint: c.endpoint }))
           }), { idempotent: true })
@@ -203,7 +203,7 @@ describe("ServerSet", () => {
         retry: { schedule: Schedule.recurs(1) }
       })
       yield* TestClock.adjust("100 millis")
-      const error = yield* Effect.flip(set.use((c) => fake.operation(c), { idempotent: true }))
+      const error = yield* Effect.flip(set.as().use((c) => fake.operation(c), { idempotent: true }))
       assert.strictEqual(error._tag, "NoEndpointAvailable")
       assert.include(error.message, "fake://a:1: unhealthy")
       assert.include(error.message, "fake://b:1: unhealthy")
@@ -220,16 +220,16 @@ describe("ServerSet", () => {
         health: false
       })
       yield* set.add(C)
-      for (let i = 0; i < 6; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 6; i++) yield* set.as().use((c) => fake.operation(c))
       assert.deepStrictEqual(count(fake.calls), { [A]: 2, [B]: 2, [C]: 2 })
       // Work in flight on B …
-      const slow = yield* Effect.forkChild(set.use((c) => fake.operation(c, 5_000)))
+      const slow = yield* Effect.forkChild(set.as().use((c) => fake.operation(c, 5_000)))
       yield* settle
       const slowEndpoint = fake.calls[fake.calls.length - 1]
       const removing = yield* Effect.forkChild(set.remove(slowEndpoint!))
       yield* settle
       fake.calls.length = 0
-      for (let i = 0; i < 6; i++) yield* set.use((c) => fake.operation(c))
+      for (let i = 0; i < 6; i++) yield* set.as().use((c) => fake.operation(c))
       assert.notInclude(fake.calls, slowEndpoint, "no new work for a removed endpoint")
       yield* TestClock.adjust("5 seconds")
       assert.strictEqual(yield* Fiber.join(slow), slowEndpoint, "work in flight finished")
@@ -252,7 +252,7 @@ describe("ServerSet", () => {
       })
       const latency = new Map([[A, 2_000], [B, 10]])
       const fiber = yield* Effect.forkChild(
-        set.use((c) => fake.operation(c, latency.get(c.endpoint)!), { idempotent: true })
+        set.as().use((c) => fake.operation(c, latency.get(c.endpoint)!), { idempotent: true })
       )
       yield* TestClock.adjust("200 millis")
       assert.strictEqual(yield* Fiber.join(fiber), B)
@@ -264,8 +264,8 @@ describe("ServerSet", () => {
     Effect.gen(function*() {
       const fake = makeFakeDriver()
       const set = yield* ServerSet.make({ name: "metrics", endpoints: [A], driver: fake.driver, health: false })
-      for (let i = 0; i < 5; i++) yield* set.use((c) => fake.operation(c))
-      yield* Effect.flip(set.use((c) => Effect.fail(new FakeError({ kind: "semantic", endpoint: c.endpoint }))))
+      for (let i = 0; i < 5; i++) yield* set.as().use((c) => fake.operation(c))
+      yield* Effect.flip(set.as().use((c) => Effect.fail(new FakeError({ kind: "semantic", endpoint: c.endpoint }))))
       yield* TestClock.adjust("1 second")
       const series = (yield* Metric.snapshot).filter((m) =>
         m.id === "tether_serverset_requests_total" && m.attributes?.["set"] === "metrics"
@@ -319,7 +319,7 @@ describe("ServerSet", () => {
             retry: { schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 10 })) }
           })
           yield* TestClock.adjust("200 millis")
-          for (let i = 0; i < 4; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
+          for (let i = 0; i < 4; i++) yield* set.as().use((c) => fake.operation(c), { mode: "write" })
           assert.deepStrictEqual(count(fake.calls), { [A]: 4 })
           // Failover: A dies, B is promoted to timeline 2; then A comes back outside recovery, on timeline 1.
           fake.conditions.set(A, "down")
@@ -328,8 +328,8 @@ describe("ServerSet", () => {
           fake.conditions.set(A, "up")
           yield* TestClock.adjust("300 millis")
           fake.calls.length = 0
-          for (let i = 0; i < 20; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
-          for (let i = 0; i < 20; i++) yield* set.use((c) => fake.operation(c), { mode: "read" })
+          for (let i = 0; i < 20; i++) yield* set.as().use((c) => fake.operation(c), { mode: "write" })
+          for (let i = 0; i < 20; i++) yield* set.as().use((c) => fake.operation(c), { mode: "read" })
           assert.deepStrictEqual(count(fake.calls), { [B]: 40 })
           const status = yield* set.status
           const a = status.endpoints.find((e) => e.id === A)!
@@ -352,8 +352,8 @@ describe("ServerSet", () => {
           probes.set(A, { role: "replica", timeline: 2 })
           yield* TestClock.adjust("300 millis")
           fake.calls.length = 0
-          for (let i = 0; i < 10; i++) yield* set.use((c) => fake.operation(c), { mode: "write" })
-          for (let i = 0; i < 10; i++) yield* set.use((c) => fake.operation(c), { mode: "read" })
+          for (let i = 0; i < 10; i++) yield* set.as().use((c) => fake.operation(c), { mode: "write" })
+          for (let i = 0; i < 10; i++) yield* set.as().use((c) => fake.operation(c), { mode: "read" })
           assert.deepStrictEqual(count(fake.calls), { [A]: 5, [B]: 15 })
           assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "replica")
         }).pipe(Effect.provide(Logger.layer([logger])))
@@ -388,7 +388,7 @@ describe("ServerSet", () => {
           retry: { schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 100 })) }
         })
         yield* TestClock.adjust("300 millis")
-        assert.strictEqual(yield* set.use((c) => fake.operation(c), { mode: "write" }), A)
+        assert.strictEqual(yield* set.as().use((c) => fake.operation(c), { mode: "write" }), A)
         holdB = true
         yield* TestClock.adjust("300 millis")
         // A crashes; B is promoted, but its probe is slow; A comes back (outside recovery) and is probed first.
@@ -399,7 +399,7 @@ describe("ServerSet", () => {
         yield* TestClock.adjust("300 millis")
         assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.health, "healthy")
         fake.calls.length = 0
-        const write = yield* Effect.forkChild(set.use((c) => fake.operation(c), { mode: "write" }))
+        const write = yield* Effect.forkChild(set.as().use((c) => fake.operation(c), { mode: "write" }))
         yield* TestClock.adjust("500 millis")
         assert.deepStrictEqual(fake.calls, [], "no write while B's claim is unknown")
         // B's probe answers: A is fenced, the write goes to B.
@@ -428,13 +428,13 @@ describe("ServerSet", () => {
         // The new primary B is rebuilt as a replica of A (on A's timeline): A stays fenced until the operator says so.
         probes.set(B, { role: "replica", timeline: 1 })
         yield* TestClock.adjust("300 millis")
-        const refused = yield* Effect.flip(set.use((c) => fake.operation(c), { mode: "write" }))
+        const refused = yield* Effect.flip(set.as().use((c) => fake.operation(c), { mode: "write" }))
         assert.strictEqual(refused._tag, "NoEndpointAvailable")
         assert.match(refused.message, /fake:\/\/a:1: stale primary: fenced \(timeline 1, the newest is 2\)/)
         assert.isFalse(yield* set.unfence(B))
         assert.isTrue(yield* set.unfence(A))
         yield* TestClock.adjust("300 millis")
-        assert.strictEqual(yield* set.use((c) => fake.operation(c), { mode: "write" }), A)
+        assert.strictEqual(yield* set.as().use((c) => fake.operation(c), { mode: "write" }), A)
         assert.strictEqual((yield* set.status).endpoints.find((e) => e.id === A)!.role, "primary")
       }))
   })

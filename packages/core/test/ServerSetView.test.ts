@@ -95,29 +95,25 @@ describe("ServerSet.as (identity-bound views)", () => {
       assert.deepStrictEqual(fake.borrows, [...answers, ...streamed])
     }).pipe(Effect.provideService(Alice, alice), Effect.provideService(Bob, bob), Effect.scoped))
 
-  it.effect("the default view is `use`: same calls, same routing, same identity", () =>
+  it.effect("the default view: no key, the driver's identity, the same routing as the keyed views", () =>
     Effect.gen(function*() {
       const fake = makeBindingDriver()
       const set = yield* makeSet(fake.driver)
       const byDefault = set.as()
       assert.strictEqual(set.as(undefined), byDefault)
       assert.strictEqual(byDefault.key, undefined)
-      assert.strictEqual(byDefault.use, set.use)
-      assert.strictEqual(byDefault.useStream, set.useStream)
-      // Round robin over A and B: alternating calls through `use` and the view keep alternating endpoints.
+      // Round robin over A and B: alternating calls through the default view and a keyed view keep alternating endpoints.
       const endpoints: Array<string> = []
       for (let i = 0; i < 4; i++) {
-        const via = i % 2 === 0 ? set.use : byDefault.use
+        const via = i % 2 === 0 ? byDefault.use : set.as(Alice).use
         endpoints.push(yield* via((c) => Effect.as(fake.whoami(c), c.endpoint)))
       }
       assert.deepStrictEqual(endpoints, [A, B, A, B])
-      assert.deepStrictEqual(fake.borrows, Array(4).fill("default"))
-      // The deprecated keyed variants are the keyed views.
-      assert.strictEqual(yield* set.useAs(Alice, fake.whoami), "uid=alice")
-      assert.deepStrictEqual(yield* Stream.runCollect(set.useStreamAs(Bob, (c) => Stream.fromEffect(fake.whoami(c)))), [
-        "uid=bob"
+      assert.deepStrictEqual(fake.borrows, ["default", "uid=alice", "default", "uid=alice"])
+      assert.deepStrictEqual(yield* Stream.runCollect(byDefault.useStream((c) => Stream.fromEffect(fake.whoami(c)))), [
+        "default"
       ])
-    }).pipe(Effect.provideService(Alice, alice), Effect.provideService(Bob, bob), Effect.scoped))
+    }).pipe(Effect.provideService(Alice, alice), Effect.scoped))
 
   it.effect("views are made once per key: the same key gives the same view", () =>
     Effect.gen(function*() {

@@ -18,7 +18,7 @@
  * soon as the set publishes it; the counters (traffic, latency, in flight)
  * are sampled once per `sampleInterval`.
  *
- * The timing comes from `ServerSet.use` itself: the layer provides a
+ * The timing comes from `set.as(key).use` itself: the layer provides a
  * `ServerSet.OperationObserver` (no span is built for it; with a tracing
  * backend installed, the spans are unchanged).
  *

@@ -53,7 +53,7 @@ describe("AdminServer", () => {
       expect((yield* call(`${at(a!)}/drain`, "POST", token)).status).toBe(200)
       expect((yield* ids).length).toBe(2)
       expect(yield* draining).toEqual([a])
-      for (let i = 0; i < 10; i++) expect(yield* set.use((c) => Effect.succeed(c.url))).toBe("fake://b:2")
+      for (let i = 0; i < 10; i++) expect(yield* set.as().use((c) => Effect.succeed(c.url))).toBe("fake://b:2")
       expect((yield* call(`${at(a!)}/enable`, "POST", token)).status).toBe(200)
       expect(yield* draining).toEqual([])
       expect((yield* call(`${at("fake://zz:9")}/drain`, "POST", token)).status).toBe(404)
@@ -88,7 +88,7 @@ describe("AdminServer", () => {
       expect(status.body).not.toContain(token)
       const snapshot = Schema.decodeUnknownSync(Snapshot.Snapshot)(JSON.parse(status.body))
       expect(snapshot.sets[0]!.endpoints.length).toBe(2)
-      expect(yield* set.use((c) => Effect.succeed(c.url))).toMatch(/^fake:\/\//)
+      expect(yield* set.as().use((c) => Effect.succeed(c.url))).toMatch(/^fake:\/\//)
     }).pipe(Effect.scoped, Effect.provide(Observe.layer({ admin: { port: 0, token: Redacted.make(token) } }))))
 
   it.live("a set watched with { reconfigure: false } is read-only: 403", () =>

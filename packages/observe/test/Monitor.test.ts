@@ -106,7 +106,7 @@ describe("Monitor", () => {
       )
       yield* settle
       const before = published
-      for (let i = 0; i < 5; i++) yield* set.use((c) => Effect.succeed(c.url))
+      for (let i = 0; i < 5; i++) yield* set.as().use((c) => Effect.succeed(c.url))
       yield* settle
       // Operations change no structure: nothing new is published before the sample.
       assert.strictEqual(published, before)

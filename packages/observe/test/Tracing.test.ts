@@ -30,7 +30,7 @@ describe("traces and the operation histogram", () => {
           retry: { schedule: Schedule.recurs(3) }
         })
         for (let i = 0; i < 6; i++) {
-          expect(yield* set.use((c) => Effect.succeed(c.url), { idempotent: true }).pipe(Effect.withSpan(`op ${i}`))).toBe(
+          expect(yield* set.as().use((c) => Effect.succeed(c.url), { idempotent: true }).pipe(Effect.withSpan(`op ${i}`))).toBe(
             "fake://good:2"
           )
         }

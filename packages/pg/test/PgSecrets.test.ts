@@ -116,7 +116,7 @@ describe("TLS settings in PostgreSQL URLs", () => {
         health: false,
         retry: false
       })
-      const failed = yield* Effect.flip(set.use(() => Effect.void))
+      const failed = yield* Effect.flip(set.as().use(() => Effect.void))
       assert.strictEqual(failed._tag, "PgTlsError")
       assert.include(failed.message, "invalid TLS settings: url: sslmode must be one of")
     }).pipe(Effect.scoped))

@@ -58,7 +58,7 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
         })
         const wrong = Identity.make(ldap.users[0]!.dn, Redacted.make("not-the-password"))
         for (let i = 0; i < 3; i++) {
-          const error = yield* Effect.flip(set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, wrong)))
+          const error = yield* Effect.flip(set.as(EndUser).use(whoami).pipe(Effect.provideService(EndUser, wrong)))
           expect(error._tag).toBe("ClientError")
         }
         yield* Effect.sleep("50 millis") // a failed connect's slot is released in the background
@@ -66,7 +66,7 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
         expect(status.breaker!.status).toBe("closed")
         expect(status.pool.open).toBe(0)
         const right = Identity.make(ldap.users[0]!.dn, Redacted.make(ldap.users[0]!.password))
-        expect(yield* set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, right))).toBe(`dn:${ldap.users[0]!.dn}`)
+        expect(yield* set.as(EndUser).use(whoami).pipe(Effect.provideService(EndUser, right))).toBe(`dn:${ldap.users[0]!.dn}`)
       }).pipe(Effect.scoped))
 
     it.effect("no secret appears in any log line, error, span, metric or status snapshot", () =>
@@ -88,10 +88,10 @@ layer(Slapd.layer({ servers: 1, users: 20 }), { excludeTestServices: true })("id
         const outputs = yield* Effect.gen(function*() {
           const set = yield* makeSet(ldap, 4)
           const wrong = Identity.make(ldap.users[1]!.dn, Redacted.make(secret), { label: "user2" })
-          const error = yield* Effect.flip(set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, wrong)))
+          const error = yield* Effect.flip(set.as(EndUser).use(whoami).pipe(Effect.provideService(EndUser, wrong)))
           // A successful borrow too: its spans and metrics are searched as well.
           const right = Identity.make(ldap.users[0]!.dn, Redacted.make(ldap.users[0]!.password), { label: "user1" })
-          yield* set.useAs(EndUser, whoami).pipe(Effect.provideService(EndUser, right))
+          yield* set.as(EndUser).use(whoami).pipe(Effect.provideService(EndUser, right))
           yield* Effect.sleep("1100 millis") // let the sweep publish its metrics
           const status = yield* set.status
           const metrics = yield* Metric.snapshot

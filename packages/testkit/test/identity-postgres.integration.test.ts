@@ -79,7 +79,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
         const secret = "wrong-Secret-7c1e"
         const wrong = Identity.make(roleName(0), Redacted.make(secret), { label: "user0" })
         for (let i = 0; i < 3; i++) {
-          const error = yield* Effect.flip(set.useAs(EndUser, currentUser).pipe(Effect.provideService(EndUser, wrong)))
+          const error = yield* Effect.flip(set.as(EndUser).use(currentUser).pipe(Effect.provideService(EndUser, wrong)))
           expect(error._tag).toBe("ClientError")
           expect(error._tag === "ClientError" ? error.code : undefined).toBe("28P01")
           expect(String(error)).not.toContain(secret)
@@ -89,7 +89,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
         expect(status.breaker!.status).toBe("closed")
         expect(status.pool.open).toBe(0)
         const right = Identity.make(roleName(0), Redacted.make(rolePassword(0)))
-        expect(yield* set.useAs(EndUser, currentUser).pipe(Effect.provideService(EndUser, right))).toBe(roleName(0))
+        expect(yield* set.as(EndUser).use(currentUser).pipe(Effect.provideService(EndUser, right))).toBe(roleName(0))
       }).pipe(Effect.scoped))
   })
 
@@ -120,7 +120,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
         const running = Effect.sync(() => storming || tally.okAfterStorm < 20)
         const one = (i: number) =>
           Effect.gen(function*() {
-            const check = set.useAs(EndUser, currentUser, { idempotent: true }).pipe(
+            const check = set.as(EndUser).use(currentUser, { idempotent: true }).pipe(
               Effect.tap((seen) =>
                 Effect.sync(() => {
                   if (seen !== roleName(i)) tally.wrong.push(`${roleName(i)} saw ${seen}`)
@@ -192,7 +192,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
             const i = k % 10
             for (let n = 0; n < 10; n++) {
               if (n % 5 === k % 5) {
-                const exit = yield* Effect.exit(set.useAs(EndUser, currentUser, { idempotent: true }).pipe(as(i, `guess-${k}-${n}`)))
+                const exit = yield* Effect.exit(set.as(EndUser).use(currentUser, { idempotent: true }).pipe(as(i, `guess-${k}-${n}`)))
                 const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
                 const tag = Exit.isSuccess(exit)
                   ? "Success"
@@ -204,7 +204,7 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
                 attackerOutcomes.set(tag, (attackerOutcomes.get(tag) ?? 0) + 1)
               }
               // Idempotent: a connect that times out on a loaded machine is retried (that is not what is tested here).
-              const exit = yield* Effect.exit(set.useAs(EndUser, currentUser, { idempotent: true }).pipe(as(i, rolePassword(i))))
+              const exit = yield* Effect.exit(set.as(EndUser).use(currentUser, { idempotent: true }).pipe(as(i, rolePassword(i))))
               if (Exit.isFailure(exit)) victimFailures.push(String(exit.cause))
               else if (exit.value !== roleName(i)) victimFailures.push(`${roleName(i)} saw ${exit.value}`)
             }
@@ -214,16 +214,16 @@ layer(PostgresCluster.layer({ replicas: 0 }), { excludeTestServices: true })("id
 
         // Rotation: work in flight on a session opened with the old password completes.
         const i = 15
-        const held = yield* set.useAs(EndUser, (session) =>
+        const held = yield* set.as(EndUser).use((session) =>
           attempt(() => session.sql<Array<{ user: string }>>`select current_user as user, pg_sleep(0.5)`).pipe(
             Effect.map((rows) => rows[0]!.user)
           )).pipe(as(i, rolePassword(i)), Effect.forkChild)
         yield* Effect.sleep("100 millis")
         const rotated = `${rolePassword(i)}-rotated`
         yield* query(cluster.primary.url, `alter role ${roleName(i)} password '${rotated}'`).pipe(Effect.orDie)
-        expect(yield* set.useAs(EndUser, currentUser).pipe(as(i, rotated))).toBe(roleName(i))
+        expect(yield* set.as(EndUser).use(currentUser).pipe(as(i, rotated))).toBe(roleName(i))
         expect(yield* Fiber.join(held)).toBe(roleName(i))
-        const stale = yield* Effect.flip(set.useAs(EndUser, currentUser).pipe(as(i, rolePassword(i))))
+        const stale = yield* Effect.flip(set.as(EndUser).use(currentUser).pipe(as(i, rolePassword(i))))
         expect(stale._tag === "ClientError" ? stale.code : stale._tag).toBe("28P01")
         yield* query(cluster.primary.url, `alter role ${roleName(i)} password '${rolePassword(i)}'`).pipe(Effect.orDie)
       }).pipe(Effect.scoped))

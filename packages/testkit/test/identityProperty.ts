@@ -53,7 +53,7 @@ export const identityProperty = <C, E>(options: {
             const mismatches: Array<string> = []
             const fibers = yield* Effect.forEach(plan, (step) =>
               Effect.forkChild(
-                set.useAs(EndUser, options.whoami).pipe(
+                set.as(EndUser).use(options.whoami).pipe(
                   Effect.tap((seen) =>
                     Effect.sync(() => {
                       if (seen !== options.expected(step.who)) mismatches.push(`user${step.who} saw ${seen}`)

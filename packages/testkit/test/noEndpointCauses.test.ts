@@ -26,10 +26,10 @@ describe("NoEndpointAvailable", () => {
         retry: { schedule: Schedule.recurs(10) }
       })
       // The first call meets each refusal in turn and opens the three breakers …
-      yield* Effect.flip(set.use(() => Effect.void, { idempotent: true }))
+      yield* Effect.flip(set.as().use(() => Effect.void, { idempotent: true }))
       for (let i = 0; i < 10; i++) yield* Effect.yieldNow
       // … the next finds no endpoint left (the test clock stands still: the breakers stay open).
-      const error = yield* Effect.flip(set.use(() => Effect.void, { idempotent: true }))
+      const error = yield* Effect.flip(set.as().use(() => Effect.void, { idempotent: true }))
       assert.instanceOf(error, Balancer.NoEndpointAvailable, String(error))
       if (!(error instanceof Balancer.NoEndpointAvailable)) return
       assert.strictEqual(error.exclusions.length, 3, error.message)

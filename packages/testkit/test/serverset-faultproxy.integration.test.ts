@@ -23,7 +23,7 @@ layer(PostgresCluster.layer({ replicas: 1 }), { excludeTestServices: true })("Se
           breaker: { consecutiveFailures: 2, openDuration: Schedule.spaced("5 seconds") },
           retry: { schedule: Schedule.recurs(3) }
         })
-        const read = set.use(
+        const read = set.as().use(
           (session, endpoint) => bounded(endpoint.id, attempt(() => session.sql`select 1`)).pipe(Effect.as(endpoint.id)),
           { idempotent: true }
         )

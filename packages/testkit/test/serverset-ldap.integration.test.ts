@@ -8,7 +8,7 @@ import { attempt, bounded, type ClientError, ldapDriver } from "./drivers.ts"
 layer(Slapd.layer({ servers: 2 }), { excludeTestServices: true })("ServerSet on two replicating slapd servers", (it) => {
   /** A search for one user through the set: returns the endpoint that answered. */
   const search = (set: ServerSet.ServerSet<Client, ClientError>, ldap: Slapd.Directory, i: number) =>
-    set.use(
+    set.as().use(
       (client, endpoint) =>
         bounded(
           endpoint.id,

@@ -6,7 +6,7 @@ import { attempt, bounded, endpointUrl, pgDriver } from "./drivers.ts"
 
 /** A read through the set: returns the endpoint that served it. */
 const read = (set: ServerSet.ServerSet<any, any>) =>
-  set.use(
+  set.as().use(
     (session, endpoint) =>
       bounded(endpoint.id, attempt(() => session.sql`select 1`)).pipe(Effect.as(endpoint.id)),
     { mode: "read", idempotent: true }
@@ -119,7 +119,7 @@ layer(PostgresCluster.layer({ replicas: 2 }), { excludeTestServices: true })("Se
           health: { interval: "100 millis" },
           retry: { schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 40 })) }
         })
-        const write = set.use(
+        const write = set.as().use(
           (session, endpoint) =>
             attempt(() => session.sql`create table if not exists t_serverset (id int)`).pipe(
               Effect.as(endpoint.id)

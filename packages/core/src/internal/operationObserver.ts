@@ -1,5 +1,5 @@
 /**
- * The reference `ServerSet.use` reads to tell an observer about each finished
+ * The reference `set.as(key).use` reads to tell an observer about each finished
  * call (see `ServerSet.OperationObserver`).
  *
  * @internal

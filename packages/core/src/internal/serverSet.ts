@@ -507,10 +507,6 @@ export const make = <C, E>(
     return {
       name,
       as,
-      use: defaultView.use,
-      useAs: (key, f, useOptions) => as(key).use(f, useOptions),
-      useStream: defaultView.useStream,
-      useStreamAs: (key, f, useOptions) => as(key).useStream(f, useOptions),
       status,
       endpoints: Effect.sync(() => [...members.values()].map((m) => m.endpoint)),
       balancerChanges: balancer.changes,

@@ -387,7 +387,7 @@ export const make = (
       }
     }
 
-    const rootDse: Effect.Effect<RootDse.RootDse, LdapClient.LdapClientError> = set.use(
+    const rootDse: Effect.Effect<RootDse.RootDse, LdapClient.LdapClientError> = set.as().use(
       (connection) => LdapDriver.attempt(connection, "search", () => rootDseOf(connection)),
       { mode: "read", idempotent: true }
     )

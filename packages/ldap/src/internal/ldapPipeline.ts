@@ -4,7 +4,7 @@
  * message ids tell their answers apart, RFC 4511 4.1.1.1).
  *
  * A *carrier* is one ordinary, exclusive borrow from the server set
- * (`set.use`: balancer, breaker, pool), held while operations run on its
+ * (`set.as().use`: balancer, breaker, pool), held while operations run on its
  * connection and given back when it has been idle for a few milliseconds
  * (one sweep for all carriers, no timer per operation), when it is older than `maxHoldMillis` (so borrowers waiting on the
  * pool get their turn), or when its connection breaks. Operations on a
@@ -135,7 +135,7 @@ export const make = (
       opening[mode]++
       let lent = false
       const lane = lanes[mode]
-      const borrow = set.use(
+      const borrow = set.as().use(
         (connection) =>
           Effect.callback<void, LdapError>((resume) => {
             lent = true

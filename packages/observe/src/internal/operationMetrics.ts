@@ -17,7 +17,7 @@ export const inFlight = Metric.gauge("tether_operations_in_flight", {
   attributes: { unit: "{operation}" }
 })
 
-/** One finished operation, as `ServerSet.use` reports it. */
+/** One finished operation, as `set.as(key).use` reports it. */
 export type Observation = ServerSet.Observation
 
 /**
@@ -63,7 +63,7 @@ class LocalHistogram {
 const sortedBoundaries = [...durationBoundaries].sort((a, b) => a - b)
 
 /**
- * Records each operation `ServerSet.use` reports (see `ServerSet.OperationObserver`)
+ * Records each operation `set.as(key).use` reports (see `ServerSet.OperationObserver`)
  * in the operation histogram, a series per (set, endpoint, operation, outcome),
  * synchronously: no span, no fiber, no effect.
  */
