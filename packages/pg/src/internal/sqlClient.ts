@@ -599,7 +599,7 @@ export const make = (
             if (session.closed) lost()
           })
         )
-      return Stream.mapError(listenSet.useStream(f, { mode: "write", idempotent: true }), (e) => toSqlError(e, "listen"))
+      return Stream.mapError(listenSet.as().useStream(f, { mode: "write", idempotent: true }), (e) => toSqlError(e, "listen"))
     }
 
     // --- the query cache --------------------------------------------------------
