@@ -212,7 +212,7 @@ export const identitySuite: Suite = {
         const strict = yield* taggedReuse(users, 8, 0, rotating)
         measurements.push({
           case: `tagged pool, in-memory: ${label}, max 8, 4 per identity`,
-          metric: "reuse % (bounded fairness, N=4)",
+          metric: `reuse % (bounded fairness, N=${Tagged.defaultMaxReuseStreak})`,
           unit: "%",
           higherIsBetter: true,
           tether: fair.reuse,

@@ -99,7 +99,9 @@ export interface Options<C, E> {
    * identity is served with it instead (no bind), and a connection just
    * returned is left to its identity for one scheduler turn; at most this
    * many times in a row, then the first waiter takes its turn. 0: strict
-   * arrival order. Default 4.
+   * arrival order. Default 8: with 10 identities busy on 8 connections, 4
+   * reused 76–77 % of borrows and 8 reuses 85–86 %, with no worse p99
+   * acquire time (`npm run bench -- --suite identity`).
    */
   readonly maxReuseStreak?: number | undefined
   /** Options of the connections (see `ConnectionPool.Options`). */

@@ -42,7 +42,7 @@ const poolKeys = pools.optionKeys.filter((k) => !["name", "acquire", "validate",
 const DEFAULT = "default"
 
 /** Reuses served out of queue order before the head of the queue takes its turn. */
-export const defaultMaxReuseStreak = 4
+export const defaultMaxReuseStreak = 8
 
 const millisOf = Millis.withFallback
 
@@ -74,7 +74,7 @@ export interface Options<C, E> extends IdentityPool.Options<C, E> {
    * another identity's idle connection, a later waiter of that connection's
    * identity is served with it instead (no bind), at most this many times in
    * a row before the first waiter takes its turn. 0: strict arrival order.
-   * Default 4.
+   * Default 8 (see `IdentityPool.Options.maxReuseStreak`).
    */
   readonly maxReuseStreak?: number | undefined
 }
