@@ -20,6 +20,7 @@ import { Client } from "ldapts"
 import { effectLoop, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
 import { nextTurn, now, percentile } from "../harness/measure.ts"
+import { median } from "../harness/profile.ts"
 import * as Tagged from "../../packages/core/src/internal/pool/identityPool.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
 
@@ -128,21 +129,41 @@ export const identitySuite: Suite = {
       // 2. 1,000 identities vs 1 identity, in memory.
       const many = Array.from({ length: 1_000 }, (_, i) =>
         Identity.make(`uid=u${i},ou=people,dc=example,dc=com`, Redacted.make(`password-${i}`), { label: `u${i}` }))
-      /** Borrow + return from 16 fibers over `identities` (each one's connection opened before measuring), in ops/s. */
-      const borrowThroughput = (make: typeof IdentityPool.make, identities: ReadonlyArray<Identity.Credentials>) =>
+      /**
+       * Borrow + return from 16 fibers over `identities` (each one's connection opened before
+       * measuring): a window of `ms` per call, in ops/s, on a pool kept open between windows.
+       */
+      const windowsScope = yield* Scope.make()
+      const borrowWindows = (identities: ReadonlyArray<Identity.Credentials>) =>
         Effect.gen(function*() {
-          const scope = yield* Scope.make()
-          const pool = yield* make({ name: "memory", connect: memoryDriver.connect, max: 1_000 }).pipe(Scope.provide(scope))
+          const pool = yield* IdentityPool.make({ name: "memory", connect: memoryDriver.connect, max: 1_000 }).pipe(
+            Scope.provide(windowsScope)
+          )
           const op = (i: number) => pool.use(identities[i % identities.length]!, (c) => Effect.succeed(c.principal))
           // Warm up: every identity has its connection open before measuring.
           yield* Effect.forEach(identities, (identity) => pool.use(identity, () => Effect.void), { discard: true })
           yield* effectLoop(op, 16, 300)
-          const rate = (yield* effectLoop(op, 16, millis)).opsPerSecond
-          yield* Scope.close(scope, Exit.void)
-          return rate
+          return () => Effect.map(effectLoop(op, 16, millis / 2), (r) => r.opsPerSecond)
         })
-      const oneIdentity = yield* borrowThroughput(IdentityPool.make, many.slice(0, 1))
-      const thousand = yield* borrowThroughput(IdentityPool.make, many)
+      // Windows of the two alternate (the order rotating each round): a machine whose speed drifts
+      // during the run affects both alike. The medians are reported.
+      const one = yield* borrowWindows(many.slice(0, 1))
+      const thousandWindows = yield* borrowWindows(many)
+      const rounds = quick ? 4 : 8
+      const oneRates: Array<number> = []
+      const thousandRates: Array<number> = []
+      for (let round = 0; round < rounds; round++) {
+        if (round % 2 === 0) {
+          oneRates.push(yield* one())
+          thousandRates.push(yield* thousandWindows())
+        } else {
+          thousandRates.push(yield* thousandWindows())
+          oneRates.push(yield* one())
+        }
+      }
+      yield* Scope.close(windowsScope, Exit.void)
+      const oneIdentity = median(oneRates)
+      const thousand = median(thousandRates)
       measurements.push({
         case: "borrow + return, 16 fibers, in-memory driver",
         metric: "throughput, 1,000 identities",
@@ -151,22 +172,15 @@ export const identitySuite: Suite = {
         tether: thousand,
         peers: { "1 identity": oneIdentity }
       })
-      log(`identity: 1,000 identities ${Math.round(thousand)} ops/s, 1 identity ${Math.round(oneIdentity)} ops/s`)
+      log(
+        `identity: 1,000 identities ${Math.round(thousand)} ops/s, 1 identity ${Math.round(oneIdentity)} ops/s ` +
+          `(medians of ${rounds} alternating windows; per-round ratios ${
+            thousandRates.map((t, i) => (t / oneRates[i]!).toFixed(2)).join(", ")
+          })`
+      )
 
-      // 2b. The tagged pool (internal/pool, one pool whose connections carry their identity;
-      // what IdentityPool.make builds): the same 1,000 vs 1 identity workload, and reuse with and without
-      // bounded fairness on an in-memory driver whose work takes one event-loop turn.
-      const taggedOne = yield* borrowThroughput(Tagged.make, many.slice(0, 1))
-      const taggedThousand = yield* borrowThroughput(Tagged.make, many)
-      measurements.push({
-        case: "tagged pool: borrow + return, 16 fibers, in-memory driver",
-        metric: "throughput, 1,000 identities",
-        unit: "ops/s",
-        higherIsBetter: true,
-        tether: taggedThousand,
-        peers: { "1 identity": taggedOne }
-      })
-      log(`identity: tagged pool: 1,000 identities ${Math.round(taggedThousand)} ops/s, 1 identity ${Math.round(taggedOne)} ops/s`)
+      // 2b. Reuse with and without bounded fairness on the pool IdentityPool.make builds (internal/pool),
+      // on an in-memory driver whose work takes one event-loop turn.
       const rebindMemory = (c: { principal: string }, identity: Identity.Credentials | undefined) =>
         Effect.sync(() => {
           c.principal = identity?.principal ?? "service"

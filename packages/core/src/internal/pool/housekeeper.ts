@@ -130,6 +130,7 @@ export const make = <C, E>(state: PoolState<C>, connector: Connector<C, E>, opti
         if (group.count > 0 || group.waiting > 0 || group === defaultGroup) continue
         if (now - group.lastUsedAt > (group.created > 0 ? forgetProvenMillis : forgetUnprovenMillis)) {
           state.groups.delete(group.key)
+          group.forgotten = true
         }
       }
       yield* warmUp

@@ -129,8 +129,18 @@ export const make = <C, E>(
     const scope = yield* Scope.Scope
     const clock = yield* Clock.Clock
     const state = new PoolState<C>(name, limits, p.concurrency ?? d.concurrency)
-    const groupOf = (identity: Credentials | undefined): Group<C> =>
-      state.group(identity === undefined ? DEFAULT : digestOf(identity), identity, clock.currentTimeMillisUnsafe())
+    /** The group of `identity`: one `WeakMap` read per borrow once known (no digest, no clock read). */
+    const groupOf = (identity: Credentials | undefined): Group<C> => {
+      if (identity === undefined) {
+        return state.groups.get(DEFAULT) ?? state.group(DEFAULT, undefined, clock.currentTimeMillisUnsafe())
+      }
+      const known = state.byCredentials.get(identity)
+      if (known !== undefined && !known.retired && !known.forgotten) return known
+      const key = digestOf(identity)
+      const group = state.groups.get(key) ?? state.group(key, identity, clock.currentTimeMillisUnsafe())
+      state.byCredentials.set(identity, group)
+      return group
+    }
 
     const admission = yield* Admission.make(state, maxReuseStreak, acquireTimeout)
     /** A group replaced by a newer secret: out of lookups, idle connections closed, the others once returned. */

@@ -39,6 +39,8 @@ export interface Group<C> {
   lastUsedAt: number
   /** Replaced by a newer secret of its principal: no new connection is lent or bound as it. */
   retired: boolean
+  /** Dropped from `groups` by the housekeeper (unused a while): a reference kept elsewhere must look it up again. */
+  forgotten: boolean
 }
 
 /** One open connection, bound as `group`'s identity. */
@@ -98,6 +100,8 @@ export interface Limits {
 /** Everything the modules share. */
 export class PoolState<C> {
   readonly groups = new Map<string, Group<C>>()
+  /** The group each credentials object was last looked up as (skips the digest and the map on the hot path). */
+  readonly byCredentials = new WeakMap<Credentials, Group<C>>()
   /** Idle connections (no holder), least recently used first: the eviction order. */
   readonly idle = new Set<Conn<C>>()
   readonly conns = new Set<Conn<C>>()
@@ -135,7 +139,8 @@ export class PoolState<C> {
         hits: 0,
         created: 0,
         lastUsedAt: now,
-        retired: false
+        retired: false,
+        forgotten: false
       }
       this.groups.set(key, group)
     }
