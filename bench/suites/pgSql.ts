@@ -12,6 +12,11 @@
  * 3. Through a real PgBouncer (transaction mode, pool size 8): Tether with
  *    `pgbouncer: "transaction"` vs postgres.js with `prepare: false` (what
  *    PgBouncer's docs require), both 8 client connections, concurrency 16.
+ *
+ * In 1 and 3 the clients' windows alternate (3 rounds quick, 5 full, the order
+ * rotated each round) and the medians are reported: this 2-core machine's
+ * speed drifts by ±30 % within a minute, which back-to-back windows turned
+ * into ratios of 0.3x–0.9x for the same code.
  */
 import { PgSql } from "@tether/pg"
 import { PgBouncer } from "@tether/testkit"
@@ -31,7 +36,9 @@ export const pgSqlSuite: Suite = {
     requirements.command("pgbouncer", { extraDirs: ["/usr/sbin"] })
   ],
   run: async ({ quick, log }) => {
-    const millis = quick ? 1_000 : 3_000
+    const millis = quick ? 1_500 : 5_000
+    /** Alternating windows per client and case (`millis` in all, per client). */
+    const rounds = quick ? 3 : 5
     const measurements: Array<Measurement> = []
     const notes: Array<string> = []
 
@@ -63,9 +70,16 @@ export const pgSqlSuite: Suite = {
       ]
       for (const workload of workloads) {
         for (const concurrency of [1, 16, 64]) {
-          const ours = yield* effectLoop(workload.tether, concurrency, millis, PgBench.measured)
-          const rawResult = yield* Effect.promise(() => promiseLoop(workload.raw, concurrency, millis, PgBench.measured))
-          const theirs = yield* effectLoop(workload.effectSql, concurrency, millis, PgBench.measured)
+          // Windows alternate between the three clients (medians reported): see `PgBench.alternating`.
+          const window = millis / rounds
+          const results = yield* PgBench.alternating([
+            ["tether", (o) => effectLoop(workload.tether, concurrency, window, o)],
+            ["raw", (o) => Effect.promise(() => promiseLoop(workload.raw, concurrency, window, o))],
+            ["effectSql", (o) => effectLoop(workload.effectSql, concurrency, window, o)]
+          ], rounds)
+          const ours = results["tether"]!
+          const rawResult = results["raw"]!
+          const theirs = results["effectSql"]!
           const label = `${workload.name}, concurrency ${concurrency}`
           measurements.push(...PgBench.throughputAndP99(label, ours, { "postgres.js": rawResult, "@effect/sql-pg": theirs }))
           log(
@@ -113,8 +127,13 @@ export const pgSqlSuite: Suite = {
             tether: (i: number) => viaBouncer`select name from bench_items where id = ${PgBench.itemId(i)}`,
             raw: (i: number) => rawBouncer`select name from bench_items where id = ${PgBench.itemId(i)}`
           }
-        const ours = yield* effectLoop(run.tether, 16, millis, PgBench.measured)
-        const theirs = yield* Effect.promise(() => promiseLoop(run.raw, 16, millis, PgBench.measured))
+        const window = millis / rounds
+        const results = yield* PgBench.alternating([
+          ["tether", (o) => effectLoop(run.tether, 16, window, o)],
+          ["raw", (o) => Effect.promise(() => promiseLoop(run.raw, 16, window, o))]
+        ], rounds)
+        const ours = results["tether"]!
+        const theirs = results["raw"]!
         measurements.push({
           case: `through PgBouncer: ${workload.name}, concurrency 16`,
           metric: "throughput",
