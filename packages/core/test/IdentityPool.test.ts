@@ -256,6 +256,39 @@ describe("IdentityPool", () => {
       assert.notInclude(String(a.secret), "correct horse")
     }))
 
+  it.effect("a group the housekeeper forgot is not used again through a credentials object that knew it: one group per identity, maxPerIdentity kept", () =>
+    Effect.gen(function*() {
+      const dir = makeDirectory(passwordsFor(1))
+      const pool = yield* IdentityPool.make({
+        name: "ldap",
+        connect: dir.connect,
+        max: 4,
+        maxPerIdentity: 1,
+        pool: { idleTimeToLive: "1 second", housekeepingInterval: "1 second" }
+      })
+      const known = user(0)
+      yield* pool.use(known, () => Effect.void)
+      // Idle past its time to live: closed; then unused for over a minute: its group is forgotten.
+      yield* TestClock.adjust("5 seconds")
+      assert.strictEqual(dir.state.open.size, 0)
+      yield* TestClock.adjust("2 minutes")
+      const labels = Effect.map(pool.stats, (stats) => stats.identities.map((i) => i.label).filter((l) => l !== "default"))
+      assert.deepStrictEqual(yield* labels, [])
+      // The same identity as a new credentials object: a new group, holding the one connection it may have.
+      const holder = yield* Effect.forkChild(pool.use(user(0), () => Effect.never))
+      yield* settle
+      assert.strictEqual(dir.state.open.size, 1)
+      // The old object must find that group (and wait), not revive the forgotten one (and open a second).
+      const waiter = yield* Effect.forkChild(pool.use(known, (c) => Effect.succeed(c.id)))
+      yield* settle
+      assert.strictEqual(dir.state.open.size, 1, "maxPerIdentity 1: no second connection for the same identity")
+      assert.strictEqual(dir.state.opened, 2)
+      yield* Fiber.interrupt(holder)
+      const id = yield* Fiber.join(waiter)
+      assert.strictEqual(id, 2, "served by the connection the new object's group opened")
+      assert.deepStrictEqual(yield* labels, ["user0"])
+    }))
+
   it.effect("rejects maxPerIdentity above max", () =>
     Effect.gen(function*() {
       const dir = makeDirectory({})
