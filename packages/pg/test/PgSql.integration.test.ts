@@ -152,6 +152,24 @@ layer(Layer.provideMerge(Sql, Cluster), { excludeTestServices: true })("PgSql on
         }).pipe(Effect.provide(Reactivity.layer), Effect.scoped, Effect.provide(Logger.layer([logger])))
       }))
 
+    it.effect("pipelining fills one connection before opening the next: 16 statements at once share one backend, the 17th opens a second", () =>
+      Effect.gen(function*() {
+        const cluster = yield* PostgresCluster.PostgresCluster
+        yield* Effect.gen(function*() {
+          const client = yield* PgSql.make(optionsFor(cluster, { name: "fill", pipeline: 16, health: false }))
+          // One connection open (and idle) first.
+          yield* client`select 1`
+          const backends = (n: number) =>
+            Effect.forEach(
+              Array.from({ length: n }),
+              () => client<{ pid: number }>`select pg_backend_pid() as pid, pg_sleep(0.05)`,
+              { concurrency: "unbounded" }
+            ).pipe(Effect.map((results) => new Set(results.map((rows) => rows[0]!.pid)).size))
+          expect(yield* backends(16)).toBe(1)
+          expect(yield* backends(17)).toBe(2)
+        }).pipe(Effect.provide(Reactivity.layer), Effect.scoped)
+      }))
+
     it.effect("a pipelined connection killed mid-flight: each write is committed, failed, or outcome-unknown — never lost", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
