@@ -130,14 +130,12 @@ export const make = <C, E>(
     const clock = yield* Clock.Clock
     const state = new PoolState<C>(name, limits, p.concurrency ?? d.concurrency)
     /** The group of `identity`: one `WeakMap` read per borrow once known (no digest, no clock read). */
+    const now = () => clock.currentTimeMillisUnsafe()
     const groupOf = (identity: Credentials | undefined): Group<C> => {
-      if (identity === undefined) {
-        return state.groups.get(DEFAULT) ?? state.group(DEFAULT, undefined, clock.currentTimeMillisUnsafe())
-      }
+      if (identity === undefined) return state.group(DEFAULT, undefined, now)
       const known = state.byCredentials.get(identity)
       if (known !== undefined && !known.retired && !known.forgotten) return known
-      const key = digestOf(identity)
-      const group = state.groups.get(key) ?? state.group(key, identity, clock.currentTimeMillisUnsafe())
+      const group = state.group(digestOf(identity), identity, now)
       state.byCredentials.set(identity, group)
       return group
     }

@@ -125,7 +125,8 @@ export class PoolState<C> {
 
   constructor(readonly name: string, readonly limits: Limits, readonly concurrency: number) {}
 
-  group(key: string, identity: Credentials | undefined, now: number): Group<C> {
+  /** The group of `key`, created (last used `now()`) when there is none; the clock is read only then. */
+  group(key: string, identity: Credentials | undefined, now: () => number): Group<C> {
     let group = this.groups.get(key)
     if (group === undefined) {
       group = {
@@ -138,7 +139,7 @@ export class PoolState<C> {
         borrows: 0,
         hits: 0,
         created: 0,
-        lastUsedAt: now,
+        lastUsedAt: now(),
         retired: false,
         forgotten: false
       }
