@@ -42,6 +42,14 @@ export interface SocketClosed {
 export const make = (errors: { readonly notSent: () => unknown; readonly cutOff: () => unknown }): SocketClosed => {
   let closed = false
   const waiting = new Set<(cause: unknown) => void>()
+  const watch = (onClose: (cause: unknown) => void): boolean => {
+    if (closed) return false
+    waiting.add(onClose)
+    return true
+  }
+  const unwatch = (onClose: (cause: unknown) => void): void => {
+    waiting.delete(onClose)
+  }
   return {
     get closed() {
       return closed
@@ -52,35 +60,27 @@ export const make = (errors: { readonly notSent: () => unknown; readonly cutOff:
       if (waiting.size === 0) return
       setImmediate(() => {
         const cause = errors.cutOff()
-        for (const reject of waiting) reject(cause)
+        for (const onClose of waiting) onClose(cause)
         waiting.clear()
       })
     },
-    watch: (onClose) => {
-      if (closed) return false
-      waiting.add(onClose)
-      return true
-    },
-    unwatch: (onClose) => {
-      waiting.delete(onClose)
-    },
+    watch,
+    unwatch,
     notSent: errors.notSent,
-    race: <A>(statement: PromiseLike<A>): Promise<A> => {
-      if (closed) return Promise.reject(errors.notSent())
-      return new Promise<A>((resolve, reject) => {
-        waiting.add(reject)
+    race: <A>(statement: PromiseLike<A>): Promise<A> =>
+      new Promise<A>((resolve, reject) => {
+        if (!watch(reject)) return reject(errors.notSent())
         statement.then(
           (value) => {
-            waiting.delete(reject)
+            unwatch(reject)
             resolve(value)
           },
           (cause: unknown) => {
-            waiting.delete(reject)
+            unwatch(reject)
             reject(cause)
           }
         )
       })
-    }
   }
 }
 
