@@ -5,7 +5,7 @@
  * promise operations on async workers (how a promise-based peer is called).
  */
 import { Effect, Exit, Scope } from "effect"
-import { now, percentile } from "./measure.ts"
+import { median, now, percentile } from "./measure.ts"
 
 /** What one loop measured. */
 export interface LoopResult {
@@ -98,3 +98,37 @@ export const runScoped = async <E>(program: Effect.Effect<void, E, Scope.Scope>)
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
+
+/** One client's windows in {@link alternating}: the median throughput and p99, and every window. */
+export interface Alternated extends LoopResult {
+  readonly windows: ReadonlyArray<LoopResult>
+}
+
+/**
+ * Runs each client's window `rounds` times, the clients alternating (the order rotated by one
+ * each round), and reports each client's median throughput and median p99. A client's first
+ * window runs with `options.first` (e.g. a warm-up), the others with `options.rest`. On a
+ * machine whose speed drifts during a run (shared cores, a server on the same cores), every
+ * client sees the same drift.
+ */
+export const alternating = <E, R>(
+  clients: ReadonlyArray<readonly [string, (options: LoopOptions) => Effect.Effect<LoopResult, E, R>]>,
+  options: { readonly rounds: number; readonly first: LoopOptions; readonly rest: LoopOptions }
+): Effect.Effect<Readonly<Record<string, Alternated>>, E, R> =>
+  Effect.gen(function*() {
+    const windows: Record<string, Array<LoopResult>> = {}
+    for (let round = 0; round < options.rounds; round++) {
+      for (let i = 0; i < clients.length; i++) {
+        const [name, run] = clients[(i + round) % clients.length]!
+        const mine = windows[name] ??= []
+        mine.push(yield* run(mine.length === 0 ? options.first : options.rest))
+      }
+    }
+    return Object.fromEntries(
+      Object.entries(windows).map(([name, results]) => [name, {
+        opsPerSecond: median(results.map((r) => r.opsPerSecond)),
+        p99Micros: median(results.map((r) => r.p99Micros)),
+        windows: results
+      }])
+    )
+  })

@@ -10,7 +10,7 @@ import { execFile } from "node:child_process"
 import { Effect, Layer } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import postgres from "postgres"
-import { effectLoop, type LoopOptions, type LoopResult } from "./loops.ts"
+import { effectLoop, type LoopResult } from "./loops.ts"
 import * as requirements from "./requirements.ts"
 import type { Measurement } from "./types.ts"
 
@@ -112,31 +112,3 @@ export const versusPgbench = <E, R>(
     return { row, tps, ours }
   })
 
-/**
- * Runs each client's window `rounds` times, the clients alternating (the order rotated by one
- * each round, a warm-up before each client's first window only), and reports each client's
- * median throughput and median p99. On a machine whose speed drifts during a run (shared cores,
- * a server on the same cores), every client sees the same drift.
- */
-export const alternating = <E, R>(
-  clients: ReadonlyArray<readonly [string, (options: LoopOptions) => Effect.Effect<LoopResult, E, R>]>,
-  rounds: number
-): Effect.Effect<Readonly<Record<string, LoopResult>>, E, R> =>
-  Effect.gen(function*() {
-    const results: Record<string, Array<LoopResult>> = {}
-    for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < clients.length; i++) {
-        const [name, run] = clients[(i + round) % clients.length]!
-        const first = results[name] === undefined
-        const result = yield* run(first ? measured : { latencies: true })
-        ;(results[name] ??= []).push(result)
-      }
-    }
-    const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-    return Object.fromEntries(
-      Object.entries(results).map(([name, rs]) => [name, {
-        opsPerSecond: median(rs.map((r) => r.opsPerSecond)),
-        p99Micros: median(rs.map((r) => r.p99Micros))
-      }])
-    )
-  })

@@ -17,10 +17,9 @@ import type { Driver } from "@tether/core"
 import { Slapd } from "@tether/testkit"
 import { Data, Effect, Exit, Redacted, Scope } from "effect"
 import { Client } from "ldapts"
-import { effectLoop, runScoped } from "../harness/loops.ts"
+import { alternating, effectLoop, type LoopOptions, runScoped } from "../harness/loops.ts"
 import * as requirements from "../harness/requirements.ts"
 import { nextTurn, now, percentile } from "../harness/measure.ts"
-import { median } from "../harness/profile.ts"
 import * as Tagged from "../../packages/core/src/internal/pool/identityPool.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
 
@@ -131,7 +130,7 @@ export const identitySuite: Suite = {
         Identity.make(`uid=u${i},ou=people,dc=example,dc=com`, Redacted.make(`password-${i}`), { label: `u${i}` }))
       /**
        * Borrow + return from 16 fibers over `identities` (each one's connection opened before
-       * measuring): a window of `ms` per call, in ops/s, on a pool kept open between windows.
+       * measuring): one window per call, on a pool kept open between windows.
        */
       const windowsScope = yield* Scope.make()
       const borrowWindows = (identities: ReadonlyArray<Identity.Credentials>) =>
@@ -143,27 +142,19 @@ export const identitySuite: Suite = {
           // Warm up: every identity has its connection open before measuring.
           yield* Effect.forEach(identities, (identity) => pool.use(identity, () => Effect.void), { discard: true })
           yield* effectLoop(op, 16, 300)
-          return () => Effect.map(effectLoop(op, 16, millis / 2), (r) => r.opsPerSecond)
+          return (options: LoopOptions) => effectLoop(op, 16, millis / 2, options)
         })
-      // Windows of the two alternate (the order rotating each round): a machine whose speed drifts
-      // during the run affects both alike. The medians are reported.
-      const one = yield* borrowWindows(many.slice(0, 1))
-      const thousandWindows = yield* borrowWindows(many)
+      // Windows of the two alternate (see `alternating`): a machine whose speed drifts during the
+      // run affects both alike. The medians are reported.
       const rounds = quick ? 4 : 8
-      const oneRates: Array<number> = []
-      const thousandRates: Array<number> = []
-      for (let round = 0; round < rounds; round++) {
-        if (round % 2 === 0) {
-          oneRates.push(yield* one())
-          thousandRates.push(yield* thousandWindows())
-        } else {
-          thousandRates.push(yield* thousandWindows())
-          oneRates.push(yield* one())
-        }
-      }
+      const windows = yield* alternating([
+        ["one", yield* borrowWindows(many.slice(0, 1))],
+        ["thousand", yield* borrowWindows(many)]
+      ], { rounds, first: {}, rest: {} })
       yield* Scope.close(windowsScope, Exit.void)
-      const oneIdentity = median(oneRates)
-      const thousand = median(thousandRates)
+      const oneIdentity = windows["one"]!.opsPerSecond
+      const thousand = windows["thousand"]!.opsPerSecond
+      const ratios = windows["thousand"]!.windows.map((w, i) => w.opsPerSecond / windows["one"]!.windows[i]!.opsPerSecond)
       measurements.push({
         case: "borrow + return, 16 fibers, in-memory driver",
         metric: "throughput, 1,000 identities",
@@ -175,7 +166,7 @@ export const identitySuite: Suite = {
       log(
         `identity: 1,000 identities ${Math.round(thousand)} ops/s, 1 identity ${Math.round(oneIdentity)} ops/s ` +
           `(medians of ${rounds} alternating windows; per-round ratios ${
-            thousandRates.map((t, i) => (t / oneRates[i]!).toFixed(2)).join(", ")
+            ratios.map((r) => r.toFixed(2)).join(", ")
           })`
       )
 

@@ -22,7 +22,7 @@ import { PgSql } from "@tether/pg"
 import { PgBouncer } from "@tether/testkit"
 import { Effect, Redacted } from "effect"
 import postgres from "postgres"
-import { effectLoop, promiseLoop, runScoped } from "../harness/loops.ts"
+import { alternating, effectLoop, promiseLoop, runScoped } from "../harness/loops.ts"
 import * as PgBench from "../harness/postgres.ts"
 import * as requirements from "../harness/requirements.ts"
 import type { Measurement, Suite } from "../harness/types.ts"
@@ -39,6 +39,7 @@ export const pgSqlSuite: Suite = {
     const millis = quick ? 1_500 : 5_000
     /** Alternating windows per client and case (`millis` in all, per client). */
     const rounds = quick ? 3 : 5
+    const alternation = { rounds, first: PgBench.measured, rest: { latencies: true } }
     const measurements: Array<Measurement> = []
     const notes: Array<string> = []
 
@@ -70,13 +71,13 @@ export const pgSqlSuite: Suite = {
       ]
       for (const workload of workloads) {
         for (const concurrency of [1, 16, 64]) {
-          // Windows alternate between the three clients (medians reported): see `PgBench.alternating`.
+          // Windows alternate between the three clients (medians reported): see `alternating` in bench/harness/loops.ts.
           const window = millis / rounds
-          const results = yield* PgBench.alternating([
+          const results = yield* alternating([
             ["tether", (o) => effectLoop(workload.tether, concurrency, window, o)],
             ["raw", (o) => Effect.promise(() => promiseLoop(workload.raw, concurrency, window, o))],
             ["effectSql", (o) => effectLoop(workload.effectSql, concurrency, window, o)]
-          ], rounds)
+          ], alternation)
           const ours = results["tether"]!
           const rawResult = results["raw"]!
           const theirs = results["effectSql"]!
@@ -128,10 +129,10 @@ export const pgSqlSuite: Suite = {
             raw: (i: number) => rawBouncer`select name from bench_items where id = ${PgBench.itemId(i)}`
           }
         const window = millis / rounds
-        const results = yield* PgBench.alternating([
+        const results = yield* alternating([
           ["tether", (o) => effectLoop(run.tether, 16, window, o)],
           ["raw", (o) => Effect.promise(() => promiseLoop(run.raw, 16, window, o))]
-        ], rounds)
+        ], alternation)
         const ours = results["tether"]!
         const theirs = results["raw"]!
         measurements.push({
