@@ -52,6 +52,24 @@ describe("statement deadlines on the Clock", () => {
       expect(deadlines.pending()).toBe(0)
     }))
 
+  it.effect("arm/disarm (PgSql's statement path): an armed deadline expires on the TestClock, not before; a disarmed one never, and disarm reads the elapsed time", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* Deadlines.current
+      let expired = 0
+      deadlines.arm(1_000, () => expired++)
+      const answered = deadlines.arm(1_000, () => expired += 100)
+      yield* TestClock.adjust("300 millis")
+      expect(deadlines.disarm(answered)).toBe(300)
+      yield* TestClock.adjust("699 millis")
+      yield* settle
+      expect(expired).toBe(0)
+      expect(deadlines.pending()).toBe(1)
+      yield* TestClock.adjust(`${Deadlines.TICK_MILLIS} millis`)
+      yield* settle
+      expect(expired).toBe(1)
+      expect(deadlines.pending()).toBe(0)
+    }))
+
   it.effect("property: under random deadlines and clock steps, a deadline never expires early and at most one tick late", () =>
     Effect.promise(() =>
         fc.assert(
