@@ -13,7 +13,8 @@
  *    `pgbouncer: "transaction"` vs postgres.js with `prepare: false` (what
  *    PgBouncer's docs require), both 8 client connections, concurrency 16.
  *
- * In 1 and 3 the clients' windows alternate (3 rounds quick, 5 full, the order
+ * Every client first runs every workload unmeasured (a JIT warm-up pass), then
+ * in 1 and 3 the clients' windows alternate (3 rounds quick, 5 full, the order
  * rotated each round) and the medians are reported: this 2-core machine's
  * speed drifts by ±30 % within a minute, which back-to-back windows turned
  * into ratios of 0.3x–0.9x for the same code.
@@ -40,6 +41,8 @@ export const pgSqlSuite: Suite = {
     /** Alternating windows per client and case (`millis` in all, per client). */
     const rounds = quick ? 3 : 5
     const alternation = { rounds, first: PgBench.measured, rest: { latencies: true } }
+    /** The unmeasured pass of every client over every workload, once, before the first case. */
+    const warmupMillis = quick ? 1_000 : 2_000
     const measurements: Array<Measurement> = []
     const notes: Array<string> = []
 
@@ -69,6 +72,15 @@ export const pgSqlSuite: Suite = {
           effectSql: (i: number) => effectSql`select name from bench_items where id = ${PgBench.itemId(i)}`
         }
       ]
+      // A warm-up pass over every client and workload before the first measured window: the
+      // first case otherwise measured Tether's JIT warm-up (a longer path to compile than a bare
+      // driver's; its first 500 ms window ran at 0.8x of its later ones, with a 1 ms p99). At
+      // concurrency 1: a postgres.js instance run at 16 stays slower afterwards (its queues).
+      for (const workload of workloads) {
+        yield* effectLoop(workload.tether, 1, warmupMillis)
+        yield* Effect.promise(() => promiseLoop(workload.raw, 1, warmupMillis))
+        yield* effectLoop(workload.effectSql, 1, warmupMillis)
+      }
       for (const workload of workloads) {
         for (const concurrency of [1, 16, 64]) {
           // Windows alternate between the three clients (medians reported): see `alternating` in bench/harness/loops.ts.
