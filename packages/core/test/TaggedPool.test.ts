@@ -7,7 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Identity, IdentityPool } from "@tether/core"
-import { Effect, Fiber, Metric, Redacted } from "effect"
+import { Deferred, Effect, Fiber, Metric, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import type * as Core from "@tether/core"
 import { vi } from "vitest"
@@ -81,6 +81,40 @@ describe("tagged pool", () => {
       assert.isAbove(fair.reuseRate, fifo.reuseRate, `reuse: strict order ${fifo.reuseRate}, bounded fairness ${fair.reuseRate}`)
       assert.isAtMost(fair.open, 8)
     }))
+
+  it.effect("a borrower resumed from the queue runs after the dispatch that granted it: the returns it causes are dispatched at once", () =>
+    Effect.gen(function*() {
+      const dir = directory()
+      const pool = yield* Tagged.make({ name: "p", connect: dir.connect, max: 2, maxPerIdentity: 1 })
+      const [a, b] = [user(0), user(1)]
+      const releaseA = yield* Deferred.make<void>()
+      const releaseB = yield* Deferred.make<void>()
+      const log: Array<string> = []
+      // A's and B's only connections, held.
+      const holders = [
+        yield* Effect.forkChild(pool.use(a, () => Deferred.await(releaseA))),
+        yield* Effect.forkChild(pool.use(b, () => Deferred.await(releaseB)))
+      ]
+      yield* TestClock.adjust("1 millis")
+      // Queued: a borrower of A that, once served, lets B's holder return; then a borrower of B.
+      const waiterA = yield* Effect.forkChild(
+        pool.use(a, () => Effect.sync(() => log.push("A"))).pipe(
+          Effect.andThen(Deferred.succeed(releaseB, undefined)),
+          // B's holder returned its connection (synchronously, above): the borrower of B was granted it.
+          Effect.andThen(pool.stats),
+          Effect.map((stats) => log.push(`after B returned: ${stats.pending} pending`))
+        )
+      )
+      yield* TestClock.adjust("1 millis")
+      const waiterB = yield* Effect.forkChild(pool.use(b, () => Effect.sync(() => log.push("B"))))
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual((yield* pool.stats).pending, 2)
+      yield* Deferred.succeed(releaseA, undefined)
+      yield* Fiber.joinAll([...holders, waiterA, waiterB])
+      // Resumed inside the dispatch that served it, the borrower of A ran while every dispatch its
+      // work caused was skipped: B's returned connection waited for that borrower to suspend.
+      assert.deepStrictEqual(log, ["A", "after B returned: 0 pending", "B"])
+    }).pipe(Effect.scoped))
 
   it.effect("resize: growing admits a waiter at once; shrinking closes idle connections above the limit, the rest when returned", () =>
     Effect.gen(function*() {

@@ -61,13 +61,35 @@ export const make = <C>(
       size--
     }
 
-    /** Takes `waiter` out of the queue and resumes it (its grant or failure is set). */
+    /**
+     * Waiters to resume, in order. A resumed borrower runs on synchronously (it may borrow, return
+     * and borrow again many times before it suspends), so it is resumed only once `dispatch` is done:
+     * resumed from inside the loop, every `dispatch` it caused was a no-op (`dispatching`), and the
+     * queue went unserved until it suspended. Meanwhile newcomers, refused barging by the streak,
+     * queued behind a head that could have been served (1,000 identities: 50,000 such borrows a
+     * second took the slow path).
+     */
+    const wakes: Array<() => void> = []
+    let waking = false
+    const flushWakes = () => {
+      if (waking) return
+      waking = true
+      try {
+        for (let i = 0; i < wakes.length; i++) wakes[i]!()
+      } finally {
+        wakes.length = 0
+        waking = false
+      }
+    }
+
+    /** Takes `waiter` out of the queue and resumes it (its grant or failure is set), after the dispatch in progress. */
     const settle = (waiter: Waiter<C>) => {
       remove(waiter)
       const wake = waiter.wake
       if (wake !== undefined) {
         waiter.wake = undefined
-        wake()
+        wakes.push(wake)
+        if (!dispatching) flushWakes()
       }
     }
 
@@ -150,6 +172,7 @@ export const make = <C>(
       } finally {
         dispatching = false
       }
+      flushWakes()
     }
 
     const enqueue = (group: Group<C>, deadline: number): Waiter<C> => {
