@@ -6,14 +6,14 @@
  * or too old connection is retired, else the next waiter is woken.
  */
 import type { Clock, Context, Fiber } from "effect"
-import { Effect, Exit, Pool, Scope } from "effect"
+import { Cause, Effect, Exit, Pool, Scope } from "effect"
 import type * as ConnectionPool from "../../../ConnectionPool.ts"
 import type { ConnectTimeout } from "../../../PoolError.ts"
 import type { Capacity } from "../../capacity.ts"
 import type { PoolMetrics } from "../../poolMetrics.ts"
 import type { Admission } from "./admission.ts"
 import type { DirectToken, Entry, Lease, State } from "./state.ts"
-import { RETRY } from "./state.ts"
+import { RETRY, type Retry } from "./state.ts"
 
 export interface LeaseOptions<A> {
   readonly clock: Clock.Clock
@@ -92,12 +92,13 @@ export const make = <A, E>(
   /**
    * Ends a lease, after `Pool` took the connection back: retires the
    * connection if it broke or outlived `maxLifetime`, then wakes the next
-   * waiting borrower.
+   * waiting borrower. `undefined` when there is nothing more to run (the common case: an exit
+   * finalizer that returns no effect costs the fiber one step less, about a fifth of a borrow).
    */
-  const endLease = (lease: Lease<A> | undefined, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+  const endLease = (lease: Lease<A> | undefined, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined => {
     if (lease === undefined) {
       admission.wakeOne()
-      return Effect.void
+      return undefined
     }
     const entry = lease.entry
     const holders = entry.holders
@@ -116,7 +117,7 @@ export const make = <A, E>(
     }
     admission.wakeOne()
     if (capacity !== undefined && entry.holders.length === 0) capacity.idleAppeared()
-    return Effect.void
+    return undefined
   }
 
   /** Whether an entry can be lent without checking it first (the common case). */
@@ -126,7 +127,7 @@ export const make = <A, E>(
 
   /**
    * One borrow through `Pool.use` — the fast path, no `Scope` per borrow.
-   * Answers RETRY when the connection it got turned out unusable.
+   * Fails with `RETRY` when the connection it got turned out unusable.
    */
   const attempt = <B, E2, R2>(
     fiber: Fiber.Fiber<unknown, unknown>,
@@ -134,31 +135,37 @@ export const make = <A, E>(
     startedAt: number,
     token: DirectToken | undefined,
     immediate: boolean
-  ): Effect.Effect<B | typeof RETRY, E | E2 | ConnectTimeout, R2> => {
+  ): Effect.Effect<B, E | E2 | ConnectTimeout | Retry, R2> => {
     let lease: Lease<A> | undefined
     let now = startedAt
     const start = (entry: Entry<A>): Effect.Effect<B, E2, R2> => {
       lease = beginLease(entry, fiber, startedAt, now)
       return f(entry.connection)
     }
-    const leased = Pool.use(pool, (entry): Effect.Effect<B | typeof RETRY, E2, R2> => {
+    const leased = Pool.use(pool, (entry): Effect.Effect<B, E2 | Retry, R2> => {
       admission.settle(token)
       // An immediate borrow took no time: its start time is the time now.
       if (!immediate) now = clock.currentTimeMillisUnsafe()
       if (isFresh(entry, now)) return start(entry)
       return Effect.flatMap(
         checkOut(entry),
-        (ok): Effect.Effect<B | typeof RETRY, E2, R2> => {
-          if (!ok) return Effect.succeed(RETRY)
+        (ok): Effect.Effect<B, E2 | Retry, R2> => {
+          if (!ok) return Effect.fail(RETRY)
           now = clock.currentTimeMillisUnsafe()
           return start(entry)
         }
       )
     })
-    return Effect.onExit(leased, (exit) => {
+    return Effect.onExitPrimitive(leased, (exit) => {
       admission.settle(token)
       return endLease(lease, exit)
     })
+  }
+
+  /** Whether a borrow failed only because its connection was unusable (see `attempt`). */
+  const isRetry = (cause: Cause.Cause<unknown>) => {
+    const reasons = cause.reasons
+    return reasons.length === 1 && Cause.isFailReason(reasons[0]!) && reasons[0].error === RETRY
   }
 
   const use = <B, E2, R2>(
@@ -168,12 +175,13 @@ export const make = <A, E>(
       const startedAt = clock.currentTimeMillisUnsafe()
       const deadline = startedAt + acquireTimeout
       const borrow = (first: boolean): Effect.Effect<B, E | E2 | ConnectionPool.BorrowError, R2> =>
-        Effect.flatMap(
+        Effect.catchCause(
           // The fast path skips `admit` when a connection is idle.
           !state.draining && admission.size() === 0 && admission.canLendNow()
             ? attempt(fiber, f, startedAt, undefined, first)
             : admission.admitted(deadline, (token) => attempt(fiber, f, startedAt, token, false)),
-          (result) => result === RETRY ? borrow(false) : Effect.succeed(result as B)
+          (cause) =>
+            isRetry(cause) ? borrow(false) : Effect.failCause(cause as Cause.Cause<E | E2 | ConnectionPool.BorrowError>)
         )
       return borrow(true)
     })
@@ -188,7 +196,7 @@ export const make = <A, E>(
         const held: { lease?: Lease<A> } = {}
         // Added before `Pool.get` adds its release, so it runs after it:
         // the lease ends once `Pool` has the connection back.
-        yield* Scope.addFinalizer(attemptScope, Effect.suspend(() => endLease(held.lease, Exit.void)))
+        yield* Scope.addFinalizer(attemptScope, Effect.suspend(() => endLease(held.lease, Exit.void) ?? Effect.void))
         const entry = yield* admission.admitted(deadline, () => Pool.get(pool).pipe(Scope.provide(attemptScope))).pipe(
           Effect.onError((cause) => Scope.close(attemptScope, Exit.failCause(cause)))
         )
