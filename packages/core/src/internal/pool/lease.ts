@@ -77,8 +77,12 @@ export const make = <C, E>(
         return connector.retire(conn)
       })
 
-    /** Ends a lease: a broken, retired or too old connection is closed, the others are available again. */
-    const release = (conn: Conn<C>, lease: Lease<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+    /**
+     * Ends a lease: a broken, retired or too old connection is closed, the others are available again
+     * (`undefined`: nothing more to run, the common case; an exit finalizer that returns no effect costs
+     * the fiber no further step).
+     */
+    const release = (conn: Conn<C>, lease: Lease<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined => {
       state.leases.delete(lease)
       if (state.leases.size === 0) options.onIdle()
       const now = clock.currentTimeMillisUnsafe()
@@ -96,7 +100,7 @@ export const make = <C, E>(
       }
       state.unhold(conn, now)
       admission.dispatch()
-      return Effect.void
+      return undefined
     }
 
     /** Gives back a grant its waiter can no longer use (it was interrupted). */
@@ -172,10 +176,7 @@ export const make = <C, E>(
             group.lastUsedAt = conn.lastUsedAt = now
             const lease: Lease<C> = { conn, fiber, since: conn.lastUsedAt, reported: false }
             state.leases.add(lease)
-            return Effect.flatMap(
-              Effect.exit(restore(f(conn.connection))),
-              (exit) => Effect.andThen(release(conn, lease, exit), exit)
-            )
+            return Effect.onExitPrimitive(restore(f(conn.connection)), (exit) => release(conn, lease, exit))
           }
 
           /** Checks a connection this borrower holds; lends it, or discards it and borrows again. */
