@@ -29,8 +29,9 @@ const pgbench = (args: ReadonlyArray<string>) =>
   )
 
 /**
- * Starts one PostgreSQL server and opens the two peers on it: raw postgres.js
- * (`max: CONNECTIONS`, closed with the scope) and `@effect/sql-pg`.
+ * Starts one PostgreSQL server, creates the indexed reads' table (`bench_items`: 10,000 rows, see
+ * {@link itemId}) and opens the two peers on it: raw postgres.js (`max: CONNECTIONS`, closed with
+ * the scope) and `@effect/sql-pg`.
  */
 export const startPostgres = (log: (line: string) => void, suite: string) =>
   Effect.gen(function*() {
@@ -41,6 +42,10 @@ export const startPostgres = (log: (line: string) => void, suite: string) =>
     const reactivity = Layer.succeed(Reactivity.Reactivity)(yield* Reactivity.make)
     const raw = postgres(url, { username: "postgres", max: CONNECTIONS, fetch_types: false, onnotice: () => undefined })
     yield* Effect.addFinalizer(() => Effect.promise(() => raw.end({ timeout: 1 }).catch(() => undefined)))
+    yield* Effect.promise(() => raw`create table if not exists bench_items (id int primary key, name text not null)`)
+    yield* Effect.promise(() =>
+      raw`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g on conflict do nothing`
+    )
     const effectSql = yield* EffectPg.make({
       host: node.host,
       port: node.port,
@@ -111,4 +116,3 @@ export const versusPgbench = <E, R>(
     }
     return { row, tps, ours }
   })
-

@@ -21,16 +21,16 @@ import type * as EffectTypes from "effect/Effect"
 import { useTscTransform } from "../harness/transpile.ts"
 
 useTscTransform()
-const { Effect, Layer, Redacted } = await import("effect")
-const Reactivity = await import("effect/reactivity/Reactivity")
+const { Effect, Redacted } = await import("effect")
 const SqlClient = await import("effect/sql/SqlClient")
 const { SqlError } = await import("effect/sql/SqlError")
 const SqlErrors = await import("effect/sql/SqlError")
 const { PgSql } = await import("@tether/pg")
 const EffectPg = await import("@effect/sql-pg/PgClient")
-const { PgBouncer, PostgresCluster } = await import("@tether/testkit")
+const { PgBouncer } = await import("@tether/testkit")
 const postgres = (await import("postgres")).default
 const { effectLoop, promiseLoop, runScoped } = await import("../harness/loops.ts")
+const PgBench = await import("../harness/postgres.ts")
 const { flag, median, rotatingRounds } = await import("../harness/profile.ts")
 
 const rounds = Number(flag("rounds", "7"))
@@ -40,21 +40,25 @@ const indexed = flag("query", "select1") === "indexed"
 const bouncer = process.argv.includes("--bouncer")
 
 await runScoped(Effect.gen(function*() {
-  const cluster = yield* PostgresCluster.make({ replicas: 0 })
-  const node = cluster.primary
-  const direct = `postgres://${node.host}:${node.port}/postgres`
-  const reactivity = Layer.succeed(Reactivity.Reactivity)(yield* Reactivity.make)
-  const setup = postgres(direct, { username: "postgres", max: 1, fetch_types: false, onnotice: () => undefined })
-  yield* Effect.promise(() => setup`create table if not exists bench_items (id int primary key, name text not null)`)
-  yield* Effect.promise(() => setup`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g on conflict do nothing`)
-  yield* Effect.promise(() => setup.end({ timeout: 1 }))
-  const viaBouncer = bouncer ? yield* PgBouncer.make({ target: node, poolMode: "transaction", poolSize: 8 }) : undefined
-  const url = viaBouncer?.url ?? direct
+  const { effectSql: effectPg, node, raw: direct, reactivity, url: directUrl } = yield* PgBench.startPostgres(
+    console.log,
+    "pgLayers"
+  )
+  const viaBouncer = bouncer
+    ? yield* PgBouncer.make({ target: node, poolMode: "transaction", poolSize: PgBench.CONNECTIONS })
+    : undefined
+  const url = viaBouncer?.url ?? directUrl
   const password = viaBouncer?.password
-  const raw = postgres(url, { username: "postgres", password, max: 8, fetch_types: false, prepare: !bouncer })
-  yield* Effect.addFinalizer(() => Effect.promise(() => raw.end({ timeout: 1 })))
+  const raw = viaBouncer === undefined ? direct : postgres(url, {
+    username: "postgres",
+    password,
+    max: PgBench.CONNECTIONS,
+    prepare: false,
+    fetch_types: false
+  })
+  if (viaBouncer !== undefined) yield* Effect.addFinalizer(() => Effect.promise(() => raw.end({ timeout: 1 })))
   const text = indexed ? "select name from bench_items where id = $1" : "select 1"
-  const itemId = (i: number) => 1 + ((i * 7919) % 10_000)
+  const { itemId } = PgBench
 
   /**
    * The least an Effect client of postgres.js does: suspend the fiber until the promise settles.
@@ -91,17 +95,8 @@ await runScoped(Effect.gen(function*() {
     password: password === undefined ? undefined : Redacted.make(password),
     pgbouncer: bouncer ? "transaction" : undefined,
     health: false,
-    pool: { min: 8, max: 8 }
+    pool: { min: PgBench.CONNECTIONS, max: PgBench.CONNECTIONS }
   }).pipe(Effect.provide(reactivity))
-  const effectPg = yield* EffectPg.make({
-    host: node.host,
-    port: node.port,
-    username: "postgres",
-    database: "postgres",
-    maxConnections: 8,
-    minConnections: 8
-  }).pipe(Effect.provide(reactivity))
-
   // The statements as each layer's users write them: tagged templates where the layer has them.
   const layers: Array<[string, () => EffectTypes.Effect<{ opsPerSecond: number }, unknown>]> = [
     ["raw postgres.js", () =>

@@ -39,8 +39,6 @@ export const pgSuite: Suite = {
       }
       const exclusive = yield* PgClient.make(common)
       const multiplexed = yield* PgClient.make({ ...common, multiplex: 8 })
-      yield* exclusive.write`create table if not exists bench_items (id int primary key, name text not null)`
-      yield* exclusive.write`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g on conflict do nothing`
 
       const workloads = [
         {

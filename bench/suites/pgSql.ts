@@ -55,8 +55,6 @@ export const pgSqlSuite: Suite = {
         pool: { min: PgBench.CONNECTIONS, max: PgBench.CONNECTIONS },
         slowQueryThreshold: "1 minute"
       }).pipe(Effect.provide(reactivity))
-      yield* tether`create table if not exists bench_items (id int primary key, name text not null)`
-      yield* tether`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g on conflict do nothing`
 
       const workloads = [
         {
