@@ -111,8 +111,8 @@ describe("tagged pool", () => {
       assert.strictEqual((yield* pool.stats).pending, 2)
       yield* Deferred.succeed(releaseA, undefined)
       yield* Fiber.joinAll([...holders, waiterA, waiterB])
-      // Resumed inside the dispatch that served it, the borrower of A ran while every dispatch its
-      // work caused was skipped: B's returned connection waited for that borrower to suspend.
+      // Resumed inside the dispatch that served it (as it once was), the borrower of A would have run
+      // while every dispatch its work caused was skipped: B would still have been pending here.
       assert.deepStrictEqual(log, ["A", "after B returned: 0 pending", "B"])
     }).pipe(Effect.scoped))
 
