@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import * as fc from "fast-check"
 import { ConnectionPool } from "@tether/core"
+import * as FiberStack from "../src/internal/fiberStack.ts"
 import type { FakeConnection } from "./fakeConnections.ts"
 import { makeFactory } from "./fakeConnections.ts"
 
@@ -19,6 +20,8 @@ interface Step {
   readonly openFails: boolean
   /** Borrow with `get` in a scope instead of `use`. */
   readonly scoped: boolean
+  /** Before borrowing, every open connection fails its next validation (the borrow must retry). */
+  readonly invalidates: boolean
 }
 
 const step: fc.Arbitrary<Step> = fc.record({
@@ -27,14 +30,20 @@ const step: fc.Arbitrary<Step> = fc.record({
   fails: fc.boolean(),
   breaks: fc.boolean(),
   openFails: fc.nat({ max: 9 }).map((n) => n < 3),
-  scoped: fc.boolean()
+  scoped: fc.boolean(),
+  invalidates: fc.nat({ max: 9 }).map((n) => n < 2)
 })
 
 const turns = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.yieldNow, { discard: true })
 
 describe("ConnectionPool properties", () => {
-  it.effect("never exceeds max, never lends one connection twice, leaks nothing — under random borrows, failures and interruptions", () =>
-    Effect.promise(() =>
+  it("the borrow's fast path (a frame on the fiber's stack) is available with this Effect version", () => {
+    assert.isTrue(FiberStack.isEnabled(), "Effect's fiber internals were not found: borrows run on the slower fallback")
+  })
+
+  for (const fastPath of [true, false]) {
+  it.effect(`never exceeds max, never lends one connection twice, leaks nothing — under random borrows, failures, failed validations and interruptions (${fastPath ? "frame" : "onExit fallback"})`, () =>
+    Effect.acquireUseRelease(Effect.sync(() => FiberStack.setEnabled(fastPath)), () => Effect.promise(() =>
       fc.assert(
         fc.asyncProperty(
           fc.integer({ min: 1, max: 4 }),
@@ -47,6 +56,7 @@ describe("ConnectionPool properties", () => {
             const work = (s: Step) => (connection: FakeConnection) =>
               Effect.gen(function*() {
                 if (!f.state.open.has(connection.id)) violations.push(`lent closed connection #${connection.id}`)
+                if (f.state.invalid.has(connection.id)) violations.push(`lent connection #${connection.id} that failed validation`)
                 connection.borrowers++
                 if (connection.borrowers > 1) violations.push(`connection #${connection.id} lent twice at once`)
                 yield* turns(s.hold)
@@ -61,11 +71,14 @@ describe("ConnectionPool properties", () => {
                 min,
                 max,
                 isBroken: (e) => e === "broken",
+                validate: f.validate,
+                validationWindow: 0,
                 acquireTimeout: "1 hour"
               }).pipe(Scope.provide(scope))
               const fibers = []
               for (const s of steps) {
                 if (s.openFails) f.state.failNextOpens++
+                if (s.invalidates) for (const id of f.state.open.keys()) f.state.invalid.add(id)
                 const borrow = s.scoped
                   ? Effect.scoped(Effect.flatMap(pool.get, work(s)))
                   : pool.use(work(s))
@@ -96,5 +109,6 @@ describe("ConnectionPool properties", () => {
         ),
         { numRuns: 300 }
       )
-    ))
+    ), () => Effect.sync(() => FiberStack.setEnabled(true))))
+  }
 })

@@ -11,6 +11,8 @@ export interface Waiter<E> {
   prev: Waiter<E> | undefined
   next: Waiter<E> | undefined
   queued: boolean
+  /** Taken off the queue to be woken, and not yet running (one interrupted in between passes its wake on). */
+  woken: boolean
 }
 
 export class WaitQueue<E> {

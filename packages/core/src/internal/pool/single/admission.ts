@@ -24,6 +24,11 @@ export interface Admission {
   readonly wakeOne: () => void
   /** Fails every waiter with `PoolClosed`. */
   readonly closeAll: () => void
+  /**
+   * Waits (up to the deadline) until this borrower may go to `Pool`; marks the token when it goes as a
+   * "direct" borrower, for whom `Pool` opens a new connection. The caller settles the token on any exit.
+   */
+  readonly admit: (deadline: number, token: DirectToken) => Effect.Effect<void, PoolTimeout | PoolClosed>
   /** Admits (waiting up to the deadline), then runs `then`; the direct claim is settled on any exit. */
   readonly admitted: <X, EX, RX>(
     deadline: number,
@@ -60,7 +65,7 @@ export const make = <A>(
   const wakeOne = () => {
     const waiter = queue.shift()
     if (waiter === undefined) return
-    woken.add(waiter)
+    waiter.woken = true
     if (wakeDepth < 32) {
       wakeDepth++
       try {
@@ -72,8 +77,6 @@ export const make = <A>(
       setImmediate(() => waiter.resume(undefined))
     }
   }
-  /** Waiters woken but not yet running: one interrupted in between passes its wake on. */
-  const woken = new WeakSet<Waiter<PoolTimeout | PoolClosed>>()
 
   const wait = (deadline: number, returning: boolean) =>
     Effect.callback<void, PoolTimeout | PoolClosed>((resume) => {
@@ -85,14 +88,15 @@ export const make = <A>(
         resume: (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure)),
         prev: undefined,
         next: undefined,
-        queued: false
+        queued: false,
+        woken: false
       }
       if (returning) queue.pushFront(waiter)
       else queue.pushBack(waiter)
       sweep.wake()
       return Effect.sync(() => {
         if (waiter.queued) queue.remove(waiter)
-        else if (woken.has(waiter)) wakeOne()
+        else if (waiter.woken) wakeOne()
       })
     })
 
@@ -150,6 +154,7 @@ export const make = <A>(
     closeAll: () => {
       while (queue.size > 0) queue.shift()!.resume(new PoolClosed({ pool: state.name }))
     },
+    admit: (deadline, token) => admit(deadline, false, token),
     admitted,
     settle,
     deadlineTimer

@@ -13,7 +13,70 @@ import type { Capacity } from "../../capacity.ts"
 import type { PoolMetrics } from "../../poolMetrics.ts"
 import type { Admission } from "./admission.ts"
 import type { DirectToken, Entry, Lease, State } from "./state.ts"
-import { RETRY, type Retry } from "./state.ts"
+import { RETRY } from "./state.ts"
+import * as FiberStack from "../../fiberStack.ts"
+
+/** What a `Borrow` frame calls back into: the lease module of its pool. */
+interface Owner<A> {
+  /** Inside `Pool.use`: checks the connection and lends it, or fails with `RETRY`. */
+  readonly begin: (borrow: Borrow<A>, entry: Entry<A>) => Effect.Effect<unknown, unknown, unknown>
+  /** The borrow ended: settles its direct claim and ends its lease. What to run next, if anything. */
+  readonly finish: (borrow: Borrow<A>, failure: Cause.Cause<unknown> | undefined) => Effect.Effect<void> | undefined
+  /** Borrows again, after `RETRY`. */
+  readonly retry: (borrow: Borrow<A>) => Effect.Effect<unknown, unknown, unknown>
+}
+
+/**
+ * One borrow in progress. Pushed as a frame on the borrowing fiber's stack (`fiberStack.ts`), it sees
+ * the borrow end however it ends — after `Pool` has the connection back, as `Pool.use` pushes its
+ * release above it — and ends the lease, with the fiber masked as `onExitPrimitive` would; on `RETRY`
+ * it borrows again, unmasked (the next borrow runs the caller's work).
+ */
+class Borrow<A> {
+  lease: Lease<A> | undefined = undefined
+  token: DirectToken | undefined = undefined
+  /** Whether it went to `Pool` (else it holds no capacity to pass on when it ends). */
+  entered = false
+  /** Whether it is failing with `RETRY`, to borrow again. */
+  retrying = false
+  /** The callback given to `Pool.use`. */
+  readonly begin: (entry: Entry<A>) => Effect.Effect<unknown, unknown, unknown>
+  constructor(
+    readonly owner: Owner<A>,
+    readonly fiber: Fiber.Fiber<unknown, unknown>,
+    readonly f: (connection: A) => Effect.Effect<unknown, unknown, unknown>,
+    readonly startedAt: number,
+    /** Lent straight away, on the first try: no time passed, so no clock read. */
+    readonly immediate: boolean
+  ) {
+    this.begin = (entry) => owner.begin(this, entry)
+  }
+}
+
+/** Whether a borrow failed only because its connection was unusable (see `Borrow`). */
+const isRetry = (cause: Cause.Cause<unknown>) => {
+  const reasons = cause.reasons
+  return reasons.length === 1 && Cause.isFailReason(reasons[0]!) && reasons[0].error === RETRY
+}
+
+FiberStack.defineFrame(Borrow<unknown>, {
+  onPop: (borrow, fiber) => {
+    if (!borrow.retrying) FiberStack.mask(fiber)
+  },
+  onSuccess: (borrow, value, fiber) => {
+    const next = borrow.owner.finish(borrow, undefined)
+    return next === undefined ? fiber.succeedWith(value) : Effect.as(next, value)
+  },
+  onFailure: (borrow, cause) => {
+    const owner = borrow.owner
+    if (borrow.retrying && isRetry(cause)) {
+      owner.finish(borrow, undefined)
+      return owner.retry(borrow)
+    }
+    const next = owner.finish(borrow, cause)
+    return next === undefined ? Effect.failCause(cause) : Effect.andThen(next, Effect.failCause(cause))
+  }
+})
 
 export interface LeaseOptions<A> {
   readonly clock: Clock.Clock
@@ -95,11 +158,7 @@ export const make = <A, E>(
    * waiting borrower. `undefined` when there is nothing more to run (the common case: an exit
    * finalizer that returns no effect costs the fiber one step less, about a fifth of a borrow).
    */
-  const endLease = (lease: Lease<A> | undefined, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined => {
-    if (lease === undefined) {
-      admission.wakeOne()
-      return undefined
-    }
+  const endLease = (lease: Lease<A>, failure: Cause.Cause<unknown> | undefined): Effect.Effect<void> | undefined => {
     const entry = lease.entry
     const holders = entry.holders
     const index = holders.indexOf(lease)
@@ -108,8 +167,8 @@ export const make = <A, E>(
     state.activeLeases--
     if (state.activeLeases === 0 && state.onDrained !== undefined) state.onDrained()
     entry.lastUsedAt = clock.currentTimeMillisUnsafe()
-    const broken = isBroken !== undefined && Exit.isFailure(exit) &&
-      exit.cause.reasons.some((reason) => reason._tag === "Fail" && isBroken(reason.error))
+    const broken = isBroken !== undefined && failure !== undefined &&
+      failure.reasons.some((reason) => reason._tag === "Fail" && isBroken(reason.error))
     const shrunk = capacity !== undefined && entry.holders.length === 0 && capacity.overLimit()
     if (broken || shrunk || entry.lastUsedAt - entry.createdAt >= maxLifetime) {
       // Closing it frees capacity: its finalizer wakes the next waiter (shrunk: see `Capacity.resize`).
@@ -125,66 +184,79 @@ export const make = <A, E>(
     !entry.retired && now - entry.createdAt < maxLifetime &&
     (validate === undefined || entry.holders.length > 0 || now - entry.lastUsedAt < validationWindow)
 
-  /**
-   * One borrow through `Pool.use` — the fast path, no `Scope` per borrow.
-   * Fails with `RETRY` when the connection it got turned out unusable.
-   */
-  const attempt = <B, E2, R2>(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    f: (connection: A) => Effect.Effect<B, E2, R2>,
-    startedAt: number,
-    token: DirectToken | undefined,
-    immediate: boolean
-  ): Effect.Effect<B, E | E2 | ConnectTimeout | Retry, R2> => {
-    let lease: Lease<A> | undefined
-    let now = startedAt
-    const start = (entry: Entry<A>): Effect.Effect<B, E2, R2> => {
-      lease = beginLease(entry, fiber, startedAt, now)
-      return f(entry.connection)
-    }
-    const leased = Pool.use(pool, (entry): Effect.Effect<B, E2 | Retry, R2> => {
-      admission.settle(token)
-      // An immediate borrow took no time: its start time is the time now.
-      if (!immediate) now = clock.currentTimeMillisUnsafe()
-      if (isFresh(entry, now)) return start(entry)
-      return Effect.flatMap(
-        checkOut(entry),
-        (ok): Effect.Effect<B, E2 | Retry, R2> => {
-          if (!ok) return Effect.fail(RETRY)
-          now = clock.currentTimeMillisUnsafe()
-          return start(entry)
-        }
-      )
-    })
-    return Effect.onExitPrimitive(leased, (exit) => {
-      admission.settle(token)
-      return endLease(lease, exit)
-    })
+  const lend = (borrow: Borrow<A>, entry: Entry<A>, now: number) => {
+    borrow.lease = beginLease(entry, borrow.fiber, borrow.startedAt, now)
+    return borrow.f(entry.connection)
   }
 
-  /** Whether a borrow failed only because its connection was unusable (see `attempt`). */
-  const isRetry = (cause: Cause.Cause<unknown>) => {
-    const reasons = cause.reasons
-    return reasons.length === 1 && Cause.isFailReason(reasons[0]!) && reasons[0].error === RETRY
+  const owner: Owner<A> = {
+    // Inside `Pool.use`, with the connection: check it, then lend it, or fail with `RETRY`.
+    begin: (borrow, entry) => {
+      admission.settle(borrow.token)
+      // An immediate borrow took no time: its start time is the time now.
+      const now = borrow.immediate ? borrow.startedAt : clock.currentTimeMillisUnsafe()
+      if (isFresh(entry, now)) return lend(borrow, entry, now)
+      return Effect.flatMap(checkOut(entry), (ok) => {
+        if (ok) return lend(borrow, entry, clock.currentTimeMillisUnsafe())
+        borrow.retrying = true
+        return Effect.fail(RETRY)
+      })
+    },
+    finish: (borrow, failure) => {
+      admission.settle(borrow.token)
+      if (borrow.lease !== undefined) return endLease(borrow.lease, failure)
+      // No lease: whatever it was given back (or never took) passes on to the next waiter.
+      if (borrow.entered) admission.wakeOne()
+      return undefined
+    },
+    retry: (borrow) => start(borrow.fiber, borrow.f, borrow.startedAt, false)
+  }
+
+  /**
+   * One borrow: straight to `Pool` when a connection is idle and nobody waits (the fast path, no
+   * `Scope` per borrow), else through admission. The `Borrow` sees how it ends, as a frame on the
+   * fiber's stack below the release `Pool.use` installs, or (when Effect's internals are not what
+   * `fiberStack.ts` expects) through `onExitPrimitive` and `catchCause`, with the same behaviour.
+   */
+  const start = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    f: (connection: A) => Effect.Effect<unknown, unknown, unknown>,
+    startedAt: number,
+    first: boolean
+  ): Effect.Effect<unknown, unknown, unknown> => {
+    const direct = !state.draining && admission.size() === 0 && admission.canLendNow()
+    const borrow = new Borrow(owner, fiber, f, startedAt, direct && first)
+    let run: Effect.Effect<unknown, unknown, unknown>
+    if (direct) {
+      borrow.entered = true
+      run = Pool.use(pool, borrow.begin)
+    } else {
+      const token: DirectToken = { direct: false }
+      borrow.token = token
+      run = Effect.flatMap(admission.admit(startedAt + acquireTimeout, token), () => {
+        borrow.entered = true
+        return Pool.use(pool, borrow.begin)
+      })
+    }
+    const internals = FiberStack.internalsOf(fiber)
+    if (internals !== undefined) {
+      FiberStack.push(internals, borrow)
+      return run
+    }
+    return Effect.catchCause(
+      Effect.onExitPrimitive(run, (exit) => owner.finish(borrow, Exit.isFailure(exit) ? exit.cause : undefined)),
+      (cause) => borrow.retrying && isRetry(cause) ? owner.retry(borrow) : Effect.failCause(cause)
+    )
   }
 
   const use = <B, E2, R2>(
     f: (connection: A) => Effect.Effect<B, E2, R2>
   ): Effect.Effect<B, E | E2 | ConnectionPool.BorrowError, R2> =>
-    Effect.withFiber((fiber) => {
-      const startedAt = clock.currentTimeMillisUnsafe()
-      const deadline = startedAt + acquireTimeout
-      const borrow = (first: boolean): Effect.Effect<B, E | E2 | ConnectionPool.BorrowError, R2> =>
-        Effect.catchCause(
-          // The fast path skips `admit` when a connection is idle.
-          !state.draining && admission.size() === 0 && admission.canLendNow()
-            ? attempt(fiber, f, startedAt, undefined, first)
-            : admission.admitted(deadline, (token) => attempt(fiber, f, startedAt, token, false)),
-          (cause) =>
-            isRetry(cause) ? borrow(false) : Effect.failCause(cause as Cause.Cause<E | E2 | ConnectionPool.BorrowError>)
-        )
-      return borrow(true)
-    })
+    Effect.withFiber((fiber) => start(fiber, f, clock.currentTimeMillisUnsafe(), true)) as Effect.Effect<
+      B,
+      E | E2 | ConnectionPool.BorrowError,
+      R2
+    >
 
   const get: Effect.Effect<A, E | ConnectionPool.BorrowError, Scope.Scope> = Effect.withFiber((fiber) =>
     Effect.gen(function*() {
@@ -196,7 +268,10 @@ export const make = <A, E>(
         const held: { lease?: Lease<A> } = {}
         // Added before `Pool.get` adds its release, so it runs after it:
         // the lease ends once `Pool` has the connection back.
-        yield* Scope.addFinalizer(attemptScope, Effect.suspend(() => endLease(held.lease, Exit.void) ?? Effect.void))
+        yield* Scope.addFinalizer(
+          attemptScope,
+          Effect.suspend(() => (held.lease === undefined ? (admission.wakeOne(), undefined) : endLease(held.lease, undefined)) ?? Effect.void)
+        )
         const entry = yield* admission.admitted(deadline, () => Pool.get(pool).pipe(Scope.provide(attemptScope))).pipe(
           Effect.onError((cause) => Scope.close(attemptScope, Exit.failCause(cause)))
         )
