@@ -12,6 +12,12 @@
  *   git show main:packages/core/src/CircuitBreaker.ts | sed 's#from "./#from "../packages/core/src/#' > bench/OldBreaker.ts
  *   npx tsx bench/profile/breaker.ts --baseline ../OldBreaker.ts
  *
+ * "floor" is the least any breaker built on Effect can do per call: one primitive that decides
+ * when it runs (as `protect` must, not when built) and pushes a frame that sees the outcome
+ * and passes it on (the breaker's own mechanism, `internal/fiberStack.ts`), with no
+ * bookkeeping at all. The breaker's distance to "floor" is what its state machine costs; the
+ * floor's distance to `Effect.promise` is what Effect charges for one lazy, observed step.
+ *
  * Runs short windows of each implementation back to back, in a rotating
  * order, and reports per implementation the median throughput, the median
  * CPU time per call, and the median of the per-round ratios to
@@ -27,6 +33,32 @@ const { CircuitBreaker } = await import("@tether/core")
 const { circuitBreaker: cockatielBreaker, ConsecutiveBreaker, handleAll } = await import("cockatiel")
 const OpossumBreaker = (await import("opossum")).default
 const { effectLoop, promiseLoop } = await import("../harness/loops.ts")
+const { Effectable } = await import("effect")
+const FiberStack = await import("../../packages/core/src/internal/fiberStack.ts")
+
+/** A frame that only passes the outcome on. */
+class PassFrame {}
+FiberStack.defineFrame(PassFrame, {
+  onSuccess: (_frame, value, fiber) => fiber.succeedWith(value),
+  onFailure: (_frame, cause) => Effect.failCause(cause)
+})
+const passFrame = new PassFrame()
+interface Floor extends EffectType.Effect<unknown> {
+  effect: EffectType.Effect<unknown>
+}
+const FloorProto = Effectable.Prototype<Floor>({
+  label: "floor",
+  evaluate(fiber) {
+    const internals = FiberStack.internalsOf(fiber)
+    if (internals !== undefined) FiberStack.push(internals, passFrame)
+    return this.effect
+  }
+})
+const floor = (effect: EffectType.Effect<unknown>): EffectType.Effect<unknown> => {
+  const f = Object.create(FloorProto) as Floor
+  f.effect = effect
+  return f
+}
 
 const { flag, median, rotatingRounds } = await import("../harness/profile.ts")
 const rounds = Number(flag("rounds", "20"))
@@ -45,6 +77,7 @@ const program = Effect.gen(function*() {
   const impls: Array<[string, () => EffectType.Effect<{ opsPerSecond: number }, unknown>]> = [
     ["Effect.promise alone", () => effectLoop(rawNoop, 1, millis)],
     ["breaker", () => effectLoop(protectedNoop, 1, millis)],
+    ["floor", () => effectLoop(() => floor(Effect.promise(noop)), 1, millis)],
     ["opossum", () => Effect.promise(() => promiseLoop(() => opossum.fire(), 1, millis))],
     ["cockatiel", () => Effect.promise(() => promiseLoop(() => cockatiel.execute(noop), 1, millis))]
   ]
