@@ -38,10 +38,7 @@ const FiberStack = await import("../../packages/core/src/internal/fiberStack.ts"
 
 /** A frame that only passes the outcome on. */
 class PassFrame {}
-FiberStack.defineFrame(PassFrame, {
-  onSuccess: (_frame, value, fiber) => fiber.succeedWith(value),
-  onFailure: (_frame, cause) => Effect.failCause(cause)
-})
+FiberStack.defineFrame(PassFrame, { onExit: () => undefined })
 const passFrame = new PassFrame()
 interface Floor extends EffectType.Effect<unknown> {
   effect: EffectType.Effect<unknown>

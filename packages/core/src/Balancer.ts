@@ -603,6 +603,12 @@ export interface Balancer {
   readonly whenIdle: (id: EndpointId) => Effect.Effect<void>
   /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
   readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
+  /** `pick`, synchronously, drawing from `random` (for code already inside an effect's callback). */
+  readonly pickUnsafe: (
+    random: () => number,
+    mode?: AccessMode,
+    options?: PickOptions
+  ) => Result.Result<EndpointId, NoEndpointAvailable>
   /** The current state, per-call counters included. */
   readonly state: Effect.Effect<State>
   /** The current published {@link Snapshot}. */

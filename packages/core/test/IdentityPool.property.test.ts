@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Identity, IdentityPool } from "@tether/core"
 import { Data, Effect, Exit, Fiber, Redacted, Scope } from "effect"
 import * as fc from "fast-check"
+import * as FiberStack from "../src/internal/fiberStack.ts"
 
 class BindFailed extends Data.TaggedError("BindFailed")<{ readonly principal: string }> {}
 /** The driver refused to reconnect a dropped connection (what `@tether/ldap` does instead of running unbound). */
@@ -47,10 +48,12 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 const yields = (n: number) => Effect.forEach(Array.from({ length: n }), () => Effect.yieldNow, { discard: true })
 
 describe("IdentityPool property", () => {
+  // Both ways a borrow can end: the fast path's frame on the fiber's stack, and the public combinators.
+  for (const fastPath of [true, false]) {
   it.effect(
-    "with connections that drop (and would reconnect unbound) and rotating passwords: never the wrong identity, never a connection lent without a passing readiness check, never above max, nothing leaked, no caller ends in an interruption it did not ask for",
+    `with connections that drop (and would reconnect unbound) and rotating passwords: never the wrong identity, never a connection lent without a passing readiness check, never above max, nothing leaked, no caller ends in an interruption it did not ask for (${fastPath ? "frame" : "fallback"})`,
     () =>
-      Effect.promise(() =>
+      Effect.acquireUseRelease(Effect.sync(() => FiberStack.setEnabled(fastPath)), () => Effect.promise(() =>
         fc.assert(
           fc.asyncProperty(
             fc.integer({ min: 1, max: 5 }),
@@ -156,6 +159,8 @@ describe("IdentityPool property", () => {
                   }
                 }
                 const exits = yield* Effect.forEach(fibers, ({ fiber }) => Fiber.await(fiber))
+                const stats = yield* pool.stats
+                if (stats.inUse !== 0) violations.push(`inUse ${stats.inUse} after every borrower finished (a lease never ended)`)
                 exits.forEach((exit, i) => {
                   const { attacker, interrupted } = fibers[i]!
                   if (Exit.isFailure(exit) && Exit.hasInterrupts(exit) && !interrupted) {
@@ -180,7 +185,8 @@ describe("IdentityPool property", () => {
           ),
           { numRuns: 150 }
         )
-      ),
+      ), () => Effect.sync(() => FiberStack.setEnabled(true))),
     120_000
   )
+  }
 })

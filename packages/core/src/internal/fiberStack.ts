@@ -91,12 +91,17 @@ export const mask = (fiber: FiberInternals): void => {
   fiber._stack.push(restoreInterruptible)
 }
 
-/** What a frame does with the outcome; each returns the effect the fiber runs next. @internal */
-export interface Continuations<F> {
-  readonly onSuccess: (frame: F, value: unknown, fiber: FiberInternals) => unknown
-  readonly onFailure: (frame: F, cause: Cause.Cause<unknown>, fiber: FiberInternals) => unknown
-  /** Called when the frame is popped, before either continuation (e.g. `mask`). */
+/** What a frame does with the outcome of what the fiber ran after it was pushed. @internal */
+export interface Observer<F> {
+  /** Called when the frame is popped, before `onExit` (e.g. `mask`). */
   readonly onPop?: ((frame: F, fiber: FiberInternals) => void) | undefined
+  /**
+   * Sees the outcome (`failure` undefined: a success); returns an effect to run before the outcome
+   * is passed on, or `undefined` (the common case: the fiber takes no further step).
+   */
+  readonly onExit: (frame: F, failure: Cause.Cause<unknown> | undefined) => Effect.Effect<void> | undefined
+  /** What to run instead of passing a failure on (after `onExit`), if anything. */
+  readonly recover?: ((frame: F, cause: Cause.Cause<unknown>) => Effect.Effect<unknown, unknown, unknown> | undefined) | undefined
 }
 
 /**
@@ -106,18 +111,22 @@ export interface Continuations<F> {
  */
 export const defineFrame = <F extends object>(
   ctor: abstract new(...args: Array<never>) => F,
-  continuations: Continuations<F>
+  observer: Observer<F>
 ): void => {
   if (successKey === undefined || failureKey === undefined || ensureKey === undefined) return
-  const { onFailure, onPop, onSuccess } = continuations
+  const { onExit, onPop, recover } = observer
   Object.defineProperty(ctor.prototype, successKey, {
     value(this: F, value: unknown, fiber: FiberInternals) {
-      return onSuccess(this, value, fiber)
+      const next = onExit(this, undefined)
+      return next === undefined ? fiber.succeedWith(value) : Effect.as(next, value)
     }
   })
   Object.defineProperty(ctor.prototype, failureKey, {
-    value(this: F, cause: Cause.Cause<unknown>, fiber: FiberInternals) {
-      return onFailure(this, cause, fiber)
+    value(this: F, cause: Cause.Cause<unknown>) {
+      const next = onExit(this, cause)
+      const instead = recover?.(this, cause)
+      const then = instead ?? Effect.failCause(cause)
+      return next === undefined ? then : Effect.andThen(next, then)
     }
   })
   if (onPop !== undefined) {

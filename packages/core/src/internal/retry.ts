@@ -43,14 +43,15 @@ type Failed<E> =
 
 type Picker = (context: PickContext) => Effect.Effect<EndpointId, NoEndpointAvailable>
 
+const pickerOf = (pick: Options<unknown, unknown, unknown>["pick"]): Picker => Effect.isEffect(pick) ? () => pick : pick
+
 /** @internal */
 export const failover = <A, E, R>(
   options: Options<A, E, R>,
   defaultSchedule: Schedule.Schedule<unknown, unknown>
 ): Effect.Effect<A, E | NoEndpointAvailable, R> => {
   const mode = options.mode ?? "read"
-  const pick = options.pick
-  const picker: Picker = Effect.isEffect(pick) ? () => pick : pick
+  const picker = pickerOf(options.pick)
   const avoid = new Set<EndpointId>()
   // The first attempt runs without the retry loop's machinery: most calls succeed at once.
   return Effect.matchEffect(picker({ mode, attempt: 1, avoid }), {
@@ -61,6 +62,21 @@ export const failover = <A, E, R>(
         (error) => retryAfter(options, defaultSchedule, picker, avoid, { _tag: "Operation", endpoint, error })
       )
   })
+}
+
+/**
+ * `failover` after a first attempt that its caller ran itself on `endpoint` and that failed with
+ * `error` (`ServerSet` runs the first attempt without this module's machinery).
+ *
+ * @internal
+ */
+export const afterFailure = <A, E, R>(
+  options: Options<A, E, R>,
+  defaultSchedule: Schedule.Schedule<unknown, unknown>,
+  endpoint: EndpointId,
+  error: E
+): Effect.Effect<A, E | NoEndpointAvailable, R> => {
+  return retryAfter(options, defaultSchedule, pickerOf(options.pick), new Set(), { _tag: "Operation", endpoint, error })
 }
 
 /** The retry loop, entered once the first attempt (pick or operation) failed. */

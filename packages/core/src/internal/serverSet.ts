@@ -1,5 +1,6 @@
 import type { Context } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream, SubscriptionRef, Tracer } from "effect"
+import type { Fiber } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Random, Schedule, Scope, Stream, SubscriptionRef, Tracer } from "effect"
 import * as Predicate from "effect/Predicate"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
@@ -17,6 +18,8 @@ import * as Reconfigure from "./reconfigure.ts"
 import type { InvalidPoolOptions } from "../PoolError.ts"
 import { PoolClosed } from "../PoolError.ts"
 import * as Retry from "../Retry.ts"
+import * as FiberStack from "./fiberStack.ts"
+import * as RetryLoop from "./retry.ts"
 import { ServerSetOptionsSchema } from "../ServerSetConfig.ts"
 import * as Validation from "../Validation.ts"
 import type * as ServerSet from "../ServerSet.ts"
@@ -64,6 +67,47 @@ const annotateAttempt = (span: Tracer.Span, id: string, exit: Exit.Exit<unknown,
     "tether.endpoint": id,
     "error.type": tag ?? (Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "unknown")
   })
+}
+
+/** One attempt in progress on an endpoint, as seen by its frame (see `attemptOn`). */
+interface Attempt {
+  readonly id: Endpoint.EndpointId
+  readonly member: { successes: number; failures: number; lastError: string | undefined }
+  readonly start: number
+  readonly span: Tracer.Span | undefined
+  readonly onFailed: ((error: unknown) => Effect.Effect<unknown, unknown, unknown>) | undefined
+}
+
+/** `Effect.catch`'s choice: the failure to recover from, unless the cause holds a defect or no failure. */
+const recoverable = (cause: Cause.Cause<unknown>): { readonly error: unknown } | undefined => {
+  let found: { readonly error: unknown } | undefined
+  for (const reason of cause.reasons) {
+    if (reason._tag === "Die") return undefined
+    if (reason._tag === "Fail" && found === undefined) found = { error: reason.error }
+  }
+  return found
+}
+
+/** The frame class of a set's attempts: `settle` does the bookkeeping, `onFailed` recovers. */
+const attemptFrame = (settle: (attempt: Attempt, failure: Cause.Cause<unknown> | undefined) => undefined) => {
+  class AttemptFrame implements Attempt {
+    constructor(
+      readonly id: Endpoint.EndpointId,
+      readonly member: Attempt["member"],
+      readonly start: number,
+      readonly span: Tracer.Span | undefined,
+      readonly onFailed: Attempt["onFailed"]
+    ) {}
+  }
+  FiberStack.defineFrame(AttemptFrame, {
+    onExit: settle,
+    recover: (attempt, cause) => {
+      if (attempt.onFailed === undefined) return undefined
+      const failed = recoverable(cause)
+      return failed === undefined ? undefined : attempt.onFailed(failed.error)
+    }
+  })
+  return AttemptFrame
 }
 
 const requestsTotal = Metric.counter("tether_serverset_requests_total", {
@@ -226,48 +270,79 @@ export const make = <C, E>(
 
     // --- running operations --------------------------------------------------
 
+    /** The per-call bookkeeping of an attempt that ended: in flight, outcome, latency, span. */
+    const settleAttempt = (attempt: Attempt, failure: Cause.Cause<unknown> | undefined): undefined => {
+      const { id, member, span } = attempt
+      balancer.addInFlightUnsafe(id, -1)
+      if (failure === undefined) {
+        member.successes++
+        balancer.recordLatencyUnsafe(id, clock.currentTimeMillisUnsafe() - attempt.start)
+      } else {
+        member.failures++
+        const error = Cause.findErrorOption(failure)
+        // A breaker's refusal is not the endpoint's own cause: keep the failure that opened it.
+        if (
+          error._tag === "Some" && !(error.value instanceof CircuitBreaker.BreakerOpen) &&
+          classifyForBreaker(error.value).kind !== "semantic"
+        ) {
+          member.lastError = describeError(error.value)
+        }
+      }
+      if (span !== undefined) annotateAttempt(span, id, failure === undefined ? Exit.void : Exit.failCause(failure))
+      return undefined
+    }
+    const AttemptFrame = attemptFrame(settleAttempt)
+
+    /**
+     * One attempt on endpoint `id`, from inside the fiber's current step. `onFailed`: what a failure
+     * (`Effect.catch`'s sense) turns into — the failover, for the first attempt. The attempt's end is
+     * seen by one frame on the fiber's stack (`fiberStack.ts`), else by `onExitPrimitive` + `catch`.
+     */
+    const attemptOn = <A, E2, R>(
+      fiber: Fiber.Fiber<unknown, unknown>,
+      id: Endpoint.EndpointId,
+      identity: Credentials | undefined,
+      f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
+      onFailed: ((error: unknown) => Effect.Effect<unknown, unknown, unknown>) | undefined
+    ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> => {
+      const member = members.get(id)
+      if (member === undefined) {
+        // Removed between the pick and now: as if its pool had closed.
+        const closed = Effect.fail(new PoolClosed({ pool: id }))
+        return (onFailed === undefined ? closed : Effect.catch(closed, onFailed)) as Effect.Effect<A, ServerSet.UseError<E>, R>
+      }
+      // The `tether.serverset.use` span (when a tracing backend is installed, see `useWith`): which
+      // endpoint ran it, and why attempts failed.
+      const span = fiber.cache.span?._tag === "Span" && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+        ? fiber.cache.span
+        : undefined
+      member.requests++
+      const attempt = new AttemptFrame(id, member, clock.currentTimeMillisUnsafe(), span, onFailed)
+      const borrowed = member.pool.use(identity, (connection) => f(connection, member.endpoint))
+      const guarded = member.breaker === undefined ? borrowed : member.breaker.protect(borrowed)
+      balancer.addInFlightUnsafe(id, 1)
+      const internals = FiberStack.internalsOf(fiber)
+      if (internals !== undefined) {
+        FiberStack.push(internals, attempt)
+        return guarded
+      }
+      const observed = Effect.onExitPrimitive(
+        guarded,
+        (exit) => settleAttempt(attempt, Exit.isFailure(exit) ? exit.cause : undefined)
+      )
+      return (onFailed === undefined ? observed : Effect.catch(observed, onFailed)) as Effect.Effect<
+        A,
+        ServerSet.UseError<E> | E2,
+        R
+      >
+    }
+
     const runOn = <A, E2, R>(
       id: Endpoint.EndpointId,
       identity: Credentials | undefined,
       f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>
     ): Effect.Effect<A, ServerSet.UseError<E> | E2, R> =>
-      Effect.withFiber((fiber) => {
-        const member = members.get(id)
-        // The `tether.serverset.use` span (when a tracing backend is installed, see `useWith`): which
-        // endpoint ran it, and why attempts failed.
-        const span = fiber.cache.span?._tag === "Span" && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
-          ? fiber.cache.span
-          : undefined
-        if (member === undefined) {
-          // Removed between the pick and now: as if its pool had closed.
-          return Effect.fail(new PoolClosed({ pool: id }))
-        }
-        member.requests++
-        const start = clock.currentTimeMillisUnsafe()
-        const borrowed = member.pool.use(identity, (connection) => f(connection, member.endpoint))
-        const guarded = member.breaker === undefined ? borrowed : member.breaker.protect(borrowed)
-        // One exit callback does the per-call bookkeeping: in flight, outcome, latency.
-        balancer.addInFlightUnsafe(id, 1)
-        return Effect.onExitPrimitive(guarded, (exit) => {
-          balancer.addInFlightUnsafe(id, -1)
-          if (Exit.isSuccess(exit)) {
-            member.successes++
-            balancer.recordLatencyUnsafe(id, clock.currentTimeMillisUnsafe() - start)
-          } else {
-            member.failures++
-            const error = Cause.findErrorOption(exit.cause)
-            // A breaker's refusal is not the endpoint's own cause: keep the failure that opened it.
-            if (
-              error._tag === "Some" && !(error.value instanceof CircuitBreaker.BreakerOpen) &&
-              classifyForBreaker(error.value).kind !== "semantic"
-            ) {
-              member.lastError = describeError(error.value)
-            }
-          }
-          if (span !== undefined) annotateAttempt(span, id, exit)
-          return undefined
-        })
-      })
+      Effect.withFiber((fiber) => attemptOn(fiber, id, identity, f, undefined))
 
     const retrySchedule = options.retry === false ? Schedule.recurs(0) : options.retry?.schedule
 
@@ -303,24 +378,39 @@ export const make = <C, E>(
         last = id
         return hedged ? hedge(id, identity, f, hedgeDelay, mode) : runOn(id, identity, f)
       }
-      const routed = Effect.catch(
-        Retry.failover({
-          operation: attempt,
-          pick: pickFor,
-          classify: classifyForRetry,
-          mode,
-          idempotent,
-          schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
-          onRetryableFailure
-        }),
-        withCausesOf
-      )
-      // The `tether.serverset.use` span, when a tracing backend is installed: with only Effect's
-      // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
+      const failoverOptions: Retry.Options<A, ServerSet.UseError<E> | E2, R> = {
+        operation: attempt,
+        pick: pickFor,
+        classify: classifyForRetry,
+        mode,
+        idempotent,
+        schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
+        onRetryableFailure
+      }
+      const routed = () => Effect.catch(Retry.failover(failoverOptions), withCausesOf)
       return Effect.withFiber((fiber) => {
-        const traced = fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
-          ? routed
-          : Effect.withSpan(routed, "tether.serverset.use", {
+        const native = fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+        const observer = fiber.getRef(OperationObserver)
+        if (native && observer === undefined && !hedged) {
+          // The common case, in this one step: pick, then the first attempt, whose frame turns a
+          // failure into the failover (most calls succeed at once).
+          const rng = fiber.getRef(Random.Random)
+          const picked = balancer.pickUnsafe(() => rng.nextDoubleUnsafe(), mode)
+          if (picked._tag === "Success") {
+            const id = picked.success
+            return attemptOn(fiber, id, identity, f, (error) =>
+              Effect.catch(
+                RetryLoop.afterFailure(failoverOptions, Retry.defaultSchedule, id, error as ServerSet.UseError<E> | E2),
+                withCausesOf
+              ))
+          }
+          // Nothing to pick: the failover waits and retries the pick, and reports why.
+        }
+        // The `tether.serverset.use` span, when a tracing backend is installed: with only Effect's
+        // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
+        const traced = native
+          ? routed()
+          : Effect.withSpan(routed(), "tether.serverset.use", {
             attributes: identity === undefined && (mode === "read" || mode === "write") ? defaultAttributes[mode] : {
               "tether.set": name,
               "tether.mode": mode,
@@ -330,7 +420,6 @@ export const make = <C, E>(
             // A stack trace per call costs more than the routing itself; the caller's span locates it.
             captureStackTrace: false
           })
-        const observer = fiber.getRef(OperationObserver)
         if (observer === undefined) return traced
         const start = clock.currentTimeNanosUnsafe()
         return Effect.onExitPrimitive(traced, (exit) => {

@@ -92,6 +92,12 @@ const live = (
     idleWaiters.delete(id)
     for (const wake of waiters) wake()
   }
+  const pickUnsafe: Balancer["pickUnsafe"] = (random, mode, pickOptions) => {
+    const result = pickPure(state, select, { random, mode, avoid: pickOptions?.avoid })
+    if (Result.isFailure(result)) return result
+    state = result.success[1]
+    return Result.succeed(result.success[0])
+  }
   const addInFlightUnsafe = (id: EndpointId, delta: number) => {
     const e = current(id)
     if (e !== undefined) {
@@ -132,18 +138,13 @@ const live = (
       }),
     setDraining: (id, draining) =>
       modifyEndpoint(id, (e) => ((e.draining === true) === draining ? e : { ...e, draining })),
+    pickUnsafe,
     // One fiber step per pick (it runs on every call): the fiber's `Random` is read in place.
     pick: (mode, pickOptions) =>
       Effect.withFiber((fiber) => {
         const rng = fiber.getRef(Random.Random)
-        const result = pickPure(state, select, {
-          random: () => rng.nextDoubleUnsafe(),
-          mode,
-          avoid: pickOptions?.avoid
-        })
-        if (Result.isFailure(result)) return Effect.fail(result.failure)
-        state = result.success[1]
-        return Effect.succeed(result.success[0])
+        const result = pickUnsafe(() => rng.nextDoubleUnsafe(), mode, pickOptions)
+        return Result.isFailure(result) ? Effect.fail(result.failure) : Effect.succeed(result.success)
       }),
     state: Effect.sync(() => state),
     snapshot: SubscriptionRef.get(published),

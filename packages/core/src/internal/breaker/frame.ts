@@ -14,7 +14,7 @@
  * @internal
  */
 import type * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import type { Classifier } from "../../Fault.ts"
 import * as FiberStack from "../fiberStack.ts"
 
@@ -38,14 +38,8 @@ export class Frame {
 }
 
 FiberStack.defineFrame(Frame, {
-  onSuccess: (frame, value, fiber) => {
-    const transition = frame.observer.onSuccess(frame)
-    return transition === undefined ? fiber.succeedWith(value) : Effect.as(transition, value)
-  },
-  onFailure: (frame, cause) => {
-    const transition = frame.observer.onFailure(frame, cause)
-    return transition === undefined ? Effect.failCause(cause) : Effect.andThen(transition, Effect.failCause(cause))
-  }
+  onExit: (frame, failure) =>
+    failure === undefined ? frame.observer.onSuccess(frame) : frame.observer.onFailure(frame, failure)
 })
 
 /** @internal */

@@ -9,8 +9,8 @@
  * fiber: the driver's `isReady` (bound identity still known), `maxLifetime`
  * and, past `validationWindow`, `validate`.
  */
-import type { Exit } from "effect"
-import { Clock, Effect, Fiber, Metric } from "effect"
+import type { Cause } from "effect"
+import { Clock, Effect, Fiber } from "effect"
 import type { BorrowError } from "../../ConnectionPool.ts"
 import type { Credentials } from "../../Identity.ts"
 import type { PoolClosed, PoolTimeout } from "../../PoolError.ts"
@@ -18,6 +18,7 @@ import type { PoolMetrics } from "../poolMetrics.ts"
 import type { Admission } from "./admission.ts"
 import type { Connector } from "./connector.ts"
 import type { Conn, Grant, Group, Lease, PoolState } from "./state.ts"
+import * as FiberStack from "../fiberStack.ts"
 
 type Restore = <A, E2, R>(e: Effect.Effect<A, E2, R>) => Effect.Effect<A, E2, R>
 
@@ -35,6 +36,23 @@ export interface LeaseOptions<C> {
   readonly closed: () => PoolClosed | undefined
   /** Called when the last lease ends (drain waits for it). */
   readonly onIdle: () => void
+}
+
+/**
+ * A frame class whose instances end one lease when the borrower's work ends, however it ends — masked,
+ * as `Effect.onExitPrimitive` runs its finalizer.
+ */
+const frameFor = <C>(
+  release: (conn: Conn<C>, lease: Lease<C>, failure: Cause.Cause<unknown> | undefined) => Effect.Effect<void> | undefined
+) => {
+  class LeaseFrame {
+    constructor(readonly conn: Conn<C>, readonly lease: Lease<C>) {}
+  }
+  FiberStack.defineFrame(LeaseFrame, {
+    onPop: (_frame, fiber) => FiberStack.mask(fiber),
+    onExit: (frame, failure) => release(frame.conn, frame.lease, failure)
+  })
+  return LeaseFrame
 }
 
 export const make = <C, E>(
@@ -70,6 +88,32 @@ export const make = <C, E>(
       return true
     }
 
+    /** Whether a connection may be lent without a validation round trip (the fast path's `check`). */
+    const isFresh = (conn: Conn<C>, now: number): boolean =>
+      !conn.retired && !conn.group.retired && (isReady === undefined || isReady(conn.connection)) &&
+      now - conn.createdAt < maxLifetime &&
+      (validate === undefined || conn.holders !== 1 || now - conn.lastUsedAt < validationWindow)
+
+    /** Records a borrow of `conn` that starts now. */
+    const beginLease = (
+      conn: Conn<C>,
+      group: Group<C>,
+      fiber: Fiber.Fiber<unknown, unknown>,
+      now: number,
+      reused: boolean
+    ): Lease<C> => {
+      state.counters.borrows++
+      group.borrows++
+      if (reused) {
+        group.hits++
+        state.counters.hits++
+      }
+      group.lastUsedAt = conn.lastUsedAt = now
+      const lease: Lease<C> = { conn, fiber, since: now, reported: false }
+      state.leases.add(lease)
+      return lease
+    }
+
     /** Gives back the holder's place on a connection that failed its check, and retires it. */
     const discard = (conn: Conn<C>) =>
       Effect.suspend(() => {
@@ -82,12 +126,12 @@ export const make = <C, E>(
      * (`undefined`: nothing more to run, the common case; an exit finalizer that returns no effect costs
      * the fiber no further step).
      */
-    const release = (conn: Conn<C>, lease: Lease<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined => {
+    const release = (conn: Conn<C>, lease: Lease<C>, failure: Cause.Cause<unknown> | undefined): Effect.Effect<void> | undefined => {
       state.leases.delete(lease)
       if (state.leases.size === 0) options.onIdle()
       const now = clock.currentTimeMillisUnsafe()
-      const broken = isBroken !== undefined && exit._tag === "Failure" &&
-        exit.cause.reasons.some((reason) => reason._tag === "Fail" && isBroken(reason.error))
+      const broken = isBroken !== undefined && failure !== undefined &&
+        failure.reasons.some((reason) => reason._tag === "Fail" && isBroken(reason.error))
       const { limits } = state
       if (
         broken || conn.retired || conn.group.retired || now - conn.createdAt >= maxLifetime || state.draining ||
@@ -102,6 +146,9 @@ export const make = <C, E>(
       admission.dispatch()
       return undefined
     }
+
+    /** Ends a lease when its frame sees the borrower's work end (the fast path). */
+    const LeaseFrame = frameFor(release)
 
     /** Gives back a grant its waiter can no longer use (it was interrupted). */
     const undo = (grant: Grant<C>, group: Group<C>) => {
@@ -151,15 +198,44 @@ export const make = <C, E>(
       })
     }
 
+    /**
+     * A borrow: at once when a connection of the identity is available, fresh, and nobody of it waits
+     * (one step: the lease is begun here and ended by a frame on the fiber's stack, see
+     * `../fiberStack.ts`); else through `borrowSlow`.
+     */
     const use = <A, E2, R>(
       identity: Credentials | undefined,
       f: (connection: C) => Effect.Effect<A, E2, R>
     ): Effect.Effect<A, E | E2 | BorrowError, R> =>
+      Effect.withFiber((fiber) => {
+        const closed = options.closed()
+        if (closed !== undefined) return Effect.fail(closed)
+        const group = options.groupOf(identity)
+        const internals = FiberStack.internalsOf(fiber)
+        if (
+          internals === undefined || group.waiting > 0 || state.draining ||
+          (group.avail.length > 0 && !admission.barge())
+        ) return borrowSlow(group, f, undefined)
+        const conn = state.takeAvail(group)
+        if (conn === undefined) return borrowSlow(group, f, undefined)
+        const now = clock.currentTimeMillisUnsafe()
+        if (!isFresh(conn, now)) return borrowSlow(group, f, conn)
+        const lease = beginLease(conn, group, fiber, now, true)
+        FiberStack.push(internals, new LeaseFrame(conn, lease))
+        return f(conn.connection)
+      })
+
+    /**
+     * A borrow that may wait, open, re-bind or validate (uninterruptible but for the waits and the
+     * caller's work); `taken`: a connection the fast path took and found it must check.
+     */
+    const borrowSlow = <A, E2, R>(
+      group: Group<C>,
+      f: (connection: C) => Effect.Effect<A, E2, R>,
+      taken: Conn<C> | undefined
+    ): Effect.Effect<A, E | E2 | BorrowError, R> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
-          const closed = options.closed()
-          if (closed !== undefined) return Effect.fail(closed)
-          const group = options.groupOf(identity)
           const startedAt = clock.currentTimeMillisUnsafe()
           const deadline = startedAt + acquireTimeout
           const fiber = Fiber.getCurrent()! as Fiber.Fiber<unknown, unknown>
@@ -167,16 +243,16 @@ export const make = <C, E>(
           /** One clock read per borrow that did not wait: `startedAt`; later attempts read it again. */
           let now = startedAt
           const lend = (conn: Conn<C>, reused: boolean): Effect.Effect<A, E2, R> => {
-            state.counters.borrows++
-            group.borrows++
-            if (reused) {
-              group.hits++
-              state.counters.hits++
+            const lease = beginLease(conn, group, fiber, now, reused)
+            const internals = FiberStack.internalsOf(fiber)
+            if (internals !== undefined) {
+              FiberStack.push(internals, new LeaseFrame(conn, lease))
+              return restore(f(conn.connection))
             }
-            group.lastUsedAt = conn.lastUsedAt = now
-            const lease: Lease<C> = { conn, fiber, since: conn.lastUsedAt, reported: false }
-            state.leases.add(lease)
-            return Effect.onExitPrimitive(restore(f(conn.connection)), (exit) => release(conn, lease, exit))
+            return Effect.onExitPrimitive(
+              restore(f(conn.connection)),
+              (exit) => release(conn, lease, exit._tag === "Failure" ? exit.cause : undefined)
+            )
           }
 
           /** Checks a connection this borrower holds; lends it, or discards it and borrows again. */
@@ -199,20 +275,25 @@ export const make = <C, E>(
               if (conn !== undefined) return tryLend(conn, true)
             }
             return Effect.flatMap(wait(group, deadline, restore), (grant) =>
-              Effect.flatMap(
+              // A connection handed over (the common grant) needs no further step to realize.
+              grant._tag === "Lend" ? waited(grant.conn, true) : Effect.flatMap(
                 realize(grant, group, restore),
                 (conn): Effect.Effect<A, E | E2 | BorrowError, R> => {
+                  if (conn !== undefined) return waited(conn, false)
                   now = clock.currentTimeMillisUnsafe()
-                  if (conn === undefined) return borrow()
-                  state.counters.waited++
-                  return Effect.andThen(
-                    Metric.update(options.metrics.acquireTime, now - startedAt),
-                    tryLend(conn, grant._tag === "Lend")
-                  )
+                  return borrow()
                 }
               ))
           }
-          return borrow()
+
+          /** Lends (after its check) a connection this borrower waited for; records how long. */
+          const waited = (conn: Conn<C>, reused: boolean): Effect.Effect<A, E | E2 | BorrowError, R> => {
+            now = clock.currentTimeMillisUnsafe()
+            state.counters.waited++
+            options.metrics.acquireTime.updateUnsafe(now - startedAt, fiber.context)
+            return tryLend(conn, reused)
+          }
+          return taken === undefined ? borrow() : tryLend(taken, true)
         })
       )
 

@@ -60,22 +60,12 @@ const isRetry = (cause: Cause.Cause<unknown>) => {
 }
 
 FiberStack.defineFrame(Borrow<unknown>, {
+  // Not masked when borrowing again: the next borrow runs the caller's work.
   onPop: (borrow, fiber) => {
     if (!borrow.retrying) FiberStack.mask(fiber)
   },
-  onSuccess: (borrow, value, fiber) => {
-    const next = borrow.owner.finish(borrow, undefined)
-    return next === undefined ? fiber.succeedWith(value) : Effect.as(next, value)
-  },
-  onFailure: (borrow, cause) => {
-    const owner = borrow.owner
-    if (borrow.retrying && isRetry(cause)) {
-      owner.finish(borrow, undefined)
-      return owner.retry(borrow)
-    }
-    const next = owner.finish(borrow, cause)
-    return next === undefined ? Effect.failCause(cause) : Effect.andThen(next, Effect.failCause(cause))
-  }
+  onExit: (borrow, failure) => borrow.owner.finish(borrow, failure),
+  recover: (borrow, cause) => borrow.retrying && isRetry(cause) ? borrow.owner.retry(borrow) : undefined
 })
 
 export interface LeaseOptions<A> {
