@@ -260,7 +260,12 @@ export const make = <A, E>(
         // the lease ends once `Pool` has the connection back.
         yield* Scope.addFinalizer(
           attemptScope,
-          Effect.suspend(() => (held.lease === undefined ? (admission.wakeOne(), undefined) : endLease(held.lease, undefined)) ?? Effect.void)
+          Effect.suspend(() => {
+            if (held.lease !== undefined) return endLease(held.lease, undefined) ?? Effect.void
+            // No lease: whatever it was given back (or never took) passes on to the next waiter.
+            admission.wakeOne()
+            return Effect.void
+          })
         )
         const entry = yield* admission.admitted(deadline, () => Pool.get(pool).pipe(Scope.provide(attemptScope))).pipe(
           Effect.onError((cause) => Scope.close(attemptScope, Exit.failCause(cause)))
