@@ -74,12 +74,18 @@ export const make = <C>(
     const flushWakes = () => {
       if (waking) return
       waking = true
-      try {
-        for (let i = 0; i < wakes.length; i++) wakes[i]!()
-      } finally {
-        wakes.length = 0
-        waking = false
+      // One wake that throws must not strand the others: they hold grants, out of the queue.
+      let failed: { readonly error: unknown } | undefined
+      for (let i = 0; i < wakes.length; i++) {
+        try {
+          wakes[i]!()
+        } catch (error) {
+          failed ??= { error }
+        }
       }
+      wakes.length = 0
+      waking = false
+      if (failed !== undefined) throw failed.error
     }
 
     /** Takes `waiter` out of the queue and resumes it (its grant or failure is set), after the dispatch in progress. */
