@@ -94,7 +94,7 @@ const live = (
   }
   const pickUnsafe: Balancer["pickUnsafe"] = (random, mode, pickOptions) => {
     const result = pickPure(state, select, { random, mode, avoid: pickOptions?.avoid })
-    if (Result.isFailure(result)) return result
+    if (Result.isFailure(result)) return Result.fail(result.failure)
     state = result.success[1]
     return Result.succeed(result.success[0])
   }
