@@ -295,6 +295,25 @@ describe("Balancer service", () => {
       assert.deepStrictEqual(state.endpoints.map((e) => [e.id, e.weight]), [["a", 1], ["c", 1], ["d", 2]])
     }))
 
+  it.effect("pickUnsafe shares pick's cursor and draws from the random source it is given", () =>
+    Effect.gen(function*() {
+      const balancer = yield* Balancer.make({ strategy: "round-robin", endpoints: [{ id: "a" }, { id: "b" }, { id: "c" }] })
+      const unsafe = () => {
+        const result = balancer.pickUnsafe(Math.random)
+        return Result.isSuccess(result) ? result.success : `failed: ${result.failure._tag}`
+      }
+      // One cursor: the two ways of picking take turns without repeating or skipping an endpoint.
+      assert.deepStrictEqual([unsafe(), yield* balancer.pick(), unsafe(), yield* balancer.pick()], ["a", "b", "c", "a"])
+      const weighted = yield* Balancer.make({ strategy: "random", endpoints: [{ id: "x", weight: 1 }, { id: "y", weight: 3 }] })
+      const draw = (r: number) => Result.getOrThrow(weighted.pickUnsafe(() => r))
+      assert.deepStrictEqual([draw(0.1), draw(0.3), draw(0.9)], ["x", "y", "y"])
+      yield* balancer.setHealth("a", "unhealthy")
+      yield* balancer.setHealth("b", "unhealthy")
+      yield* balancer.setHealth("c", "unhealthy")
+      const refused = balancer.pickUnsafe(Math.random, "read")
+      assert.isTrue(Result.isFailure(refused) && refused.failure._tag === "NoEndpointAvailable")
+    }))
+
   it.effect("least connections follows in-flight counts maintained by withInFlight", () =>
     Effect.gen(function*() {
       const balancer = yield* Balancer.make({ strategy: "least-connections", endpoints: [{ id: "a" }, { id: "b" }] })
