@@ -1,7 +1,19 @@
+/**
+ * `PgSql.make`: effect/sql's `SqlClient` over postgres.js sessions pooled by
+ * Tether. It builds the three server sets (pipelined statements, exclusive
+ * sessions for transactions / streams / `reserve`, read-only sessions for
+ * replica reads), routes each statement by the fiber's `readReplica` and
+ * identity, tracks transactions on held sessions, and adds the query cache
+ * and LISTEN / NOTIFY. One statement's run is `sqlStatement.ts`; LISTEN is
+ * `sqlListen.ts`. It runs a little past 400 lines because these routes share
+ * one closure over the sets and options, which splitting would only pass around.
+ *
+ * @internal
+ */
 import { Identity, ServerSet } from "@tether/core"
 import type { Balancer, Endpoint, InvalidPoolOptions } from "@tether/core"
-import { Cause, Context, Deferred, Effect, Metric, Queue, Schedule, Stream, Tracer } from "effect"
-import type { Fiber, Scope } from "effect"
+import { Cause, Context, Deferred, Effect, Metric, Schedule, Stream } from "effect"
+import type { Scope } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Connection } from "effect/sql/SqlConnection"
@@ -10,19 +22,20 @@ import * as SqlErrors from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
 import type postgres from "postgres"
 import type * as PgSql from "../PgSql.ts"
-import { fromUnknown, PgConnectionError, PgOutcomeUnknown, PgTimeout } from "../PgError.ts"
 import * as Deadlines from "./deadlines.ts"
-import { TIMED_OUT } from "./deadlines.ts"
 import * as Common from "./common.ts"
-import * as Parameters from "./parameters.ts"
 import * as PgOptions from "./pgOptions.ts"
 import * as QueryCache from "./queryCache.ts"
 import { expandHostList } from "./pgClient.ts"
 import * as Compiler from "./sqlCompiler.ts"
 import * as SocketClosed from "./socketClosed.ts"
+import * as SqlListen from "./sqlListen.ts"
+import * as SqlStatement from "./sqlStatement.ts"
+import type { RunKind, RunOptions, Transform } from "./sqlStatement.ts"
+import { RUN } from "./sqlStatement.ts"
 import * as SqlDriver from "./sqlDriver.ts"
 import type { SqlSession } from "./sqlDriver.ts"
-import { statusCodeOf, toSqlError } from "./sqlError.ts"
+import { toSqlError } from "./sqlError.ts"
 
 /** Set by `PgSql.readReplica`: statements go to replicas, read-only and idempotent. */
 export const ReadReplica = Context.Reference<boolean>("@tether/pg/PgSql/ReadReplica", { defaultValue: () => false })
@@ -41,20 +54,6 @@ const { cacheRequests, millis, slowQueries } = Common
 const BEGIN = /^\s*(begin|start\s+transaction)\b/i
 const END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i
 
-const operations = new Map<string, string>()
-
-/** The first keyword of a statement (`db.operation.name`), remembered for the last 1,000 texts. */
-const operationOf = (text: string): string => {
-  let operation = operations.get(text)
-  if (operation === undefined) {
-    const match = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(text)
-    operation = match === null ? "unknown" : match[1]!.toUpperCase()
-    if (operations.size >= 1_000) operations.clear()
-    operations.set(text, operation)
-  }
-  return operation
-}
-
 const endpointOf = (url: string) => {
   try {
     const parsed = new URL(url)
@@ -67,32 +66,6 @@ const endpointOf = (url: string) => {
     return { host: url, port: 5432, database: "" }
   }
 }
-
-type Transform = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-
-interface RunOptions {
-  /** The statement may change data: losing its answer is outcome-unknown. */
-  readonly write: boolean
-  readonly prepare: boolean
-  readonly values?: boolean | undefined
-  readonly raw?: boolean | undefined
-}
-
-/** A kind of statement, as run on the primary (`write`) and on a replica (`read`): built once, not per statement. */
-interface RunKind {
-  readonly read: RunOptions
-  readonly write: RunOptions
-}
-
-const kind = (run: Omit<RunOptions, "write">): RunKind => ({ read: { ...run, write: false }, write: { ...run, write: true } })
-
-const RUN = {
-  execute: kind({ prepare: true }),
-  raw: kind({ prepare: true, raw: true }),
-  values: kind({ prepare: true, values: true }),
-  valuesUnprepared: kind({ prepare: false, values: true }),
-  unprepared: kind({ prepare: false })
-} as const
 
 /** @internal */
 export const make = (
@@ -193,139 +166,15 @@ export const make = (
     const transformRows: Transform = options.transformResultNames
       ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
       : undefined
-    const slowMetric = Metric.withAttributes(slowQueries, { client: name })
 
-    // --- running one statement on a session ---------------------------------
-
-    const notSent = (session: SqlSession, reason: string) =>
-      new PgConnectionError({ endpoint: session.endpoint, code: "CONNECTION_CLOSED", reason, mayHaveReachedServer: false })
-
-    // postgres.js only reads a statement's options: two shared objects, not one per statement.
-    const PREPARED = { prepare } as const
-    const UNPREPARED = { prepare: false } as const
-    const send = (session: SqlSession, text: string, params: ReadonlyArray<unknown>, run: RunOptions) => {
-      Parameters.check(params)
-      const query = session.sql.unsafe(
-        text,
-        params as Array<postgres.ParameterOrJSON<never>>,
-        run.prepare ? PREPARED : UNPREPARED
-      )
-      return run.values ? query.values() : query
-    }
-
-    /**
-     * Runs `text` on `session`: a Tether error (as a SqlError) on failure, the rows (or raw result)
-     * on success. One callback settles it, from whichever comes first: postgres.js's answer, the
-     * socket's close (see `SocketClosed.race`) or the deadline (see `Deadlines.bounded`), with no
-     * promise of its own in between (each costs a reaction per statement).
-     */
-    const runOn = (
-      session: SqlSession,
-      text: string,
-      params: ReadonlyArray<unknown>,
-      run: RunOptions,
-      operation: string
-    ): Effect.Effect<any, SqlError> => {
-      if (session.closed) {
-        return Effect.fail(toSqlError(notSent(session, "the session was closed before the statement was sent"), operation))
-      }
-      const failure = (cause: unknown): SqlError => {
-        if (cause === TIMED_OUT) {
-          // The session may still be busy with it: never reuse it.
-          session.closed = true
-          void session.sql.end({ timeout: 0 }).catch(() => undefined)
-          return toSqlError(
-            run.write
-              ? new PgOutcomeUnknown({ endpoint: session.endpoint, reason: `no answer within ${timeoutMillis} ms` })
-              : new PgTimeout({ endpoint: session.endpoint, operation, timeoutMillis }),
-            operation
-          )
-        }
-        const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user, write: run.write })
-        if (error._tag !== "PgQueryError" && error._tag !== "PgAuthenticationError") {
-          // Whatever else happened, postgres.js may reconnect this handle behind our back: retire it.
-          session.closed = true
-        }
-        return toSqlError(error, operation, cause)
-      }
-      return Effect.callback<any, SqlError>((resume) => {
-        const socket = session.socket
-        let done = false
-        const onClose = (cause: unknown) => {
-          if (done) return
-          done = true
-          deadlines.disarm(deadline)
-          resume(Effect.fail(failure(cause)))
-        }
-        // Closed before it started: never sent (postgres.js would send it on a silently reopened session).
-        if (!socket.watch(onClose)) return resume(Effect.fail(failure(socket.notSent())))
-        const deadline = deadlines.arm(timeoutMillis, () => {
-          if (done) return
-          done = true
-          socket.unwatch(onClose)
-          resume(Effect.fail(failure(TIMED_OUT)))
-        })
-        const settle = (ok: boolean, value: unknown) => {
-          if (done) return
-          done = true
-          socket.unwatch(onClose)
-          const elapsed = deadlines.disarm(deadline)
-          if (elapsed >= slowMillis) noteSlow(text, elapsed, session)
-          resume(ok ? Effect.succeed(value) : Effect.fail(failure(value)))
-        }
-        try {
-          // postgres.js queries are lazy: `then` sends it (and bad parameters throw here, before it).
-          ;(send(session, text, params, run) as PromiseLike<unknown>).then(
-            (value) => settle(true, value),
-            (cause: unknown) => settle(false, cause)
-          )
-        } catch (cause) {
-          settle(false, cause)
-        }
-      })
-    }
-
-    /** effect/sql's statement span (propagated by the layer), read before routing adds spans of its own. */
-    const statementSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
-      if (!fiber.getRef(Statement.SpanPropagationEnabled)) return undefined
-      const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-      return span !== undefined && span._tag === "Span" ? span : undefined
-    }
-
-    /** Where the statement ran. */
-    const annotate = (span: Tracer.Span, session: SqlSession, text: string) => {
-      span.attribute("server.address", session.host)
-      span.attribute("server.port", session.port)
-      span.attribute("db.operation.name", operationOf(text))
-    }
-
-    /** How it failed: the SQLSTATE. */
-    const traced = <A>(span: Tracer.Span | undefined, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
-      span === undefined ? effect : Effect.tapError(effect, (error) =>
-        Effect.sync(() => {
-          const code = statusCodeOf(error)
-          if (code !== undefined) span.attribute("db.response.status_code", code)
-        }))
-
-    /**
-     * Slow statements (text only, never values): timed around the promise (no Effect per
-     * statement), logged and counted by a background fiber.
-     */
-    const slow: Array<{ readonly text: string; readonly elapsed: number; readonly endpoint: string }> = []
-    const noteSlow = (text: string, elapsed: number, session: SqlSession) => {
-      if (slow.length < 1_000) slow.push({ text, elapsed, endpoint: session.endpoint })
-    }
-    yield* Effect.gen(function*() {
-      while (true) {
-        yield* Effect.sleep("250 millis")
-        for (const entry of slow.splice(0, slow.length)) {
-          yield* Metric.update(slowMetric, 1)
-          yield* Effect.logWarning(
-            `slow statement (${entry.elapsed} ms, threshold ${slowMillis} ms): ${entry.text}`
-          ).pipe(Effect.annotateLogs({ client: name, durationMillis: entry.elapsed, endpoint: entry.endpoint }))
-        }
-      }
-    }).pipe(Effect.forkScoped)
+    const { annotate, failureOf, notSent, runOn, send, statementSpan, traced } = yield* SqlStatement.make({
+      name,
+      deadlines,
+      timeoutMillis,
+      slowMillis,
+      prepare,
+      slowMetric: Metric.withAttributes(slowQueries, { client: name })
+    })
 
     // --- routing ------------------------------------------------------------
 
@@ -356,16 +205,7 @@ export const make = (
         return Effect.tryPromise({
           try: () =>
             bounded(session.socket.race(SocketClosed.lazily(() => Promise.all([begin, body, commit]))), timeoutMillis),
-          catch: (cause) => {
-            if (cause === TIMED_OUT) {
-              session.closed = true
-              void session.sql.end({ timeout: 0 }).catch(() => undefined)
-              return toSqlError(new PgTimeout({ endpoint: session.endpoint, operation, timeoutMillis }), operation)
-            }
-            const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user })
-            if (error._tag !== "PgQueryError") session.closed = true
-            return toSqlError(error, operation, cause)
-          }
+          catch: (cause) => failureOf(session, cause, false, operation)
         }).pipe(
           // A failed statement aborts the transaction; the pipelined COMMIT then ends it (as ROLLBACK).
           Effect.ensuring(Effect.promise(() => session.socket.race(commit).then(() => undefined, () => undefined))),
@@ -432,11 +272,7 @@ export const make = (
             .cursor(100) as AsyncIterable<ReadonlyArray<any>>,
           session.socket
         ),
-        (cause) => {
-          const error = fromUnknown(cause, { endpoint: session.endpoint, user: session.user })
-          if (error._tag !== "PgQueryError") session.closed = true
-          return toSqlError(error, "executeStream", cause)
-        }
+        (cause) => failureOf(session, cause, false, "executeStream")
       ).pipe(
         Stream.map((rows) => (transform === undefined ? rows : transform(rows))),
         Stream.flattenIterable
@@ -556,51 +392,7 @@ export const make = (
       ]
     })
 
-    // --- LISTEN / NOTIFY -----------------------------------------------------
-
-    const quoteIdent = (s: string) => `"${s.replace(/"/g, "\"\"")}"`
-
-    const listenOnce = (channel: string): Stream.Stream<string, SqlError> => {
-      if (listenSet === undefined) {
-        return Stream.fail(
-          new SqlError({
-            reason: new SqlErrors.ConnectionError({
-              cause: new Error("no listenEndpoints"),
-              message: "LISTEN does not work through PgBouncer in transaction mode: set `listenEndpoints` " +
-                "to the servers' own addresses",
-              operation: "listen"
-            })
-          })
-        )
-      }
-      const f = (session: SqlSession) =>
-        Stream.callback<string, SqlError>((queue) =>
-          Effect.gen(function*() {
-            const listener = (ch: string, payload: string) => {
-              if (ch === channel) Queue.offerUnsafe(queue, payload)
-            }
-            const lost = () =>
-              Queue.failCauseUnsafe(
-                queue,
-                Cause.fail(toSqlError(notSent(session, "the LISTEN session was lost"), "listen"))
-              )
-            session.listeners.add(listener)
-            session.onClose.add(lost)
-            yield* Effect.addFinalizer(() =>
-              Effect.sync(() => {
-                session.listeners.delete(listener)
-                session.onClose.delete(lost)
-                // The session is subscribed: it never goes back to the pool.
-                session.closed = true
-                void session.sql.end({ timeout: 0 }).catch(() => undefined)
-              })
-            )
-            yield* runOn(session, `LISTEN ${quoteIdent(channel)}`, [], { write: false, prepare: false }, "listen")
-            if (session.closed) lost()
-          })
-        )
-      return Stream.mapError(listenSet.as().useStream(f, { mode: "write", idempotent: true }), (e) => toSqlError(e, "listen"))
-    }
+    const listenOnce = SqlListen.make(listenSet, notSent, runOn)
 
     // --- the query cache --------------------------------------------------------
 
