@@ -36,22 +36,20 @@ import { ServerSet } from "@tether/core"
 import { randomBytes } from "node:crypto"
 import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { Context } from "effect"
-import { AndFilter, EqualityFilter, FilterParser, GreaterThanEqualsFilter, LessThanEqualsFilter, NotFilter, OrFilter, PresenceFilter, SubstringFilter } from "ldapts"
-import type { Filter } from "ldapts"
 import * as LdapClient from "./LdapClient.ts"
 import type * as Ldif from "./Ldif.ts"
-import { LdapInvalidCredentials, LdapOperationError } from "./LdapError.ts"
+import { LdapInvalidCredentials } from "./LdapError.ts"
 import type * as RequestControl from "./RequestControl.ts"
 import { isSasl } from "./Sasl.ts"
 import type * as Sasl from "./Sasl.ts"
-import { featureOf } from "./RequestControl.ts"
-import { FEATURES, LdapUnsupported } from "./RootDse.ts"
+import { FEATURES } from "./RootDse.ts"
 import type * as RootDse from "./RootDse.ts"
 import * as bulk from "./internal/ldapBulk.ts"
 import * as passwordModify from "./internal/passwordModify.ts"
 import { toLdifEntry } from "./internal/ldapClient.ts"
-
-const ENDPOINT = "memory"
+import * as MemoryControls from "./internal/memoryControls.ts"
+import * as MemoryDirectory from "./internal/memoryDirectory.ts"
+import { ENDPOINT, failure, normalize, parentOf, valuesOf } from "./internal/memoryDirectory.ts"
 
 /** The controls the memory client fakes (ManageDsaIT and proxied authorization are accepted and change nothing). */
 const MEMORY_CONTROLS = [
@@ -66,61 +64,6 @@ const MEMORY_CONTROLS = [
   "postRead"
 ] as const
 
-/** DNs compare case-insensitively, ignoring spaces after commas. */
-const normalize = (dn: string) => dn.toLowerCase().replace(/,\s+/g, ",")
-const parentOf = (dn: string) => {
-  const i = dn.search(/(?<!\\),/)
-  return i < 0 ? "" : dn.slice(i + 1)
-}
-
-const failure = (operation: string, kind: LdapOperationError["kind"], reason: string, resultCode?: number) =>
-  new LdapOperationError({ endpoint: ENDPOINT, operation, kind, resultCode, reason })
-
-const text = (v: string | Uint8Array) => (typeof v === "string" ? v : Buffer.from(v).toString("utf8"))
-
-const valuesOf = (entry: LdapClient.Entry, attribute: string): ReadonlyArray<string> => {
-  const wanted = attribute.toLowerCase()
-  for (const [type, values] of Object.entries(entry.attributes)) {
-    if (type.toLowerCase() === wanted) return values.map(text)
-  }
-  return []
-}
-
-/** Whether an entry matches a parsed filter (multi-valued, case-insensitive attribute names and values). */
-const matches = (filter: Filter, entry: LdapClient.Entry): boolean => {
-  if (filter instanceof AndFilter) return filter.filters.every((f) => matches(f, entry))
-  if (filter instanceof OrFilter) return filter.filters.some((f) => matches(f, entry))
-  if (filter instanceof NotFilter) return !matches(filter.filter, entry)
-  if (filter instanceof PresenceFilter) return valuesOf(entry, filter.attribute).length > 0
-  if (filter instanceof EqualityFilter) {
-    const value = text(filter.value).toLowerCase()
-    return valuesOf(entry, filter.attribute).some((v) => v.toLowerCase() === value)
-  }
-  if (filter instanceof SubstringFilter) {
-    return valuesOf(entry, filter.attribute).some((raw) => {
-      const v = raw.toLowerCase()
-      let at = 0
-      if (filter.initial) {
-        if (!v.startsWith(filter.initial.toLowerCase())) return false
-        at = filter.initial.length
-      }
-      for (const part of filter.any) {
-        const found = v.indexOf(part.toLowerCase(), at)
-        if (found < 0) return false
-        at = found + part.length
-      }
-      return !filter.final || (v.length - filter.final.length >= at && v.endsWith(filter.final.toLowerCase()))
-    })
-  }
-  if (filter instanceof GreaterThanEqualsFilter) {
-    return valuesOf(entry, filter.attribute).some((v) => v.toLowerCase() >= filter.value.toLowerCase())
-  }
-  if (filter instanceof LessThanEqualsFilter) {
-    return valuesOf(entry, filter.attribute).some((v) => v.toLowerCase() <= filter.value.toLowerCase())
-  }
-  return false
-}
-
 /**
  * Makes an in-memory client holding `entries`.
  *
@@ -128,137 +71,8 @@ const matches = (filter: Filter, entry: LdapClient.Entry): boolean => {
  * @category constructors
  */
 export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapClient => {
-  const directory = new Map<string, LdapClient.Entry>()
-  for (const entry of entries) directory.set(normalize(entry.dn), entry)
-
-  const search = (base: string, options?: LdapClient.SearchOptions) =>
-    Effect.suspend(() => {
-      let filter: Filter
-      try {
-        filter = FilterParser.parseString(options?.filter ?? "(objectClass=*)")
-      } catch (error) {
-        return Effect.fail(failure("search", "invalid-filter", (error as Error).message))
-      }
-      const key = normalize(base)
-      if (!directory.has(key)) return Effect.fail(failure("search", "no-such-object", "No Such Object", 32))
-      const scope = options?.scope ?? "sub"
-      const found: Array<LdapClient.Entry> = []
-      for (const [dn, entry] of directory) {
-        const inScope = scope === "base"
-          ? dn === key
-          : scope === "one"
-          ? parentOf(dn) === key
-          : scope === "children"
-          ? dn !== key && dn.endsWith(`,${key}`)
-          : dn === key || dn.endsWith(`,${key}`)
-        if (inScope && matches(filter, entry)) found.push(project(entry, options?.attributes))
-      }
-      const limit = options?.sizeLimit ?? 0
-      return Effect.succeed<LdapClient.SearchResult>(
-        limit > 0 && found.length > limit
-          ? { entries: found.slice(0, limit), references: [], truncated: "sizeLimit" }
-          : { entries: found, references: [], truncated: undefined }
-      )
-    })
-
-  const project = (entry: LdapClient.Entry, attributes: ReadonlyArray<string> | undefined): LdapClient.Entry => {
-    if (attributes === undefined || attributes.length === 0 || attributes.includes("*")) return entry
-    const wanted = new Set(attributes.map((a) => a.toLowerCase()))
-    return { dn: entry.dn, attributes: Object.fromEntries(Object.entries(entry.attributes).filter(([t]) => wanted.has(t.toLowerCase()))) }
-  }
-
-  const requireEntry = (operation: string, dn: string) =>
-    Effect.suspend(() => {
-      const entry = directory.get(normalize(dn))
-      return entry === undefined ? Effect.fail(failure(operation, "no-such-object", "No Such Object", 32)) : Effect.succeed(entry)
-    })
-
-  const add = (
-    dn: string,
-    attributes: { readonly [type: string]: string | ReadonlyArray<string | Uint8Array> } | ReadonlyMap<string, ReadonlyArray<string | Uint8Array>>
-  ) =>
-    Effect.suspend(() => {
-      const key = normalize(dn)
-      if (!/^[^=,]+=[^,]*/.test(dn)) return Effect.fail(failure("add", "invalid-dn", `invalid DN "${dn}"`, 34))
-      if (directory.has(key)) return Effect.fail(failure("add", "already-exists", "Already Exists", 68))
-      const parent = parentOf(key)
-      if (parent !== "" && !directory.has(parent) && directory.size > 0) {
-        return Effect.fail(failure("add", "no-such-object", "the parent entry does not exist", 32))
-      }
-      const pairs = attributes instanceof Map ? [...attributes] : Object.entries(attributes)
-      const stored: Record<string, Array<string | Uint8Array>> = {}
-      for (const [t, v] of pairs) {
-        Object.defineProperty(stored, t, { value: typeof v === "string" ? [v] : [...v], enumerable: true, writable: true, configurable: true })
-      }
-      directory.set(key, { dn, attributes: stored })
-      return Effect.void
-    })
-
-  const remove = (dn: string) =>
-    Effect.flatMap(requireEntry("delete", dn), () => {
-      const key = normalize(dn)
-      for (const other of directory.keys()) {
-        if (other.endsWith(`,${key}`)) return Effect.fail(failure("delete", "other", "Not Allowed On Non-leaf", 66))
-      }
-      directory.delete(key)
-      return Effect.void
-    })
-
-  const modify = (dn: string, changes: ReadonlyArray<LdapClient.Change>) =>
-    Effect.flatMap(requireEntry("modify", dn), (entry) => {
-      const attributes: Record<string, Array<string | Uint8Array>> = {}
-      for (const [t, vs] of Object.entries(entry.attributes)) attributes[t] = [...vs]
-      for (const change of changes) {
-        const type = Object.keys(attributes).find((t) => t.toLowerCase() === change.attribute.toLowerCase()) ?? change.attribute
-        if (change.operation === "increment") {
-          const current = attributes[type]
-          if (current === undefined || current.length !== 1) {
-            return Effect.fail(failure("modify", "constraint", `no single value of "${change.attribute}" to increment`, 18))
-          }
-          attributes[type] = [String(Number(text(current[0]!)) + Number(text(change.values[0] ?? "0")))]
-        } else if (change.operation === "replace") attributes[type] = [...change.values]
-        else if (change.operation === "add") attributes[type] = [...(attributes[type] ?? []), ...change.values]
-        else if (change.values.length === 0) delete attributes[type]
-        else {
-          const removed = change.values.map(text)
-          attributes[type] = (attributes[type] ?? []).filter((v) => !removed.includes(text(v)))
-        }
-        if (attributes[type]?.length === 0) delete attributes[type]
-      }
-      directory.set(normalize(dn), { dn: entry.dn, attributes })
-      return Effect.void
-    })
-
-  /** Renames an entry; the new RDN's value is added, the old one's removed when `deleteOldRdn`. */
-  const modifyDN = (dn: string, newDn: string, deleteOldRdn = true) =>
-    Effect.flatMap(requireEntry("modifyDN", dn), (entry) => {
-      const target = bulk.parentDn(newDn) !== "" ? newDn : `${newDn},${parentOf(entry.dn)}`
-      if (directory.has(normalize(target))) return Effect.fail(failure("modifyDN", "already-exists", "Already Exists", 68))
-      const rdnOf = (d: string) => {
-        const first = d.slice(0, d.length - bulk.parentDn(d).length).replace(/,\s*$/, "")
-        const eq = first.indexOf("=")
-        return [first.slice(0, eq).trim(), first.slice(eq + 1).trim()] as const
-      }
-      const attributes: Record<string, Array<string | Uint8Array>> = {}
-      for (const [t, vs] of Object.entries(entry.attributes)) {
-        Object.defineProperty(attributes, t, { value: [...vs], enumerable: true, writable: true, configurable: true })
-      }
-      const typeOf = (name: string) => Object.keys(attributes).find((t) => t.toLowerCase() === name.toLowerCase()) ?? name
-      const [oldType, oldValue] = rdnOf(entry.dn)
-      const [newType, newValue] = rdnOf(target)
-      if (deleteOldRdn) {
-        const t = typeOf(oldType)
-        attributes[t] = (attributes[t] ?? []).filter((v) => text(v).toLowerCase() !== oldValue.toLowerCase())
-        if (attributes[t]!.length === 0) delete attributes[t]
-      }
-      const t = typeOf(newType)
-      if (!(attributes[t] ?? []).some((v) => text(v).toLowerCase() === newValue.toLowerCase())) {
-        attributes[t] = [...(attributes[t] ?? []), newValue]
-      }
-      directory.delete(normalize(dn))
-      directory.set(normalize(target), { dn: target, attributes })
-      return Effect.void
-    })
+  const dir = MemoryDirectory.make(entries)
+  const { add, directory, modify, modifyDN, remove, requireEntry, search } = dir
 
   /** The root DSE: what the memory client fakes. */
   const rootDse = (): RootDse.RootDse => ({
@@ -274,119 +88,10 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
     vendorVersion: undefined
   })
 
-  /** The entry's `attributes` (all for `*` or none given), as a pre/post-read control returns them. */
-  const readBack = (dn: string, attributes: ReadonlyArray<string>): LdapClient.Entry | undefined => {
-    const entry = directory.get(normalize(dn))
-    return entry === undefined ? undefined : project(entry, attributes)
-  }
-
   const controlled = <R>(
     bound: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | LdapClient.LdapClientError, R>,
     controls: ReadonlyArray<RequestControl.RequestControl>
-  ): LdapClient.ControlledOperations<R> => {
-    const supported = new Set(rootDse().supportedControls)
-    const check = Effect.suspend((): Effect.Effect<void, LdapClient.ControlError> => {
-      for (const c of controls) {
-        const { feature, oid } = featureOf(c)
-        if (!supported.has(oid)) return Effect.fail(new LdapUnsupported({ feature, oid, endpoint: ENDPOINT }))
-        if (c._tag === "Assertion") {
-          try {
-            FilterParser.parseString(c.filter)
-          } catch (error) {
-            return Effect.fail(failure("assertion", "invalid-filter", `the assertion filter does not parse: ${(error as Error).message}`))
-          }
-        }
-      }
-      return Effect.void
-    })
-    const find = <T extends RequestControl.RequestControl["_tag"]>(tag: T) =>
-      controls.find((c): c is Extract<RequestControl.RequestControl, { _tag: T }> => c._tag === tag)
-    /** The assertion holds for `entry` (the target, or the entry an add would create). */
-    const asserted = (operation: string, entry: LdapClient.Entry | undefined) =>
-      Effect.suspend((): Effect.Effect<void, LdapOperationError> => {
-        const assertion = find("Assertion")
-        if (assertion === undefined || entry === undefined) return Effect.void
-        return matches(FilterParser.parseString(assertion.filter), entry)
-          ? Effect.void
-          : Effect.fail(failure(operation, "assertion-failed", "Assertion Failed", 122))
-      })
-    const write = (
-      operation: string,
-      dn: string,
-      apply: Effect.Effect<void, LdapOperationError>,
-      options?: { readonly added?: LdapClient.Entry; readonly renamedTo?: string }
-    ) =>
-      bound(Effect.gen(function*() {
-        yield* check
-        const before = directory.get(normalize(dn))
-        yield* asserted(operation, options?.added ?? before)
-        const pre = find("PreRead")
-        const preRead = pre === undefined ? undefined : readBack(dn, pre.attributes)
-        yield* apply
-        const post = find("PostRead")
-        const postRead = post === undefined || operation === "delete" ? undefined : readBack(options?.renamedTo ?? dn, post.attributes)
-        const out: { -readonly [K in keyof RequestControl.ResponseControls]: RequestControl.ResponseControls[K] } = {}
-        if (preRead !== undefined && operation !== "add") out.preRead = preRead
-        if (postRead !== undefined) out.postRead = postRead
-        return out as RequestControl.ResponseControls
-      }))
-    const searchControlled = (base: string, options?: LdapClient.SearchOptions) =>
-      bound(Effect.gen(function*() {
-        yield* check
-        const sortBy = find("Sort")
-        const vlv = find("VirtualListView")
-        const { sizeLimit: _ignored, ...unlimited } = options ?? {}
-        const found = yield* search(base, vlv === undefined ? options : unlimited)
-        let entries = [...found.entries]
-        const out: { -readonly [K in keyof RequestControl.ResponseControls]: RequestControl.ResponseControls[K] } = {}
-        if (sortBy !== undefined) {
-          const key = (e: LdapClient.Entry, attribute: string) => valuesOf(e, attribute).map((v) => v.toLowerCase()).sort()[0]
-          entries.sort((a, b) => {
-            for (const k of sortBy.keys) {
-              const [x, y] = [key(a, k.attribute), key(b, k.attribute)]
-              // Entries without the attribute sort last (RFC 2891).
-              const order = x === y ? 0 : x === undefined ? 1 : y === undefined ? -1 : x < y ? -1 : 1
-              if (order !== 0) return k.reverse === true ? -order : order
-            }
-            return 0
-          })
-          out.sort = { resultCode: 0 }
-        }
-        if (vlv !== undefined) {
-          if (sortBy === undefined) return yield* Effect.fail(failure("search", "other", "VLV needs a sort control (virtualListViewError)", 76))
-          const target = Math.min(Math.max(vlv.offset, 1), Math.max(entries.length, 1)) - 1
-          out.virtualListView = { targetPosition: target + 1, contentCount: entries.length, resultCode: 0 }
-          entries = entries.slice(Math.max(0, target - vlv.beforeCount), target + vlv.afterCount + 1)
-        }
-        return { ...found, entries, controls: out as RequestControl.ResponseControls }
-      }))
-    return {
-      search: searchControlled,
-      get: (dn, attributes) =>
-        searchControlled(dn, { scope: "base", ...(attributes === undefined ? {} : { attributes }) }).pipe(
-          Effect.map((r) => ({ entry: Option.fromNullishOr(r.entries[0]), controls: r.controls })),
-          Effect.catchIf(
-            (e) => e._tag === "LdapOperationError" && e.kind === "no-such-object",
-            () => Effect.succeed({ entry: Option.none<LdapClient.Entry>(), controls: {} })
-          )
-        ),
-      add: (dn, attributes) =>
-        write("add", dn, add(dn, attributes), {
-          added: { dn, attributes: Object.fromEntries(Object.entries(attributes).map(([t, v]) => [t, typeof v === "string" ? [v] : v])) }
-        }),
-      modify: (dn, changes) => write("modify", dn, modify(dn, changes)),
-      delete: (dn) => write("delete", dn, find("SubtreeDelete") === undefined ? remove(dn) : removeTree(dn)),
-      modifyDN: (dn, newDn) =>
-        write("modifyDN", dn, modifyDN(dn, newDn), { renamedTo: bulk.parentDn(newDn) !== "" ? newDn : `${newDn},${parentOf(dn)}` }),
-      compare: (dn, attribute, value) =>
-        bound(Effect.gen(function*() {
-          yield* check
-          const entry = yield* requireEntry("compare", dn)
-          yield* asserted("compare", entry)
-          return { matched: valuesOf(entry, attribute).includes(value), controls: {} }
-        }))
-    }
-  }
+  ): LdapClient.ControlledOperations<R> => MemoryControls.controlled(dir, new Set(rootDse().supportedControls), bound, controls)
 
   /** Password Modify (RFC 3062): the target's userPassword replaced, checking the old one when given. */
   const changePassword = (me: string, value: string | Uint8Array | undefined) =>
@@ -407,14 +112,6 @@ export const make = (entries: Iterable<LdapClient.Entry> = []): LdapClient.LdapC
         )
       })
     })
-
-  /** Subtree delete: the entry and everything under it. */
-  const removeTree = (dn: string) =>
-    Effect.flatMap(requireEntry("delete", dn), () =>
-      Effect.sync(() => {
-        const key = normalize(dn)
-        for (const other of [...directory.keys()]) if (other === key || other.endsWith(`,${key}`)) directory.delete(other)
-      }))
 
   const operations = <R>(whoami: Effect.Effect<string, LdapClient.LdapClientError, R>): LdapClient.Operations<R> => {
     // Each operation first checks the caller's bind, like the real client's connection.
