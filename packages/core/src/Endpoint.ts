@@ -10,6 +10,9 @@
  * URLs from a source you do not control (an environment variable), split the
  * secret off first with {@link splitCredentials}: it comes back `Redacted`.
  *
+ * It runs past 400 lines because it documents the endpoint model (URLs, roles, weights,
+ * priorities, host lists) with an example per constructor: a third of it is doc comments.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"

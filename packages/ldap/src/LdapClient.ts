@@ -3,6 +3,10 @@
  * per identity, failover, breakers, typed errors, streaming paged search and
  * bulk operations.
  *
+ * It runs past 400 lines because it is the client's documented public surface (every
+ * operation, option and result type): half of it is doc comments, and it holds no logic
+ * (`internal/ldapClient.ts` does).
+ *
  * @example
  * ```ts
  * import { Filter, LdapClient } from "@tether/ldap"

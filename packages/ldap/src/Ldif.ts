@@ -16,6 +16,10 @@
  *   {@link LdifRecordTooLarge}, {@link LdifUrlError}); with `keepGoing: true`
  *   the errors come in the stream and the parser goes on with the next record.
  *
+ * It runs past 400 lines because it documents the LDIF model (records, change types, URLs,
+ * base64) for users: over a third of it is doc comments; the parser and writer themselves are
+ * under `internal/ldif*.ts`.
+ *
  * @example
  * ```ts
  * import { Ldif } from "@tether/ldap"

@@ -8,6 +8,9 @@
  * never touches anything off the machine. Closing the scope closes the listener and every
  * connection and clears every timer.
  *
+ * It runs past 400 lines because it documents each fault it injects, with an example: nearly
+ * half of it is doc comments; the proxy's socket work is `internal/faultProxy.ts`.
+ *
  * @example
  * ```ts
  * import { Duration, Effect } from "effect"

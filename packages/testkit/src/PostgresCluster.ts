@@ -6,6 +6,10 @@
  * deletes the temp dir, also when the test failed. Needs the PostgreSQL server binaries
  * (`initdb`, `pg_ctl`, `pg_basebackup`, `postgres`); `npm run provision` checks for them.
  *
+ * It runs past 400 lines: a quarter is the documented public types, the rest one scoped
+ * lifecycle (`make`: initdb, base backups, start, stop, kill, promote, rewind and the
+ * finalizers that always clean up), which reads best in one place.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
