@@ -38,22 +38,22 @@ export interface LeaseOptions<C> {
   readonly onIdle: () => void
 }
 
+/** Ends a lease; what to run next, if anything (see `release` in `make`). */
+type Release<C> = (conn: Conn<C>, lease: Lease<C>, failure: Cause.Cause<unknown> | undefined) => Effect.Effect<void> | undefined
+
 /**
- * A frame class whose instances end one lease when the borrower's work ends, however it ends — masked,
- * as `Effect.onExitPrimitive` runs its finalizer.
+ * One lease in progress, pushed as a frame on the borrower's stack (`../fiberStack.ts`): it ends the
+ * lease when the borrower's work ends, however it ends, masked as `Effect.onExitPrimitive` runs its
+ * finalizer.
  */
-const frameFor = <C>(
-  release: (conn: Conn<C>, lease: Lease<C>, failure: Cause.Cause<unknown> | undefined) => Effect.Effect<void> | undefined
-) => {
-  class LeaseFrame {
-    constructor(readonly conn: Conn<C>, readonly lease: Lease<C>) {}
-  }
-  FiberStack.defineFrame(LeaseFrame, {
-    onPop: (_frame, fiber) => FiberStack.mask(fiber),
-    onExit: (frame, failure) => release(frame.conn, frame.lease, failure)
-  })
-  return LeaseFrame
+class LeaseFrame<C> {
+  constructor(readonly release: Release<C>, readonly conn: Conn<C>, readonly lease: Lease<C>) {}
 }
+
+FiberStack.defineFrame(LeaseFrame<unknown>, {
+  onPop: (_frame, fiber) => FiberStack.mask(fiber),
+  onExit: (frame, failure) => frame.release(frame.conn, frame.lease, failure)
+})
 
 export const make = <C, E>(
   state: PoolState<C>,
@@ -65,34 +65,47 @@ export const make = <C, E>(
     const clock = yield* Clock.Clock
     const { isReady, validate, isBroken, maxLifetime, validationWindow, acquireTimeout, connectTimeout } = options
 
-    /** Whether a connection may be lent; a failed check retires it (the borrower then tries again). */
-    const check = (conn: Conn<C>, fresh: boolean, now: number): boolean | Effect.Effect<boolean> => {
+    /**
+     * Whether a connection may be lent as it is: `true`, `false` (retire it), or `"validate"` (idle past
+     * `validationWindow`: ask the server first).
+     */
+    const verdict = (conn: Conn<C>, fresh: boolean, now: number): boolean | "validate" => {
       if (conn.retired || conn.group.retired) return false
       if (isReady !== undefined && !isReady(conn.connection)) return false
       if (now - conn.createdAt >= maxLifetime) return false
       if (!fresh && validate !== undefined && conn.holders === 1 && now - conn.lastUsedAt >= validationWindow) {
-        return validate(conn.connection, conn.group.identity).pipe(
-          Effect.map((result) => result !== false),
-          Effect.timeoutOrElse({ duration: connectTimeout, orElse: () => Effect.succeed(false) }),
-          Effect.catchCause(() => Effect.succeed(false)),
-          Effect.map((ok) => {
-            if (!ok) {
-              state.counters.validationFailures++
-              return false
-            }
-            // Validation may be slow: the driver may have lost the identity meanwhile.
-            return isReady === undefined || isReady(conn.connection)
-          })
-        )
+        return "validate"
       }
       return true
     }
 
-    /** Whether a connection may be lent without a validation round trip (the fast path's `check`). */
-    const isFresh = (conn: Conn<C>, now: number): boolean =>
-      !conn.retired && !conn.group.retired && (isReady === undefined || isReady(conn.connection)) &&
-      now - conn.createdAt < maxLifetime &&
-      (validate === undefined || conn.holders !== 1 || now - conn.lastUsedAt < validationWindow)
+    /** Whether a connection may be lent; a failed check retires it (the borrower then tries again). */
+    const check = (conn: Conn<C>, fresh: boolean, now: number): boolean | Effect.Effect<boolean> => {
+      const answer = verdict(conn, fresh, now)
+      if (answer !== "validate") return answer
+      return validate!(conn.connection, conn.group.identity).pipe(
+        Effect.map((result) => result !== false),
+        Effect.timeoutOrElse({ duration: connectTimeout, orElse: () => Effect.succeed(false) }),
+        Effect.catchCause(() => Effect.succeed(false)),
+        Effect.map((ok) => {
+          if (!ok) {
+            state.counters.validationFailures++
+            return false
+          }
+          // Validation may be slow: the driver may have lost the identity meanwhile.
+          return isReady === undefined || isReady(conn.connection)
+        })
+      )
+    }
+
+    /**
+     * An available connection of `group`, taken at once (counted as held): only when nobody of the
+     * identity waits and the fairness bound lets a newcomer go ahead of the queue.
+     */
+    const takeAtOnce = (group: Group<C>): Conn<C> | undefined =>
+      group.waiting === 0 && !state.draining && (group.avail.length === 0 || admission.barge())
+        ? state.takeAvail(group)
+        : undefined
 
     /** Records a borrow of `conn` that starts now. */
     const beginLease = (
@@ -147,8 +160,6 @@ export const make = <C, E>(
       return undefined
     }
 
-    /** Ends a lease when its frame sees the borrower's work end (the fast path). */
-    const LeaseFrame = frameFor(release)
 
     /** Gives back a grant its waiter can no longer use (it was interrupted). */
     const undo = (grant: Grant<C>, group: Group<C>) => {
@@ -212,16 +223,13 @@ export const make = <C, E>(
         if (closed !== undefined) return Effect.fail(closed)
         const group = options.groupOf(identity)
         const internals = FiberStack.internalsOf(fiber)
-        if (
-          internals === undefined || group.waiting > 0 || state.draining ||
-          (group.avail.length > 0 && !admission.barge())
-        ) return borrowSlow(group, f, undefined)
-        const conn = state.takeAvail(group)
+        if (internals === undefined) return borrowSlow(group, f, undefined)
+        const conn = takeAtOnce(group)
         if (conn === undefined) return borrowSlow(group, f, undefined)
         const now = clock.currentTimeMillisUnsafe()
-        if (!isFresh(conn, now)) return borrowSlow(group, f, conn)
+        if (verdict(conn, false, now) !== true) return borrowSlow(group, f, conn)
         const lease = beginLease(conn, group, fiber, now, true)
-        FiberStack.push(internals, new LeaseFrame(conn, lease))
+        FiberStack.push(internals, new LeaseFrame(release, conn, lease))
         return f(conn.connection)
       })
 
@@ -246,7 +254,7 @@ export const make = <C, E>(
             const lease = beginLease(conn, group, fiber, now, reused)
             const internals = FiberStack.internalsOf(fiber)
             if (internals !== undefined) {
-              FiberStack.push(internals, new LeaseFrame(conn, lease))
+              FiberStack.push(internals, new LeaseFrame(release, conn, lease))
               return restore(f(conn.connection))
             }
             return Effect.onExitPrimitive(
@@ -270,10 +278,8 @@ export const make = <C, E>(
           }
 
           const borrow = (): Effect.Effect<A, E | E2 | BorrowError, R> => {
-            if (group.waiting === 0 && !state.draining && (group.avail.length === 0 || admission.barge())) {
-              const conn = state.takeAvail(group)
-              if (conn !== undefined) return tryLend(conn, true)
-            }
+            const conn = takeAtOnce(group)
+            if (conn !== undefined) return tryLend(conn, true)
             return Effect.flatMap(wait(group, deadline, restore), (grant) =>
               // A connection handed over (the common grant) needs no further step to realize.
               grant._tag === "Lend" ? waited(grant.conn, true) : Effect.flatMap(

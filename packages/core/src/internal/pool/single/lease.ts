@@ -109,17 +109,27 @@ export const make = <A, E>(
     )
 
   /**
+   * Whether an entry can be lent as it is: `true` (the common case), `false` (retired, or too old), or
+   * `"validate"` (idle past `validationWindow`: ask the server first).
+   */
+  const verdict = (entry: Entry<A>, now: number): boolean | "validate" => {
+    if (entry.retired || now - entry.createdAt >= maxLifetime) return false
+    return validate !== undefined && entry.holders.length === 0 && now - entry.lastUsedAt >= validationWindow
+      ? "validate"
+      : true
+  }
+
+  /**
    * Checks an entry just taken from the pool: too old, or failing
    * validation, and it is retired (the caller then borrows another).
    */
   const checkOut = (entry: Entry<A>): Effect.Effect<boolean> => {
-    const now = clock.currentTimeMillisUnsafe()
-    if (entry.retired) return Effect.succeed(false)
-    if (now - entry.createdAt >= maxLifetime) return Effect.as(retire(entry), false)
-    if (validate !== undefined && entry.holders.length === 0 && now - entry.lastUsedAt >= validationWindow) {
+    const answer = verdict(entry, clock.currentTimeMillisUnsafe())
+    if (answer === true) return Effect.succeed(true)
+    if (answer === "validate") {
       return Effect.flatMap(isValid(entry), (ok) => ok ? Effect.succeed(true) : Effect.as(failValidation(entry), false))
     }
-    return Effect.succeed(true)
+    return entry.retired ? Effect.succeed(false) : Effect.as(retire(entry), false)
   }
 
   const beginLease = (
@@ -169,10 +179,12 @@ export const make = <A, E>(
     return undefined
   }
 
-  /** Whether an entry can be lent without checking it first (the common case). */
-  const isFresh = (entry: Entry<A>, now: number) =>
-    !entry.retired && now - entry.createdAt < maxLifetime &&
-    (validate === undefined || entry.holders.length > 0 || now - entry.lastUsedAt < validationWindow)
+  /** Ends a borrow: its lease, or without one, whatever it was given back (or never took) passes on to the next waiter. */
+  const endBorrow = (lease: Lease<A> | undefined, failure: Cause.Cause<unknown> | undefined) => {
+    if (lease !== undefined) return endLease(lease, failure)
+    admission.wakeOne()
+    return undefined
+  }
 
   const lend = (borrow: Borrow<A>, entry: Entry<A>, now: number) => {
     borrow.lease = beginLease(entry, borrow.fiber, borrow.startedAt, now)
@@ -185,7 +197,7 @@ export const make = <A, E>(
       admission.settle(borrow.token)
       // An immediate borrow took no time: its start time is the time now.
       const now = borrow.immediate ? borrow.startedAt : clock.currentTimeMillisUnsafe()
-      if (isFresh(entry, now)) return lend(borrow, entry, now)
+      if (verdict(entry, now) === true) return lend(borrow, entry, now)
       return Effect.flatMap(checkOut(entry), (ok) => {
         if (ok) return lend(borrow, entry, clock.currentTimeMillisUnsafe())
         borrow.retrying = true
@@ -194,10 +206,8 @@ export const make = <A, E>(
     },
     finish: (borrow, failure) => {
       admission.settle(borrow.token)
-      if (borrow.lease !== undefined) return endLease(borrow.lease, failure)
-      // No lease: whatever it was given back (or never took) passes on to the next waiter.
-      if (borrow.entered) admission.wakeOne()
-      return undefined
+      // A borrow that never went to `Pool` holds nothing to pass on (a lease implies it went).
+      return borrow.entered ? endBorrow(borrow.lease, failure) : undefined
     },
     retry: (borrow) => start(borrow.fiber, borrow.f, borrow.startedAt, false)
   }
@@ -260,12 +270,7 @@ export const make = <A, E>(
         // the lease ends once `Pool` has the connection back.
         yield* Scope.addFinalizer(
           attemptScope,
-          Effect.suspend(() => {
-            if (held.lease !== undefined) return endLease(held.lease, undefined) ?? Effect.void
-            // No lease: whatever it was given back (or never took) passes on to the next waiter.
-            admission.wakeOne()
-            return Effect.void
-          })
+          Effect.suspend(() => endBorrow(held.lease, undefined) ?? Effect.void)
         )
         const entry = yield* admission.admitted(deadline, () => Pool.get(pool).pipe(Scope.provide(attemptScope))).pipe(
           Effect.onError((cause) => Scope.close(attemptScope, Exit.failCause(cause)))
