@@ -11,6 +11,7 @@
 import type { Clock, Fiber, Scope } from "effect"
 import { Cause, Deferred, Duration, Effect, Exit, Random, Schedule, Stream, Tracer } from "effect"
 import * as Predicate from "effect/Predicate"
+import * as Result from "effect/Result"
 import * as Balancer from "../Balancer.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import type * as Endpoint from "../Endpoint.ts"
@@ -72,47 +73,37 @@ const annotateAttempt = (span: Tracer.Span, id: string, exit: Exit.Exit<unknown,
   })
 }
 
-/** One attempt in progress on an endpoint, as seen by its frame (see `attemptOn`). */
-interface Attempt {
-  readonly id: Endpoint.EndpointId
-  readonly member: { successes: number; failures: number; lastError: string | undefined }
-  readonly start: number
-  readonly span: Tracer.Span | undefined
-  readonly onFailed: ((error: unknown) => Effect.Effect<unknown, unknown, unknown>) | undefined
+/** The bookkeeping of an attempt that ended (see `settleAttempt` in `make`). */
+type Settle = (attempt: AttemptFrame, failure: Cause.Cause<unknown> | undefined) => void
+
+/**
+ * One attempt in progress on an endpoint, pushed as a frame on the fiber's stack (see `attemptOn`):
+ * `settle` does its bookkeeping when it ends, `onFailed` turns a failure (in `Effect.catch`'s sense)
+ * into what runs instead.
+ */
+class AttemptFrame {
+  constructor(
+    readonly settle: Settle,
+    readonly id: Endpoint.EndpointId,
+    readonly member: { successes: number; failures: number; lastError: string | undefined },
+    readonly start: number,
+    readonly span: Tracer.Span | undefined,
+    readonly onFailed: ((error: unknown) => Effect.Effect<unknown, unknown, unknown>) | undefined
+  ) {}
 }
 
-/** `Effect.catch`'s choice: the failure to recover from, unless the cause holds a defect or no failure. */
-const recoverable = (cause: Cause.Cause<unknown>): { readonly error: unknown } | undefined => {
-  let found: { readonly error: unknown } | undefined
-  for (const reason of cause.reasons) {
-    if (reason._tag === "Die") return undefined
-    if (reason._tag === "Fail" && found === undefined) found = { error: reason.error }
+FiberStack.defineFrame(AttemptFrame, {
+  onExit: (attempt, failure) => {
+    attempt.settle(attempt, failure)
+    return undefined
+  },
+  // What `Effect.catch` recovers from: a failure, unless the cause also holds a defect.
+  recover: (attempt, cause) => {
+    if (attempt.onFailed === undefined || Cause.hasDies(cause)) return undefined
+    const error = Cause.findError(cause)
+    return Result.isFailure(error) ? undefined : attempt.onFailed(error.success)
   }
-  return found
-}
-
-/** The frame class of a set's attempts: `settle` does the bookkeeping, `onFailed` recovers. */
-const attemptFrame = (settle: (attempt: Attempt, failure: Cause.Cause<unknown> | undefined) => undefined) => {
-  class AttemptFrame implements Attempt {
-    constructor(
-      readonly id: Endpoint.EndpointId,
-      readonly member: Attempt["member"],
-      readonly start: number,
-      readonly span: Tracer.Span | undefined,
-      readonly onFailed: Attempt["onFailed"]
-    ) {}
-  }
-  FiberStack.defineFrame(AttemptFrame, {
-    onExit: settle,
-    recover: (attempt, cause) => {
-      if (attempt.onFailed === undefined) return undefined
-      const failed = recoverable(cause)
-      return failed === undefined ? undefined : attempt.onFailed(failed.error)
-    }
-  })
-  return AttemptFrame
-}
-
+})
 
 /** What the router needs of its set. */
 export interface RouterOptions<C, E> {
@@ -130,7 +121,7 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
   const { balancer, classifyForBreaker, classifyForRetry, clock, members, name, options } = router
 
   /** The per-call bookkeeping of an attempt that ended: in flight, outcome, latency, span. */
-  const settleAttempt = (attempt: Attempt, failure: Cause.Cause<unknown> | undefined): undefined => {
+  const settleAttempt: Settle = (attempt, failure) => {
     const { id, member, span } = attempt
     balancer.addInFlightUnsafe(id, -1)
     if (failure === undefined) {
@@ -148,9 +139,7 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
       }
     }
     if (span !== undefined) annotateAttempt(span, id, failure === undefined ? Exit.void : Exit.failCause(failure))
-    return undefined
   }
-  const AttemptFrame = attemptFrame(settleAttempt)
 
   /**
    * One attempt on endpoint `id`, from inside the fiber's current step. `onFailed`: what a failure
@@ -176,7 +165,7 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
       ? fiber.cache.span
       : undefined
     member.requests++
-    const attempt = new AttemptFrame(id, member, clock.currentTimeMillisUnsafe(), span, onFailed)
+    const attempt = new AttemptFrame(settleAttempt, id, member, clock.currentTimeMillisUnsafe(), span, onFailed)
     const borrowed = member.pool.use(identity, (connection) => f(connection, member.endpoint))
     const guarded = member.breaker === undefined ? borrowed : member.breaker.protect(borrowed)
     balancer.addInFlightUnsafe(id, 1)
@@ -187,7 +176,10 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
     }
     const observed = Effect.onExitPrimitive(
       guarded,
-      (exit) => settleAttempt(attempt, Exit.isFailure(exit) ? exit.cause : undefined)
+      (exit) => {
+        settleAttempt(attempt, Exit.isFailure(exit) ? exit.cause : undefined)
+        return undefined
+      }
     )
     return (onFailed === undefined ? observed : Effect.catch(observed, onFailed)) as Effect.Effect<
       A,
@@ -223,6 +215,28 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
     write: { "tether.set": name, "tether.mode": "write", "tether.identity": "default" }
   } as const
 
+  /** The failover of one call (built only when it is needed); `onAttempt` hears each endpoint tried. */
+  const failoverOf = <A, E2, R>(
+    identity: Credentials | undefined,
+    f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
+    mode: Balancer.AccessMode,
+    idempotent: boolean,
+    /** Hedge each attempt after this delay (`undefined`: no hedging). */
+    hedgeAfter: Duration.Duration | undefined,
+    onAttempt: ((id: Endpoint.EndpointId) => void) | undefined
+  ): Retry.Options<A, ServerSet.UseError<E> | E2, R> => ({
+    operation: (id) => {
+      onAttempt?.(id)
+      return hedgeAfter !== undefined ? hedge(id, identity, f, hedgeAfter, mode) : runOn(id, identity, f)
+    },
+    pick: pickFor,
+    classify: classifyForRetry,
+    mode,
+    idempotent,
+    schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
+    onRetryableFailure
+  })
+
   const useWith = <A, E2, R>(
     identity: Credentials | undefined,
     f: (connection: C, endpoint: Endpoint.Endpoint) => Effect.Effect<A, E2, R>,
@@ -231,22 +245,6 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
     const mode = useOptions?.mode ?? "read"
     const idempotent = useOptions?.idempotent ?? false
     const hedged = hedgeDelay !== undefined && mode !== "write" && idempotent
-    /** The endpoint of the last attempt, for the operation observer. */
-    let last: Endpoint.EndpointId | undefined
-    const attempt = (id: Endpoint.EndpointId): Effect.Effect<A, ServerSet.UseError<E> | E2, R> => {
-      last = id
-      return hedged ? hedge(id, identity, f, hedgeDelay, mode) : runOn(id, identity, f)
-    }
-    const failoverOptions: Retry.Options<A, ServerSet.UseError<E> | E2, R> = {
-      operation: attempt,
-      pick: pickFor,
-      classify: classifyForRetry,
-      mode,
-      idempotent,
-      schedule: retrySchedule as Schedule.Schedule<unknown, unknown> | undefined,
-      onRetryableFailure
-    }
-    const routed = () => Effect.catch(Retry.failover(failoverOptions), withCausesOf)
     return Effect.withFiber((fiber) => {
       const native = fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
       const observer = fiber.getRef(OperationObserver)
@@ -259,17 +257,28 @@ export const make = <C, E>(router: RouterOptions<C, E>) => {
           const id = picked.success
           return attemptOn(fiber, id, identity, f, (error) =>
             Effect.catch(
-              RetryLoop.afterFailure(failoverOptions, Retry.defaultSchedule, id, error as ServerSet.UseError<E> | E2),
+              RetryLoop.afterFailure(
+                failoverOf(identity, f, mode, idempotent, undefined, undefined),
+                Retry.defaultSchedule,
+                id,
+                error as ServerSet.UseError<E> | E2
+              ),
               withCausesOf
             ))
         }
         // Nothing to pick: the failover waits and retries the pick, and reports why.
       }
+      /** The endpoint of the last attempt, for the operation observer. */
+      let last: Endpoint.EndpointId | undefined
+      const routed = Effect.catch(
+        Retry.failover(failoverOf(identity, f, mode, idempotent, hedged ? hedgeDelay : undefined, (id) => (last = id))),
+        withCausesOf
+      )
       // The `tether.serverset.use` span, when a tracing backend is installed: with only Effect's
       // in-memory native tracer nobody can see it, and building it costs about as much as the routing.
       const traced = native
-        ? routed()
-        : Effect.withSpan(routed(), "tether.serverset.use", {
+        ? routed
+        : Effect.withSpan(routed, "tether.serverset.use", {
           attributes: identity === undefined && (mode === "read" || mode === "write") ? defaultAttributes[mode] : {
             "tether.set": name,
             "tether.mode": mode,
