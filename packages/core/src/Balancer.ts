@@ -603,7 +603,22 @@ export interface Balancer {
   readonly whenIdle: (id: EndpointId) => Effect.Effect<void>
   /** Picks an endpoint for an operation of the given mode (default: any endpoint). */
   readonly pick: (mode?: AccessMode, options?: PickOptions) => Effect.Effect<EndpointId, NoEndpointAvailable>
-  /** `pick`, synchronously, drawing from `random` (for code already inside an effect's callback). */
+  /**
+   * `pick`, synchronously, drawing from `random` (for code already inside an effect's callback); it
+   * moves the same cursor as `pick`.
+   *
+   * @example
+   * ```ts
+   * import { Effect, Result } from "effect"
+   * import { Balancer } from "@tether/core"
+   *
+   * const program = Effect.gen(function*() {
+   *   const balancer = yield* Balancer.make({ endpoints: [{ id: "ldap://a:389" }, { id: "ldap://b:389" }] })
+   *   const picked = balancer.pickUnsafe(Math.random, "read")
+   *   return Result.isSuccess(picked) ? picked.success : picked.failure.message
+   * })
+   * ```
+   */
   readonly pickUnsafe: (
     random: () => number,
     mode?: AccessMode,
